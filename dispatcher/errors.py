@@ -1,0 +1,83 @@
+"""Every error pushinbox raises, rooted in one class (as redis-py roots its errors in RedisError).
+
+This module imports nothing of ours, so any layer (API, CLI, HTTP, workers) can catch
+``PushinboxError`` and map the subclasses to an exit code or an HTTP status.
+"""
+
+from __future__ import annotations
+
+
+class PushinboxError(Exception):
+    """Base of every pushinbox error; ``code`` is a stable machine-readable name."""
+
+    code = "error"
+    http_status = 500
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ValidationError(PushinboxError):
+    """Bad input: a field is missing, malformed or out of range. Nothing was changed."""
+
+    code = "invalid"
+    http_status = 422
+
+
+class NotFoundError(PushinboxError):
+    """An unknown team, advisor, role or message."""
+
+    code = "not_found"
+    http_status = 404
+
+
+class ConflictError(PushinboxError):
+    """An action in the wrong state (e.g. next while logged out, replying to an archived message)."""
+
+    code = "conflict"
+    http_status = 409
+
+
+class NotYoursError(ConflictError):
+    """An advisor acted on a message that is not in their hands."""
+
+    code = "not_yours"
+    http_status = 403
+
+
+class ForbiddenError(PushinboxError):
+    """The caller may not do this (e.g. a push-mode advisor picking a specific message)."""
+
+    code = "forbidden"
+    http_status = 403
+
+
+class UnavailableError(PushinboxError):
+    """Redis is unreachable; the operation did not happen and may be retried."""
+
+    code = "unavailable"
+    http_status = 503
+
+
+_BY_CODE: dict[str, type[PushinboxError]] = {
+    cls.code: cls
+    for cls in (
+        PushinboxError,
+        ValidationError,
+        NotFoundError,
+        ConflictError,
+        NotYoursError,
+        ForbiddenError,
+        UnavailableError,
+    )
+}
+
+
+def error_for_code(code: str, message: str, field: str | None = None) -> PushinboxError:
+    """Build the error a Lua script reported as ``PI <code> <field> <message>``."""
+    return _BY_CODE.get(code, PushinboxError)(message, field=field)

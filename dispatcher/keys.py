@@ -1,0 +1,136 @@
+"""The one module that owns Redis key names.
+
+Every key of a team starts with ``pi:{team}:``: the braces make the team a cluster hash tag, so
+all of one team's keys share a slot and each Lua script touches a single slot. The Lua include
+``includes/core.lua`` builds the same names from the prefix; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import re
+
+from dispatcher.defaults import KEY_PREFIX
+from dispatcher.errors import ValidationError
+
+#: Ids are printable ASCII without spaces or braces (braces would break the cluster hash tag).
+_ID_RE = re.compile(r"^[!-z|~]{1,200}$")
+
+#: The registry of teams; the one key outside any team slot (never touched by a script).
+TEAMS = f"{KEY_PREFIX}:teams"
+
+
+def check_id(value: object, field: str) -> str:
+    """Return ``value`` if it is a usable id, else raise a ValidationError naming ``field``."""
+    if not isinstance(value, str) or not _ID_RE.match(value):
+        raise ValidationError(
+            f"{field} must be 1-200 printable ASCII characters without spaces or braces, "
+            f"got {value!r}",
+            field=field,
+        )
+    return value
+
+
+def prefix(team: str) -> str:
+    """The prefix of every key of ``team``; scripts receive it as ARGV[1]."""
+    return f"{KEY_PREFIX}:{{{team}}}:"
+
+
+def cfg(team: str) -> str:
+    """Team settings hash; its existence is the team's existence. KEYS[1] of every script."""
+    return prefix(team) + "cfg"
+
+
+def queue(team: str, version: int, index: int) -> str:
+    """Waiting conversations of one priority group (sorted set, score = order in the group)."""
+    return f"{prefix(team)}q:{version}:{index}"
+
+
+def conversation(team: str, conv: str) -> str:
+    return f"{prefix(team)}c:{conv}"
+
+
+def conversation_waiting(team: str, conv: str) -> str:
+    """The waiting message ids of a conversation (list)."""
+    return f"{prefix(team)}cw:{conv}"
+
+
+def message(team: str, msg: str) -> str:
+    return f"{prefix(team)}m:{msg}"
+
+
+def channel_waiting(team: str, channel: str) -> str:
+    """Waiting messages of one channel by arrival (sorted set): stock count and oldest age."""
+    return f"{prefix(team)}ch:{channel}"
+
+
+def channels(team: str) -> str:
+    return prefix(team) + "channels"
+
+
+def advisor(team: str, adv: str) -> str:
+    return f"{prefix(team)}a:{adv}"
+
+
+def advisors(team: str) -> str:
+    return prefix(team) + "advisors"
+
+
+def current(team: str, adv: str) -> str:
+    """Messages in an advisor's hands (sorted set by assignment time)."""
+    return f"{prefix(team)}cur:{adv}"
+
+
+def pushed(team: str, adv: str) -> str:
+    """Pushed messages the advisor has not processed yet (sorted set by push time)."""
+    return f"{prefix(team)}push:{adv}"
+
+
+def pushed_conversations(team: str, adv: str) -> str:
+    """Conversation -> count of its unprocessed pushed messages; HLEN is the capacity used."""
+    return f"{prefix(team)}pconv:{adv}"
+
+
+def on_hold(team: str, adv: str) -> str:
+    return f"{prefix(team)}hold:{adv}"
+
+
+def online(team: str) -> str:
+    """Logged-in advisors by last-seen time: what the presence reaper reads."""
+    return prefix(team) + "online"
+
+
+def help_requests(team: str) -> str:
+    return prefix(team) + "help"
+
+
+def quarantine(team: str) -> str:
+    return prefix(team) + "quar"
+
+
+def done(team: str) -> str:
+    return prefix(team) + "done"
+
+
+def role(team: str, name: str) -> str:
+    return f"{prefix(team)}role:{name}"
+
+
+def roles(team: str) -> str:
+    return prefix(team) + "roles"
+
+
+def day(team: str, day_number: int) -> str:
+    """Figures of one UTC day (days since the epoch): team totals and per-advisor fields."""
+    return f"{prefix(team)}d:{day_number}"
+
+
+def events(team: str) -> str:
+    return prefix(team) + "events"
+
+
+def customer(team: str, cust: str) -> str:
+    return f"{prefix(team)}cu:{cust}"
+
+
+def customer_conversations(team: str, cust: str) -> str:
+    return f"{prefix(team)}cuv:{cust}"

@@ -1,0 +1,328 @@
+"""Domain types and the validation of what callers send in.
+
+Validation happens here, before any script runs, so bad input is refused with an error naming
+the field and nothing is written. The scripts re-check only what depends on Redis state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from dispatcher import defaults
+from dispatcher.errors import ValidationError
+from dispatcher.keys import check_id
+
+_MESSAGE_FIELDS = {
+    "id",
+    "conversation",
+    "customer",
+    "channel",
+    "body",
+    "language",
+    "tags",
+    "attributes",
+    "customer_tags",
+}
+
+
+def pack(value: Any) -> bytes:
+    """msgpack as the scripts' cmsgpack reads it (strings as raw, no bin type)."""
+    return msgpack.packb(value, use_bin_type=False)
+
+
+def unpack(data: bytes | str) -> Any:
+    """Inverse of the scripts' cmsgpack.pack; binary fields survive as surrogate-escaped str."""
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogateescape")
+    return msgpack.unpackb(data, raw=False, unicode_errors="surrogateescape", strict_map_key=False)
+
+
+def unpack_field(value: Any) -> Any:
+    """A msgpack-encoded field nested inside a script's answer."""
+    if value is None or value == "":
+        return None
+    return unpack(value)
+
+
+def _tags(value: object, field: str) -> list[str]:
+    if not isinstance(value, list):
+        raise ValidationError(f"{field} must be a list of strings", field=field)
+    if len(value) > defaults.MAX_TAGS:
+        raise ValidationError(
+            f"{field} has {len(value)} tags; at most {defaults.MAX_TAGS} are allowed", field=field
+        )
+    out: list[str] = []
+    for i, tag in enumerate(value):
+        if not isinstance(tag, str) or not tag or len(tag) > defaults.MAX_TAG_LEN:
+            raise ValidationError(
+                f"{field}[{i}] must be a non-empty string of at most {defaults.MAX_TAG_LEN} "
+                "characters",
+                field=f"{field}[{i}]",
+            )
+        if tag not in out:
+            out.append(tag)
+    return out
+
+
+def _scalar_ok(value: object) -> bool:
+    if isinstance(value, bool | int):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, str) and len(value) <= 1024
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    """A customer message as an upstream service sends it, validated."""
+
+    id: str
+    conversation: str
+    customer: str
+    channel: str
+    body: Any
+    language: str = ""
+    tags: list[str] = field(default_factory=list)
+    attributes: dict[str, Any] = field(default_factory=dict)
+    customer_tags: list[str] | None = None
+
+    @classmethod
+    def parse(cls, data: object) -> IncomingMessage:
+        """Validate a message dict; raises ValidationError naming the first bad field."""
+        if not isinstance(data, dict):
+            raise ValidationError("a message must be an object", field="message")
+        unknown = sorted(set(data) - _MESSAGE_FIELDS)
+        if unknown:
+            raise ValidationError(f"unknown message field {unknown[0]!r}", field=unknown[0])
+        for name in ("id", "conversation", "customer", "channel"):
+            if name not in data:
+                raise ValidationError(f"message field {name!r} is required", field=name)
+            check_id(data[name], name)
+        if "body" not in data:
+            raise ValidationError("message field 'body' is required", field="body")
+        try:
+            body_json = json.dumps(data["body"], ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(f"body must be JSON data: {exc}", field="body") from exc
+        if len(body_json.encode("utf-8", "surrogatepass")) > defaults.MAX_BODY_BYTES:
+            raise ValidationError(
+                f"body is larger than {defaults.MAX_BODY_BYTES} bytes", field="body"
+            )
+        language = data.get("language", "")
+        if not isinstance(language, str) or len(language) > 35:
+            raise ValidationError("language must be a language tag such as 'en'", field="language")
+        attrs = data.get("attributes", {})
+        if not isinstance(attrs, dict) or len(attrs) > defaults.MAX_ATTRS:
+            raise ValidationError(
+                f"attributes must be an object of at most {defaults.MAX_ATTRS} entries",
+                field="attributes",
+            )
+        for key, value in attrs.items():
+            if not isinstance(key, str) or not key or len(key) > defaults.MAX_TAG_LEN:
+                raise ValidationError(f"attribute name {key!r} is not valid", field="attributes")
+            if not _scalar_ok(value):
+                raise ValidationError(
+                    f"attributes.{key} must be a string, number or boolean",
+                    field=f"attributes.{key}",
+                )
+        ctags = data.get("customer_tags")
+        return cls(
+            id=data["id"],
+            conversation=data["conversation"],
+            customer=data["customer"],
+            channel=data["channel"],
+            body=data["body"],
+            language=language,
+            tags=_tags(data.get("tags", []), "tags"),
+            attributes=dict(attrs),
+            customer_tags=None if ctags is None else _tags(ctags, "customer_tags"),
+        )
+
+    def checksum(self) -> str:
+        """Identifies the content: the same id with another content is a conflict."""
+        canon = json.dumps(
+            {
+                "conversation": self.conversation,
+                "customer": self.customer,
+                "channel": self.channel,
+                "body": self.body,
+                "language": self.language,
+                "tags": self.tags,
+                "attributes": self.attributes,
+                "customer_tags": self.customer_tags,
+            },
+            sort_keys=True,
+            ensure_ascii=False,
+        )
+        return hashlib.blake2b(canon.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
+
+    def to_script(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "conv": self.conversation,
+            "cust": self.customer,
+            "ch": self.channel,
+            "lang": self.language,
+            "mt": pack(self.tags),
+            "at": pack(self.attributes),
+            "body": pack(self.body),
+            "sum": self.checksum(),
+        }
+        if self.customer_tags is not None:
+            out["ctags"] = pack(sorted(self.customer_tags))
+        return out
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message as advisors and supervisors see it."""
+
+    id: str
+    conversation: str
+    customer: str
+    channel: str
+    body: Any
+    received_at: int
+    state: str
+    advisor: str | None
+    via: str | None
+    group: str | None
+    why: str | None
+    reassigned: bool
+    requeues: int
+    on_hold: bool
+    language: str
+    tags: list[str]
+    attributes: dict[str, Any]
+    done: str | None
+
+    STATES = {
+        "w": "waiting",
+        "a": "assigned",
+        "h": "help",
+        "q": "quarantine",
+        "d": "done",
+        "n": "new",
+    }
+
+    @classmethod
+    def from_script(cls, v: dict[str, Any]) -> Message:
+        return cls(
+            id=v["id"],
+            conversation=v.get("conversation") or "",
+            customer=v.get("customer") or "",
+            channel=v.get("channel") or "",
+            body=unpack_field(v.get("body")),
+            received_at=int(v.get("ts") or 0),
+            state=cls.STATES.get(v.get("state") or "", "unknown"),
+            advisor=v.get("advisor") or None,
+            via=v.get("via") or None,
+            group=v.get("group") or None,
+            why=v.get("why") or None,
+            reassigned=bool(v.get("reassigned")),
+            requeues=int(v.get("requeues") or 0),
+            on_hold=bool(v.get("hold")),
+            language=v.get("language") or "",
+            tags=unpack_field(v.get("tags")) or [],
+            attributes=unpack_field(v.get("attrs")) or {},
+            done=v.get("done") or None,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "conversation": self.conversation,
+            "customer": self.customer,
+            "channel": self.channel,
+            "body": self.body,
+            "received_at": self.received_at,
+            "state": self.state,
+            "advisor": self.advisor,
+            "via": self.via,
+            "group": self.group,
+            "why": self.why,
+            "reassigned": self.reassigned,
+            "requeues": self.requeues,
+            "on_hold": self.on_hold,
+            "language": self.language,
+            "tags": self.tags,
+            "attributes": self.attributes,
+            "done": self.done,
+        }
+
+
+@dataclass(frozen=True)
+class Push:
+    """The answer to *process a new message*."""
+
+    status: str  # "assigned" (a new conversation), "pending" (still to process), "empty"
+    messages: list[Message]
+
+    @property
+    def message(self) -> Message | None:
+        return self.messages[0] if self.messages else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "messages": [m.to_dict() for m in self.messages]}
+
+
+@dataclass(frozen=True)
+class ChannelStock:
+    channel: str
+    waiting: int
+    oldest_age_s: float | None
+
+
+@dataclass(frozen=True)
+class Stock:
+    total: int
+    channels: list[ChannelStock]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "channels": {
+                c.channel: {"waiting": c.waiting, "oldest_age_s": c.oldest_age_s}
+                for c in self.channels
+            },
+        }
+
+
+@dataclass(frozen=True)
+class AdvisorStats:
+    """An advisor's screen figures for one UTC day."""
+
+    advisor: str
+    day: str
+    state: str
+    responses: int
+    archives: int
+    break_seconds: float
+    assigned: int
+    stock: int
+    break_started_at: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    ok: bool
+    problems: list[str]
+    problem_count: int
+    counts: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "problems": self.problems,
+            "problem_count": self.problem_count,
+            "counts": self.counts,
+        }

@@ -1,0 +1,192 @@
+"""Priority groups and triage rules: one declarative match language, validated and compiled.
+
+A supervisor writes (YAML or JSON)::
+
+    order: oldest_conversation        # or newest_conversation, oldest_message, newest_message
+    groups:
+      - name: VIP
+        match: {customer_tags_any: [VIP]}
+      - name: Reassigned
+        match: {reassigned: true}
+
+Every condition of a match must hold (AND); an empty match matches every message. Messages
+that match no group form the implicit last group, *everything else*. The compiled form uses
+the short names the Lua matcher reads (``includes/core.lua``: ``match``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dispatcher import defaults
+from dispatcher.errors import ValidationError
+from dispatcher.keys import check_id
+
+_LIST_CONDITIONS = {
+    "customer_tags_any": "ct_any",
+    "customer_tags_all": "ct_all",
+    "channel_in": "ch",
+    "message_tags_any": "mt_any",
+    "message_tags_all": "mt_all",
+    "language_in": "lang",
+}
+_CONDITIONS = (
+    *_LIST_CONDITIONS,
+    "reassigned",
+    "attribute_equals",
+    "attribute_in",
+)
+
+
+def _strings(value: object, where: str) -> list[str]:
+    if not isinstance(value, list) or not value:
+        raise ValidationError(f"{where} must be a non-empty list of strings", field=where)
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or not item or len(item) > defaults.MAX_TAG_LEN:
+            raise ValidationError(f"{where}[{i}] must be a non-empty string", field=f"{where}[{i}]")
+    return list(value)
+
+
+def _scalar(value: object, where: str) -> str | int | float | bool:
+    if isinstance(value, str | int | float | bool):
+        return value
+    raise ValidationError(f"{where} must be a string, number or boolean", field=where)
+
+
+def compile_match(match: object, where: str) -> dict[str, Any]:
+    """Validate one match and return its compiled form."""
+    if not isinstance(match, dict):
+        raise ValidationError(f"{where} must be an object of conditions", field=where)
+    out: dict[str, Any] = {}
+    for key, value in match.items():
+        field = f"{where}.{key}"
+        if key in _LIST_CONDITIONS:
+            out[_LIST_CONDITIONS[key]] = _strings(value, field)
+        elif key == "reassigned":
+            if not isinstance(value, bool):
+                raise ValidationError(f"{field} must be true or false", field=field)
+            out["re"] = value
+        elif key in ("attribute_equals", "attribute_in"):
+            if not isinstance(value, dict) or not value:
+                raise ValidationError(f"{field} must be a non-empty object", field=field)
+            compiled: dict[str, Any] = {}
+            for name, expected in value.items():
+                if key == "attribute_equals":
+                    compiled[name] = _scalar(expected, f"{field}.{name}")
+                else:
+                    if not isinstance(expected, list) or not expected:
+                        raise ValidationError(
+                            f"{field}.{name} must be a non-empty list", field=f"{field}.{name}"
+                        )
+                    compiled[name] = [_scalar(x, f"{field}.{name}") for x in expected]
+            out["attr_eq" if key == "attribute_equals" else "attr_in"] = compiled
+        else:
+            raise ValidationError(
+                f"{field} is not a condition; use one of {', '.join(_CONDITIONS)}", field=field
+            )
+    return out
+
+
+def decompile_match(compiled: dict[str, Any]) -> dict[str, Any]:
+    """The compiled form back in the supervisor's words (for `groups show`)."""
+    names = {v: k for k, v in _LIST_CONDITIONS.items()}
+    names.update({"re": "reassigned", "attr_eq": "attribute_equals", "attr_in": "attribute_in"})
+    return {names[k]: v for k, v in compiled.items()}
+
+
+@dataclass(frozen=True)
+class PrioritySettings:
+    order: str
+    groups: list[dict[str, Any]]  # [{"name": ..., "match": {...}}] in the supervisor's words
+
+    @classmethod
+    def parse(cls, spec: object) -> PrioritySettings:
+        """Validate priority settings; raises ValidationError before anything is stored."""
+        if isinstance(spec, list):
+            spec = {"groups": spec}
+        if not isinstance(spec, dict):
+            raise ValidationError("priority settings must be an object with 'groups'", "groups")
+        unknown = sorted(set(spec) - {"order", "groups"})
+        if unknown:
+            raise ValidationError(f"unknown setting {unknown[0]!r}", field=unknown[0])
+        order = spec.get("order", defaults.DEFAULT_ORDER)
+        if order not in defaults.ORDERS:
+            raise ValidationError(
+                f"order must be one of {', '.join(defaults.ORDERS)}, got {order!r}", field="order"
+            )
+        groups = spec.get("groups", [])
+        if not isinstance(groups, list):
+            raise ValidationError("groups must be a list", field="groups")
+        if len(groups) > defaults.MAX_GROUPS:
+            raise ValidationError(
+                f"at most {defaults.MAX_GROUPS} priority groups are allowed", field="groups"
+            )
+        seen: set[str] = set()
+        clean: list[dict[str, Any]] = []
+        for i, g in enumerate(groups):
+            where = f"groups[{i}]"
+            if not isinstance(g, dict):
+                raise ValidationError(f"{where} must be an object with name and match", where)
+            extra = sorted(set(g) - {"name", "match"})
+            if extra:
+                raise ValidationError(f"{where}.{extra[0]} is not a group field", where)
+            name = g.get("name")
+            if not isinstance(name, str) or not name.strip() or len(name) > 64:
+                raise ValidationError(f"{where}.name must be a non-empty string", f"{where}.name")
+            if name in seen:
+                raise ValidationError(f"{where}.name {name!r} is used twice", f"{where}.name")
+            seen.add(name)
+            compile_match(g.get("match", {}), f"{where}.match")
+            clean.append({"name": name, "match": dict(g.get("match", {}))})
+        return cls(order=order, groups=clean)
+
+    def compiled(self) -> list[dict[str, Any]]:
+        return [{"n": g["name"], "m": compile_match(g["match"], "match")} for g in self.groups]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"order": self.order, "groups": self.groups}
+
+
+@dataclass(frozen=True)
+class TriageRule:
+    name: str
+    match: dict[str, Any]
+    advisor: str
+
+    @classmethod
+    def parse_list(cls, rules: object) -> list[TriageRule]:
+        if isinstance(rules, dict) and "rules" in rules:
+            rules = rules["rules"]
+        if not isinstance(rules, list):
+            raise ValidationError("triage rules must be a list", field="rules")
+        if len(rules) > defaults.MAX_TRIAGE_RULES:
+            raise ValidationError(
+                f"at most {defaults.MAX_TRIAGE_RULES} triage rules are allowed", field="rules"
+            )
+        out: list[TriageRule] = []
+        for i, r in enumerate(rules):
+            where = f"rules[{i}]"
+            if not isinstance(r, dict):
+                raise ValidationError(f"{where} must be an object", field=where)
+            extra = sorted(set(r) - {"name", "match", "advisor"})
+            if extra:
+                raise ValidationError(f"{where}.{extra[0]} is not a rule field", field=where)
+            name = r.get("name", f"rule {i + 1}")
+            if not isinstance(name, str) or not name:
+                raise ValidationError(f"{where}.name must be a string", field=f"{where}.name")
+            compile_match(r.get("match", {}), f"{where}.match")
+            out.append(
+                cls(
+                    name=name,
+                    match=dict(r.get("match", {})),
+                    advisor=check_id(r.get("advisor"), f"{where}.advisor"),
+                )
+            )
+        return out
+
+    def compiled(self) -> dict[str, Any]:
+        return {"n": self.name, "m": compile_match(self.match, "match"), "a": self.advisor}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "match": self.match, "advisor": self.advisor}

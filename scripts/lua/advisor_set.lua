@@ -1,0 +1,16 @@
+-- advisor_set: create an advisor (logged out) or change their name / role.
+-- KEYS[1] team cfg hash
+-- ARGV[1] team key prefix
+-- ARGV[2] msgpack {adv, role, name, now?}
+--@include core
+local cfg = load_cfg()
+local now = now_ms()
+load_role(O.role)
+local ak = K.adv(O.adv)
+if redis.call('EXISTS', ak) == 0 then
+  redis.call('HSET', ak, 'st', 'off', 'ep', 0, 'bep', 0, 'bs', '', 'bu', '', 'req', '')
+end
+redis.call('HSET', ak, 'role', O.role, 'name', O.name)
+redis.call('SADD', K.advisors, O.adv)
+event(cfg, 'advisor_set', now, {'a', O.adv, 'role', O.role})
+return reply({status = 'ok'})

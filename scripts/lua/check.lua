@@ -1,0 +1,195 @@
+-- check: verify a team's invariants in one atomic snapshot (read-only; O(messages), for ops
+-- and tests, not for the hot path). Every message is in exactly one place that agrees with its
+-- state; every index and counter equals what the sets hold. Returns counts and problems.
+-- KEYS[1] team cfg hash
+-- ARGV[1] team key prefix
+-- ARGV[2] msgpack {now?, max? (problems reported at most)}
+--@include core
+local cfg = load_cfg()
+local now = now_ms()
+local max = tonumber(O.max or 100)
+local problems = {}
+local nproblems = 0
+local function bad(s)
+  nproblems = nproblems + 1
+  if #problems < max then problems[#problems + 1] = s end
+end
+
+-- 1. Every message hash, by SCAN (the team's keys all live on this node).
+local msgs = {}
+local plen = #(P .. 'm:')
+local cursor = '0'
+repeat
+  local r = redis.call('SCAN', cursor, 'MATCH', P .. 'm:*', 'COUNT', 1000)
+  cursor = r[1]
+  for _, k in ipairs(r[2]) do
+    local v = redis.call('HMGET', k, 'st', 'adv', 'conv', 'ch', 'dk', 'dt', 'by')
+    msgs[string.sub(k, plen + 1)] = { st = v[1], adv = v[2], conv = v[3], ch = v[4], dk = v[5],
+                                      dt = tonumber(v[6]), by = v[7], places = {} }
+  end
+until cursor == '0'
+
+local counts = { messages = 0, waiting = 0, assigned = 0, help = 0, quarantine = 0, done = 0,
+                 conversations_waiting = 0 }
+local function place(id, name, st)
+  local m = msgs[id]
+  if not m then bad(name .. ' holds ' .. id .. ', which has no message record'); return nil end
+  m.places[#m.places + 1] = name
+  if m.st ~= st then bad('message ' .. id .. ' is in ' .. name .. ' but its state is ' .. tostring(m.st)) end
+  return m
+end
+
+-- 2. The waiting stock: each queued conversation, its waiting messages.
+local convs_in_queue = {}
+for _, qk in ipairs(queue_keys(cfg)) do
+  for _, conv in ipairs(redis.call('ZRANGE', qk, 0, -1)) do
+    if convs_in_queue[conv] then bad('conversation ' .. conv .. ' is in two queues') end
+    convs_in_queue[conv] = qk
+    counts.conversations_waiting = counts.conversations_waiting + 1
+    local q = redis.call('HGET', K.conv(conv), 'q')
+    if q ~= qk then bad('conversation ' .. conv .. ' is in ' .. qk .. ' but records ' .. tostring(q)) end
+    local ids = redis.call('LRANGE', K.cw(conv), 0, -1)
+    if #ids == 0 then bad('conversation ' .. conv .. ' is queued with no waiting message') end
+    for _, id in ipairs(ids) do
+      local m = place(id, 'waiting stock', 'w')
+      if m and m.conv ~= conv then bad('message ' .. id .. ' waits under conversation ' .. conv .. ' but belongs to ' .. tostring(m.conv)) end
+    end
+  end
+end
+-- Waiting lists whose conversation is in no queue (stranded).
+cursor = '0'
+repeat
+  local r = redis.call('SCAN', cursor, 'MATCH', P .. 'cw:*', 'COUNT', 1000)
+  cursor = r[1]
+  for _, k in ipairs(r[2]) do
+    local conv = string.sub(k, #(P .. 'cw:') + 1)
+    if not convs_in_queue[conv] then
+      bad('conversation ' .. conv .. ' has waiting messages but is in no queue')
+    end
+  end
+until cursor == '0'
+
+-- 3. Per-channel waiting indexes (stock counts and oldest age) equal the waiting messages.
+for _, ch in ipairs(redis.call('SMEMBERS', K.channels)) do
+  for _, id in ipairs(redis.call('ZRANGE', K.ch(ch), 0, -1)) do
+    local m = msgs[id]
+    if not m or m.st ~= 'w' or m.ch ~= ch then
+      bad('channel ' .. ch .. ' counts ' .. id .. ', which is not waiting on that channel')
+    elseif m.counted then
+      bad('message ' .. id .. ' is counted twice in the channel stock')
+    else
+      m.counted = true
+    end
+  end
+end
+
+-- 4. Advisors: current messages, pushed, on hold, presence, capacity bookkeeping.
+local held_by_conv = {}
+local online = {}
+for _, adv in ipairs(redis.call('ZRANGE', K.online, 0, -1)) do online[adv] = true end
+for _, adv in ipairs(redis.call('SMEMBERS', K.advisors)) do
+  local st = redis.call('HGET', K.adv(adv), 'st')
+  if (st ~= 'off') ~= (online[adv] == true) then
+    bad('advisor ' .. adv .. ' is ' .. tostring(st) .. ' but presence says ' .. (online[adv] and 'online' or 'offline'))
+  end
+  local cur = {}
+  local ncur = 0
+  for _, id in ipairs(redis.call('ZRANGE', K.cur(adv), 0, -1)) do
+    local m = place(id, 'current messages of ' .. adv, 'a')
+    cur[id] = true
+    ncur = ncur + 1
+    if m then
+      if m.adv ~= adv then bad('message ' .. id .. ' is with ' .. adv .. ' but records advisor ' .. tostring(m.adv)) end
+      held_by_conv[m.conv] = (held_by_conv[m.conv] or 0) + 1
+    end
+  end
+  if st == 'off' and ncur > 0 then
+    bad('advisor ' .. adv .. ' is logged out but still holds ' .. ncur .. ' messages (stranded)')
+  end
+  local pc = {}
+  for _, id in ipairs(redis.call('ZRANGE', K.push(adv), 0, -1)) do
+    if not cur[id] then bad('pushed message ' .. id .. ' of ' .. adv .. ' is not in their current messages') end
+    local m = msgs[id]
+    if m then pc[m.conv] = (pc[m.conv] or 0) + 1 end
+  end
+  local rec = redis.call('HGETALL', K.pconv(adv))
+  local seen = {}
+  for i = 1, #rec, 2 do
+    seen[rec[i]] = true
+    if tonumber(rec[i + 1]) ~= pc[rec[i]] then
+      bad('advisor ' .. adv .. ' capacity counts ' .. rec[i + 1] .. ' for ' .. rec[i] .. ', pushed holds ' .. tostring(pc[rec[i]] or 0))
+    end
+  end
+  for conv, n in pairs(pc) do
+    if not seen[conv] then bad('advisor ' .. adv .. ' capacity misses conversation ' .. conv) end
+  end
+  for _, id in ipairs(redis.call('SMEMBERS', K.hold(adv))) do
+    if not cur[id] then bad('message ' .. id .. ' is on hold for ' .. adv .. ' but not in their hands') end
+  end
+end
+
+-- 5. Help requests, quarantine, done.
+for _, id in ipairs(redis.call('ZRANGE', K.help, 0, -1)) do place(id, 'help requests', 'h') end
+for _, id in ipairs(redis.call('ZRANGE', K.quar, 0, -1)) do place(id, 'quarantine', 'q') end
+local today = math.floor(now / DAY_MS)
+local day_start = today * DAY_MS
+local figures = {}
+for _, id in ipairs(redis.call('ZRANGE', K.done, 0, -1)) do
+  local m = place(id, 'done', 'd')
+  if m and m.dt and m.dt >= day_start and m.dt < day_start + DAY_MS then
+    local f = (m.dk == 'replied') and 'r' or 'x'
+    figures[f] = (figures[f] or 0) + 1
+    figures[f .. ':' .. tostring(m.by)] = (figures[f .. ':' .. tostring(m.by)] or 0) + 1
+  end
+end
+
+-- 6. Exactly one place per message.
+for id, m in pairs(msgs) do
+  counts.messages = counts.messages + 1
+  if #m.places == 0 then
+    bad('message ' .. id .. ' (state ' .. tostring(m.st) .. ') is in no place')
+  elseif #m.places > 1 then
+    bad('message ' .. id .. ' is in ' .. #m.places .. ' places: ' .. table.concat(m.places, ', '))
+  end
+  if m.st == 'w' then
+    counts.waiting = counts.waiting + 1
+    if not m.counted then bad('waiting message ' .. id .. ' is missing from the ' .. tostring(m.ch) .. ' stock count') end
+  elseif m.st == 'a' then counts.assigned = counts.assigned + 1
+  elseif m.st == 'h' then counts.help = counts.help + 1
+  elseif m.st == 'q' then counts.quarantine = counts.quarantine + 1
+  elseif m.st == 'd' then counts.done = counts.done + 1
+  end
+end
+
+-- 7. Conversation ownership counts.
+cursor = '0'
+repeat
+  local r = redis.call('SCAN', cursor, 'MATCH', P .. 'c:*', 'COUNT', 1000)
+  cursor = r[1]
+  for _, k in ipairs(r[2]) do
+    local conv = string.sub(k, #(P .. 'c:') + 1)
+    local held = tonumber(redis.call('HGET', k, 'held') or '0')
+    if held ~= (held_by_conv[conv] or 0) then
+      bad('conversation ' .. conv .. ' records ' .. held .. ' messages held, advisors hold ' .. (held_by_conv[conv] or 0))
+    end
+  end
+until cursor == '0'
+
+-- 8. Today's figures equal today's done messages (while retention keeps them).
+local dk = redis.call('HGETALL', K.day(today))
+local recorded = {}
+for i = 1, #dk, 2 do
+  local f = dk[i]
+  local kind = string.sub(f, 1, 1)
+  if (kind == 'r' or kind == 'x') and (#f == 1 or string.sub(f, 2, 2) == ':') then
+    recorded[f] = tonumber(dk[i + 1])
+  end
+end
+for f, n in pairs(figures) do
+  if recorded[f] ~= n then bad('figure ' .. f .. ' today is ' .. tostring(recorded[f] or 0) .. ', done messages say ' .. n) end
+end
+for f, n in pairs(recorded) do
+  if figures[f] == nil and n ~= 0 then bad('figure ' .. f .. ' today is ' .. n .. ', done messages say 0') end
+end
+
+return reply({ok = nproblems == 0, problems = problems, nproblems = nproblems, counts = counts})

@@ -1,0 +1,21 @@
+-- customer_tags: a customer's tags changed upstream; their waiting conversations move to the
+-- priority group they now match.
+-- KEYS[1] team cfg hash
+-- ARGV[1] team key prefix
+-- ARGV[2] msgpack {cust, tags (msgpack list), now?}
+--@include core
+local cfg = load_cfg()
+local now = now_ms()
+local ck = K.cust(O.cust)
+if redis.call('HGET', ck, 'tags') == O.tags then return reply({status = 'noop', moved = 0}) end
+redis.call('HSET', ck, 'tags', O.tags)
+local moved = 0
+for _, conv in ipairs(redis.call('SMEMBERS', K.custconvs(O.cust))) do
+  local q = redis.call('HGET', K.conv(conv), 'q')
+  if q and q ~= '' then
+    place_conv(cfg, conv)
+    moved = moved + 1
+  end
+end
+event(cfg, 'customer_tags', now, {'cust', O.cust})
+return reply({status = 'ok', moved = moved})

@@ -1,0 +1,18 @@
+-- groups_set: new priority groups and order inside groups (validated and compiled by the
+-- caller). Starts a new settings version; the waiting stock of older versions is re-bucketed
+-- by rebucket_batch, and until then is pushed after the new version's queues.
+-- KEYS[1] team cfg hash
+-- ARGV[1] team key prefix
+-- ARGV[2] msgpack {groups (msgpack list of {n, m}), order, now?}
+--@include core
+local cfg = load_cfg()
+local now = now_ms()
+local ver = cfg.ver + 1
+local old = cfg.old
+local waiting = 0
+for i = 0, #cfg.groups do waiting = waiting + redis.call('ZCARD', K.q(cfg.ver, i)) end
+if waiting > 0 then old[#old + 1] = {cfg.ver, #cfg.groups} end
+redis.call('HSET', K.cfg, 'ver', ver, 'groups', O.groups, 'order', O.order,
+  'old', cmsgpack.pack(old))
+event(cfg, 'groups_changed', now, {'ver', ver})
+return reply({status = 'ok', version = ver, rebucket = #old > 0})

@@ -1,0 +1,31 @@
+-- actions.lua: what reply / archive / help / hold share: finding the advisor's own message.
+-- Returns the message's conversation, or nil when the same action was already done (a no-op).
+local function own_message(a, id, action, done_kind)
+  local v = redis.call('HMGET', K.msg(id), 'st', 'adv', 'conv', 'dk', 'by')
+  if not v[1] then fail('not_found', 'message', 'unknown message ' .. id) end
+  if v[1] == 'd' and v[5] == a.id then
+    if done_kind and v[4] == done_kind then return nil end
+    fail('conflict', 'message', 'message ' .. id .. ' is already ' .. v[4])
+  end
+  if v[1] ~= 'a' or v[2] ~= a.id then
+    fail('not_yours', 'message', 'message ' .. id .. ' is not assigned to advisor ' .. a.id)
+  end
+  return v[3]
+end
+
+-- Reply or archive: the message is done, and counted in today's figures.
+local function finish(kind, field, ev)
+  local cfg = load_cfg()
+  local now = now_ms()
+  local a = load_adv(O.adv)
+  local conv = own_message(a, O.msg, kind, kind)
+  touch(a, now)
+  if not conv then return reply({status = 'noop'}) end
+  release(a.id, O.msg, conv)
+  redis.call('HSET', K.msg(O.msg), 'st', 'd', 'dk', kind, 'dt', now, 'by', a.id)
+  redis.call('ZADD', K.done, now, O.msg)
+  day_add(cfg, now, field, 1)
+  day_add(cfg, now, field .. ':' .. a.id, 1)
+  event(cfg, ev, now, {'m', O.msg, 'a', a.id, 'c', conv})
+  return reply({status = 'ok'})
+end

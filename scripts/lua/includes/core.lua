@@ -1,0 +1,356 @@
+-- core.lua: helpers shared by every script (spliced in by dispatcher/scripts.py).
+-- Every script is called with KEYS[1] = the team's cfg key and ARGV[1] = the team prefix
+-- "pi:{team}:"; ARGV[2] = msgpack options. Every other key is built here from that prefix,
+-- mirroring dispatcher/keys.py, so all keys share the team's cluster slot.
+
+if redis.replicate_commands then pcall(redis.replicate_commands) end
+
+local P = ARGV[1]
+local O = {}
+if ARGV[2] and ARGV[2] ~= '' then O = cmsgpack.unpack(ARGV[2]) end
+local TEAM = string.match(P, '{(.*)}') or P
+
+-- Errors: "PI <code> <field> <message>"; Python maps code to an exception class.
+-- Scripts validate before their first write, so an error leaves nothing half-done.
+local function fail(code, field, msg)
+  error('PI ' .. code .. ' ' .. (field or '-') .. ' ' .. msg, 0)
+end
+
+local function now_ms()
+  if O.now then return tonumber(O.now) end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local K = {}
+K.cfg = KEYS[1]
+function K.q(ver, i) return P .. 'q:' .. ver .. ':' .. i end
+function K.conv(c) return P .. 'c:' .. c end
+function K.cw(c) return P .. 'cw:' .. c end
+function K.msg(m) return P .. 'm:' .. m end
+function K.ch(ch) return P .. 'ch:' .. ch end
+K.channels = P .. 'channels'
+function K.adv(a) return P .. 'a:' .. a end
+K.advisors = P .. 'advisors'
+function K.cur(a) return P .. 'cur:' .. a end
+function K.push(a) return P .. 'push:' .. a end
+function K.pconv(a) return P .. 'pconv:' .. a end
+function K.hold(a) return P .. 'hold:' .. a end
+K.online = P .. 'online'
+K.help = P .. 'help'
+K.quar = P .. 'quar'
+K.done = P .. 'done'
+function K.role(r) return P .. 'role:' .. r end
+K.roles = P .. 'roles'
+function K.day(d) return P .. 'd:' .. d end
+K.events = P .. 'events'
+function K.cust(c) return P .. 'cu:' .. c end
+function K.custconvs(c) return P .. 'cuv:' .. c end
+
+local DAY_MS = 86400000
+
+-- Team settings --------------------------------------------------------------------------
+local function load_cfg()
+  local v = redis.call('HMGET', K.cfg, 'ver', 'groups', 'order', 'triage', 'old', 'mreq',
+    'ret', 'evmax', 'dttl')
+  if not v[1] then fail('not_found', 'team', 'unknown team ' .. TEAM) end
+  return {
+    ver = tonumber(v[1]),
+    groups = cmsgpack.unpack(v[2]),
+    order = v[3],
+    triage = cmsgpack.unpack(v[4]),
+    old = cmsgpack.unpack(v[5]),
+    mreq = tonumber(v[6]),
+    ret = tonumber(v[7]),
+    evmax = tonumber(v[8]),
+    dttl = tonumber(v[9]),
+  }
+end
+
+-- The queue keys in push order: the current version's groups, then older versions still
+-- being re-bucketed (their messages were sorted by the settings of their time).
+local function queue_keys(cfg)
+  local ks = {}
+  for i = 0, #cfg.groups do ks[#ks + 1] = K.q(cfg.ver, i) end
+  for _, o in ipairs(cfg.old) do
+    for i = 0, o[2] do ks[#ks + 1] = K.q(o[1], i) end
+  end
+  return ks
+end
+
+-- Events: the audit trail, analytics source and live-update feed ----------------------------
+local function event(cfg, kind, now, fields)
+  local args = {'XADD', K.events, 'MAXLEN', '~', cfg.evmax, '*', 'e', kind, 't', now}
+  for i = 1, #fields do args[#args + 1] = fields[i] end
+  redis.call(unpack(args))
+end
+
+local function day_add(cfg, now, field, n)
+  local dk = K.day(math.floor(now / DAY_MS))
+  redis.call('HINCRBY', dk, field, n)
+  redis.call('PEXPIRE', dk, cfg.dttl)
+end
+
+-- Advisors ----------------------------------------------------------------------------------
+local function load_adv(adv)
+  local v = redis.call('HMGET', K.adv(adv), 'st', 'role', 'ep', 'bep', 'bs', 'req')
+  if not v[1] then fail('not_found', 'advisor', 'unknown advisor ' .. adv .. ' in team ' .. TEAM) end
+  return { id = adv, st = v[1], role = v[2], ep = tonumber(v[3]), bep = tonumber(v[4]),
+           bs = tonumber(v[5]), req = v[6] }
+end
+
+local function load_role(name)
+  local v = redis.call('HMGET', K.role(name), 'push', 'cap')
+  if not v[1] then fail('not_found', 'role', 'unknown role ' .. name) end
+  return { push = v[1] == '1', cap = tonumber(v[2]) }
+end
+
+local function require_logged_in(a)
+  if a.st == 'off' then fail('conflict', 'advisor', 'advisor ' .. a.id .. ' is not logged in') end
+end
+
+-- Add a break's milliseconds to the UTC days it spans (a break over midnight is split).
+local function add_break(cfg, adv, s, e)
+  local t = s
+  while t < e do
+    local d = math.floor(t / DAY_MS)
+    local seg = math.min((d + 1) * DAY_MS, e)
+    local dk = K.day(d)
+    redis.call('HINCRBY', dk, 'b', seg - t)
+    redis.call('HINCRBY', dk, 'b:' .. adv, seg - t)
+    redis.call('PEXPIRE', dk, cfg.dttl)
+    t = seg
+  end
+end
+
+-- End a running break at time `at`; returns its length in ms (0 when not on break).
+local function end_break(cfg, a, at, why)
+  if a.st ~= 'brk' then return 0 end
+  local s = a.bs or at
+  if at < s then at = s end
+  add_break(cfg, a.id, s, at)
+  redis.call('HSET', K.adv(a.id), 'st', 'on', 'bs', '', 'bu', '')
+  a.st = 'on'
+  event(cfg, 'break_ended', at, {'a', a.id, 'ms', at - s, 'why', why})
+  return at - s
+end
+
+local function touch(a, now)
+  if a.st ~= 'off' then redis.call('ZADD', K.online, now, a.id) end
+end
+
+-- Matching (priority groups and triage rules share one match language) --------------------
+local function toset(arr)
+  local s = {}
+  if type(arr) == 'table' then for _, x in ipairs(arr) do s[x] = true end end
+  return s
+end
+
+local function cust_tags(cust)
+  local raw = redis.call('HGET', K.cust(cust), 'tags')
+  if not raw then return {} end
+  return toset(cmsgpack.unpack(raw))
+end
+
+-- The fields a rule can look at, read from the message hash.
+local function match_view(id)
+  local v = redis.call('HMGET', K.msg(id), 'ch', 'lang', 're', 'mt', 'at', 'ord', 'cust')
+  return { id = id, ch = v[1], lang = v[2], re = v[3] == '1', mt = toset(cmsgpack.unpack(v[4])),
+           at = cmsgpack.unpack(v[5]), ord = tonumber(v[6]), cust = v[7] }
+end
+
+local function any_in(list, set)
+  for _, x in ipairs(list) do if set[x] then return x end end
+  return nil
+end
+
+-- Returns a human-readable criterion when `r` matches, nil otherwise. All conditions AND.
+local function match(r, m, ct)
+  local why = {}
+  if r.ct_any then
+    local t = any_in(r.ct_any, ct)
+    if not t then return nil end
+    why[#why + 1] = 'customer tag ' .. t
+  end
+  if r.ct_all then
+    for _, t in ipairs(r.ct_all) do if not ct[t] then return nil end end
+    why[#why + 1] = 'customer tags ' .. table.concat(r.ct_all, ' + ')
+  end
+  if r.ch then
+    if not toset(r.ch)[m.ch] then return nil end
+    why[#why + 1] = 'channel ' .. m.ch
+  end
+  if r.re ~= nil then
+    if r.re ~= m.re then return nil end
+    why[#why + 1] = m.re and 'automatically reassigned' or 'not reassigned'
+  end
+  if r.mt_any then
+    local t = any_in(r.mt_any, m.mt)
+    if not t then return nil end
+    why[#why + 1] = 'message tag ' .. t
+  end
+  if r.mt_all then
+    for _, t in ipairs(r.mt_all) do if not m.mt[t] then return nil end end
+    why[#why + 1] = 'message tags ' .. table.concat(r.mt_all, ' + ')
+  end
+  if r.lang then
+    if not toset(r.lang)[m.lang] then return nil end
+    why[#why + 1] = 'language ' .. m.lang
+  end
+  if r.attr_eq then
+    for k, val in pairs(r.attr_eq) do
+      if m.at[k] ~= val then return nil end
+      why[#why + 1] = k .. ' = ' .. tostring(val)
+    end
+  end
+  if r.attr_in then
+    for k, vals in pairs(r.attr_in) do
+      local x = m.at[k]
+      if x == nil or not toset(vals)[x] then return nil end
+      why[#why + 1] = k .. ' = ' .. tostring(x)
+    end
+  end
+  if #why == 0 then why[1] = 'matches every message' end
+  return table.concat(why, ' and ')
+end
+
+-- Index of the first group matching (0-based), its name and the criterion; the last index
+-- (#groups) is "everything else".
+local function classify(cfg, m, ct)
+  for i, g in ipairs(cfg.groups) do
+    local why = match(g.m, m, ct)
+    if why then return i - 1, g.n, why end
+  end
+  return #cfg.groups, 'everything else', 'matched no priority group'
+end
+
+local function score(order, so, fw, lw)
+  if order == 'newest_conversation' then return -so end
+  if order == 'oldest_message' then return fw end
+  if order == 'newest_message' then return -lw end
+  return so
+end
+
+-- Conversations in the stock ----------------------------------------------------------------
+-- (Re)place a conversation in the queue its waiting messages now match, under the current
+-- settings; removes it from the stock when it has no waiting message.
+local function place_conv(cfg, conv)
+  local ck = K.conv(conv)
+  local old = redis.call('HGET', ck, 'q')
+  local ids = redis.call('LRANGE', K.cw(conv), 0, -1)
+  if #ids == 0 then
+    if old and old ~= '' then redis.call('ZREM', old, conv) end
+    redis.call('HSET', ck, 'q', '')
+    return
+  end
+  local ct = cust_tags(redis.call('HGET', ck, 'cust'))
+  local best, bname, bwhy = nil, nil, nil
+  local fw, lw = nil, nil
+  for _, id in ipairs(ids) do
+    local m = match_view(id)
+    local gi, gn, why = classify(cfg, m, ct)
+    if best == nil or gi < best then best, bname, bwhy = gi, gn, why end
+    if fw == nil or m.ord < fw then fw = m.ord end
+    if lw == nil or m.ord > lw then lw = m.ord end
+  end
+  local qk = K.q(cfg.ver, best)
+  if old and old ~= '' and old ~= qk then redis.call('ZREM', old, conv) end
+  local so = tonumber(redis.call('HGET', ck, 'so'))
+  redis.call('ZADD', qk, score(cfg.order, so, fw, lw), conv)
+  redis.call('HSET', ck, 'q', qk, 'gi', best, 'g', bname, 'why', bwhy, 'fw', fw, 'lw', lw)
+end
+
+-- Put a message into the waiting stock (its conversation is placed by the caller).
+local function to_waiting(id, conv, ch, ts)
+  redis.call('HSET', K.msg(id), 'st', 'w', 'adv', '', 'via', '', 'pt', '')
+  redis.call('RPUSH', K.cw(conv), id)
+  redis.call('ZADD', K.ch(ch), ts, id)
+  redis.call('SADD', K.channels, ch)
+end
+
+-- Take a message out of an advisor's hands (any of cur / push / hold).
+local function release(adv, id, conv)
+  redis.call('ZREM', K.cur(adv), id)
+  if redis.call('ZREM', K.push(adv), id) == 1 then
+    if redis.call('HINCRBY', K.pconv(adv), conv, -1) <= 0 then
+      redis.call('HDEL', K.pconv(adv), conv)
+    end
+  end
+  redis.call('SREM', K.hold(adv), id)
+  local ck = K.conv(conv)
+  if redis.call('HINCRBY', ck, 'held', -1) <= 0 then
+    redis.call('HSET', ck, 'owner', '', 'held', 0)
+  end
+end
+
+-- Give one message to an advisor. `pushed`: it counts against the push capacity.
+local function give(cfg, adv, id, conv, via, now, pushed, why)
+  local ck = K.conv(conv)
+  redis.call('HSET', K.msg(id), 'st', 'a', 'adv', adv, 'via', via, 'at_', now,
+    'pt', pushed and now or '')
+  redis.call('ZADD', K.cur(adv), now, id)
+  if pushed then
+    redis.call('ZADD', K.push(adv), now, id)
+    redis.call('HINCRBY', K.pconv(adv), conv, 1)
+  end
+  redis.call('HSET', ck, 'owner', adv)
+  redis.call('HINCRBY', ck, 'held', 1)
+  event(cfg, 'assigned', now, {'m', id, 'a', adv, 'c', conv, 'via', via, 'why', why or ''})
+end
+
+-- Move every waiting message of a conversation to an advisor; returns the ids.
+local function give_conv(cfg, adv, conv, via, now, pushed)
+  local ck = K.conv(conv)
+  local c = redis.call('HMGET', ck, 'q', 'g', 'why')
+  if c[1] and c[1] ~= '' then redis.call('ZREM', c[1], conv) end
+  local ids = redis.call('LRANGE', K.cw(conv), 0, -1)
+  local why = (c[2] or '') .. ': ' .. (c[3] or '')
+  for _, id in ipairs(ids) do
+    local ch = redis.call('HGET', K.msg(id), 'ch')
+    redis.call('ZREM', K.ch(ch), id)
+    redis.call('HSET', K.msg(id), 'g', c[2] or '', 'why', c[3] or '')
+    give(cfg, adv, id, conv, via, now, pushed, why)
+  end
+  redis.call('DEL', K.cw(conv))
+  redis.call('HSET', ck, 'q', '')
+  return ids
+end
+
+-- Send a message (already out of any place) back to the stock, marked reassigned; a message
+-- requeued too often goes to quarantine instead. Returns 'w' or 'q'. The caller places the
+-- conversation (once per conversation) when 'w'.
+local function requeue_msg(cfg, id, conv, now, why)
+  local mk = K.msg(id)
+  local n = redis.call('HINCRBY', mk, 'rq', 1)
+  redis.call('HSET', mk, 're', '1')
+  if n > cfg.mreq then
+    redis.call('HSET', mk, 'st', 'q', 'adv', '', 'via', '', 'pt', '')
+    redis.call('ZADD', K.quar, now, id)
+    event(cfg, 'quarantined', now, {'m', id, 'c', conv, 'why', why, 'n', n})
+    return 'q'
+  end
+  local v = redis.call('HMGET', mk, 'ch', 'ts')
+  to_waiting(id, conv, v[1], tonumber(v[2]))
+  event(cfg, 'requeued', now, {'m', id, 'c', conv, 'why', why})
+  return 'w'
+end
+
+-- A message as clients see it.
+local function msg_view(id)
+  local v = redis.call('HMGET', K.msg(id), 'conv', 'cust', 'ch', 'ts', 'st', 'adv', 'via', 'g',
+    'why', 're', 'rq', 'body', 'lang', 'mt', 'at', 'dk')
+  return { id = id, conversation = v[1], customer = v[2], channel = v[3], ts = tonumber(v[4]),
+           state = v[5], advisor = v[6], via = v[7], group = v[8], why = v[9],
+           reassigned = v[10] == '1', requeues = tonumber(v[11] or '0'), body = v[12],
+           language = v[13], tags = v[14], attrs = v[15], done = v[16],
+           hold = (v[6] ~= nil and v[6] ~= '' and
+                   redis.call('SISMEMBER', K.hold(v[6]), id) == 1) }
+end
+
+local function views(ids)
+  local out = {}
+  for i, id in ipairs(ids) do out[i] = msg_view(id) end
+  return out
+end
+
+local function reply(t) return cmsgpack.pack(t) end

@@ -1,0 +1,111 @@
+-- ingest: store arriving customer messages and route each one: to the advisor who holds its
+-- conversation (affinity, only while logged in), else to the advisor of the first matching
+-- triage rule (while logged in), else into the waiting stock under its priority group.
+-- Idempotent by message id: a duplicate with the same content changes nothing; the same id with
+-- a different content is refused, and then nothing of the batch is stored.
+-- KEYS[1] team cfg hash
+-- ARGV[1] team key prefix "pi:{team}:"
+-- ARGV[2] msgpack {now?, msgs = [{id, conv, cust, ch, lang, mt, at, body, sum, ctags?}]}
+--         mt / at / body / ctags are msgpack-encoded by the caller (validated there).
+--@include core
+local cfg = load_cfg()
+local now = now_ms()
+
+-- Validate the whole batch before the first write.
+local seen = {}
+local status = {}
+for i, m in ipairs(O.msgs) do
+  local prev = seen[m.id] or redis.call('HGET', K.msg(m.id), 'sum')
+  if prev then
+    if prev ~= m.sum then
+      fail('conflict', 'id', 'message ' .. m.id .. ' was already ingested with a different content')
+    end
+    status[i] = 'duplicate'
+  end
+  seen[m.id] = m.sum
+end
+
+local function set_customer_tags(cust, packed)
+  local ck = K.cust(cust)
+  if redis.call('HGET', ck, 'tags') == packed then return end
+  redis.call('HSET', ck, 'tags', packed)
+  for _, conv in ipairs(redis.call('SMEMBERS', K.custconvs(cust))) do
+    local q = redis.call('HGET', K.conv(conv), 'q')
+    if q and q ~= '' then place_conv(cfg, conv) end
+  end
+end
+
+-- Add one new waiting message to its conversation's place in the stock: O(G + log N).
+local function enqueue(id, conv)
+  local ck = K.conv(conv)
+  local c = redis.call('HMGET', ck, 'q', 'gi', 'so', 'fw', 'lw')
+  local cur_prefix = P .. 'q:' .. cfg.ver .. ':'
+  if not c[1] or c[1] == '' or string.sub(c[1], 1, #cur_prefix) ~= cur_prefix then
+    place_conv(cfg, conv)
+    return
+  end
+  local m = match_view(id)
+  local gi, gn, why = classify(cfg, m, cust_tags(redis.call('HGET', ck, 'cust')))
+  local fw, lw = tonumber(c[4]), math.max(tonumber(c[5]), m.ord)
+  local qk = c[1]
+  if gi < tonumber(c[2]) then
+    redis.call('ZREM', qk, conv)
+    qk = K.q(cfg.ver, gi)
+    redis.call('HSET', ck, 'q', qk, 'gi', gi, 'g', gn, 'why', why)
+  end
+  redis.call('HSET', ck, 'lw', lw)
+  redis.call('ZADD', qk, score(cfg.order, tonumber(c[3]), fw, lw), conv)
+end
+
+local function triage(id)
+  if #cfg.triage == 0 then return nil end
+  local m = match_view(id)
+  local ct = cust_tags(m.cust)
+  for _, r in ipairs(cfg.triage) do
+    local why = match(r.m, m, ct)
+    if why then
+      local st = redis.call('HGET', K.adv(r.a), 'st')
+      if st and st ~= 'off' then return r.a, 'triage rule ' .. r.n .. ': ' .. why end
+      return nil
+    end
+  end
+  return nil
+end
+
+for i, m in ipairs(O.msgs) do
+  if not status[i] then
+    local seq = redis.call('HINCRBY', K.cfg, 'seq', 1)
+    local ord = now * 1000 + (seq % 1000)
+    if m.ctags then set_customer_tags(m.cust, m.ctags) end
+    local ck = K.conv(m.conv)
+    if redis.call('EXISTS', ck) == 0 then
+      redis.call('HSET', ck, 'cust', m.cust, 'so', ord, 'owner', '', 'held', 0, 'q', '')
+      redis.call('SADD', K.custconvs(m.cust), m.conv)
+    end
+    redis.call('HSET', K.msg(m.id), 'conv', m.conv, 'cust', m.cust, 'ch', m.ch, 'lang', m.lang,
+      'mt', m.mt, 'at', m.at, 'body', m.body, 'sum', m.sum, 'ts', now, 'ord', ord, 'rq', 0,
+      're', '0', 'st', 'n')
+    event(cfg, 'ingested', now, {'m', m.id, 'c', m.conv, 'ch', m.ch})
+    local owner = redis.call('HGET', ck, 'owner')
+    local owner_st = owner and owner ~= '' and redis.call('HGET', K.adv(owner), 'st')
+    if owner_st and owner_st ~= 'off' then
+      local pushed = redis.call('HEXISTS', K.pconv(owner), m.conv) == 1
+      give(cfg, owner, m.id, m.conv, 'affinity', now, pushed, 'conversation held by ' .. owner)
+      status[i] = 'assigned:' .. owner
+    else
+      local adv, why = nil, nil
+      local q = redis.call('HGET', ck, 'q')
+      if q == '' then adv, why = triage(m.id) end
+      if adv then
+        give(cfg, adv, m.id, m.conv, 'triage', now, false, why)
+        redis.call('HSET', K.msg(m.id), 'why', why)
+        status[i] = 'assigned:' .. adv
+      else
+        to_waiting(m.id, m.conv, m.ch, now)
+        enqueue(m.id, m.conv)
+        status[i] = 'queued'
+      end
+    end
+  end
+end
+return reply(status)

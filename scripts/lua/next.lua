@@ -1,0 +1,35 @@
+-- next: "Process a new message". Assigns the first conversation of the team's ordered list
+-- (priority groups in order, then the team's order inside a group) with all its waiting
+-- messages. Ends a running break. While the advisor holds as many unprocessed pushed
+-- conversations as their role allows, answers those again (so a retry is safe).
+-- Cost: one ZPOPMIN per group at most, O(G + log N); never a scan of the stock.
+-- KEYS[1] team cfg hash
+-- ARGV[1] team key prefix
+-- ARGV[2] msgpack {adv, now?, req? (client request id: a repeat returns the same answer)}
+--@include core
+local cfg = load_cfg()
+local now = now_ms()
+local a = load_adv(O.adv)
+require_logged_in(a)
+local role = load_role(a.role)
+touch(a, now)
+end_break(cfg, a, now, 'processed a new message')
+
+local pushed = redis.call('ZRANGE', K.push(a.id), 0, -1)
+if (O.req and O.req ~= '' and O.req == a.req) or redis.call('HLEN', K.pconv(a.id)) >= role.cap then
+  if #pushed > 0 then
+    return reply({status = 'pending', messages = views(pushed)})
+  end
+end
+
+for _, qk in ipairs(queue_keys(cfg)) do
+  local top = redis.call('ZPOPMIN', qk)
+  if #top > 0 then
+    local conv = top[1]
+    local ids = give_conv(cfg, a.id, conv, 'push', now, true)
+    redis.call('HSET', K.adv(a.id), 'req', O.req or '')
+    return reply({status = 'assigned', messages = views(ids)})
+  end
+end
+redis.call('HSET', K.adv(a.id), 'req', O.req or '')
+return reply({status = 'empty', messages = {}})

@@ -1,0 +1,32 @@
+-- rebucket_batch: move up to n waiting conversations of older settings versions into the
+-- current version's groups, oldest version and highest group first. Each batch is atomic:
+-- a conversation is always in exactly one queue.
+-- KEYS[1] team cfg hash
+-- ARGV[1] team key prefix
+-- ARGV[2] msgpack {n, now?}
+--@include core
+local cfg = load_cfg()
+local n = tonumber(O.n)
+local moved = 0
+while moved < n and #cfg.old > 0 do
+  local v, g = cfg.old[1][1], cfg.old[1][2]
+  local empty = true
+  for i = 0, g do
+    local qk = K.q(v, i)
+    local convs = redis.call('ZRANGE', qk, 0, n - moved - 1)
+    for _, conv in ipairs(convs) do
+      place_conv(cfg, conv)
+      moved = moved + 1
+    end
+    if redis.call('EXISTS', qk) == 1 then empty = false; break end
+  end
+  if empty then
+    table.remove(cfg.old, 1)
+    redis.call('HSET', K.cfg, 'old', cmsgpack.pack(cfg.old))
+  end
+end
+local left = 0
+for _, o in ipairs(cfg.old) do
+  for i = 0, o[2] do left = left + redis.call('ZCARD', K.q(o[1], i)) end
+end
+return reply({moved = moved, left = left})

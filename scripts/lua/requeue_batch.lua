@@ -1,0 +1,24 @@
+-- requeue_batch: move up to n messages of a logged-out advisor back to the stock, marked
+-- automatically reassigned (or to quarantine past the team's requeue limit). Fenced: does
+-- nothing unless the advisor is still logged out in the session epoch the job carries.
+-- KEYS[1] team cfg hash
+-- ARGV[1] team key prefix
+-- ARGV[2] msgpack {adv, epoch, n, now?, why?}
+--@include core
+local cfg = load_cfg()
+local now = now_ms()
+local a = load_adv(O.adv)
+if a.st ~= 'off' or a.ep ~= tonumber(O.epoch) then
+  return reply({moved = 0, left = 0, fenced = true})
+end
+local ids = redis.call('ZRANGE', K.cur(a.id), 0, tonumber(O.n) - 1)
+local convs, order = {}, {}
+for _, id in ipairs(ids) do
+  local conv = redis.call('HGET', K.msg(id), 'conv')
+  release(a.id, id, conv)
+  if requeue_msg(cfg, id, conv, now, O.why or ('advisor ' .. a.id .. ' logged out')) == 'w' then
+    if not convs[conv] then convs[conv] = true; order[#order + 1] = conv end
+  end
+end
+for _, conv in ipairs(order) do place_conv(cfg, conv) end
+return reply({moved = #ids, left = redis.call('ZCARD', K.cur(a.id)), fenced = false})

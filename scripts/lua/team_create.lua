@@ -1,0 +1,15 @@
+-- team_create: a new team with default settings (no priority group: everything FIFO).
+-- KEYS[1] team cfg hash
+-- ARGV[1] team key prefix
+-- ARGV[2] msgpack {name, order, mreq, ret, evmax, dttl, pto, now?}
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  error('PI conflict team team ' .. (string.match(ARGV[1], '{(.*)}') or '') .. ' already exists', 0)
+end
+--@include core
+local now = now_ms()
+redis.call('HSET', K.cfg, 'name', O.name, 'ver', 1, 'groups', cmsgpack.pack({}), 'order', O.order,
+  'triage', cmsgpack.pack({}), 'old', cmsgpack.pack({}), 'mreq', O.mreq, 'ret', O.ret,
+  'evmax', O.evmax, 'dttl', O.dttl, 'pto', O.pto, 'uto', 0, 'lae', 0,
+  'hours', cmsgpack.pack({}), 'seq', 0, 'created', now)
+event(load_cfg(), 'team_created', now, {'name', O.name})
+return reply({status = 'ok'})

@@ -1,0 +1,15 @@
+-- triage_set: the team's ordered triage rules; each names an advisor, who must exist.
+-- KEYS[1] team cfg hash
+-- ARGV[1] team key prefix
+-- ARGV[2] msgpack {rules (msgpack list of {n, m, a}), now?}
+--@include core
+local cfg = load_cfg()
+local now = now_ms()
+for i, r in ipairs(cmsgpack.unpack(O.rules)) do
+  if redis.call('SISMEMBER', K.advisors, r.a) == 0 then
+    fail('not_found', 'rules[' .. (i - 1) .. '].advisor', 'unknown advisor ' .. r.a)
+  end
+end
+redis.call('HSET', K.cfg, 'triage', O.rules)
+event(cfg, 'triage_changed', now, {})
+return reply({status = 'ok'})
