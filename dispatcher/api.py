@@ -591,7 +591,11 @@ class Dispatcher:
 
     # --- batched moves and the reconciler (called by jobs) ------------------------------------
     def requeue_advisor(
-        self, team: str, advisor: str, epoch: int, progress: Callable[[int, int], None] | None = None
+        self,
+        team: str,
+        advisor: str,
+        epoch: int,
+        progress: Callable[[int, int], None] | None = None,
     ) -> int:
         """Hand a logged-out advisor's messages back, batch by batch (fenced by ``epoch``)."""
         moved = 0
@@ -641,10 +645,10 @@ class Dispatcher:
         for adv in self._advisor_rows(team):
             if adv["st"] == "off" and adv["held"]:
                 done["requeued"] += self.requeue_advisor(team, adv["id"], adv["ep"])
-            if adv["st"] == "brk" and adv["bu"] and adv["bu"] <= now:
-                if self.end_break(team, adv["id"], epoch=adv["bep"], at_ms=adv["bu"],
-                                  why="end of working hours"):
-                    done["breaks_ended"] += 1
+            overdue = adv["st"] == "brk" and adv["bu"] and adv["bu"] <= now
+            if overdue and self.end_break(team, adv["id"], epoch=adv["bep"], at_ms=adv["bu"],
+                                          why="end of working hours"):
+                done["breaks_ended"] += 1
         if settings["untouched_after_s"]:
             cutoff = now - settings["untouched_after_s"] * 1000
             while True:

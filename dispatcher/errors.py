@@ -13,7 +13,7 @@ class PushinboxError(Exception):
     code = "error"
     http_status = 500
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
@@ -37,7 +37,7 @@ class NotFoundError(PushinboxError):
 
 
 class ConflictError(PushinboxError):
-    """An action in the wrong state (e.g. next while logged out, replying to an archived message)."""
+    """An action in the wrong state (e.g. next while logged out, replying to archived mail)."""
 
     code = "conflict"
     http_status = 409

