@@ -629,6 +629,11 @@ class Dispatcher:
         settings = self.team_settings(team)
         done = {"reaped": 0, "requeued": 0, "breaks_ended": 0, "untouched": 0,
                 "logged_out_end_of_hours": 0, "rebucketed": 0, "purged": 0}
+        for adv in self._advisor_rows(team):
+            overdue = adv["st"] == "brk" and adv["bu"] and adv["bu"] <= now
+            if overdue and self.end_break(team, adv["id"], epoch=adv["bep"], at_ms=adv["bu"],
+                                          why="end of working hours"):
+                done["breaks_ended"] += 1
         reaped = self.call("reap", team, cutoff=now - settings["presence_timeout_s"] * 1000,
                            n=1000, why="not seen for too long")
         done["reaped"] = len(reaped)
@@ -645,10 +650,6 @@ class Dispatcher:
         for adv in self._advisor_rows(team):
             if adv["st"] == "off" and adv["held"]:
                 done["requeued"] += self.requeue_advisor(team, adv["id"], adv["ep"])
-            overdue = adv["st"] == "brk" and adv["bu"] and adv["bu"] <= now
-            if overdue and self.end_break(team, adv["id"], epoch=adv["bep"], at_ms=adv["bu"],
-                                          why="end of working hours"):
-                done["breaks_ended"] += 1
         if settings["untouched_after_s"]:
             cutoff = now - settings["untouched_after_s"] * 1000
             while True:
