@@ -12,6 +12,6 @@ if a.st ~= 'brk' or (O.epoch and tonumber(O.epoch) ~= a.bep) then
 end
 local at = now
 if O.at and tonumber(O.at) < now then at = tonumber(O.at) end
-touch(a, now)
+if not O.epoch then touch(a, now) end  -- a scheduled end is not the advisor being there
 local ms = end_break(cfg, a, at, O.why or 'ended by the advisor')
 return reply({status = 'ok', ms = ms})
