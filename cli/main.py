@@ -8,6 +8,7 @@ service. Errors print one line and exit with status 1.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from cli.output import emit, table
 from dispatcher import defaults
 from dispatcher.api import Dispatcher
 from dispatcher.errors import PushinboxError, ValidationError
+from dispatcher.log import configure as configure_logging
 
 DEFAULT_URL = f"redis://127.0.0.1:{defaults.LOCAL_REDIS_PORT}/0"
 
@@ -76,6 +78,7 @@ def cli(ctx: click.Context, redis_url: str, as_json: bool, inline: bool) -> None
       pushinbox next demo alice
       pushinbox reply demo alice demo-msg-12
     """
+    configure_logging(level=logging.WARNING)  # commands print results; logs are for services
     ctx.obj = Ctx(redis_url, as_json, inline)
 
 
@@ -131,11 +134,10 @@ def worker(c: Ctx, burst: bool) -> None:
 
     from rq import Worker
 
-    from dispatcher.log import configure
     from workers.scheduling import Ticker, queue
 
     os.environ["REDIS_URL"] = c.url
-    configure()
+    configure_logging()
     q = queue()
     ticker = Ticker(q)
     if not burst:

@@ -14,6 +14,7 @@ import click
 
 from dispatcher.api import Dispatcher
 from dispatcher.demo import TEAM, seed
+from dispatcher.log import configure as configure_logging
 from dispatcher.testing import RedisServer
 
 
@@ -21,6 +22,7 @@ def run_stack(ctx: Any, *, demo: bool, data_dir: str, port: int, url_given: bool
     server: RedisServer | None = None
     children: list[subprocess.Popen[bytes]] = []
     url = ctx.url
+    configure_logging()
     try:
         if not url_given:
             folder = Path(data_dir).resolve() / "redis"

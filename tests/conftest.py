@@ -12,7 +12,6 @@ import redis
 from dispatcher import Dispatcher
 from dispatcher.testing import FakeClock
 
-
 TEAM = "acme"
 
 PRODUCT_GROUPS = {

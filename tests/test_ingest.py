@@ -150,7 +150,7 @@ def test_triage_rules_assign_matching_messages_to_a_logged_in_advisor(
 def test_invalid_triage_rules_are_refused(online: Dispatcher) -> None:
     with pytest.raises(NotFoundError, match="unknown advisor ghost"):
         online.set_triage(TEAM, [{"name": "x", "match": {}, "advisor": "ghost"}])
-    with pytest.raises(ValidationError, match="rules\\[0\\].match.colour"):
+    with pytest.raises(ValidationError, match=r"rules\[0\]\.match\.colour"):
         online.set_triage(TEAM, [{"name": "x", "match": {"colour": "red"}, "advisor": "ann"}])
     assert online.triage(TEAM) == []
 

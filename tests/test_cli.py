@@ -1,0 +1,155 @@
+"""The `pushinbox` command, as ops and a newcomer use it, against a real Redis."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import redis
+from click.testing import CliRunner, Result
+
+from cli.main import cli
+from dispatcher import keys
+from dispatcher.testing import RedisServer
+
+
+@pytest.fixture
+def run(redis_server: RedisServer, redis_client: redis.Redis) -> object:
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | None = None, ok: bool = True) -> Result:
+        result = runner.invoke(cli, ["--redis-url", redis_server.url, "--inline", *args],
+                               input=input, catch_exceptions=False)
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result
+
+    return invoke
+
+
+def test_a_newcomer_pushes_a_message_in_and_gets_it_pushed(run, tmp_path: Path) -> None:
+    run("team", "create", "acme")
+    run("role", "set", "acme", "agent", "--push")
+    run("advisor", "add", "acme", "ann", "--role", "agent")
+    groups = tmp_path / "groups.yaml"
+    groups.write_text("order: oldest_conversation\ngroups:\n"
+                      "  - name: VIP\n    match: {customer_tags_any: [VIP]}\n")
+    run("groups", "set", "acme", str(groups))
+    assert "VIP" in run("groups", "show", "acme").output
+    run("ingest", "acme", "--id", "m1", "--conversation", "c1", "--customer", "u1",
+        "--channel", "webchat", "--text", "Where is my order?")
+    run("ingest", "acme", "--id", "m2", "--conversation", "c2", "--customer", "u2",
+        "--channel", "whatsapp", "--text", "Hi", "--customer-tag", "VIP")
+    stock = json.loads(run("--json", "stock", "acme").stdout)
+    assert stock["total"] == 2
+    assert stock["channels"]["whatsapp"]["waiting"] == 1
+    run("login", "acme", "ann")
+    out = run("next", "acme", "ann").output
+    assert "m2" in out and "customer tag VIP" in out
+    assert "Process this message first" in run("next", "acme", "ann").output
+    run("reply", "acme", "ann", "m2")
+    pushed = json.loads(run("--json", "next", "acme", "ann").stdout)
+    assert pushed["messages"][0]["id"] == "m1"
+    run("archive", "acme", "ann", "m1")
+    assert "stock is empty" in run("next", "acme", "ann").output
+    stats = json.loads(run("--json", "stats", "acme", "ann").stdout)
+    assert (stats["responses"], stats["archives"], stats["assigned"]) == (1, 1, 0)
+    assert "acme" in run("check").output
+
+
+def test_ingest_reads_a_jsonl_file_with_progress(run, tmp_path: Path) -> None:
+    run("team", "create", "acme")
+    f = tmp_path / "msgs.jsonl"
+    f.write_text("\n".join(json.dumps({"id": f"m{i}", "conversation": f"c{i}",
+                                       "customer": "u", "channel": "email", "body": i})
+                           for i in range(250)) + "\n")
+    out = json.loads(run("--json", "ingest", "acme", str(f)).stdout)
+    assert out == {"queued": 250}
+    assert json.loads(run("--json", "ingest", "acme", str(f)).stdout) == {"duplicate": 250}
+    preview = json.loads(run("--json", "preview", "acme", "-n", "3").stdout)
+    assert [p["conversation"] for p in preview] == ["c0", "c1", "c2"]
+
+
+def test_errors_are_one_readable_line_and_a_non_zero_exit(run, tmp_path: Path) -> None:
+    r = run("next", "nowhere", "ann", ok=False)
+    assert r.exit_code == 1
+    assert r.output.strip() == "error: unknown team nowhere (team)"
+    run("team", "create", "acme")
+    r = run("team", "create", "acme", ok=False)
+    assert r.output.strip() == "error: team acme already exists (team)"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("groups:\n  - name: x\n    match: {colour: red}\n")
+    r = run("groups", "set", "acme", str(bad), ok=False)
+    assert r.exit_code == 1
+    assert "groups[0].match.colour is not a condition" in r.output
+    assert len(r.output.strip().splitlines()) == 1
+    f = tmp_path / "broken.jsonl"
+    f.write_text('{"id": "m1"\n')
+    r = run("ingest", "acme", str(f), ok=False)
+    assert "line 1 is not JSON" in r.output
+
+
+def test_unreachable_redis_is_reported_in_one_line() -> None:
+    from dispatcher.testing import free_port
+
+    r = CliRunner().invoke(cli, ["--redis-url", f"redis://127.0.0.1:{free_port()}/0",
+                                 "stock", "acme"])
+    assert r.exit_code == 1
+    assert r.output.startswith("error: Redis is unreachable")
+
+
+def test_check_exits_non_zero_on_drift(run, redis_client: redis.Redis) -> None:
+    run("team", "create", "acme")
+    run("ingest", "acme", "--id", "m1", "--channel", "email")
+    assert run("check", "acme").exit_code == 0
+    redis_client.zrem(keys.channel_waiting("acme", "email"), "m1")
+    r = run("check", "acme", ok=False)
+    assert r.exit_code == 1
+    assert "missing from the email stock count" in r.output
+
+
+def test_supervisor_and_break_commands(run, tmp_path: Path) -> None:
+    run("team", "create", "acme")
+    run("role", "set", "acme", "agent")
+    for a in ("ann", "bob"):
+        run("advisor", "add", "acme", a, "--role", "agent")
+        run("login", "acme", a)
+    hours = tmp_path / "hours.json"
+    hours.write_text(json.dumps({"timezone": "Europe/Paris",
+                                 "week": {"mon": ["09:00-18:00"]}}))
+    run("hours", "set", "acme", str(hours))
+    assert "Europe/Paris" in run("hours", "show", "acme").output
+    for i in range(3):
+        run("ingest", "acme", "--id", f"m{i}", "--conversation", f"c{i}")
+    run("next", "acme", "ann")
+    run("help", "acme", "ann", "m0")
+    assert "m0" in run("help-requests", "acme").output
+    run("assign", "acme", "bob", "m0")
+    assert "m0" in run("current", "acme", "bob").output
+    run("requeue", "acme", "--message", "m0")
+    run("break", "start", "acme", "ann")
+    assert "on break" in run("advisor", "list", "acme").output
+    run("break", "end", "acme", "ann")
+    run("next", "acme", "bob")
+    run("logout", "acme", "bob")
+    assert json.loads(run("--json", "stock", "acme").stdout)["total"] == 3
+    assert json.loads(run("--json", "breaks", "acme", "--days", "2").stdout)["team"] == "acme"
+    events = json.loads(run("--json", "events", "acme", "--count", "500").stdout)
+    kinds = {e["e"] for e in events}
+    assert {"ingested", "assigned", "help_requested", "requeued", "break_started",
+            "break_ended", "logged_out"} <= kinds
+    assert json.loads(run("--json", "team", "show", "acme").stdout)["hours"]["timezone"] \
+        == "Europe/Paris"
+    run("team", "set", "acme", "--untouched-after", "600", "--max-requeues", "3")
+    run("tick")
+    assert run("check").exit_code == 0
+
+
+def test_every_command_has_help_with_an_example() -> None:
+    runner = CliRunner()
+    commands = cli.commands
+    for name, cmd in commands.items():
+        r = runner.invoke(cli, [name, "--help"])
+        assert r.exit_code == 0, name
+        assert cmd.help, f"{name} has no help"
