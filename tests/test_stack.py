@@ -1,0 +1,81 @@
+"""`pushinbox up`: the stack a newcomer starts with `make run`, and stops with Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dispatcher.testing import free_port
+
+
+def _cli(port: int, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cli", "--redis-url",
+                           f"redis://127.0.0.1:{port}/0", *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def _up(tmp_path: Path, port: int, *extra: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli", "up", "--port", str(port),
+         "--data-dir", str(tmp_path / "data"), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "RQ_REDIS_URL")},
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 60
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith("Running."):
+            return proc
+        if time.monotonic() > deadline:
+            break
+    proc.kill()
+    pytest.fail("pushinbox up did not start:\n" + "".join(seen))
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_up_demo_starts_everything_and_ctrl_c_stops_it_keeping_the_data(tmp_path: Path) -> None:
+    port = free_port()
+    proc = _up(tmp_path, port, "--demo")
+    try:
+        stock = json.loads(_cli(port, "--json", "stock", "demo").stdout)
+        assert stock["total"] == 300
+        assert _cli(port, "login", "demo", "alice").returncode == 0
+        pushed = json.loads(_cli(port, "--json", "next", "demo", "alice").stdout)
+        assert pushed["status"] == "assigned"
+        first = pushed["messages"][0]["id"]
+        assert _cli(port, "reply", "demo", "alice", first).returncode == 0
+        # the worker started by `up` runs the logout requeue job
+        assert _cli(port, "logout", "demo", "alice").returncode == 0
+        for _ in range(100):
+            if json.loads(_cli(port, "--json", "current", "demo", "alice").stdout) == []:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the worker did not requeue alice's messages")
+        assert _cli(port, "check").returncode == 0
+    finally:
+        _stop(proc)
+    assert proc.returncode is not None
+    assert _cli(port, "stock", "demo").returncode == 1  # Redis stopped with the stack
+    # the append-only file keeps the state across a restart
+    proc = _up(tmp_path, port)
+    try:
+        stats = json.loads(_cli(port, "--json", "stats", "demo", "alice").stdout)
+        assert stats["responses"] == 1
+        assert _cli(port, "check").returncode == 0
+    finally:
+        _stop(proc)
