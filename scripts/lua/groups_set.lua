@@ -10,9 +10,9 @@ local now = now_ms()
 local ver = cfg.ver + 1
 local old = cfg.old
 local waiting = 0
-for i = 0, #cfg.groups do waiting = waiting + redis.call('ZCARD', K.q(cfg.ver, i)) end
-if waiting > 0 then old[#old + 1] = {cfg.ver, #cfg.groups} end
-redis.call('HSET', K.cfg, 'ver', ver, 'groups', O.groups, 'order', O.order,
-  'old', cmsgpack.pack(old))
+for i = 0, cfg.ng do waiting = waiting + redis.call('ZCARD', K.q(cfg.ver, i)) end
+if waiting > 0 then old[#old + 1] = {cfg.ver, cfg.ng} end
+redis.call('HSET', K.cfg, 'ver', ver, 'groups', O.groups, 'ng', #cmsgpack.unpack(O.groups),
+  'order', O.order, 'old', cmsgpack.pack(old))
 event(cfg, 'groups_changed', now, {'ver', ver})
 return reply({status = 'ok', version = ver, rebucket = #old > 0})

@@ -58,10 +58,11 @@ local function enqueue(id, conv)
 end
 
 local function triage(id)
-  if #cfg.triage == 0 then return nil end
+  local rules = cfg_triage(cfg)
+  if #rules == 0 then return nil end
   local m = match_view(id)
   local ct = cust_tags(m.cust)
-  for _, r in ipairs(cfg.triage) do
+  for _, r in ipairs(rules) do
     local why = match(r.m, m, ct)
     if why then
       local st = redis.call('HGET', K.adv(r.a), 'st')

@@ -7,7 +7,8 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 --@include core
 local now = now_ms()
-redis.call('HSET', K.cfg, 'name', O.name, 'ver', 1, 'groups', cmsgpack.pack({}), 'order', O.order,
+redis.call('HSET', K.cfg, 'name', O.name, 'ver', 1, 'groups', cmsgpack.pack({}), 'ng', 0,
+  'order', O.order,
   'triage', cmsgpack.pack({}), 'old', cmsgpack.pack({}), 'mreq', O.mreq, 'ret', O.ret,
   'evmax', O.evmax, 'dttl', O.dttl, 'pto', O.pto, 'uto', 0, 'lae', 0,
   'hours', cmsgpack.pack({}), 'seq', 0, 'created', now)

@@ -3,7 +3,7 @@
 -- "pi:{team}:"; ARGV[2] = msgpack options. Every other key is built here from that prefix,
 -- mirroring dispatcher/keys.py, so all keys share the team's cluster slot.
 
-if redis.replicate_commands then pcall(redis.replicate_commands) end
+-- Effects replication (the default since Redis 5) lets scripts call TIME before writing.
 
 local P = ARGV[1]
 local O = {}
@@ -50,28 +50,40 @@ function K.custconvs(c) return P .. 'cuv:' .. c end
 local DAY_MS = 86400000
 
 -- Team settings --------------------------------------------------------------------------
+-- Groups and triage rules are decoded only by the scripts that match (cmsgpack decoding
+-- is the largest fixed cost of a call); `ng` and `old` are all that `next` needs.
+local EMPTY_LIST = cmsgpack.pack({})
 local function load_cfg()
-  local v = redis.call('HMGET', K.cfg, 'ver', 'groups', 'order', 'triage', 'old', 'mreq',
-    'ret', 'evmax', 'dttl')
+  local v = redis.call('HMGET', K.cfg, 'ver', 'ng', 'order', 'old', 'mreq', 'ret', 'evmax',
+    'dttl')
   if not v[1] then fail('not_found', 'team', 'unknown team ' .. TEAM) end
   return {
     ver = tonumber(v[1]),
-    groups = cmsgpack.unpack(v[2]),
+    ng = tonumber(v[2] or '0'),
     order = v[3],
-    triage = cmsgpack.unpack(v[4]),
-    old = cmsgpack.unpack(v[5]),
-    mreq = tonumber(v[6]),
-    ret = tonumber(v[7]),
-    evmax = tonumber(v[8]),
-    dttl = tonumber(v[9]),
+    old = (v[4] == EMPTY_LIST) and {} or cmsgpack.unpack(v[4]),
+    mreq = tonumber(v[5]),
+    ret = tonumber(v[6]),
+    evmax = tonumber(v[7]),
+    dttl = tonumber(v[8]),
   }
+end
+
+local function cfg_groups(cfg)
+  if not cfg.groups then cfg.groups = cmsgpack.unpack(redis.call('HGET', K.cfg, 'groups')) end
+  return cfg.groups
+end
+
+local function cfg_triage(cfg)
+  if not cfg.triage then cfg.triage = cmsgpack.unpack(redis.call('HGET', K.cfg, 'triage')) end
+  return cfg.triage
 end
 
 -- The queue keys in push order: the current version's groups, then older versions still
 -- being re-bucketed (their messages were sorted by the settings of their time).
 local function queue_keys(cfg)
   local ks = {}
-  for i = 0, #cfg.groups do ks[#ks + 1] = K.q(cfg.ver, i) end
+  for i = 0, cfg.ng do ks[#ks + 1] = K.q(cfg.ver, i) end
   for _, o in ipairs(cfg.old) do
     for i = 0, o[2] do ks[#ks + 1] = K.q(o[1], i) end
   end
@@ -85,10 +97,12 @@ local function event(cfg, kind, now, fields)
   redis.call(unpack(args))
 end
 
+-- Day figures expire after `dttl`; the expiry is set once, when the day's hash is created.
 local function day_add(cfg, now, field, n)
   local dk = K.day(math.floor(now / DAY_MS))
-  redis.call('HINCRBY', dk, field, n)
-  redis.call('PEXPIRE', dk, cfg.dttl)
+  if redis.call('HINCRBY', dk, field, n) == n and redis.call('PTTL', dk) == -1 then
+    redis.call('PEXPIRE', dk, cfg.dttl)
+  end
 end
 
 -- Advisors ----------------------------------------------------------------------------------
@@ -116,9 +130,8 @@ local function add_break(cfg, adv, s, e)
     local d = math.floor(t / DAY_MS)
     local seg = math.min((d + 1) * DAY_MS, e)
     local dk = K.day(d)
-    redis.call('HINCRBY', dk, 'b', seg - t)
-    redis.call('HINCRBY', dk, 'b:' .. adv, seg - t)
-    redis.call('PEXPIRE', dk, cfg.dttl)
+    day_add(cfg, t, 'b', seg - t)
+    day_add(cfg, t, 'b:' .. adv, seg - t)
     t = seg
   end
 end
@@ -217,11 +230,12 @@ end
 -- Index of the first group matching (0-based), its name and the criterion; the last index
 -- (#groups) is "everything else".
 local function classify(cfg, m, ct)
-  for i, g in ipairs(cfg.groups) do
+  local groups = cfg_groups(cfg)
+  for i, g in ipairs(groups) do
     local why = match(g.m, m, ct)
     if why then return i - 1, g.n, why end
   end
-  return #cfg.groups, 'everything else', 'matched no priority group'
+  return #groups, 'everything else', 'matched no priority group'
 end
 
 local function score(order, so, fw, lw)
