@@ -359,7 +359,7 @@ class Dispatcher:
         return None
 
     def heartbeat(self, team: str, advisor: str) -> None:
-        """A client call from the advisor: presence for the reaper (logs in if needed? no)."""
+        """Presence for the reaper from an advisor's client; never logs anyone in."""
         keys.check_id(advisor, "advisor")
         self.call("login", team, adv=advisor, touch_only=True)
 
