@@ -12,13 +12,5 @@ if a.st ~= 'off' or a.ep ~= tonumber(O.epoch) then
   return reply({moved = 0, left = 0, fenced = true})
 end
 local ids = redis.call('ZRANGE', K.cur(a.id), 0, tonumber(O.n) - 1)
-local convs, order = {}, {}
-for _, id in ipairs(ids) do
-  local conv = redis.call('HGET', K.msg(id), 'conv')
-  release(a.id, id, conv)
-  if requeue_msg(cfg, id, conv, now, O.why or ('advisor ' .. a.id .. ' logged out')) == 'w' then
-    if not convs[conv] then convs[conv] = true; order[#order + 1] = conv end
-  end
-end
-for _, conv in ipairs(order) do place_conv(cfg, conv) end
-return reply({moved = #ids, left = redis.call('ZCARD', K.cur(a.id)), fenced = false})
+local moved = requeue_from(cfg, a.id, ids, now, O.why or ('advisor ' .. a.id .. ' logged out'))
+return reply({moved = moved, left = redis.call('ZCARD', K.cur(a.id)), fenced = false})

@@ -13,12 +13,12 @@ local st, conv, holder = v[1], v[2], v[3]
 if st == 'd' then fail('conflict', 'message', 'message ' .. O.msg .. ' is already done') end
 if st == 'w' then return reply({status = 'noop'}) end
 if st == 'a' then
+  local ids = {}
   for _, id in ipairs(redis.call('ZRANGE', K.cur(holder), 0, -1)) do
-    if redis.call('HGET', K.msg(id), 'conv') == conv then
-      release(holder, id, conv)
-      requeue_msg(cfg, id, conv, now, 'sent back to the stock by a supervisor')
-    end
+    if redis.call('HGET', K.msg(id), 'conv') == conv then ids[#ids + 1] = id end
   end
+  requeue_from(cfg, holder, ids, now, 'sent back to the stock by a supervisor')
+  return reply({status = 'ok'})
 elseif st == 'h' then
   redis.call('ZREM', K.help, O.msg)
   requeue_msg(cfg, O.msg, conv, now, 'help request sent back to the stock')

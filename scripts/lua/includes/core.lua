@@ -349,6 +349,22 @@ local function requeue_msg(cfg, id, conv, now, why)
   return 'w'
 end
 
+-- Hand messages in an advisor's hands back to the stock (or quarantine), then place each
+-- touched conversation once. Returns how many messages moved.
+local function requeue_from(cfg, adv, ids, now, why)
+  local convs, order = {}, {}
+  for _, id in ipairs(ids) do
+    local conv = redis.call('HGET', K.msg(id), 'conv')
+    release(adv, id, conv)
+    if requeue_msg(cfg, id, conv, now, why) == 'w' and not convs[conv] then
+      convs[conv] = true
+      order[#order + 1] = conv
+    end
+  end
+  for _, conv in ipairs(order) do place_conv(cfg, conv) end
+  return #ids
+end
+
 -- A message as clients see it.
 local function msg_view(id)
   local v = redis.call('HMGET', K.msg(id), 'conv', 'cust', 'ch', 'ts', 'st', 'adv', 'via', 'g',
