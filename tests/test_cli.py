@@ -153,3 +153,45 @@ def test_every_command_has_help_with_an_example() -> None:
         r = runner.invoke(cli, [name, "--help"])
         assert r.exit_code == 0, name
         assert cmd.help, f"{name} has no help"
+
+
+def test_triage_roles_tags_hold_take_and_quarantine_commands(run, tmp_path: Path) -> None:
+    run("team", "create", "acme")
+    assert "acme" in run("team", "list").stdout
+    run("role", "set", "acme", "agent", "--capacity", "2")
+    run("role", "set", "acme", "classic", "--no-push")
+    roles = {r["role"]: r for r in json.loads(run("--json", "role", "list", "acme").stdout)}
+    assert (roles["agent"]["capacity"], roles["classic"]["push"]) == (2, False)
+    run("advisor", "add", "acme", "ann", "--role", "agent")
+    run("advisor", "add", "acme", "dee", "--role", "classic")
+    run("login", "acme", "ann")
+    run("login", "acme", "dee")
+    rules = tmp_path / "triage.yaml"
+    rules.write_text("- name: faxes\n  match: {channel_in: [fax]}\n  advisor: dee\n")
+    run("triage", "set", "acme", str(rules))
+    assert "faxes" in run("triage", "show", "acme").stdout
+    out = json.loads(run("--json", "ingest", "acme", "--id", "f1", "--channel", "fax").stdout)
+    assert out["status"] == "assigned:dee"
+    run("ingest", "acme", "--id", "m1", "--conversation", "c1", "--customer", "u1")
+    run("ingest", "acme", "--id", "m2", "--conversation", "c2", "--customer", "u2")
+    run("groups", "set", "acme", "-", input='{"groups": [{"name": "VIP", '
+        '"match": {"customer_tags_any": ["VIP"]}}]}')
+    moved = json.loads(run("--json", "customer-tags", "acme", "u2", "VIP").stdout)
+    assert moved["conversations_moved"] == 1
+    assert json.loads(run("--json", "preview", "acme", "-n", "1").stdout)[0]["group"] == "VIP"
+    r = run("take", "acme", "ann", "m1", ok=False)
+    assert "push mode" in r.output
+    assert "m1" in run("take", "acme", "dee", "m1").stdout
+    run("next", "acme", "ann")
+    run("hold", "acme", "ann", "m2")
+    run("unhold", "acme", "ann", "m2")
+    assert json.loads(run("--json", "current", "acme", "ann").stdout)[0]["on_hold"] is False
+    run("team", "set", "acme", "--max-requeues", "1")
+    run("logout", "acme", "ann")
+    run("login", "acme", "ann")
+    run("next", "acme", "ann")
+    run("logout", "acme", "ann")
+    assert "m2" in run("quarantine", "acme").stdout
+    run("requeue", "acme", "--message", "m2")
+    assert json.loads(run("--json", "quarantine", "acme").stdout) == []
+    assert run("check").exit_code == 0
