@@ -148,10 +148,9 @@ def case_ceiling(server: RedisServer, advisors: int, seconds: float) -> dict[str
     return {"per_s": calls / seconds, "p99_ms": p99(lat), "redis_us_per_call": usec / max(n, 1)}
 
 
-def case_ingest(server: RedisServer, batch: int, seconds: float, start: int
-                ) -> dict[str, float]:
-    client = server.client()
-    d = Dispatcher(client)
+def _ingest_case(client: redis.Redis, batch: int, seconds: float, start: int,
+                 send: Callable[[int], None]) -> dict[str, float]:
+    """4 threads sending batches of fresh ids through ``send(first_id)``."""
     counter = [start]
     lock = threading.Lock()
     client.config_resetstat()
@@ -161,7 +160,7 @@ def case_ingest(server: RedisServer, batch: int, seconds: float, start: int
             with lock:
                 s = counter[0]
                 counter[0] += batch
-            d.ingest_many(TEAM, _messages(s, batch))
+            send(s)
             return True
         return one
 
@@ -169,33 +168,31 @@ def case_ingest(server: RedisServer, batch: int, seconds: float, start: int
     usec, _n = script_usec(client)
     return {"per_s": calls * batch / seconds, "p99_ms": p99(lat),
             "redis_us_per_msg": usec / max(calls * batch, 1)}
+
+
+def case_ingest(server: RedisServer, batch: int, seconds: float, start: int
+                ) -> dict[str, float]:
+    client = server.client()
+    d = Dispatcher(client)
+    return _ingest_case(client, batch, seconds, start,
+                        lambda s: d.ingest_many(TEAM, _messages(s, batch)) and None)
 
 
 def case_ingest_ceiling(server: RedisServer, batch: int, seconds: float, start: int
                         ) -> dict[str, float]:
     client = server.client()
     script = client.register_script(CEILING_INGEST)
-    counter = [start]
-    lock = threading.Lock()
-    client.config_resetstat()
 
-    def work(i: int) -> Callable[[], bool]:
-        def one() -> bool:
-            with lock:
-                s = counter[0]
-                counter[0] += batch
-            pipe = client.pipeline(transaction=False)
-            for k in range(s, s + batch):
-                script(keys=[f"ci:{{t}}:m{k}", f"ci:{{t}}:q{k % GROUPS}"],
-                       args=[f"m{k}", "x", k], client=pipe)
+    def send(s: int) -> None:
+        # one message: a plain call, as the dispatcher makes; a batch: one pipeline
+        pipe = client.pipeline(transaction=False) if batch > 1 else None
+        for k in range(s, s + batch):
+            script(keys=[f"ci:{{t}}:m{k}", f"ci:{{t}}:q{k % GROUPS}"],
+                   args=[f"m{k}", "x", k], client=pipe)
+        if pipe is not None:
             pipe.execute()
-            return True
-        return one
 
-    calls, lat = run_threads(4, seconds, work)
-    usec, _n = script_usec(client)
-    return {"per_s": calls * batch / seconds, "p99_ms": p99(lat),
-            "redis_us_per_msg": usec / max(calls * batch, 1)}
+    return _ingest_case(client, batch, seconds, start, send)
 
 
 def memory_per_waiting(server: RedisServer, n: int) -> float:

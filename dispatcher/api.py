@@ -538,11 +538,7 @@ class Dispatcher:
         for d in range(first, first + days):
             pipe.hgetall(keys.day(team, d))
         rows = self._read(pipe.execute)
-        running = {
-            a["advisor"]: self.advisor_stats(team, a["advisor"]).break_started_at
-            for a in self.advisors(team)
-            if a["state"] == "on break"
-        }
+        running = {a["id"]: a["bs"] for a in self._advisor_rows(team) if a["st"] == "brk"}
         out: dict[str, Any] = {"team": team, "days": []}
         for offset, raw in enumerate(rows):
             dn = first + offset
@@ -552,10 +548,9 @@ class Dispatcher:
                 if name.startswith("b:"):
                     per[name[2:]] = int(v) / 1000
             for adv, since in running.items():
-                if since is not None:
-                    extra = _overlap(since, now, dn) / 1000
-                    if extra:
-                        per[adv] = per.get(adv, 0) + extra
+                extra = _overlap(since, now, dn) / 1000
+                if extra:
+                    per[adv] = per.get(adv, 0) + extra
             out["days"].append(
                 {
                     "day": (date(1970, 1, 1) + timedelta(days=dn)).isoformat(),
@@ -671,7 +666,7 @@ class Dispatcher:
         names = [_s(a) for a in self._read(lambda: self.redis.smembers(keys.advisors(team)))]
         pipe = self.redis.pipeline(transaction=False)
         for a in names:
-            pipe.hmget(keys.advisor(team, a), "st", "ep", "bep", "bu", "li")
+            pipe.hmget(keys.advisor(team, a), "st", "ep", "bep", "bu", "li", "bs")
             pipe.zcard(keys.current(team, a))
         rows = self._read(pipe.execute)
         out = []
@@ -679,7 +674,7 @@ class Dispatcher:
             v, held = rows[2 * i], rows[2 * i + 1]
             out.append({"id": a, "st": _s(v[0]), "ep": int(v[1] or 0), "bep": int(v[2] or 0),
                         "bu": int(v[3]) if v[3] else 0, "li": int(v[4]) if v[4] else 0,
-                        "held": int(held)})
+                        "bs": int(v[5]) if v[5] else 0, "held": int(held)})
         return out
 
 
