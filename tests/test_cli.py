@@ -146,12 +146,18 @@ def test_supervisor_and_break_commands(run, tmp_path: Path) -> None:
     assert run("check").exit_code == 0
 
 
-def test_every_command_has_help_with_an_example() -> None:
+def test_every_command_and_subcommand_answers_help() -> None:
+    import click
+
     runner = CliRunner()
-    commands = cli.commands
-    for name, cmd in commands.items():
-        r = runner.invoke(cli, [name, "--help"])
-        assert r.exit_code == 0, name
+    for name, cmd in cli.commands.items():
+        paths = [[name]]
+        if isinstance(cmd, click.Group):
+            paths += [[name, sub] for sub in cmd.commands]
+        for path in paths:
+            r = runner.invoke(cli, [*path, "--help"])
+            assert r.exit_code == 0, path
+            assert "Usage:" in r.output and len(r.output.splitlines()) > 3, path
         assert cmd.help, f"{name} has no help"
 
 
