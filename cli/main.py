@@ -18,7 +18,7 @@ import click
 import yaml
 
 from cli.output import emit, table
-from dispatcher import defaults
+from dispatcher import defaults, ops
 from dispatcher.api import Dispatcher
 from dispatcher.errors import PushinboxError, ValidationError
 from dispatcher.log import configure as configure_logging
@@ -591,7 +591,7 @@ def requeue(c: Ctx, team_id: str, advisor_id: str | None, message_id: str | None
         raise ValidationError(f"unknown advisor {advisor_id}", field="advisor")
     if adv["state"] != "offline":
         raise ValidationError(f"advisor {advisor_id} is logged in; log them out first", "advisor")
-    rows = c.d._advisor_rows(team_id)
+    rows = c.d.run(ops.advisor_rows(team_id))
     epoch = next(r["ep"] for r in rows if r["id"] == advisor_id)
     with click.progressbar(length=max(1, adv["assigned"]), label="requeueing", file=sys.stderr,
                            hidden=c.json) as bar:

@@ -1,0 +1,653 @@
+"""Every dispatcher operation, written once, free of I/O.
+
+An operation is a generator: it validates its input, then *yields* what it needs done (run a
+Lua script, read a few keys in one pipeline, the clock, hand a job over) and receives the answer.
+The synchronous ``Dispatcher`` (CLI, workers, library users) and the ``AsyncDispatcher`` (the HTTP
+service) only execute these requests, so there is one implementation of each operation whatever
+the transport; the state changes themselves are the Lua scripts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeVar
+
+from dispatcher import defaults, keys
+from dispatcher.errors import NotFoundError, ValidationError
+from dispatcher.hours import WorkingHours
+from dispatcher.model import (
+    AdvisorStats,
+    ChannelStock,
+    CheckReport,
+    IncomingMessage,
+    Message,
+    Push,
+    Stock,
+    pack,
+    unpack,
+)
+from dispatcher.rules import PrioritySettings, TriageRule, decompile_match
+
+T = TypeVar("T")
+DAY_MS = 86_400_000
+STATES = {"off": "offline", "on": "online", "brk": "on break"}
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    """Run one Lua script for a team; the answer is the script's unpacked result."""
+
+    name: str
+    team: str
+    opts: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Cmd:
+    """One read-only redis-py client method call (``name`` is the method)."""
+
+    name: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Reads:
+    """Several reads in one pipeline (one round trip); the answer is the list of results."""
+
+    cmds: list[Cmd]
+
+
+@dataclass(frozen=True, slots=True)
+class Now:
+    """The dispatcher's clock in ms: a test clock, else Redis TIME (one clock for all)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """Hand long or delayed work to the jobs runner (``Jobs`` method ``kind``); answer: job id."""
+
+    kind: str
+    args: tuple[Any, ...]
+
+
+Effect = Script | Reads | Now | Job
+Op = Generator[Effect, Any, T]
+
+
+@dataclass(frozen=True)
+class BreakInfo:
+    status: str
+    epoch: int
+    since: int
+    until: int | None
+    job: str | None
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def day_number(day: date) -> int:
+    return (day - date(1970, 1, 1)).days
+
+
+def _iso(day_num: int) -> str:
+    return (date(1970, 1, 1) + timedelta(days=day_num)).isoformat()
+
+
+def _overlap(since: int, now: int, day_num: int) -> int:
+    """Milliseconds of [since, now) inside UTC day ``day_num``."""
+    lo, hi = max(since, day_num * DAY_MS), min(now, (day_num + 1) * DAY_MS)
+    return max(0, hi - lo)
+
+
+def _read(name: str, *args: Any, **kwargs: Any) -> Op[Any]:
+    """One read on its own."""
+    rows = yield Reads([Cmd(name, args, kwargs)])
+    return rows[0]
+
+
+def _messages(rows: Any) -> list[Message]:
+    return [Message.from_script(m) for m in rows or []]
+
+
+# --- teams, roles, advisors, settings ---------------------------------------------------------
+def create_team(team: str, name: str | None = None) -> Op[None]:
+    keys.check_id(team, "team")
+    yield Script(
+        "team_create",
+        team,
+        {
+            "name": name or team,
+            "order": defaults.DEFAULT_ORDER,
+            "mreq": defaults.MAX_REQUEUES,
+            "ret": defaults.DONE_RETENTION_S * 1000,
+            "evmax": defaults.EVENT_STREAM_MAXLEN,
+            "dttl": defaults.DAY_STATS_TTL_S * 1000,
+            "pto": defaults.PRESENCE_TIMEOUT_S * 1000,
+        },
+    )
+    yield Reads([Cmd("sadd", (keys.TEAMS, team))])
+
+
+def teams() -> Op[list[str]]:
+    found = yield from _read("smembers", keys.TEAMS)
+    return sorted(_s(t) for t in found)
+
+
+def require_team(team: str) -> Op[None]:
+    keys.check_id(team, "team")
+    if not (yield from _read("exists", keys.cfg(team))):
+        raise NotFoundError(f"unknown team {team}", field="team")
+
+
+def team_settings(team: str) -> Op[dict[str, Any]]:
+    keys.check_id(team, "team")
+    raw = yield from _read("hgetall", keys.cfg(team))
+    if not raw:
+        raise NotFoundError(f"unknown team {team}", field="team")
+    cfg = {_s(k): v for k, v in raw.items()}
+    return {
+        "team": team,
+        "name": _s(cfg["name"]),
+        "version": int(cfg["ver"]),
+        "rebucketing": bool(unpack(cfg["old"])),
+        "presence_timeout_s": int(cfg["pto"]) // 1000,
+        "untouched_after_s": int(cfg["uto"]) // 1000,
+        "logout_at_end_of_hours": _s(cfg["lae"]) == "1",
+        "max_requeues": int(cfg["mreq"]),
+        "retention_s": int(cfg["ret"]) // 1000,
+        "hours": unpack(cfg["hours"]) or None,
+    }
+
+
+def configure(
+    team: str,
+    *,
+    name: str | None = None,
+    presence_timeout_s: int | None = None,
+    untouched_after_s: int | None = None,
+    logout_at_end_of_hours: bool | None = None,
+    max_requeues: int | None = None,
+    retention_s: int | None = None,
+) -> Op[None]:
+    """Change team options; each is validated before anything is stored."""
+    fields: dict[str, Any] = {}
+    for name_, value, lo, code, scale in (
+        ("presence_timeout_s", presence_timeout_s, 10, "pto", 1000),
+        ("untouched_after_s", untouched_after_s, 0, "uto", 1000),
+        ("max_requeues", max_requeues, 1, "mreq", 1),
+        ("retention_s", retention_s, 60, "ret", 1000),
+    ):
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < lo:
+            raise ValidationError(f"{name_} must be a whole number >= {lo}", field=name_)
+        fields[code] = value * scale
+    if name is not None:
+        if not isinstance(name, str) or not name.strip():
+            raise ValidationError("name must be a non-empty string", field="name")
+        fields["name"] = name
+    if logout_at_end_of_hours is not None:
+        if not isinstance(logout_at_end_of_hours, bool):
+            raise ValidationError("logout_at_end_of_hours must be true or false",
+                                  field="logout_at_end_of_hours")
+        fields["lae"] = 1 if logout_at_end_of_hours else 0
+    yield Script("settings_set", team, {"fields": fields})
+
+
+def set_hours(team: str, spec: object) -> Op[WorkingHours]:
+    parsed = WorkingHours.parse(spec)
+    yield Script("settings_set", team, {"fields": {"hours": pack(parsed.to_dict())}})
+    return parsed
+
+
+def hours(team: str) -> Op[WorkingHours | None]:
+    spec = (yield from team_settings(team))["hours"]
+    return WorkingHours.parse(spec) if spec else None
+
+
+def set_role(team: str, role: str, *, push: bool = True, capacity: int = 1) -> Op[None]:
+    keys.check_id(role, "role")
+    if not isinstance(capacity, int) or isinstance(capacity, bool) or not 1 <= capacity <= 100:
+        raise ValidationError("capacity must be a whole number from 1 to 100", "capacity")
+    yield Script("role_set", team, {"role": role, "push": bool(push), "cap": capacity})
+
+
+def roles(team: str) -> Op[list[dict[str, Any]]]:
+    found = yield from _read("smembers", keys.roles(team))
+    names = sorted(_s(r) for r in found)
+    rows = yield Reads([Cmd("hmget", (keys.role(team, r), "push", "cap")) for r in names])
+    return [
+        {"role": r, "push": _s(v[0]) == "1", "capacity": int(v[1])}
+        for r, v in zip(names, rows, strict=True)
+    ]
+
+
+def set_advisor(team: str, advisor: str, role: str, name: str | None = None) -> Op[None]:
+    keys.check_id(advisor, "advisor")
+    keys.check_id(role, "role")
+    yield Script("advisor_set", team, {"adv": advisor, "role": role, "name": name or advisor})
+
+
+def advisors(team: str) -> Op[list[dict[str, Any]]]:
+    found = yield from _read("smembers", keys.advisors(team))
+    names = sorted(_s(a) for a in found)
+    cmds = []
+    for a in names:
+        cmds += [Cmd("hmget", (keys.advisor(team, a), "name", "role", "st")),
+                 Cmd("zcard", (keys.current(team, a),))]
+    rows = yield Reads(cmds)
+    out = []
+    for i, a in enumerate(names):
+        v, held = rows[2 * i], rows[2 * i + 1]
+        state = _s(v[2])
+        out.append({"advisor": a, "name": _s(v[0]), "role": _s(v[1]),
+                    "state": STATES.get(state, state), "assigned": int(held)})
+    return out
+
+
+def set_groups(team: str, spec: object) -> Op[dict[str, Any]]:
+    """Replace priority groups / order; the waiting stock is re-bucketed by a job."""
+    settings = PrioritySettings.parse(spec)
+    res = yield Script("groups_set", team,
+                       {"groups": pack(settings.compiled()), "order": settings.order})
+    job = (yield Job("rebucket", (team,))) if res["rebucket"] else None
+    return {"version": res["version"], "rebucket": res["rebucket"], "job": job}
+
+
+def groups(team: str) -> Op[PrioritySettings]:
+    keys.check_id(team, "team")
+    raw = yield from _read("hmget", keys.cfg(team), "groups", "order")
+    if raw[0] is None:
+        raise NotFoundError(f"unknown team {team}", field="team")
+    return PrioritySettings(
+        order=_s(raw[1]),
+        groups=[{"name": g["n"], "match": decompile_match(g["m"] or {})} for g in unpack(raw[0])],
+    )
+
+
+def rebucket_progress(team: str) -> Op[dict[str, Any]]:
+    """How far the re-bucketing after the last settings change has gone (a batch of 0 moves
+    nothing and counts what is left)."""
+    settings = yield from team_settings(team)
+    res = yield Script("rebucket_batch", team, {"n": 0})
+    left = int(res["left"])
+    return {"version": settings["version"], "done": left == 0, "conversations_left": left}
+
+
+def set_triage(team: str, rules: object) -> Op[list[TriageRule]]:
+    parsed = TriageRule.parse_list(rules)
+    yield Script("triage_set", team, {"rules": pack([r.compiled() for r in parsed])})
+    return parsed
+
+
+def triage(team: str) -> Op[list[TriageRule]]:
+    keys.check_id(team, "team")
+    raw = yield from _read("hget", keys.cfg(team), "triage")
+    if raw is None:
+        raise NotFoundError(f"unknown team {team}", field="team")
+    return [TriageRule(name=r["n"], match=decompile_match(r["m"] or {}), advisor=r["a"])
+            for r in unpack(raw)]
+
+
+# --- upstream ---------------------------------------------------------------------------------
+def ingest_many(team: str, messages: Iterable[object]) -> Op[list[str]]:
+    """Store a batch atomically: all messages are validated first; a conflict stores none.
+
+    Each result is 'queued', 'assigned:<advisor>' or 'duplicate'.
+    """
+    parsed = []
+    for i, m in enumerate(messages):
+        try:
+            parsed.append(IncomingMessage.parse(m))
+        except ValidationError as exc:
+            raise ValidationError(
+                f"message {i}: {exc.message}", field=f"messages[{i}].{exc.field}"
+            ) from exc
+    if not parsed:
+        return []
+    result: list[str] = yield Script("ingest", team, {"msgs": [p.to_script() for p in parsed]})
+    return result
+
+
+def set_customer_tags(team: str, customer: str, tags: list[str]) -> Op[int]:
+    """A customer's tags changed: their waiting conversations move to the group they match."""
+    keys.check_id(customer, "customer")
+    clean = IncomingMessage.parse(
+        {"id": "x", "conversation": "x", "customer": customer, "channel": "x", "body": "",
+         "customer_tags": tags}
+    ).customer_tags or []
+    res = yield Script("customer_tags", team, {"cust": customer, "tags": pack(sorted(clean))})
+    return int(res["moved"])
+
+
+# --- advisors ---------------------------------------------------------------------------------
+def login(team: str, advisor: str) -> Op[int]:
+    keys.check_id(advisor, "advisor")
+    res = yield Script("login", team, {"adv": advisor})
+    return int(res["epoch"])
+
+
+def logout(team: str, advisor: str, why: str | None = None) -> Op[str | None]:
+    """The advisor is offline at once; their messages are requeued by a job (id returned)."""
+    keys.check_id(advisor, "advisor")
+    res = yield Script("logout", team, {"adv": advisor, "why": why})
+    if res["held"]:
+        job: str | None = yield Job("requeue_advisor", (team, advisor, int(res["epoch"])))
+        return job
+    return None
+
+
+def heartbeat(team: str, advisor: str) -> Op[None]:
+    """Presence for the reaper from an advisor's client; never logs anyone in."""
+    keys.check_id(advisor, "advisor")
+    yield Script("login", team, {"adv": advisor, "touch_only": True})
+
+
+def next_message(team: str, advisor: str, request_id: str | None = None) -> Op[Push]:
+    """*Process a new message*."""
+    keys.check_id(advisor, "advisor")
+    if request_id is not None:
+        keys.check_id(request_id, "request_id")
+    res = yield Script("next", team, {"adv": advisor, "req": request_id})
+    return Push(res["status"], _messages(res["messages"]))
+
+
+def act(script: str, team: str, advisor: str, message: str, **opts: Any) -> Op[str]:
+    """reply / archive / help / hold on one of the advisor's messages."""
+    keys.check_id(advisor, "advisor")
+    keys.check_id(message, "message")
+    res = yield Script(script, team, {"adv": advisor, "msg": message, **opts})
+    return str(res["status"])
+
+
+def take(team: str, advisor: str, message: str) -> Op[list[Message]]:
+    """A classic-inbox advisor (push mode off) picks a waiting message."""
+    keys.check_id(advisor, "advisor")
+    keys.check_id(message, "message")
+    res = yield Script("take", team, {"adv": advisor, "msg": message})
+    return _messages(res["messages"])
+
+
+def start_break(team: str, advisor: str) -> Op[BreakInfo]:
+    """Start a break; it ends at the end of the current working-hours range by itself."""
+    keys.check_id(advisor, "advisor")
+    spec = yield from hours(team)
+    until = None
+    if spec is not None:
+        now = yield Now()
+        end = spec.current_range_end(datetime.fromtimestamp(now / 1000, UTC))
+        until = int(end.timestamp() * 1000) if end else None
+    res = yield Script("break_start", team, {"adv": advisor, "until": until})
+    job = None
+    if res["status"] == "ok" and until is not None:
+        job = yield Job("end_break_at", (team, advisor, int(res["epoch"]), until))
+    return BreakInfo(res["status"], int(res["epoch"]), int(res["since"]), res.get("until"), job)
+
+
+def end_break(
+    team: str,
+    advisor: str,
+    *,
+    epoch: int | None = None,
+    at_ms: int | None = None,
+    why: str | None = None,
+) -> Op[int]:
+    """End a break; its length in ms (0: no break, or that break already ended)."""
+    keys.check_id(advisor, "advisor")
+    res = yield Script("break_end", team, {"adv": advisor, "epoch": epoch, "at": at_ms,
+                                             "why": why})
+    return int(res["ms"])
+
+
+def current(team: str, advisor: str) -> Op[list[Message]]:
+    """*Your current messages*: pushed, triaged, assigned by hand, on hold."""
+    keys.check_id(advisor, "advisor")
+    return _messages((yield Script("view", team, {"adv": advisor})))
+
+
+def messages(team: str, ids: list[str]) -> Op[list[Message]]:
+    for i in ids:
+        keys.check_id(i, "message")
+    return _messages((yield Script("view", team, {"ids": ids})))
+
+
+def message(team: str, message_id: str) -> Op[Message]:
+    found = yield from messages(team, [message_id])
+    if not found:
+        raise NotFoundError(f"unknown message {message_id}", field="message")
+    return found[0]
+
+
+# --- supervisors ------------------------------------------------------------------------------
+def assign(team: str, advisor: str, message_id: str, by: str | None = None) -> Op[list[Message]]:
+    keys.check_id(advisor, "advisor")
+    keys.check_id(message_id, "message")
+    res = yield Script("assign", team, {"adv": advisor, "msg": message_id, "by": by})
+    return _messages(res["messages"])
+
+
+def send_to_stock(team: str, message_id: str) -> Op[str]:
+    keys.check_id(message_id, "message")
+    res = yield Script("send_to_stock", team, {"msg": message_id})
+    return str(res["status"])
+
+
+def place(team: str, where: str) -> Op[list[Message]]:
+    """The help requests or the quarantine."""
+    return _messages((yield Script("view", team, {"place": where})))
+
+
+def preview(team: str, n: int = 10) -> Op[list[dict[str, Any]]]:
+    """The first ``n`` conversations of the ordered list: what the next presses get."""
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 1000:
+        raise ValidationError("n must be from 1 to 1000", field="n")
+    rows = yield Script("preview", team, {"n": n})
+    return [
+        {"position": i + 1, "conversation": r["conversation"], "group": r["group"],
+         "why": r["why"], "messages": _messages(r["messages"])}
+        for i, r in enumerate(rows)
+    ]
+
+
+# --- statistics (O(1) reads of what the scripts keep) -----------------------------------------
+def team_stock(team: str) -> Op[Stock]:
+    """The team's waiting messages, total and per channel, with the oldest one's age."""
+    yield from require_team(team)
+    found = yield from _read("smembers", keys.channels(team))
+    chans = sorted(_s(c) for c in found)
+    cmds = []
+    for c in chans:
+        cmds += [Cmd("zcard", (keys.channel_waiting(team, c),)),
+                 Cmd("zrange", (keys.channel_waiting(team, c), 0, 0), {"withscores": True})]
+    rows = yield Reads(cmds)
+    now = yield Now()
+    out = []
+    for i, c in enumerate(chans):
+        n, oldest = int(rows[2 * i]), rows[2 * i + 1]
+        age = round(max(0, now - oldest[0][1]) / 1000, 3) if oldest else None
+        out.append(ChannelStock(c, n, age))
+    return Stock(sum(c.waiting for c in out), out)
+
+
+def advisor_stats(team: str, advisor: str, day: date | None = None) -> Op[AdvisorStats]:
+    """Personal statistics for a UTC day (today by default); a running break counts."""
+    keys.check_id(advisor, "advisor")
+    now = yield Now()
+    dn = day_number(day) if day else now // DAY_MS
+    figures, adv, assigned = yield Reads([
+        Cmd("hmget", (keys.day(team, dn), f"r:{advisor}", f"x:{advisor}", f"b:{advisor}")),
+        Cmd("hmget", (keys.advisor(team, advisor), "st", "bs")),
+        Cmd("zcard", (keys.current(team, advisor),)),
+    ])
+    if adv[0] is None:
+        yield from require_team(team)
+        raise NotFoundError(f"unknown advisor {advisor} in team {team}", field="advisor")
+    brk = int(figures[2] or 0)
+    since = int(adv[1]) if _s(adv[0]) == "brk" and adv[1] else None
+    if since is not None:
+        brk += _overlap(since, now, dn)
+    stock = yield from team_stock(team)
+    return AdvisorStats(
+        advisor=advisor,
+        day=_iso(dn),
+        state=STATES[_s(adv[0])],
+        responses=int(figures[0] or 0),
+        archives=int(figures[1] or 0),
+        break_seconds=round(brk / 1000, 3),
+        assigned=int(assigned),
+        stock=stock.total,
+        break_started_at=since,
+    )
+
+
+def breaks(team: str, start: date, days: int = 7) -> Op[dict[str, Any]]:
+    """Break seconds per day per advisor and for the team (breaks over midnight are split)."""
+    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 366:
+        raise ValidationError("days must be from 1 to 366", field="days")
+    yield from require_team(team)
+    now = yield Now()
+    first = day_number(start)
+    rows = yield Reads([Cmd("hgetall", (keys.day(team, d),)) for d in range(first, first + days)])
+    running = {a["id"]: a["bs"] for a in (yield from advisor_rows(team)) if a["st"] == "brk"}
+    out: dict[str, Any] = {"team": team, "days": []}
+    for offset, raw in enumerate(rows):
+        dn = first + offset
+        per: dict[str, float] = {}
+        for k, v in raw.items():
+            name = _s(k)
+            if name.startswith("b:"):
+                per[name[2:]] = int(v) / 1000
+        for adv, since in running.items():
+            extra = _overlap(since, now, dn) / 1000
+            if extra:
+                per[adv] = per.get(adv, 0) + extra
+        out["days"].append({
+            "day": _iso(dn),
+            "team_seconds": round(sum(per.values()), 3),
+            "advisors": {a: round(s, 3) for a, s in sorted(per.items())},
+        })
+    return out
+
+
+def events(team: str, since: str = "-", count: int = 100) -> Op[list[dict[str, Any]]]:
+    """The audit trail: events after ``since`` (an event id), oldest first."""
+    yield from require_team(team)
+    start = "(" + since if since not in ("-", "0") else "-"
+    rows = yield from _read("xrange", keys.events(team), start, "+", count=count)
+    return [{"id": _s(eid), **{_s(k): _s(v) for k, v in f.items()}} for eid, f in rows]
+
+
+def check(team: str) -> Op[CheckReport]:
+    """Verify the team's invariants (see scripts/lua/check.lua)."""
+    res = yield Script("check", team, {})
+    return CheckReport(
+        ok=bool(res["ok"]),
+        problems=list(res["problems"] or []),
+        problem_count=int(res["nproblems"]),
+        counts={k: int(v) for k, v in res["counts"].items()},
+    )
+
+
+def advisor_rows(team: str) -> Op[list[dict[str, Any]]]:
+    """The raw state of every advisor: what the reconciler and analytics work from."""
+    found = yield from _read("smembers", keys.advisors(team))
+    names = [_s(a) for a in found]
+    cmds = []
+    for a in names:
+        cmds += [Cmd("hmget", (keys.advisor(team, a), "st", "ep", "bep", "bu", "li", "bs")),
+                 Cmd("zcard", (keys.current(team, a),))]
+    rows = yield Reads(cmds)
+    out = []
+    for i, a in enumerate(names):
+        v, held = rows[2 * i], rows[2 * i + 1]
+        out.append({"id": a, "st": _s(v[0]), "ep": int(v[1] or 0), "bep": int(v[2] or 0),
+                    "bu": int(v[3]) if v[3] else 0, "li": int(v[4]) if v[4] else 0,
+                    "bs": int(v[5]) if v[5] else 0, "held": int(held)})
+    return out
+
+
+# --- batched moves and the reconciler (run by jobs) -------------------------------------------
+Progress = Callable[[int, int], None] | None
+
+
+def requeue_advisor(team: str, advisor: str, epoch: int, batch: int,
+                    progress: Progress = None) -> Op[int]:
+    """Hand a logged-out advisor's messages back, batch by batch (fenced by ``epoch``)."""
+    moved = 0
+    while True:
+        res = yield Script("requeue_batch", team, {"adv": advisor, "epoch": epoch, "n": batch})
+        moved += int(res["moved"])
+        if progress:
+            progress(moved, int(res["left"]))
+        if res["fenced"] or not res["left"]:
+            return moved
+
+
+def rebucket(team: str, batch: int, progress: Progress = None) -> Op[int]:
+    """Move the waiting stock of older settings into the current groups, batch by batch."""
+    moved = 0
+    while True:
+        res = yield Script("rebucket_batch", team, {"n": batch})
+        moved += int(res["moved"])
+        if progress:
+            progress(moved, int(res["left"]))
+        if not res["left"]:
+            return moved
+
+
+def _drain(script: str, team: str, opts: dict[str, Any], count: str, batch: int) -> Op[int]:
+    done = 0
+    while True:
+        n = int((yield Script(script, team, {**opts, "n": batch}))[count])
+        done += n
+        if n < batch:
+            return done
+
+
+def tick(team: str, batch: int) -> Op[dict[str, int]]:
+    """The reconciler: what no RQ job may be trusted alone to do. Idempotent.
+
+    Logs out silent advisors, requeues messages stranded with logged-out advisors, ends
+    breaks past their working-hours end, returns untouched pushes, logs advisors out at
+    the end of working hours (team option), finishes re-bucketing, purges old done messages.
+    """
+    now = yield Now()
+    settings = yield from team_settings(team)
+    done = {"reaped": 0, "requeued": 0, "breaks_ended": 0, "untouched": 0,
+            "logged_out_end_of_hours": 0, "rebucketed": 0, "purged": 0}
+    for adv in (yield from advisor_rows(team)):
+        if adv["st"] == "brk" and adv["bu"] and adv["bu"] <= now:
+            ended = yield from end_break(team, adv["id"], epoch=adv["bep"], at_ms=adv["bu"],
+                                         why="end of working hours")
+            done["breaks_ended"] += 1 if ended else 0
+    reaped = yield Script("reap", team, {"cutoff": now - settings["presence_timeout_s"] * 1000,
+                                         "n": 1000, "why": "not seen for too long"})
+    done["reaped"] = len(reaped)
+    if settings["logout_at_end_of_hours"] and settings["hours"]:
+        spec = WorkingHours.parse(settings["hours"])
+        moment = datetime.fromtimestamp(now / 1000, UTC)
+        last_end = spec.last_end_before(moment)
+        if spec.current_range_end(moment) is None and last_end is not None:
+            end_ms = int(last_end.timestamp() * 1000)
+            for adv in (yield from advisor_rows(team)):
+                if adv["st"] != "off" and adv["li"] < end_ms:
+                    yield Script("logout", team, {"adv": adv["id"], "why": "end of working hours"})
+                    done["logged_out_end_of_hours"] += 1
+    for adv in (yield from advisor_rows(team)):
+        if adv["st"] == "off" and adv["held"]:
+            done["requeued"] += yield from requeue_advisor(team, adv["id"], adv["ep"], batch)
+    if settings["untouched_after_s"]:
+        cutoff = now - settings["untouched_after_s"] * 1000
+        done["untouched"] = yield from _drain("untouched", team, {"cutoff": cutoff}, "moved",
+                                              batch)
+    if settings["rebucketing"]:
+        done["rebucketed"] = yield from rebucket(team, batch)
+    done["purged"] = yield from _drain(
+        "purge_done", team, {"cutoff": now - settings["retention_s"] * 1000}, "purged", batch
+    )
+    return done
