@@ -121,6 +121,26 @@ def up(ctx: click.Context, demo: bool, data_dir: str, port: int) -> None:
 
 
 @cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=defaults.HTTP_PORT, show_default=True)
+@click.option("--workers", default=1, show_default=True, help="Service processes.")
+@click.option("--no-access-log", is_flag=True, help="Skip the per-request JSON log line.")
+@pass_ctx
+def serve(c: Ctx, host: str, port: int, workers: int, no_access_log: bool) -> None:
+    """Run the HTTP service (uvicorn). It keeps no state: run as many as you like.
+
+    \b
+    Example:
+      pushinbox token create admin --name ops
+      pushinbox serve --port 8080 --workers 2
+    """
+    from cli.serve import serve as run
+
+    click.echo(f"HTTP       http://{host}:{port}  (OpenAPI: /openapi.json, docs: /docs)")
+    run(c.url, host, port, workers, c.inline, not no_access_log)
+
+
+@cli.command()
 @click.option("--burst", is_flag=True, help="Run the queued jobs, then exit.")
 @pass_ctx
 def worker(c: Ctx, burst: bool) -> None:
@@ -134,18 +154,21 @@ def worker(c: Ctx, burst: bool) -> None:
 
     from rq import Worker
 
+    from workers.hooks import HookPump
     from workers.scheduling import Ticker, queue
 
     os.environ["REDIS_URL"] = c.url
     configure_logging()
     q = queue()
-    ticker = Ticker(q)
+    ticker, pump = Ticker(q), HookPump(Dispatcher.from_url(c.url), q)
     if not burst:
         ticker.start()
+        pump.start()
     try:
         Worker([q], connection=q.connection).work(with_scheduler=True, burst=burst)
     finally:
         ticker.stopped.set()
+        pump.stopped.set()
 
 
 @cli.command()
@@ -714,3 +737,103 @@ def main() -> None:
     cli()
 
 
+
+
+# --- tokens and webhooks ----------------------------------------------------------------------
+@cli.group()
+def token() -> None:
+    """API tokens for the HTTP service (stored hashed; shown once, at creation)."""
+
+
+@token.command("create")
+@click.argument("scope", type=click.Choice(["advisor", "supervisor", "ingest", "admin"]))
+@click.option("--team", help="Team of an advisor or supervisor token.")
+@click.option("--advisor", help="Advisor of an advisor token.")
+@click.option("--teams", help="Comma-separated teams an ingest token is limited to.")
+@click.option("--name", default="", help="What the token is for.")
+@pass_ctx
+def token_create(c: Ctx, scope: str, team: str | None, advisor: str | None,
+                 teams: str | None, name: str) -> None:
+    """Create a token and print it (the only time it is shown).
+
+    \b
+    Examples:
+      pushinbox token create admin --name ops
+      pushinbox token create supervisor --team demo
+      pushinbox token create advisor --team demo --advisor alice
+      pushinbox token create ingest --teams demo,sales --name whatsapp-connector
+    """
+    from dispatcher import tokens
+
+    limited = [t.strip() for t in teams.split(",") if t.strip()] if teams else None
+    new = c.d.run(tokens.create_token(scope, team=team, advisor=advisor, teams=limited,
+                                      name=name))
+    if c.json:
+        emit({"token": new.token, **new.info.to_dict()}, True)
+    else:
+        click.echo(new.token)
+        click.echo(f"(id {new.info.id}; keep the token now: only its hash is stored)", err=True)
+
+
+@token.command("list")
+@pass_ctx
+def token_list(c: Ctx) -> None:
+    """List tokens (ids and scopes; never the tokens themselves)."""
+    from dispatcher import tokens
+
+    rows = [t.to_dict() for t in c.d.run(tokens.list_tokens())]
+    emit(rows, c.json, rows=rows)
+
+
+@token.command("revoke")
+@click.argument("token_id")
+@pass_ctx
+def token_revoke(c: Ctx, token_id: str) -> None:
+    """Revoke a token by id (services stop accepting it within a few seconds)."""
+    from dispatcher import tokens
+
+    c.d.run(tokens.revoke_token(token_id))
+    emit({"revoked": token_id}, c.json)
+
+
+@cli.group()
+def hook() -> None:
+    """Webhooks: signed HTTP callbacks to upstream services on team events."""
+
+
+@hook.command("add")
+@click.argument("team_id")
+@click.argument("url")
+@click.option("--event", "events", multiple=True, required=True,
+              help="Event type (repeat): assigned, replied, archived, help_requested, requeued, "
+                   "logged_in, logged_out, break_started, break_ended.")
+@pass_ctx
+def hook_add(c: Ctx, team_id: str, url: str, events: tuple[str, ...]) -> None:
+    """Register a webhook; prints its signing secret (shown once)."""
+    from dispatcher import webhooks
+
+    made = c.d.run(webhooks.create_hook(team_id, url, list(events)))
+    emit(made.to_dict(), c.json)
+
+
+@hook.command("list")
+@click.argument("team_id")
+@pass_ctx
+def hook_list(c: Ctx, team_id: str) -> None:
+    """The team's webhooks."""
+    from dispatcher import webhooks
+
+    rows = [h.to_dict() for h in c.d.run(webhooks.list_hooks(team_id))]
+    emit(rows, c.json, rows=rows)
+
+
+@hook.command("remove")
+@click.argument("team_id")
+@click.argument("hook_id")
+@pass_ctx
+def hook_remove(c: Ctx, team_id: str, hook_id: str) -> None:
+    """Remove a webhook."""
+    from dispatcher import webhooks
+
+    c.d.run(webhooks.delete_hook(team_id, hook_id))
+    emit({"removed": hook_id}, c.json)

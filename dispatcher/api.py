@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Callable, Iterable
 from datetime import date
 from typing import Any, Protocol, TypeVar
@@ -106,7 +107,7 @@ class Dispatcher:
     def _answer(self, request: ops.Effect) -> Any:
         if isinstance(request, ops.Script):
             return self.call(request.name, request.team, **request.opts)
-        if isinstance(request, ops.Reads):
+        if isinstance(request, ops.Commands):
             pipe = self.redis.pipeline(transaction=False)
             for cmd in request.cmds:
                 getattr(pipe, cmd.name)(*cmd.args, **cmd.kwargs)
@@ -317,12 +318,14 @@ class AsyncDispatcher:
         jobs: Jobs | None = None,
         clock: Callable[[], int] | None = None,
         batch_size: int = defaults.BATCH_SIZE,
+        on_script: Callable[[str, float], None] | None = None,
     ) -> None:
         self.redis = client
         self.scripts = ScriptSet(client)
         self.jobs = jobs
         self.clock = clock
         self.batch_size = batch_size
+        self.on_script = on_script  # (script, seconds): the service's latency histogram
 
     async def run(self, op: Op[T]) -> T:
         """Execute one operation of ``dispatcher.ops`` without blocking the loop."""
@@ -337,7 +340,7 @@ class AsyncDispatcher:
     async def _answer(self, request: ops.Effect) -> Any:
         if isinstance(request, ops.Script):
             return await self.call(request.name, request.team, **request.opts)
-        if isinstance(request, ops.Reads):
+        if isinstance(request, ops.Commands):
             pipe = self.redis.pipeline(transaction=False)
             for cmd in request.cmds:
                 getattr(pipe, cmd.name)(*cmd.args, **cmd.kwargs)
@@ -358,12 +361,15 @@ class AsyncDispatcher:
 
     async def call(self, script: str, team: str, /, **opts: Any) -> Any:
         name, args = _script_args(script, team, opts, self.clock)
+        started = time.perf_counter()
         try:
             raw = await self.scripts[name](keys=args[:1], args=args[1:])
         except redis.ResponseError as exc:
             raise _translate(exc) from exc
         except _DOWN as exc:
             raise UnavailableError(f"Redis is unreachable: {exc}") from exc
+        if self.on_script is not None:
+            self.on_script(name, time.perf_counter() - started)
         return unpack(raw)
 
     async def now_ms(self) -> int:

@@ -52,3 +52,26 @@ LOCAL_REDIS_PORT = 6390
 #: Order inside a priority group unless the team chooses another.
 DEFAULT_ORDER = "oldest_conversation"
 ORDERS = ("oldest_conversation", "newest_conversation", "oldest_message", "newest_message")
+
+#: Most messages one ingest call may carry (HTTP: 413 beyond); one script call stores them all,
+#: so the cap bounds how long Redis is busy with one batch. PUSHINBOX_MAX_BATCH overrides it.
+INGEST_BATCH_MAX = 500
+
+#: A checked token is trusted this long by a service process (revocation delay vs one Redis
+#: read per request).
+TOKEN_CACHE_S = 5.0
+
+#: A comment is sent on an idle live-update stream this often, so proxies keep it open.
+SSE_KEEPALIVE_S = 15.0
+
+#: Webhook delivery retries (seconds before each): quick at first, then backing off to an hour.
+HOOK_BACKOFF_S = (5, 30, 120, 600, 1800, 3600)
+
+#: A delivery waits this long for the receiver before it counts as failed (and is retried).
+HOOK_TIMEOUT_S = 10.0
+
+#: How often each worker's pump moves new events to webhook delivery jobs.
+HOOK_PUMP_INTERVAL_S = 0.5
+
+#: The HTTP service's port for ``pushinbox serve`` / ``up``.
+HTTP_PORT = 8080

@@ -29,6 +29,20 @@ class ValidationError(PushinboxError):
     http_status = 422
 
 
+class TooLargeError(ValidationError):
+    """A message or a batch over the size limits. Nothing was changed."""
+
+    code = "too_large"
+    http_status = 413
+
+
+class UnauthorizedError(PushinboxError):
+    """No valid credentials (HTTP): a missing, unknown or revoked token."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
 class NotFoundError(PushinboxError):
     """An unknown team, advisor, role or message."""
 
@@ -69,6 +83,8 @@ _BY_CODE: dict[str, type[PushinboxError]] = {
     for cls in (
         PushinboxError,
         ValidationError,
+        TooLargeError,
+        UnauthorizedError,
         NotFoundError,
         ConflictError,
         NotYoursError,

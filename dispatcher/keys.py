@@ -13,17 +13,21 @@ from dispatcher.defaults import KEY_PREFIX
 from dispatcher.errors import ValidationError
 
 #: Ids are printable ASCII without spaces or braces (braces would break the cluster hash tag).
-_ID_RE = re.compile(r"^[!-z|~]{1,200}$")
+# Printable ASCII without spaces, braces (hash tags) or / ? # % (ids appear in URL paths).
+_ID_RE = re.compile(r"^(?:(?![#%/?])[!-z|~]){1,200}$")
 
 #: The registry of teams; the one key outside any team slot (never touched by a script).
 TEAMS = f"{KEY_PREFIX}:teams"
+
+#: API tokens (hash: token id -> msgpack record with the token's SHA-256, never the token).
+TOKENS = f"{KEY_PREFIX}:tokens"
 
 
 def check_id(value: object, field: str) -> str:
     """Return ``value`` if it is a usable id, else raise a ValidationError naming ``field``."""
     if not isinstance(value, str) or not _ID_RE.match(value):
         raise ValidationError(
-            f"{field} must be 1-200 printable ASCII characters without spaces or braces, "
+            f"{field} must be 1-200 printable ASCII characters without spaces, braces or / ? # %, "
             f"got {value!r}",
             field=field,
         )
@@ -134,3 +138,8 @@ def customer(team: str, cust: str) -> str:
 
 def customer_conversations(team: str, cust: str) -> str:
     return f"{prefix(team)}cuv:{cust}"
+
+
+def hooks(team: str) -> str:
+    """The team's webhook registrations (hash: hook id -> msgpack record)."""
+    return f"{prefix(team)}hooks"

@@ -15,7 +15,7 @@ from typing import Any
 import msgpack
 
 from dispatcher import defaults
-from dispatcher.errors import ValidationError
+from dispatcher.errors import TooLargeError, ValidationError
 from dispatcher.keys import check_id
 
 _MESSAGE_FIELDS = {
@@ -112,7 +112,7 @@ class IncomingMessage:
         except (TypeError, ValueError) as exc:
             raise ValidationError(f"body must be JSON data: {exc}", field="body") from exc
         if len(body_json.encode("utf-8", "surrogatepass")) > defaults.MAX_BODY_BYTES:
-            raise ValidationError(
+            raise TooLargeError(
                 f"body is larger than {defaults.MAX_BODY_BYTES} bytes", field="body"
             )
         language = data.get("language", "")

@@ -54,8 +54,12 @@ class Cmd:
 
 
 @dataclass(frozen=True, slots=True)
-class Reads:
-    """Several reads in one pipeline (one round trip); the answer is the list of results."""
+class Commands:
+    """Plain commands in one pipeline (one round trip); the answer is the list of results.
+
+    Reads, and single-command writes outside the queue state (the team registry, tokens,
+    webhook registrations): one command is atomic by itself.
+    """
 
     cmds: list[Cmd]
 
@@ -73,7 +77,7 @@ class Job:
     args: tuple[Any, ...]
 
 
-Effect = Script | Reads | Now | Job
+Effect = Script | Commands | Now | Job
 Op = Generator[Effect, Any, T]
 
 
@@ -106,7 +110,7 @@ def _overlap(since: int, now: int, day_num: int) -> int:
 
 def _read(name: str, *args: Any, **kwargs: Any) -> Op[Any]:
     """One read on its own."""
-    rows = yield Reads([Cmd(name, args, kwargs)])
+    rows = yield Commands([Cmd(name, args, kwargs)])
     return rows[0]
 
 
@@ -130,7 +134,7 @@ def create_team(team: str, name: str | None = None) -> Op[None]:
             "pto": defaults.PRESENCE_TIMEOUT_S * 1000,
         },
     )
-    yield Reads([Cmd("sadd", (keys.TEAMS, team))])
+    yield Commands([Cmd("sadd", (keys.TEAMS, team))])
 
 
 def teams() -> Op[list[str]]:
@@ -220,7 +224,7 @@ def set_role(team: str, role: str, *, push: bool = True, capacity: int = 1) -> O
 def roles(team: str) -> Op[list[dict[str, Any]]]:
     found = yield from _read("smembers", keys.roles(team))
     names = sorted(_s(r) for r in found)
-    rows = yield Reads([Cmd("hmget", (keys.role(team, r), "push", "cap")) for r in names])
+    rows = yield Commands([Cmd("hmget", (keys.role(team, r), "push", "cap")) for r in names])
     return [
         {"role": r, "push": _s(v[0]) == "1", "capacity": int(v[1])}
         for r, v in zip(names, rows, strict=True)
@@ -240,7 +244,7 @@ def advisors(team: str) -> Op[list[dict[str, Any]]]:
     for a in names:
         cmds += [Cmd("hmget", (keys.advisor(team, a), "name", "role", "st")),
                  Cmd("zcard", (keys.current(team, a),))]
-    rows = yield Reads(cmds)
+    rows = yield Commands(cmds)
     out = []
     for i, a in enumerate(names):
         v, held = rows[2 * i], rows[2 * i + 1]
@@ -464,7 +468,7 @@ def team_stock(team: str) -> Op[Stock]:
     for c in chans:
         cmds += [Cmd("zcard", (keys.channel_waiting(team, c),)),
                  Cmd("zrange", (keys.channel_waiting(team, c), 0, 0), {"withscores": True})]
-    rows = yield Reads(cmds)
+    rows = yield Commands(cmds)
     now = yield Now()
     out = []
     for i, c in enumerate(chans):
@@ -479,7 +483,7 @@ def advisor_stats(team: str, advisor: str, day: date | None = None) -> Op[Adviso
     keys.check_id(advisor, "advisor")
     now = yield Now()
     dn = day_number(day) if day else now // DAY_MS
-    figures, adv, assigned = yield Reads([
+    figures, adv, assigned = yield Commands([
         Cmd("hmget", (keys.day(team, dn), f"r:{advisor}", f"x:{advisor}", f"b:{advisor}")),
         Cmd("hmget", (keys.advisor(team, advisor), "st", "bs")),
         Cmd("zcard", (keys.current(team, advisor),)),
@@ -512,7 +516,8 @@ def breaks(team: str, start: date, days: int = 7) -> Op[dict[str, Any]]:
     yield from require_team(team)
     now = yield Now()
     first = day_number(start)
-    rows = yield Reads([Cmd("hgetall", (keys.day(team, d),)) for d in range(first, first + days)])
+    rows = yield Commands([Cmd("hgetall", (keys.day(team, d),))
+                           for d in range(first, first + days)])
     running = {a["id"]: a["bs"] for a in (yield from advisor_rows(team)) if a["st"] == "brk"}
     out: dict[str, Any] = {"team": team, "days": []}
     for offset, raw in enumerate(rows):
@@ -561,7 +566,7 @@ def advisor_rows(team: str) -> Op[list[dict[str, Any]]]:
     for a in names:
         cmds += [Cmd("hmget", (keys.advisor(team, a), "st", "ep", "bep", "bu", "li", "bs")),
                  Cmd("zcard", (keys.current(team, a),))]
-    rows = yield Reads(cmds)
+    rows = yield Commands(cmds)
     out = []
     for i, a in enumerate(names):
         v, held = rows[2 * i], rows[2 * i + 1]

@@ -44,6 +44,7 @@ function K.role(r) return P .. 'role:' .. r end
 K.roles = P .. 'roles'
 function K.day(d) return P .. 'd:' .. d end
 K.events = P .. 'events'
+K.hooks = P .. 'hooks'
 function K.cust(c) return P .. 'cu:' .. c end
 function K.custconvs(c) return P .. 'cuv:' .. c end
 

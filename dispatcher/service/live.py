@@ -1,0 +1,185 @@
+"""Live updates: one reader of each team's event stream per process, fanned out to every
+Server-Sent Events client of that team in this process. No client polls Redis: a burst of
+events costs one stock read per team and one figures read per watched advisor.
+
+Every update carries the id of the stream event it reflects; a client that reconnects with
+``Last-Event-ID`` first gets what it missed (messages assigned to it meanwhile), then the
+current state, so it misses nothing; a new client gets the current state first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aredis
+import structlog
+
+from dispatcher import keys, ops
+from dispatcher.api import AsyncDispatcher
+from dispatcher.errors import PushinboxError
+
+log = structlog.get_logger("pushinbox.live")
+
+#: Events after which the team's waiting stock may have changed.
+STOCK_EVENTS = frozenset({"ingested", "assigned", "requeued", "quarantined", "help_requested",
+                          "customer_tags", "logged_out"})
+#: Events after which an advisor's own figures may have changed.
+FIGURE_EVENTS = frozenset({"assigned", "replied", "archived", "help_requested", "requeued",
+                           "logged_in", "logged_out", "break_started", "break_ended", "held",
+                           "unheld"})
+STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+#: Updates a slow client may lag behind before it is dropped (it reconnects and resumes).
+QUEUE_SIZE = 256
+#: How long one XREAD blocks (ms); short enough to notice a feed has no client left.
+BLOCK_MS = 5000
+
+
+@dataclass(frozen=True)
+class Update:
+    event: str
+    id: str
+    data: Any
+
+
+@dataclass(eq=False)
+class Subscriber:
+    team: str
+    advisor: str | None
+    queue: asyncio.Queue[Update | None] = field(
+        default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+
+    def offer(self, update: Update | None) -> bool:
+        try:
+            self.queue.put_nowait(update)
+            return True
+        except asyncio.QueueFull:
+            return False
+
+
+class Hub:
+    """The process's team feeds; created at start-up, closed at shutdown."""
+
+    def __init__(self, d: AsyncDispatcher, blocking: aredis.Redis) -> None:
+        self.d = d
+        self.blocking = blocking  # its own connections: XREAD BLOCK holds one per team
+        self.subscribers: dict[str, set[Subscriber]] = {}
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.reads = 0  # XREAD calls made: what a test counts to prove there is no polling
+
+    def subscribe(self, team: str, advisor: str | None) -> Subscriber:
+        sub = Subscriber(team, advisor)
+        self.subscribers.setdefault(team, set()).add(sub)
+        if team not in self.tasks or self.tasks[team].done():
+            self.tasks[team] = asyncio.create_task(self._feed(team), name=f"feed-{team}")
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        subs = self.subscribers.get(sub.team)
+        if subs is not None:
+            subs.discard(sub)
+
+    async def close(self) -> None:
+        for subs in self.subscribers.values():
+            for sub in subs:
+                sub.offer(None)
+        for task in self.tasks.values():
+            task.cancel()
+        for task in self.tasks.values():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def last_id(self, team: str) -> str:
+        rows: Any = await self.d.redis.xrevrange(keys.events(team), count=1)
+        return str(rows[0][0].decode()) if rows else "0-0"
+
+    async def _feed(self, team: str) -> None:
+        """Read the team's stream while it has subscribers; one task per team."""
+        last: str | None = None
+        while self.subscribers.get(team):
+            try:
+                if last is None:
+                    last = await self.last_id(team)
+                self.reads += 1
+                rows: Any = await self.blocking.xread({keys.events(team): last}, count=500,
+                                                 block=BLOCK_MS)
+                if not rows:
+                    continue
+                entries = [(eid.decode(), {k.decode(): v.decode() for k, v in f.items()})
+                           for eid, f in rows[0][1]]
+                last = entries[-1][0]
+                await self._fan_out(team, entries)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis away: keep the clients, retry
+                log.warning("feed_error", team=team, error=str(exc))
+                await asyncio.sleep(1)
+        self.tasks.pop(team, None)
+
+    async def _fan_out(self, team: str, entries: list[tuple[str, dict[str, str]]]) -> None:
+        subs = list(self.subscribers.get(team, ()))
+        last = entries[-1][0]
+        kinds = {f["e"] for _, f in entries}
+        if kinds & STOCK_EVENTS:
+            stock = await self.d.run(ops.team_stock(team))
+            for sub in subs:
+                self._send(sub, Update("stock", last, stock))
+        watched = {s.advisor for s in subs if s.advisor}
+        touched = {f.get("a") for _, f in entries if f["e"] in FIGURE_EVENTS} | (
+            watched if kinds & STOCK_EVENTS else set())
+        for adv in watched & touched:
+            for upd in await assigned_updates(self.d, team, adv, entries):
+                for sub in subs:
+                    if sub.advisor == adv:
+                        self._send(sub, upd)
+            try:
+                figures = await self.d.run(ops.advisor_stats(team, adv))
+            except PushinboxError:
+                continue
+            for sub in subs:
+                if sub.advisor == adv:
+                    self._send(sub, Update("figures", last, figures))
+
+    def _send(self, sub: Subscriber, update: Update) -> None:
+        if not sub.offer(update):  # too slow: drop it; it reconnects with Last-Event-ID
+            self.unsubscribe(sub)
+            with contextlib.suppress(asyncio.QueueEmpty):
+                sub.queue.get_nowait()
+            sub.offer(None)
+
+
+async def assigned_updates(d: AsyncDispatcher, team: str, advisor: str,
+                           entries: list[tuple[str, dict[str, str]]]) -> list[Update]:
+    """Messages given to ``advisor`` by a supervisor or a triage rule (not by their own press)."""
+    out = []
+    for eid, f in entries:
+        if f["e"] == "assigned" and f.get("a") == advisor and f.get("via") != "push":
+            try:
+                message = await d.run(ops.message(team, f["m"]))
+            except PushinboxError:
+                continue
+            out.append(Update("assigned", eid, message))
+    return out
+
+
+async def opening(d: AsyncDispatcher, hub: Hub, team: str, advisor: str | None,
+                  last_event_id: str | None) -> list[Update]:
+    """What a client gets first: what it missed since ``last_event_id``, then the state now."""
+    out: list[Update] = []
+    now_id = await hub.last_id(team)
+    if advisor and last_event_id and STREAM_ID.match(last_event_id):
+        since = last_event_id
+        while True:
+            missed = await d.run(ops.events(team, since=since, count=500))
+            entries = [(e["id"], e) for e in missed]
+            out += await assigned_updates(d, team, advisor, entries)
+            if len(missed) < 500:
+                break
+            since = missed[-1]["id"]
+    out.append(Update("stock", now_id, await d.run(ops.team_stock(team))))
+    if advisor:
+        out.append(Update("figures", now_id, await d.run(ops.advisor_stats(team, advisor))))
+    return out

@@ -1,0 +1,59 @@
+"""Prometheus metrics (prometheus-client). With several service processes, set
+PROMETHEUS_MULTIPROC_DIR (``pushinbox serve --workers N`` does) and every process's /metrics
+answers for all of them."""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as _mp
+
+from dispatcher.model import Push, Stock
+
+ASSIGNMENTS = Counter(
+    "pushinbox_assignments_total", "Messages pushed to advisors by process-a-new-message",
+    ["team", "group"])
+WAIT = Histogram(
+    "pushinbox_wait_seconds", "Time from a message's arrival to its assignment",
+    ["team"], buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 86400))
+SCRIPT = Histogram(
+    "pushinbox_script_seconds", "Latency of Lua script calls seen by the service",
+    ["script"], buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1))
+REQUESTS = Counter(
+    "pushinbox_http_requests_total", "HTTP requests answered", ["method", "route", "status"])
+LATENCY = Histogram(
+    "pushinbox_http_request_seconds", "HTTP request latency", ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+WAITING = Gauge(
+    "pushinbox_waiting_messages", "Messages waiting in a team's stock, per channel",
+    ["team", "channel"], multiprocess_mode="mostrecent")
+SSE_CLIENTS = Gauge(
+    "pushinbox_sse_clients", "Open live-update streams", multiprocess_mode="livesum")
+
+
+def observe_push(team: str, push: Push, now_ms: int) -> None:
+    if push.status == "assigned" and push.messages:
+        first = push.messages[0]
+        ASSIGNMENTS.labels(team, first.group or "").inc()
+        WAIT.labels(team).observe(max(0.0, (now_ms - first.received_at) / 1000))
+
+
+def set_stock(team: str, stock: Stock) -> None:
+    for c in stock.channels:
+        WAITING.labels(team, c.channel).set(c.waiting)
+
+
+def render() -> tuple[bytes, str]:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        _mp.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST

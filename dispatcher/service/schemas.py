@@ -1,0 +1,235 @@
+"""The HTTP service's request and response bodies (msgspec Structs): the OpenAPI document is
+generated from these and the handlers' signatures. The domain still validates every value
+(``dispatcher.model``, ``dispatcher.rules``, ``dispatcher.hours``), so the rules live once."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from dispatcher import defaults
+from dispatcher.model import Message
+
+Id = Annotated[str, Meta(pattern=r"^(?:(?![#%/?])[!-z|~]){1,200}$",
+                         description="1-200 printable ASCII characters, no space { } / ? # %")]
+Scalar = str | int | float | bool
+Order = Literal["oldest_conversation", "newest_conversation", "oldest_message", "newest_message"]
+
+
+class Problem(msgspec.Struct, omit_defaults=True):
+    """RFC 9457 problem details: every error the service answers."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    field: str | None = None
+    code: str | None = None
+
+
+class MessageIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A customer message from an upstream service; ``id`` makes ingest idempotent."""
+
+    id: Id
+    conversation: Id
+    customer: Id
+    channel: Id
+    body: Any
+    language: Annotated[str, Meta(max_length=35)] = ""
+    tags: list[str] = msgspec.field(default_factory=list)
+    attributes: dict[str, Scalar] = msgspec.field(default_factory=dict)
+    customer_tags: list[str] | None = None
+
+
+class MessageBatchIn(msgspec.Struct, forbid_unknown_fields=True):
+    messages: list[MessageIn]
+
+
+class IngestResult(msgspec.Struct):
+    id: str
+    result: Literal["queued", "assigned", "duplicate"]
+    advisor: str | None = None
+
+
+class MessageBatchOut(msgspec.Struct):
+    results: list[IngestResult]
+
+
+class CustomerTagsIn(msgspec.Struct, forbid_unknown_fields=True):
+    tags: list[str]
+
+
+class CustomerTagsOut(msgspec.Struct):
+    customer: str
+    conversations_moved: int
+
+
+class SessionOut(msgspec.Struct):
+    advisor: str
+    state: Literal["online", "offline"]
+    epoch: int | None = None
+    requeue_job: str | None = None
+
+
+class ActionOut(msgspec.Struct):
+    message: str
+    status: Literal["ok", "noop"]
+
+
+class HelpIn(msgspec.Struct, forbid_unknown_fields=True):
+    note: Annotated[str, Meta(max_length=500)] = ""
+
+
+class BreakOut(msgspec.Struct):
+    status: Literal["ok", "noop"]
+    started_at: int
+    ends_at: int | None
+    end_job: str | None
+
+
+class BreakEndOut(msgspec.Struct):
+    ended: bool
+    seconds: float
+
+
+class ChannelOut(msgspec.Struct):
+    channel: str
+    waiting: int
+    oldest_age_s: float | None
+
+
+class StockOut(msgspec.Struct):
+    total: int
+    channels: list[ChannelOut]
+
+
+class FiguresOut(msgspec.Struct):
+    """An advisor's figures for the UTC day."""
+
+    day: str
+    responses: int
+    archives: int
+    break_seconds: float
+    assigned: int
+    stock: int
+
+
+class ScreenOut(msgspec.Struct):
+    """Everything an advisor's screen shows, in one call."""
+
+    advisor: str
+    state: Literal["online", "offline", "on break"]
+    break_started_at: int | None
+    today: FiguresOut
+    stock: StockOut
+    current: list[Message]
+
+
+class AssignIn(msgspec.Struct, forbid_unknown_fields=True):
+    advisor: Id
+
+
+class PreviewRow(msgspec.Struct):
+    position: int
+    conversation: str
+    group: str
+    why: str
+    messages: list[Message]
+
+
+class GroupIn(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    match: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class GroupsIn(msgspec.Struct, forbid_unknown_fields=True):
+    groups: Annotated[list[GroupIn], Meta(max_length=defaults.MAX_GROUPS)]
+    order: Order = "oldest_conversation"
+
+
+class GroupsOut(msgspec.Struct):
+    order: str
+    groups: list[GroupIn]
+
+
+class GroupsChangedOut(msgspec.Struct):
+    version: int
+    rebucketing: bool
+    job: str | None
+
+
+class RebucketingOut(msgspec.Struct):
+    version: int
+    done: bool
+    conversations_left: int
+
+
+class HoursIn(msgspec.Struct, forbid_unknown_fields=True):
+    timezone: str
+    week: dict[str, list[str]] = msgspec.field(default_factory=dict)
+
+
+class BreakDay(msgspec.Struct):
+    day: str
+    team_seconds: float
+    advisors: dict[str, float]
+
+
+class BreaksOut(msgspec.Struct):
+    team: str
+    days: list[BreakDay]
+
+
+class AdvisorOut(msgspec.Struct):
+    advisor: str
+    name: str
+    role: str
+    state: str
+    assigned: int
+
+
+class TeamOut(msgspec.Struct):
+    team: str
+    name: str
+    version: int
+    rebucketing: bool
+    presence_timeout_s: int
+    untouched_after_s: int
+    logout_at_end_of_hours: bool
+    max_requeues: int
+    retention_s: int
+    hours: HoursIn | None
+
+
+class TeamIn(msgspec.Struct, forbid_unknown_fields=True):
+    team: Id
+    name: str | None = None
+
+
+class RoleIn(msgspec.Struct, forbid_unknown_fields=True):
+    push: bool = True
+    capacity: Annotated[int, Meta(ge=1, le=100)] = 1
+
+
+class AdvisorIn(msgspec.Struct, forbid_unknown_fields=True):
+    role: Id
+    name: str | None = None
+
+
+class HookIn(msgspec.Struct, forbid_unknown_fields=True):
+    url: Annotated[str, Meta(max_length=2000)]
+    events: list[str]
+
+
+class HookOut(msgspec.Struct, omit_defaults=True):
+    id: str
+    url: str
+    events: list[str]
+    created_at: int
+    secret: str | None = None
+
+
+class Health(msgspec.Struct):
+    status: str

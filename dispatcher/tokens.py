@@ -1,0 +1,132 @@
+"""API tokens: who may call the HTTP service, and for what.
+
+A token reads ``pi_<id>_<secret>``. Redis keeps, under the public ``id``, the SHA-256 of the
+whole token and its scope, never the token itself; checking a token is one HGET and a
+constant-time comparison of digests. Scopes:
+
+- ``advisor``: acts only as that advisor, in their team;
+- ``supervisor``: one team;
+- ``ingest``: upstream services, optionally limited to some teams;
+- ``admin``: ops, everything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from dispatcher import keys
+from dispatcher.errors import NotFoundError, ValidationError
+from dispatcher.model import pack, unpack
+from dispatcher.ops import Cmd, Commands, Now, Op, _read, require_team
+
+SCOPES = ("advisor", "supervisor", "ingest", "admin")
+
+
+@dataclass(frozen=True)
+class Token:
+    id: str
+    scope: str
+    team: str | None = None
+    advisor: str | None = None
+    teams: list[str] | None = None
+    name: str = ""
+    created_at: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    def may_team(self, team: str) -> bool:
+        """May this token act in ``team`` at all?"""
+        if self.scope == "admin":
+            return True
+        if self.scope == "ingest":
+            return self.teams is None or team in self.teams
+        return self.team == team
+
+
+@dataclass(frozen=True)
+class NewToken:
+    """A freshly created token: the only moment the secret is known."""
+
+    token: str
+    info: Token = field(repr=False)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(
+    scope: str,
+    *,
+    team: str | None = None,
+    advisor: str | None = None,
+    teams: list[str] | None = None,
+    name: str = "",
+) -> Op[NewToken]:
+    """Create a token; team and advisor must exist for the scopes that name them."""
+    if scope not in SCOPES:
+        raise ValidationError(f"scope must be one of {', '.join(SCOPES)}", field="scope")
+    if scope in ("advisor", "supervisor"):
+        if team is None:
+            raise ValidationError(f"a {scope} token needs a team", field="team")
+        yield from require_team(team)
+    elif team is not None:
+        raise ValidationError(f"a {scope} token takes no team (ingest: use teams)", "team")
+    if scope == "advisor":
+        if advisor is None:
+            raise ValidationError("an advisor token needs an advisor", field="advisor")
+        assert team is not None
+        keys.check_id(advisor, "advisor")
+        if not (yield from _read("sismember", keys.advisors(team), advisor)):
+            raise NotFoundError(f"unknown advisor {advisor} in team {team}", field="advisor")
+    elif advisor is not None:
+        raise ValidationError("only an advisor token names an advisor", field="advisor")
+    if teams is not None:
+        if scope != "ingest":
+            raise ValidationError("only an ingest token is limited to teams", field="teams")
+        for t in teams:
+            yield from require_team(t)
+    if not isinstance(name, str) or len(name) > 200:
+        raise ValidationError("name must be a string of at most 200 characters", field="name")
+    token_id = secrets.token_hex(6)
+    secret = f"pi_{token_id}_{secrets.token_urlsafe(32)}"
+    now = yield Now()
+    info = Token(token_id, scope, team, advisor, sorted(teams) if teams else None, name, now)
+    record = {**info.to_dict(), "sha256": _digest(secret)}
+    yield Commands([Cmd("hset", (keys.TOKENS, token_id, pack(record)))])
+    return NewToken(secret, info)
+
+
+def _token(record: dict[str, Any]) -> Token:
+    return Token(record["id"], record["scope"], record.get("team"), record.get("advisor"),
+                 record.get("teams"), record.get("name", ""), int(record.get("created_at", 0)))
+
+
+def list_tokens() -> Op[list[Token]]:
+    rows = yield from _read("hgetall", keys.TOKENS)
+    return sorted((_token(unpack(v)) for v in rows.values()), key=lambda t: t.created_at)
+
+
+def revoke_token(token_id: str) -> Op[None]:
+    (gone,) = yield Commands([Cmd("hdel", (keys.TOKENS, token_id))])
+    if not gone:
+        raise NotFoundError(f"unknown token {token_id}", field="token")
+
+
+def authenticate(token: str) -> Op[Token | None]:
+    """The token's scope, or None for an unknown, revoked or malformed token."""
+    parts = token.split("_", 2)
+    if len(parts) != 3 or parts[0] != "pi" or len(parts[1]) != 12:
+        return None
+    raw = yield from _read("hget", keys.TOKENS, parts[1])
+    if raw is None:
+        return None
+    record = unpack(raw)
+    if not hmac.compare_digest(record["sha256"], _digest(token)):
+        return None
+    return _token(record)

@@ -1,0 +1,143 @@
+"""Webhooks: upstream services hear about what happens to their messages and advisors.
+
+A team registers URLs for event types. The scripts only append events to the team's stream;
+a pump in the workers reads the stream through a consumer group and enqueues one RQ delivery
+job per hook and event, so a slow or failing endpoint never slows an assignment. Each delivery
+is signed: ``Pushinbox-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>``;
+receivers check it with ``verify_signature``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from dispatcher import keys
+from dispatcher.errors import NotFoundError, ValidationError
+from dispatcher.model import pack, unpack
+from dispatcher.ops import Now, Op, Script, _read
+
+#: Event types a hook may subscribe to (the stream's own names).
+EVENTS = (
+    "assigned",
+    "replied",
+    "archived",
+    "help_requested",
+    "requeued",
+    "logged_in",
+    "logged_out",
+    "break_started",
+    "break_ended",
+)
+#: Stream field -> payload field.
+_FIELDS = {"m": "message", "a": "advisor", "c": "conversation", "via": "via", "why": "why",
+           "note": "note", "ms": "break_ms"}
+MAX_HOOKS = 20
+SIGNATURE_HEADER = "Pushinbox-Signature"
+#: Signatures older than this are refused by ``verify_signature`` (replays).
+TOLERANCE_S = 300
+
+
+@dataclass(frozen=True)
+class Hook:
+    id: str
+    url: str
+    events: list[str]
+    created_at: int
+    secret: str | None = None  # shown once, when the hook is created
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        if self.secret is None:
+            del out["secret"]
+        return out
+
+
+def _check_url(url: object) -> str:
+    if not isinstance(url, str) or len(url) > 2000:
+        raise ValidationError("url must be an http(s) URL", field="url")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError("url must be an http(s) URL with a host", field="url")
+    return url
+
+
+def _check_events(events: object) -> list[str]:
+    if not isinstance(events, list) or not events:
+        raise ValidationError("events must be a non-empty list", field="events")
+    for i, e in enumerate(events):
+        if e not in EVENTS:
+            raise ValidationError(f"events[{i}] must be one of {', '.join(EVENTS)}",
+                                  field=f"events[{i}]")
+    return sorted(set(events))
+
+
+def create_hook(team: str, url: object, events: object) -> Op[Hook]:
+    """Register a hook; the answer carries its secret, which is never shown again."""
+    checked_url, checked_events = _check_url(url), _check_events(events)
+    existing = yield from list_hooks(team)
+    if len(existing) >= MAX_HOOKS:
+        raise ValidationError(f"a team has at most {MAX_HOOKS} webhooks", field="url")
+    hook_id = secrets.token_hex(6)
+    secret = "whsec_" + secrets.token_urlsafe(32)
+    now = yield Now()
+    record = {"id": hook_id, "url": checked_url, "events": checked_events, "created_at": now,
+              "secret": secret}
+    yield Script("hook_set", team, {"id": hook_id, "hook": pack(record)})
+    return Hook(hook_id, checked_url, checked_events, now, secret)
+
+
+def list_hooks(team: str) -> Op[list[Hook]]:
+    keys.check_id(team, "team")
+    if not (yield from _read("exists", keys.cfg(team))):
+        raise NotFoundError(f"unknown team {team}", field="team")
+    rows = yield from _read("hgetall", keys.hooks(team))
+    hooks = [unpack(v) for v in rows.values()]
+    return sorted((Hook(h["id"], h["url"], h["events"], h["created_at"]) for h in hooks),
+                  key=lambda h: h.created_at)
+
+
+def delete_hook(team: str, hook_id: str) -> Op[None]:
+    keys.check_id(hook_id, "hook")
+    yield Script("hook_delete", team, {"id": hook_id})
+
+
+def payload(team: str, event_id: str, fields: dict[str, str]) -> dict[str, Any]:
+    """The JSON body of a delivery, from one stream entry."""
+    data: dict[str, Any] = {}
+    for k, v in fields.items():
+        if k in _FIELDS:
+            data[_FIELDS[k]] = int(v) if k == "ms" else v
+    return {"id": event_id, "type": fields["e"], "team": team, "at": int(fields["t"]),
+            "data": data}
+
+
+def body_bytes(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+
+
+def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
+    """The signature header's value for ``body`` at ``timestamp`` (now by default)."""
+    ts = int(time.time()) if timestamp is None else timestamp
+    mac = hmac.new(secret.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={ts},v1={mac}"
+
+
+def verify_signature(secret: str, header: str, body: bytes,
+                     tolerance_s: int = TOLERANCE_S, now: float | None = None) -> bool:
+    """For receivers: is ``header`` a fresh signature of ``body`` by ``secret``?"""
+    try:
+        parts = dict(p.split("=", 1) for p in header.split(","))
+        ts = int(parts["t"])
+    except (ValueError, KeyError):
+        return False
+    if abs((time.time() if now is None else now) - ts) > tolerance_s:
+        return False
+    expected = sign(secret, body, ts).split("v1=", 1)[1]
+    return hmac.compare_digest(expected, parts.get("v1", ""))
