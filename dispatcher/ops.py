@@ -309,7 +309,7 @@ def ingest_many(team: str, messages: Iterable[object]) -> Op[list[str]]:
         try:
             parsed.append(IncomingMessage.parse(m))
         except ValidationError as exc:
-            raise ValidationError(
+            raise type(exc)(  # keeps TooLargeError a 413
                 f"message {i}: {exc.message}", field=f"messages[{i}].{exc.field}"
             ) from exc
     if not parsed:

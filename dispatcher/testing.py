@@ -134,6 +134,60 @@ class RedisServer:
         return redis.Redis(port=self.port)
 
 
+class ServiceProcess:
+    """The HTTP service (``pushinbox serve``) as a real process on a free port."""
+
+    def __init__(self, redis_url: str, *, port: int | None = None, workers: int = 1,
+                 inline: bool = True, env: dict[str, str] | None = None,
+                 access_log: bool = True) -> None:
+        self.redis_url = redis_url
+        self.port = port or free_port()
+        self.workers = workers
+        self.inline = inline
+        self.env = env or {}
+        self.access_log = access_log
+        self.log_path = Path(tempfile.mkdtemp(prefix="pushinbox-http-")) / "service.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> ServiceProcess:
+        import sys
+        import urllib.request
+
+        args = [sys.executable, "-m", "cli", "--redis-url", self.redis_url,
+                *(["--inline"] if self.inline else []), "serve", "--port", str(self.port),
+                "--workers", str(self.workers),
+                *([] if self.access_log else ["--no-access-log"])]
+        env = {**os.environ, "PUSHINBOX_TOKEN_CACHE_S": "0.2", **self.env}
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1):
+                    return self
+            except OSError as exc:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the service did not start: {self.log()}") from exc
+                time.sleep(0.05)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """A real redis-server for the whole test session, on a free port."""
@@ -156,3 +210,11 @@ def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
 def dispatcher(redis_client: redis.Redis) -> Dispatcher:
     """A Dispatcher on the empty database, running long moves inline."""
     return Dispatcher(redis_client)
+
+
+@pytest.fixture(scope="session")
+def service(redis_server: RedisServer) -> Iterator[ServiceProcess]:
+    """The HTTP service running against ``redis_server`` (long moves inline)."""
+    proc = ServiceProcess(redis_server.url).start()
+    yield proc
+    proc.stop()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -75,3 +75,58 @@ def pushed_ids(d: Dispatcher, advisor: str, count: int,
             (act or (lambda mid: d.reply(TEAM, advisor, mid)))(m.id)
         out.append(p.messages[0].id)
     return out
+
+
+class Api:
+    """An HTTP client of the running service, with a token per scope for team acme."""
+
+    def __init__(self, base_url: str, d: Dispatcher) -> None:
+        import httpx
+
+        from dispatcher import tokens
+
+        self.d = d
+        self.http = httpx.Client(base_url=base_url, timeout=30)
+        make = lambda scope, **kw: d.run(tokens.create_token(scope, **kw)).token  # noqa: E731
+        self.admin = make("admin")
+        self.supervisor = make("supervisor", team=TEAM)
+        self.ingest = make("ingest", teams=[TEAM])
+        self.advisor = {a: make("advisor", team=TEAM, advisor=a) for a in ("ann", "bob")}
+
+    def call(self, method: str, path: str, token: str | None, **kw: Any) -> Any:
+        headers = dict(kw.pop("headers", {}))
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return self.http.request(method, path, headers=headers, **kw)
+
+    def adv(self, method: str, advisor: str, path: str, **kw: Any) -> Any:
+        """An advisor acting on their own resources: /v1/teams/acme/advisors/<advisor><path>."""
+        return self.call(method, f"/v1/teams/{TEAM}/advisors/{advisor}{path}",
+                         self.advisor[advisor], **kw)
+
+    def sup(self, method: str, path: str, **kw: Any) -> Any:
+        return self.call(method, f"/v1/teams/{TEAM}{path}", self.supervisor, **kw)
+
+    def push(self, *messages: dict[str, Any]) -> Any:
+        res = self.call("POST", f"/v1/teams/{TEAM}/messages/batch", self.ingest,
+                        json={"messages": list(messages)})
+        assert res.status_code == 202, res.text
+        return res.json()
+
+
+@pytest.fixture
+def http_team(redis_client: redis.Redis) -> Dispatcher:
+    """Team acme (role agent, advisors ann, bob, cid) on the Redis clock the service uses."""
+    d = Dispatcher(redis_client)
+    d.create_team(TEAM)
+    d.set_role(TEAM, "agent", push=True)
+    for adv in ("ann", "bob", "cid"):
+        d.set_advisor(TEAM, adv, "agent")
+    return d
+
+
+@pytest.fixture
+def api(service: Any, http_team: Dispatcher) -> Iterator[Api]:
+    client = Api(service.url, http_team)
+    yield client
+    client.http.close()
