@@ -1,0 +1,151 @@
+"""Live updates over Server-Sent Events, from the running service."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from conftest import TEAM, Api, message
+
+
+class Stream:
+    """An SSE client in a thread, collecting (event, id, data) as they arrive."""
+
+    def __init__(self, api: Api, path: str, token: str, last_event_id: str | None = None):
+        self.events: list[tuple[str, str, Any]] = []
+        self.status = 0
+        self._stop = threading.Event()
+        headers = {"Authorization": f"Bearer {token}"}
+        if last_event_id:
+            headers["Last-Event-ID"] = last_event_id
+        self._thread = threading.Thread(target=self._run, args=(str(api.http.base_url), path,
+                                                               headers), daemon=True)
+        self._thread.start()
+
+    def _run(self, base: str, path: str, headers: dict[str, str]) -> None:
+        try:
+            self._read(base, path, headers)
+        except (httpx.HTTPError, RuntimeError, OSError):
+            return  # closed by the test, or the service stopped
+
+    def _read(self, base: str, path: str, headers: dict[str, str]) -> None:
+        with httpx.Client(base_url=base, timeout=httpx.Timeout(30, read=None)) as http, \
+                http.stream("GET", path, headers=headers) as res:
+            self.status = res.status_code
+            event, eid, data = "message", "", ""
+            for line in res.iter_lines():
+                if self._stop.is_set():
+                    return
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("id: "):
+                    eid = line[4:]
+                elif line.startswith("data: "):
+                    data += line[6:]
+                elif line == "" and data:
+                    self.events.append((event, eid, json.loads(data)))
+                    event, eid, data = "message", "", ""
+
+    def wait_for(self, test: Callable[[tuple[str, str, Any]], bool],
+                 timeout: float = 10) -> tuple[str, str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for e in list(self.events):
+                if test(e):
+                    return e
+            time.sleep(0.02)
+        raise AssertionError(f"no such event; got {self.events}")
+
+    def close(self) -> None:
+        """Stop reading; the thread ends at the next line (keep-alives come every 15 s)."""
+        self._stop.set()
+
+
+def stock_total(n: int) -> Callable[[tuple[str, str, Any]], bool]:
+    return lambda e: e[0] == "stock" and e[2]["total"] == n
+
+
+def test_a_new_team_client_gets_the_stock_first_then_live_changes(api: Api) -> None:
+    api.push(message(1, channel="whatsapp"))
+    s = Stream(api, f"/v1/teams/{TEAM}/live", api.supervisor)
+    try:
+        first = s.wait_for(lambda e: True)
+        assert first[0] == "stock"
+        assert first[2] == {"total": 1, "channels": [
+            {"channel": "whatsapp", "waiting": 1, "oldest_age_s": first[2]["channels"][0][
+                "oldest_age_s"]}]}
+        api.push(message(2, channel="email"))
+        e = s.wait_for(stock_total(2))
+        assert {c["channel"]: c["waiting"] for c in e[2]["channels"]} == {"whatsapp": 1,
+                                                                          "email": 1}
+        api.adv("POST", "ann", "/session")
+        api.adv("POST", "ann", "/next")
+        s.wait_for(stock_total(1))
+    finally:
+        s.close()
+
+
+def test_an_advisor_hears_of_a_supervisors_assignment_and_of_their_own_figures(
+        api: Api) -> None:
+    api.push(message(1), message(2))
+    api.adv("POST", "ann", "/session")
+    s = Stream(api, f"/v1/teams/{TEAM}/advisors/ann/live", api.advisor["ann"])
+    try:
+        s.wait_for(lambda e: e[0] == "figures")
+        api.sup("POST", "/messages/m2/assign", json={"advisor": "ann"})
+        assigned = s.wait_for(lambda e: e[0] == "assigned")
+        assert assigned[2]["id"] == "m2"
+        assert assigned[2]["via"] == "manual"
+        api.adv("POST", "ann", "/messages/m2/reply")
+        figures = s.wait_for(lambda e: e[0] == "figures" and e[2]["responses"] == 1)
+        assert figures[2]["advisor"] == "ann"
+        assert figures[2]["stock"] == 1
+    finally:
+        s.close()
+
+
+def test_a_client_reconnecting_with_last_event_id_misses_nothing(api: Api) -> None:
+    api.d.login(TEAM, "ann")
+    s = Stream(api, f"/v1/teams/{TEAM}/advisors/ann/live", api.advisor["ann"])
+    first = s.wait_for(lambda e: e[0] == "figures")
+    last_id = first[1]
+    s.close()
+    # While ann's client is away, a supervisor assigns her two messages.
+    api.push(message(1), message(2))
+    api.sup("POST", "/messages/m1/assign", json={"advisor": "ann"})
+    api.sup("POST", "/messages/m2/assign", json={"advisor": "ann"})
+    back = Stream(api, f"/v1/teams/{TEAM}/advisors/ann/live", api.advisor["ann"],
+                  last_event_id=last_id)
+    try:
+        back.wait_for(lambda e: e[0] == "figures")
+        assigned = [e[2]["id"] for e in back.events if e[0] == "assigned"]
+        assert assigned == ["m1", "m2"]
+        ids = [e[1] for e in back.events]
+        assert all(i > last_id for i in ids[:2])
+        fresh = Stream(api, f"/v1/teams/{TEAM}/advisors/ann/live", api.advisor["ann"])
+        fresh.wait_for(lambda e: e[0] == "figures")
+        assert [e[0] for e in fresh.events][:2] == ["stock", "figures"]
+        fresh.close()
+    finally:
+        back.close()
+
+
+def test_one_reader_per_team_serves_every_connected_client(api: Api) -> None:
+    streams = [Stream(api, f"/v1/teams/{TEAM}/live", api.supervisor) for _ in range(20)]
+    try:
+        for s in streams:
+            s.wait_for(lambda e: e[0] == "stock")
+        api.push(message(1))
+        for s in streams:
+            s.wait_for(stock_total(1))
+        clients = api.d.redis.client_list()
+        blocked = [c for c in clients if c.get("cmd") in ("xread", "xread|block")]
+        assert len(blocked) == 1, blocked
+    finally:
+        for s in streams:
+            s.close()
