@@ -77,7 +77,7 @@ def deliver(team: str, hook_id: str, event_id: str, body: str) -> int:
     """POST one event to one hook, signed; raises (so RQ retries) unless the answer is 2xx."""
     raw = jobs.dispatcher().redis.hget(keys.hooks(team), hook_id)
     if raw is None:
-        log.info("hook_gone", team=team, hook=hook_id, event=event_id)
+        log.info("hook_gone", team=team, hook=hook_id, event_id=event_id)
         return 0
     hook = unpack(raw)
     data = body.encode()
@@ -93,13 +93,13 @@ def deliver(team: str, hook_id: str, event_id: str, body: str) -> int:
         answer = httpx.post(hook["url"], content=data, headers=headers,
                             timeout=defaults.HOOK_TIMEOUT_S, follow_redirects=False)
     except httpx.HTTPError as exc:
-        log.warning("hook_failed", team=team, hook=hook_id, event=event_id, error=str(exc))
+        log.warning("hook_failed", team=team, hook=hook_id, event_id=event_id, error=str(exc))
         raise DeliveryFailed(f"{hook['url']}: {exc}") from exc
     if not 200 <= answer.status_code < 300:
-        log.warning("hook_refused", team=team, hook=hook_id, event=event_id,
+        log.warning("hook_refused", team=team, hook=hook_id, event_id=event_id,
                     status=answer.status_code)
         raise DeliveryFailed(f"{hook['url']} answered {answer.status_code}")
-    log.info("hook_delivered", team=team, hook=hook_id, event=event_id)
+    log.info("hook_delivered", team=team, hook=hook_id, event_id=event_id)
     return answer.status_code
 
 
