@@ -9,7 +9,6 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-
 from conftest import TEAM, Api, message
 
 

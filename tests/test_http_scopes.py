@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from conftest import TEAM, Api, message
+
 from dispatcher import tokens
 
 ADV = "/v1/teams/{team}/advisors/{advisor}"

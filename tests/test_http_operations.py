@@ -1,0 +1,76 @@
+"""What ops watch: health, readiness, Prometheus metrics and JSON access logs."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from conftest import TEAM, Api, message
+
+from dispatcher.testing import ServiceProcess
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample of the Prometheus text format."""
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        key, _, value = line.rpartition(" ")
+        if key == (f"{name}{{{want}}}" if want else name):
+            return float(value)
+    raise AssertionError(f"no sample {name}{{{want}}}")
+
+
+def test_health_and_readiness_need_no_token(api: Api) -> None:
+    assert api.http.get("/healthz").json() == {"status": "ok"}
+    assert api.http.get("/readyz").json() == {"status": "ready"}
+
+
+def test_readiness_loads_scripts_that_redis_lost(api: Api) -> None:
+    api.d.redis.script_flush()
+    assert api.http.get("/readyz").status_code == 200
+    sha = api.d.scripts["next"].sha
+    assert api.d.redis.script_exists(sha) == [True]
+
+
+def test_metrics_count_assignments_by_group_waiting_stock_and_latencies(api: Api) -> None:
+    before = api.http.get("/metrics").text
+    try:
+        start = metric(before, "pushinbox_assignments_total", team=TEAM, group="VIP")
+    except AssertionError:
+        start = 0.0
+    api.sup("PUT", "/groups", json={"groups": [{"name": "VIP",
+                                                "match": {"customer_tags_any": ["VIP"]}}]})
+    api.push(message(1, customer_tags=["VIP"]), message(2, channel="email"))
+    api.adv("POST", "ann", "/session")
+    api.adv("POST", "ann", "/next")
+    api.sup("GET", "/stock")
+    text = api.http.get("/metrics").text
+    assert metric(text, "pushinbox_assignments_total", team=TEAM, group="VIP") == start + 1
+    assert metric(text, "pushinbox_waiting_messages", team=TEAM, channel="email") == 1
+    assert metric(text, "pushinbox_wait_seconds_count", team=TEAM) >= 1
+    assert metric(text, "pushinbox_script_seconds_count", script="next") >= 1
+    assert metric(text, "pushinbox_http_requests_total", method="POST",
+                  route="/v1/teams/{team}/advisors/{advisor}/next", status="200") >= 1
+
+
+def test_access_logs_are_json_lines_with_request_id_team_and_advisor(
+        api: Api, service: ServiceProcess) -> None:
+    res = api.adv("GET", "ann", "/screen", headers={"X-Request-Id": "req-abc-123"})
+    assert res.headers["x-request-id"] == "req-abc-123"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        lines = [json.loads(x) for x in service.log().splitlines() if x.startswith("{")]
+        found = [x for x in lines if x.get("request_id") == "req-abc-123"]
+        if found:
+            break
+        time.sleep(0.05)
+    assert found, service.log()[-2000:]
+    entry = found[0]
+    assert entry["event"] == "request"
+    assert entry["team"] == TEAM
+    assert entry["advisor"] == "ann"
+    assert entry["status"] == 200
+    assert entry["path"] == f"/v1/teams/{TEAM}/advisors/ann/screen"
+    assert entry["ms"] >= 0
