@@ -104,9 +104,11 @@ def _msg_row(m: Any) -> dict[str, Any]:
               help="Where the embedded Redis keeps its append-only file.")
 @click.option("--port", default=defaults.LOCAL_REDIS_PORT, show_default=True,
               help="Port of the embedded Redis.")
+@click.option("--http-port", default=defaults.HTTP_PORT, show_default=True,
+              help="Port of the HTTP service.")
 @click.pass_context
-def up(ctx: click.Context, demo: bool, data_dir: str, port: int) -> None:
-    """Start the stack: Redis (embedded unless REDIS_URL is set) and an RQ worker.
+def up(ctx: click.Context, demo: bool, data_dir: str, port: int, http_port: int) -> None:
+    """Start the stack: Redis (embedded unless REDIS_URL is set), an RQ worker, the HTTP service.
 
     \b
     Example:
@@ -115,7 +117,7 @@ def up(ctx: click.Context, demo: bool, data_dir: str, port: int) -> None:
     """
     from cli.stack import run_stack
 
-    run_stack(ctx.obj, demo=demo, data_dir=data_dir, port=port,
+    run_stack(ctx.obj, demo=demo, data_dir=data_dir, port=port, http_port=http_port,
               url_given=ctx.parent is not None and ctx.parent.get_parameter_source("redis_url")
               != click.core.ParameterSource.DEFAULT)
 

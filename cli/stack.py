@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -14,11 +15,13 @@ import click
 
 from dispatcher.api import Dispatcher
 from dispatcher.demo import TEAM, seed
+from dispatcher.errors import PushinboxError
 from dispatcher.log import configure as configure_logging
 from dispatcher.testing import RedisServer
 
 
-def run_stack(ctx: Any, *, demo: bool, data_dir: str, port: int, url_given: bool) -> None:
+def run_stack(ctx: Any, *, demo: bool, data_dir: str, port: int, http_port: int,
+              url_given: bool) -> None:
     server: RedisServer | None = None
     children: list[subprocess.Popen[bytes]] = []
     url = ctx.url
@@ -44,9 +47,18 @@ def run_stack(ctx: Any, *, demo: bool, data_dir: str, port: int, url_given: bool
             [sys.executable, "-m", "cli", "--redis-url", url, "worker"], env=env))
         click.echo("Worker     RQ worker with scheduler and reconciler (pid "
                    f"{children[-1].pid})")
+        children.append(subprocess.Popen(
+            [sys.executable, "-m", "cli", "--redis-url", url, "serve", "--port",
+             str(http_port)], env=env, stdout=subprocess.DEVNULL))
+        http = f"http://127.0.0.1:{http_port}"
+        _wait_http(http, children[-1])
+        click.echo(f"HTTP       {http}  (OpenAPI: {http}/openapi.json, docs: {http}/docs)")
         if demo:
             counts = seed(d)
             click.echo(f"Demo       team '{TEAM}' seeded: {counts}")
+            env_file = Path(data_dir).resolve() / "demo.env"
+            _write_demo_tokens(d, env_file, http)
+            click.echo(f"Tokens     demo tokens for docs/api.md: source {env_file}")
             click.echo(_next_steps(url, port, url_given))
         click.echo("Running. Ctrl-C stops everything started here.")
         while all(ch.poll() is None for ch in children):
@@ -65,6 +77,47 @@ def run_stack(ctx: Any, *, demo: bool, data_dir: str, port: int, url_given: bool
                 ch.kill()
         if server is not None:
             server.stop()
+
+
+def _wait_http(base: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(base + "/readyz", timeout=1):
+                return
+        except OSError as exc:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise click.ClickException(f"the HTTP service did not start on {base}") from exc
+            time.sleep(0.1)
+
+
+def _write_demo_tokens(d: Dispatcher, path: Path, http: str) -> None:
+    """One token per scope for the curl walkthrough; the previous demo tokens are revoked."""
+    from dispatcher import tokens
+
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.startswith("# ids:"):
+                for token_id in line.split(":", 1)[1].split():
+                    with contextlib.suppress(PushinboxError):
+                        d.run(tokens.revoke_token(token_id))
+    made = {
+        "PI_ADMIN": d.run(tokens.create_token("admin", name="demo admin")),
+        "PI_SUPERVISOR": d.run(tokens.create_token("supervisor", team=TEAM,
+                                                   name="demo supervisor")),
+        "PI_ALICE": d.run(tokens.create_token("advisor", team=TEAM, advisor="alice",
+                                              name="demo advisor alice")),
+        "PI_INGEST": d.run(tokens.create_token("ingest", teams=[TEAM], name="demo connector")),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["# pushinbox demo tokens (written by `pushinbox up --demo`)",
+             f"# ids: {' '.join(t.info.id for t in made.values())}",
+             f"export PI={http}"]
+    lines += [f"export {name}={t.token}" for name, t in made.items()]
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
 
 
 def _next_steps(url: str, port: int, url_given: bool) -> str:

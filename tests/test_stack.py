@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,10 +22,10 @@ def _cli(port: int, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=60)
 
 
-def _up(tmp_path: Path, port: int, *extra: str) -> subprocess.Popen[str]:
+def _up(tmp_path: Path, port: int, *extra: str, data: str = "data") -> subprocess.Popen[str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cli", "up", "--port", str(port),
-         "--data-dir", str(tmp_path / "data"), *extra],
+        [sys.executable, "-m", "cli", "up", "--port", str(port), "--http-port", str(free_port()),
+         "--data-dir", str(tmp_path / data), *extra],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "RQ_REDIS_URL")},
     )
@@ -76,6 +77,31 @@ def test_up_demo_starts_everything_and_ctrl_c_stops_it_keeping_the_data(tmp_path
     try:
         stats = json.loads(_cli(port, "--json", "stats", "demo", "alice").stdout)
         assert stats["responses"] == 1
+        assert _cli(port, "check").returncode == 0
+    finally:
+        _stop(proc)
+
+
+@pytest.mark.slow
+def test_the_curl_walkthrough_in_docs_api_md_works_verbatim_against_up_demo(
+        tmp_path: Path) -> None:
+    doc = (Path(__file__).parent.parent / "docs" / "api.md").read_text()
+    blocks = re.findall(r"```sh\n(.*?)```", doc, flags=re.S)
+    assert len(blocks) >= 10
+    script = "set -euo pipefail\n" + "\n".join(blocks)
+    port = free_port()
+    proc = _up(tmp_path, port, "--demo", data=".pushinbox")
+    try:
+        run = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True,
+                             text=True, timeout=120)
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        out = run.stdout
+        assert '"result":"queued"' in out
+        assert '"conversations_moved":1' in out
+        assert '"code":"forbidden"' in out
+        assert '"field":"channel"' in out
+        assert "event: stock" in out and "event: figures" in out
+        assert '"status":409' in out  # next after logging out
         assert _cli(port, "check").returncode == 0
     finally:
         _stop(proc)
