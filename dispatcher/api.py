@@ -200,7 +200,7 @@ class Dispatcher:
     # --- upstream -----------------------------------------------------------------------------
     def ingest(self, team: str, message: object) -> str:
         """Store one message; returns 'queued', 'assigned:<advisor>' or 'duplicate'."""
-        return self.run(ops.ingest_many(team, [message]))[0]
+        return self.run(ops.ingest_one(team, message))
 
     def ingest_many(self, team: str, messages: Iterable[object]) -> list[str]:
         return self.run(ops.ingest_many(team, messages))

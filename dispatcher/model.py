@@ -71,9 +71,29 @@ def _tags(value: object, field: str) -> list[str]:
     return out
 
 
-def _scalar_ok(value: object) -> bool:
-    if isinstance(value, bool | int):
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what msgpack (and so Redis) can store
+
+
+def _ints_fit(value: object, depth: int = 0) -> bool:
+    """Every integer inside ``value`` fits msgpack's 64 bits (JSON allows any size)."""
+    if isinstance(value, bool):
         return True
+    if isinstance(value, int):
+        return _INT_MIN <= value <= _INT_MAX
+    if depth > 64:
+        return False
+    if isinstance(value, list):
+        return all(_ints_fit(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(_ints_fit(v, depth + 1) for v in value.values())
+    return True
+
+
+def _scalar_ok(value: object) -> bool:
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return _INT_MIN <= value <= _INT_MAX
     if isinstance(value, float):
         return math.isfinite(value)
     return isinstance(value, str) and len(value) <= 1024
@@ -115,6 +135,10 @@ class IncomingMessage:
             raise TooLargeError(
                 f"body is larger than {defaults.MAX_BODY_BYTES} bytes", field="body"
             )
+        if not _ints_fit(data["body"]):
+            raise ValidationError(
+                "body holds an integer beyond 64 bits (or nests deeper than 64 levels)",
+                field="body")
         language = data.get("language", "")
         if not isinstance(language, str) or len(language) > 35:
             raise ValidationError("language must be a language tag such as 'en'", field="language")

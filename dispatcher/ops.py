@@ -299,6 +299,13 @@ def triage(team: str) -> Op[list[TriageRule]]:
 
 
 # --- upstream ---------------------------------------------------------------------------------
+def ingest_one(team: str, message: object) -> Op[str]:
+    """Store one message: 'queued', 'assigned:<advisor>' or 'duplicate'."""
+    parsed = IncomingMessage.parse(message)
+    result: list[str] = yield Script("ingest", team, {"msgs": [parsed.to_script()]})
+    return result[0]
+
+
 def ingest_many(team: str, messages: Iterable[object]) -> Op[list[str]]:
     """Store a batch atomically: all messages are validated first; a conflict stores none.
 

@@ -168,3 +168,18 @@ def test_a_customers_tag_change_moves_their_waiting_messages(online: Dispatcher,
     assert d.set_customer_tags(TEAM, "rich", []) == 1
     assert d.preview(TEAM, 1)[0]["conversation"] == "c1"
     assert_clean(d)
+
+
+@pytest.mark.parametrize(("extra", "field"), [
+    ({"body": {"n": [2**64]}}, "body"),
+    ({"body": -(2**63) - 1}, "body"),
+    ({"attributes": {"order": 2**70}}, "attributes.order"),
+])
+def test_integers_beyond_64_bits_are_refused_naming_the_field(
+        online: Dispatcher, extra: dict[str, object], field: str) -> None:
+    """JSON allows any integer; msgpack stores 64 bits (found by the HTTP fuzz run)."""
+    with pytest.raises(ValidationError) as err:
+        online.ingest(TEAM, message(1, **extra))
+    assert err.value.field == field
+    assert online.stock(TEAM).total == 0
+    online.ingest(TEAM, message(2, body={"n": 2**64 - 1}, attributes={"k": -(2**63)}))

@@ -44,3 +44,4 @@ def test_the_wheel_carries_every_lua_script(tmp_path: Path) -> None:
         assert f"scripts/lua/{script}.lua" in names
     assert "scripts/lua/includes/core.lua" in names
     assert "dispatcher/py.typed" in names
+    assert "dispatcher/service/app.py" in names

@@ -311,8 +311,8 @@ async def ingest_one(
     request: Request[Any, Any, Any], team: TeamId,
     data: Annotated[MessageIn, Body(examples=[Example("message", value=MESSAGE_EXAMPLE)])],
 ) -> IngestResult:
-    results = await _d(request).run(ops.ingest_many(team, [msgspec.structs.asdict(data)]))
-    return _ingest_result(data.id, results[0])
+    result = await _d(request).run(ops.ingest_one(team, msgspec.structs.asdict(data)))
+    return _ingest_result(data.id, result)
 
 
 @post("/v1/teams/{team:str}/messages/batch", opt=INGEST, status_code=202,

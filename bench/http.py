@@ -1,0 +1,120 @@
+"""HTTP benchmark: *process a new message* through the running service, with 1 and 2 service
+processes measured side by side in one run.
+
+    python -m bench.http            # 3 runs x 10 s per case
+    python -m bench.http --quick    # 2 runs x 5 s
+
+The load generator is wrk (C; `apt-get install wrk`), one thread per connection, each
+connection one logged-in advisor: `cycle` presses next then replies to the message it got
+(the real loop of an advisor), `next` presses next only (after the first press it is the
+retry path: the same pending message again). Starts its own redis-server and service
+processes on free loopback ports; the stock is re-seeded before every run, so each run starts
+from the same state. Raw results go to bench/results/http-<timestamp>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from dispatcher import Dispatcher, tokens
+from dispatcher.testing import RedisServer, ServiceProcess
+
+TEAM = "bench"
+HERE = Path(__file__).parent
+
+
+def seed(d: Dispatcher, advisors: int, messages: int, token_file: Path) -> None:
+    d.redis.flushall()
+    d.create_team(TEAM)
+    d.set_role(TEAM, "agent", push=True)
+    lines = []
+    for i in range(advisors):
+        adv = f"adv{i}"
+        d.set_advisor(TEAM, adv, "agent")
+        d.login(TEAM, adv)
+        lines.append(f"{adv} {d.run(tokens.create_token('advisor', team=TEAM, advisor=adv)).token}")
+    token_file.write_text("\n".join(lines) + "\n")
+    batch = []
+    for i in range(messages):
+        batch.append({"id": f"m{i}", "conversation": f"c{i}", "customer": f"u{i % 5000}",
+                      "channel": ("whatsapp", "email", "webchat", "sms")[i % 4],
+                      "body": {"text": "Where is my parcel?"}})
+        if len(batch) == 500:
+            d.ingest_many(TEAM, batch)
+            batch = []
+    if batch:
+        d.ingest_many(TEAM, batch)
+
+
+def wrk(url: str, mode: str, connections: int, seconds: int, token_file: Path) -> dict[str, Any]:
+    env = {**os.environ, "PI_TOKENS": str(token_file), "PI_TEAM": TEAM, "PI_MODE": mode}
+    out = subprocess.run(
+        ["wrk", "-t", str(connections), "-c", str(connections), "-d", f"{seconds}s",
+         "--timeout", "10s", "-s", str(HERE / "wrk_cycle.lua"), url],
+        capture_output=True, text=True, env=env, timeout=seconds + 60, check=True).stdout
+    line = next(x for x in out.splitlines() if x.startswith("RESULT "))
+    res: dict[str, Any] = json.loads(line[len("RESULT "):])
+    res["rps"] = res["requests"] / res["seconds"]
+    res["nexts_per_s"] = res["nexts"] / res["seconds"]
+    return res
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench.http needs wrk: apt-get install wrk")
+    runs, seconds = (2, 5) if args.quick else (3, 10)
+    server = RedisServer().start()
+    d = Dispatcher(server.client())
+    token_file = Path(tempfile.mkdtemp(prefix="pushinbox-bench-")) / "tokens"
+    results: dict[str, list[dict[str, Any]]] = {}
+    try:
+        for run in range(runs):
+            for procs in (1, 2):
+                for mode in ("cycle", "next"):
+                    seed(d, args.connections, 40_000 if mode == "cycle" else 100, token_file)
+                    svc = ServiceProcess(server.url, workers=procs).start()
+                    try:
+                        time.sleep(1)
+                        res = wrk(svc.url, mode, args.connections, seconds, token_file)
+                    finally:
+                        svc.stop()
+                    assert d.check(TEAM).ok, d.check(TEAM).problems
+                    key = f"{mode}/{procs}"
+                    results.setdefault(key, []).append(res)
+                    print(f"run {run + 1} {key:8} {res['rps']:8.0f} req/s  "
+                          f"{res['nexts_per_s']:7.0f} next/s  p50 {res['p50_ms']:.2f} ms  "
+                          f"p99 {res['p99_ms']:.2f} ms  empty {res['empty']}  "
+                          f"errors {res['errors'] + res['socket_errors']}", flush=True)
+    finally:
+        server.stop()
+    med = {k: {f: statistics.median(r[f] for r in v)
+               for f in ("rps", "nexts_per_s", "p50_ms", "p99_ms")} for k, v in results.items()}
+    print("\ncase        req/s    next/s   p50 ms   p99 ms")
+    for k, v in med.items():
+        print(f"{k:10} {v['rps']:7.0f} {v['nexts_per_s']:8.0f} {v['p50_ms']:8.2f} "
+              f"{v['p99_ms']:8.2f}")
+    for mode in ("cycle", "next"):
+        print(f"{mode}: 2 processes / 1 process = "
+              f"{med[f'{mode}/2']['rps'] / med[f'{mode}/1']['rps']:.2f}x req/s")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = HERE / "results" / f"http-{stamp}.json"
+    out.write_text(json.dumps({"connections": args.connections, "seconds": seconds,
+                               "runs": results, "medians": med}, indent=1))
+    print(f"raw results: {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+-- wrk script for bench/http.py: each thread is one advisor on one connection, pressing
+-- "process a new message" then replying to what it got, in a loop.
+-- Env: PI_TOKENS (file: one "advisor token" per line), PI_TEAM, PI_MODE (cycle | next).
+local counter = 0
+local threads = {}
+
+function setup(thread)
+  counter = counter + 1
+  thread:set("n", counter)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  local lines = {}
+  for line in io.lines(os.getenv("PI_TOKENS")) do table.insert(lines, line) end
+  local adv, token = lines[n]:match("(%S+) (%S+)")
+  team = os.getenv("PI_TEAM")
+  mode = os.getenv("PI_MODE") or "cycle"
+  base = "/v1/teams/" .. team .. "/advisors/" .. adv
+  headers = {["Authorization"] = "Bearer " .. token}
+  msg = nil
+  nexts, replies, empties, errors = 0, 0, 0, 0
+end
+
+function request()
+  if msg and mode == "cycle" then
+    return wrk.format("POST", base .. "/messages/" .. msg .. "/reply", headers)
+  end
+  return wrk.format("POST", base .. "/next", headers)
+end
+
+function response(status, headers, body)
+  if msg and mode == "cycle" then
+    msg = nil
+    replies = replies + 1
+    if status ~= 200 then errors = errors + 1 end
+    return
+  end
+  nexts = nexts + 1
+  if status == 200 then
+    msg = body:match('"id":"([^"]+)"')
+  elseif status == 204 then
+    empties = empties + 1
+  else
+    errors = errors + 1
+  end
+end
+
+function done(summary, latency, requests)
+  local n, r, e, x = 0, 0, 0, 0
+  for _, t in ipairs(threads) do
+    n = n + t:get("nexts"); r = r + t:get("replies")
+    e = e + t:get("empties"); x = x + t:get("errors")
+  end
+  io.write(string.format(
+    'RESULT {"requests": %d, "seconds": %.3f, "nexts": %d, "replies": %d, "empty": %d, ' ..
+    '"errors": %d, "socket_errors": %d, "p50_ms": %.3f, "p90_ms": %.3f, "p99_ms": %.3f, ' ..
+    '"max_ms": %.3f}\n',
+    summary.requests, summary.duration / 1e6, n, r, e, x,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    latency:percentile(50) / 1000, latency:percentile(90) / 1000,
+    latency:percentile(99) / 1000, latency.max / 1000))
+end
