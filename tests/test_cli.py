@@ -201,3 +201,39 @@ def test_triage_roles_tags_hold_take_and_quarantine_commands(run, tmp_path: Path
     run("requeue", "acme", "--message", "m2")
     assert json.loads(run("--json", "quarantine", "acme").stdout) == []
     assert run("check").exit_code == 0
+
+
+def test_ops_create_list_and_revoke_tokens_stored_only_hashed(run, redis_client) -> None:
+    run("team", "create", "acme")
+    run("role", "set", "acme", "agent", "--push")
+    run("advisor", "add", "acme", "ann", "--role", "agent")
+    made = json.loads(run("--json", "token", "create", "advisor", "--team", "acme",
+                          "--advisor", "ann", "--name", "ann's console").stdout)
+    assert made["token"].startswith(f"pi_{made['id']}_")
+    stored = b"".join(v for v in redis_client.hgetall(keys.TOKENS).values())
+    assert made["token"].encode() not in stored
+    assert made["token"].split("_", 2)[2].encode() not in stored
+    listed = json.loads(run("--json", "token", "list").stdout)
+    assert [(t["id"], t["scope"], t["advisor"]) for t in listed] == [(made["id"], "advisor",
+                                                                       "ann")]
+    assert "token" not in listed[0]
+    bad = run("token", "create", "advisor", "--team", "acme", "--advisor", "zed", ok=False)
+    assert bad.exit_code == 1 and "unknown advisor zed" in bad.output
+    bad = run("token", "create", "supervisor", ok=False)
+    assert bad.exit_code == 1 and "needs a team" in bad.output
+    run("token", "revoke", made["id"])
+    assert json.loads(run("--json", "token", "list").stdout) == []
+    assert run("token", "revoke", made["id"], ok=False).exit_code == 1
+
+
+def test_ops_add_list_and_remove_webhooks(run) -> None:
+    run("team", "create", "acme")
+    made = json.loads(run("--json", "hook", "add", "acme", "https://crm.example/hook",
+                          "--event", "replied", "--event", "archived").stdout)
+    assert made["secret"].startswith("whsec_")
+    listed = json.loads(run("--json", "hook", "list", "acme").stdout)
+    assert listed == [{k: v for k, v in made.items() if k != "secret"}]
+    bad = run("hook", "add", "acme", "https://x", "--event", "exploded", ok=False)
+    assert bad.exit_code == 1 and "events[0]" in bad.output
+    run("hook", "remove", "acme", made["id"])
+    assert json.loads(run("--json", "hook", "list", "acme").stdout) == []
