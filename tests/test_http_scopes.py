@@ -23,6 +23,9 @@ SUPERVISORS = {"admin", "supervisor"}
 UPSTREAM = {"admin", "ingest", "ingest_all"}
 ADMINS = {"admin"}
 
+PRINCIPALS = ["anonymous", "admin", "supervisor", "supervisor_other", "ingest", "ingest_all",
+              "ingest_other", "advisor", "advisor_peer", "advisor_other"]
+
 MATRIX: list[tuple[str, str, set[str], Any]] = [
     ("POST", TEAM_PATH + "/messages", UPSTREAM, message(1)),
     ("POST", TEAM_PATH + "/messages/batch", UPSTREAM, {"messages": [message(2)]}),
@@ -62,9 +65,8 @@ MATRIX: list[tuple[str, str, set[str], Any]] = [
     ("POST", "/v1/teams", ADMINS, {"team": "acme"}),
     ("PUT", TEAM_PATH + "/roles/{role}", ADMINS, {"push": True}),
     ("PUT", ADV, ADMINS, {"role": "agent"}),
+    ("GET", "/v1/whoami", set(PRINCIPALS) - {"anonymous"}, None),
 ]
-PRINCIPALS = ["anonymous", "admin", "supervisor", "supervisor_other", "ingest", "ingest_all",
-              "ingest_other", "advisor", "advisor_peer", "advisor_other"]
 PARAMS = {"team": TEAM, "advisor": "ann", "message": "m1", "customer": "u1", "hook": "h1",
           "role": "agent"}
 QUERY = {TEAM_PATH + "/breaks": {"start": "2026-01-01"}}

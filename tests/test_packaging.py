@@ -45,3 +45,4 @@ def test_the_wheel_carries_every_lua_script(tmp_path: Path) -> None:
     assert "scripts/lua/includes/core.lua" in names
     assert "dispatcher/py.typed" in names
     assert "dispatcher/service/app.py" in names
+    assert "dispatcher/service/static/console.js" in names

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
@@ -22,15 +23,16 @@ import redis.asyncio as aredis
 import structlog
 from litestar import Litestar, Request, Response, delete, get, post, put
 from litestar.connection import ASGIConnection
-from litestar.datastructures import State
+from litestar.datastructures import CacheControlHeader, State
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.spec import Components, Example, SecurityScheme
 from litestar.params import Body, Parameter
-from litestar.response import ServerSentEvent
+from litestar.response import Redirect, ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
+from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from dispatcher import defaults, ops, tokens, webhooks
@@ -77,6 +79,7 @@ from dispatcher.service.schemas import (
     StockOut,
     TeamIn,
     TeamOut,
+    WhoAmI,
 )
 
 log = structlog.get_logger("pushinbox.http")
@@ -196,6 +199,8 @@ async def auth_guard(connection: ASGIConnection[Any, Any, Any, Any],
     team = connection.path_params.get("team")
     advisor = connection.path_params.get("advisor")
     connection.scope["state"]["token"] = tok
+    if handler.opt.get("no_team") and tok.scope in allow:
+        return
     if not permitted(tok, allow, team, advisor):
         article = "an" if tok.scope[0] in "aeiou" else "a"
         raise ForbiddenError(f"{article} {tok.scope} token may not do this here",
@@ -639,6 +644,22 @@ async def advisor_set(request: Request[Any, Any, Any], team: TeamId, advisor: Te
     return Health("ok")
 
 
+# --- who am I (the web pages start here) ------------------------------------------------------
+ANY_TOKEN = {"allow": ("advisor", "supervisor", "ingest", "admin"), "no_team": True}
+
+
+@get("/v1/whoami", opt=ANY_TOKEN, responses=_errors(), tags=["admin"],
+     summary="The calling token's scope, team and advisor")
+async def whoami(request: Request[Any, Any, Any]) -> WhoAmI:
+    tok: tokens.Token = request.scope["state"]["token"]
+    return WhoAmI(tok.id, tok.scope, tok.team, tok.advisor, tok.teams)
+
+
+@get("/", opt=PUBLIC, include_in_schema=False)
+async def home() -> Redirect:
+    return Redirect("/ui/console.html")
+
+
 # --- operations -------------------------------------------------------------------------------
 @get("/healthz", opt=PUBLIC, tags=["operations"], summary="The process is up",
      responses={503: ResponseSpec(Problem, media_type=PROBLEM, generate_examples=False)})
@@ -674,7 +695,9 @@ ROUTES = [
     groups_show, groups_set, rebucketing, hours_show, hours_set, breaks,
     hooks_list, hooks_create, hooks_delete,
     team_create, role_set, advisor_set,
-    healthz, readyz, metrics_view, openapi_json,
+    healthz, readyz, metrics_view, openapi_json, whoami, home,
+    create_static_files_router("/ui", [Path(__file__).parent / "static"], name="ui",
+                               cache_control=CacheControlHeader(no_cache=True)),
 ]
 
 

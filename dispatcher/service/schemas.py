@@ -233,3 +233,11 @@ class HookOut(msgspec.Struct, omit_defaults=True):
 
 class Health(msgspec.Struct):
     status: str
+
+
+class WhoAmI(msgspec.Struct):
+    token_id: str
+    scope: str
+    team: str | None
+    advisor: str | None
+    teams: list[str] | None

@@ -1,0 +1,198 @@
+// The supervisor page: priority groups (drag and drop, form controls), live preview, manual
+// assignment, working hours, and break time per advisor per day.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+const LISTS = [["customer_tags_any", "Customer tags (any)"], ["channel_in", "Channels"],
+               ["language_in", "Languages"], ["message_tags_any", "Message tags (any)"]];
+let TEAM = null, ADVISORS = [];
+const tbase = () => `/v1/teams/${encodeURIComponent(TEAM)}`;
+
+function showLogin(message) {
+  $("page").hidden = true; $("login").hidden = false; $("signout").hidden = true;
+  $("login-error").textContent = message || "";
+}
+Pi.onExpired = showLogin;
+
+$("login").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  Pi.setToken($("token").value.trim());
+  if ($("team-input").value.trim()) sessionStorage.setItem("pushinbox.team", $("team-input").value.trim());
+  $("token").value = "";
+  start();
+});
+$("signout").addEventListener("click", () => { Pi.forget(); showLogin(""); });
+
+async function start() {
+  if (!Pi.token()) return showLogin();
+  let me;
+  try { me = await Pi.call("GET", "/v1/whoami"); } catch (e) { return showLogin(e.status === 401 ? "" : e.message); }
+  if (me.scope === "advisor") { location.href = "console.html"; return; }
+  TEAM = me.team || sessionStorage.getItem("pushinbox.team");
+  if (me.scope !== "supervisor" && me.scope !== "admin") { Pi.forget(); return showLogin("This page needs a supervisor token."); }
+  if (!TEAM) { return showLogin("An admin token needs a team."); }
+  $("team").textContent = "Team " + TEAM;
+  $("login").hidden = true; $("page").hidden = false; $("signout").hidden = false;
+  ADVISORS = (await Pi.call("GET", tbase() + "/advisors")).map((a) => a.advisor);
+  renderGroups(await Pi.call("GET", tbase() + "/groups"));
+  renderHours(await Pi.call("GET", tbase() + "/hours"));
+  const monday = new Date(); monday.setUTCDate(monday.getUTCDate() - ((monday.getUTCDay() + 6) % 7));
+  $("week").value = monday.toISOString().slice(0, 10);
+  loadChart();
+  refreshPreview();
+  Pi.live(tbase() + "/live", (event) => { if (event === "stock") refreshPreview(); });
+}
+
+// --- priority groups -----------------------------------------------------------------------
+function groupCard(g) {
+  const m = g.match || {};
+  const card = Pi.el("div", { class: "group", draggable: "true", "data-name": g.name });
+  const listInputs = LISTS.map(([key, label]) => Pi.el("label", {}, label,
+    Pi.el("input", { "data-key": key, value: (m[key] || []).join(", "), placeholder: "comma separated" })));
+  const reassigned = Pi.el("select", { "data-key": "reassigned" },
+    Pi.el("option", { value: "" }, "either"), Pi.el("option", { value: "true" }, "yes"), Pi.el("option", { value: "false" }, "no"));
+  reassigned.value = m.reassigned === undefined ? "" : String(m.reassigned);
+  card.append(
+    Pi.el("div", { class: "row" },
+      Pi.el("b", { class: "handle", title: "Drag to reorder" }, "☰"), Pi.el("input", { class: "name", value: g.name, "aria-label": "Group name" }),
+      Pi.el("button", { onclick: () => move(card, -1), title: "Move up" }, "↑"),
+      Pi.el("button", { onclick: () => move(card, 1), title: "Move down" }, "↓"),
+      Pi.el("button", { onclick: () => card.remove(), title: "Remove" }, "✕")),
+    Pi.el("div", { class: "row" }, ...listInputs, Pi.el("label", {}, "Automatically reassigned", reassigned)));
+  card.addEventListener("dragstart", (ev) => { card.classList.add("dragging"); ev.dataTransfer.setData("text/plain", g.name); });
+  card.addEventListener("dragend", () => card.classList.remove("dragging"));
+  card.addEventListener("dragover", (ev) => ev.preventDefault());
+  card.addEventListener("drop", (ev) => {
+    ev.preventDefault();
+    const dragged = document.querySelector(".group.dragging");
+    if (!dragged || dragged === card) return;
+    const box = card.getBoundingClientRect();
+    card.parentNode.insertBefore(dragged, ev.clientY > box.top + box.height / 2 ? card.nextSibling : card);
+  });
+  return card;
+}
+
+function move(card, step) {
+  if (step < 0 && card.previousElementSibling) card.parentNode.insertBefore(card, card.previousElementSibling);
+  if (step > 0 && card.nextElementSibling) card.parentNode.insertBefore(card.nextElementSibling, card);
+}
+
+function renderGroups(settings) {
+  $("groups").replaceChildren(...settings.groups.map(groupCard));
+  $("order").value = settings.order;
+}
+
+function readGroups() {
+  return [...document.querySelectorAll("#groups .group")].map((card) => {
+    const match = {};
+    card.querySelectorAll("input[data-key]").forEach((i) => {
+      const items = i.value.split(",").map((s) => s.trim()).filter(Boolean);
+      if (items.length) match[i.dataset.key] = items;
+    });
+    const r = card.querySelector("select[data-key=reassigned]").value;
+    if (r) match.reassigned = r === "true";
+    return { name: card.querySelector("input.name").value.trim(), match };
+  });
+}
+
+$("add-group").addEventListener("click", () => $("groups").append(groupCard({ name: "New group", match: {} })));
+$("save-groups").addEventListener("click", async () => {
+  try {
+    const res = await Pi.call("PUT", tbase() + "/groups", { order: $("order").value, groups: readGroups() });
+    $("groups-status").textContent = `Saved (version ${res.version}).` + (res.rebucketing ? " Re-sorting the waiting messages…" : "");
+    $("groups-status").className = "";
+    await waitRebucket();
+    refreshPreview();
+  } catch (e) {
+    $("groups-status").textContent = e.message + (e.problem && e.problem.field ? ` (${e.problem.field})` : "");
+    $("groups-status").className = "error";
+  }
+});
+
+async function waitRebucket() {
+  for (let i = 0; i < 60; i++) {
+    const p = await Pi.call("GET", tbase() + "/rebucketing");
+    if (p.done) { $("groups-status").textContent += " Done."; return; }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+// --- preview and manual assignment ---------------------------------------------------------
+let previewBusy = false;
+async function refreshPreview() {
+  if (previewBusy) return;
+  previewBusy = true;
+  try {
+    const rows = await Pi.call("GET", tbase() + "/preview?n=10");
+    $("preview").replaceChildren(...rows.map((r) => {
+      const pick = Pi.el("select", { "aria-label": "Assign to" }, Pi.el("option", { value: "" }, "—"),
+        ...ADVISORS.map((a) => Pi.el("option", { value: a }, a)));
+      pick.addEventListener("change", () => assign(r.messages[0].id, pick.value));
+      return Pi.el("tr", { "data-conversation": r.conversation },
+        Pi.el("td", {}, r.position), Pi.el("td", {}, r.conversation), Pi.el("td", {}, r.messages[0].channel),
+        Pi.el("td", { class: "group-name" }, r.group), Pi.el("td", {}, r.why), Pi.el("td", {}, pick));
+    }));
+  } finally { previewBusy = false; }
+}
+
+async function assign(id, advisor) {
+  if (!advisor) return;
+  try {
+    await Pi.call("POST", `${tbase()}/messages/${encodeURIComponent(id)}/assign`, { advisor });
+    $("assign-status").textContent = `Assigned ${id} to ${advisor}.`;
+    $("assign-status").className = "";
+  } catch (e) { $("assign-status").textContent = e.message; $("assign-status").className = "error"; }
+  refreshPreview();
+}
+
+// --- working hours -------------------------------------------------------------------------
+function renderHours(hours) {
+  $("tz").value = hours ? hours.timezone : "UTC";
+  const week = hours ? hours.week : {};
+  $("hours").replaceChildren(...DAYS.map((d) => Pi.el("tr", {}, Pi.el("td", {}, d),
+    Pi.el("td", {}, Pi.el("input", { "data-day": d, value: (week[d] || []).join(", "), placeholder: "09:00-12:30, 13:30-18:00", size: 30 })))));
+}
+
+$("save-hours").addEventListener("click", async () => {
+  const week = {};
+  document.querySelectorAll("#hours input[data-day]").forEach((i) => {
+    const ranges = i.value.split(",").map((s) => s.trim()).filter(Boolean);
+    if (ranges.length) week[i.dataset.day] = ranges;
+  });
+  try {
+    await Pi.call("PUT", tbase() + "/hours", { timezone: $("tz").value.trim(), week });
+    $("hours-status").textContent = "Saved."; $("hours-status").className = "";
+  } catch (e) {
+    $("hours-status").textContent = e.message + (e.problem && e.problem.field ? ` (${e.problem.field})` : "");
+    $("hours-status").className = "error";
+  }
+});
+
+// --- break chart ---------------------------------------------------------------------------
+const esc = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+$("week").addEventListener("change", loadChart);
+async function loadChart() {
+  const data = await Pi.call("GET", `${tbase()}/breaks?start=${$("week").value}&days=7`);
+  const advisors = [...new Set(data.days.flatMap((d) => Object.keys(d.advisors)))].sort();
+  const colors = ["#2857d6", "#12805c", "#b54708", "#9e77ed", "#d92d20", "#0e9384", "#475467"];
+  const max = Math.max(60, ...data.days.map((d) => d.team_seconds));
+  const W = 560, H = 220, bar = W / 7;
+  const svg = [`<svg viewBox="0 0 ${W} ${H + 40}" width="100%" role="img" aria-label="Break minutes per day">`];
+  data.days.forEach((d, i) => {
+    let y = H;
+    advisors.forEach((a, j) => {
+      const s = d.advisors[a] || 0;
+      const h = (s / max) * H;
+      y -= h;
+      if (h > 0) svg.push(`<rect x="${i * bar + 8}" y="${y}" width="${bar - 16}" height="${h}" fill="${colors[j % colors.length]}"><title>${esc(a)}: ${Math.round(s / 60)} min</title></rect>`);
+    });
+    svg.push(`<text x="${i * bar + bar / 2}" y="${H + 16}" text-anchor="middle" font-size="11">${esc(d.day.slice(5))}</text>`);
+    svg.push(`<text x="${i * bar + bar / 2}" y="${H + 32}" text-anchor="middle" font-size="11">${Math.round(d.team_seconds / 60)} min</text>`);
+  });
+  svg.push("</svg>");
+  const legend = advisors.map((a, j) => `<span style="color:${colors[j % colors.length]}">■</span> ${esc(a)}`).join(" &nbsp; ");
+  $("chart").innerHTML = svg.join("") + `<p>${legend || "No break this week."}</p>`;
+}
+
+start();

@@ -1,0 +1,164 @@
+"""The advisor console and the supervisor page in headless Chromium (Debian's package),
+driven by Playwright against the running service and a real Redis."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import TEAM, Api, assert_clean, message
+
+from dispatcher import Dispatcher, keys
+from dispatcher.testing import ServiceProcess
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="Chromium is not installed (Debian: apt-get install chromium); "
+                             "`make test` installs it where it can")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+def screenshot(page: Any, name: str) -> None:
+    """Refresh the screenshots in docs/ when asked (make screenshots)."""
+    if os.environ.get("PUSHINBOX_SCREENSHOTS") == "1":
+        page.screenshot(path=str(DOCS / name))
+
+
+def open_console(browser: Any, service: ServiceProcess, token: str, **size: int) -> Any:
+    page = browser.new_page(viewport={"width": size.get("width", 1280),
+                                      "height": size.get("height", 720)})
+    page.goto(service.url + "/")
+    page.fill("#token", token)
+    page.click("#login button[type=submit]")
+    page.wait_for_selector("#console:not([hidden])")
+    return page
+
+
+def test_an_advisors_whole_day_in_the_console(
+        browser: Any, api: Api, service: ServiceProcess) -> None:
+    # Today's working hours end two minutes from now (UTC), so a break ends there by itself.
+    now = datetime.now(UTC)
+    end = now + timedelta(minutes=2)
+    close = "24:00" if end.date() != now.date() else end.strftime("%H:%M")
+    api.sup("PUT", "/hours", json={"timezone": "UTC",
+                                   "week": {now.strftime("%a").lower(): [f"00:00-{close}"]}})
+    api.push(message(1, channel="whatsapp", body={"text": "Where is my parcel?"}),
+             message(2, channel="email", body={"text": "Refund please"}),
+             message(3, channel="webchat"))
+    page = open_console(browser, service, api.advisor["ann"])
+    assert page.text_content("#state") == "online"
+    page.wait_for_function("document.querySelector('#stock-total').textContent === '3'")
+    assert page.text_content("li[data-channel=whatsapp] b") == "1"
+
+    page.click("#next")
+    card = page.wait_for_selector("article.message[data-id=m1]")
+    assert "Where is my parcel?" in card.text_content()
+    assert page.is_visible("article.message button[data-action=reply]")
+    screenshot(page, "console.png")
+    page.click("article.message button[data-action=reply]")
+    page.wait_for_function("document.querySelector('#fig-responses').textContent === '1'")
+    page.wait_for_function("document.querySelector('#stock-total').textContent === '2'")
+
+    page.keyboard.press("b")  # take a break
+    page.wait_for_selector("#break-panel:not([hidden])")
+    page.wait_for_timeout(1500)
+    page.reload()  # the break is server state: the timer survives a refresh
+    page.wait_for_selector("#break-panel:not([hidden])")
+    assert page.text_content("#state") == "on break"
+    page.wait_for_function("document.querySelector('#break-timer').textContent >= '00:01'")
+
+    # At the end of the working-hours range the break ends (the reconciler, run at that moment).
+    until = int(api.d.redis.hget(keys.advisor(TEAM, "ann"), "bu") or 0)
+    assert until > 0
+    Dispatcher(api.d.redis, clock=lambda: until + 1000).tick(TEAM)
+    page.wait_for_selector("#break-panel", state="hidden")
+    assert page.text_content("#state") == "online"
+
+    page.keyboard.press("n")
+    page.wait_for_selector("article.message[data-id=m2]")
+    page.keyboard.press("l")  # log out with m2 unprocessed
+    page.wait_for_selector("#login:not([hidden])")
+    assert "went back to the team" in page.text_content("#login-error")
+
+    bob = open_console(browser, service, api.advisor["bob"])
+    bob.wait_for_function("document.querySelector('#stock-total').textContent === '2'")
+    bob.click("#next")
+    got = bob.wait_for_selector("article.message[data-id=m2]")
+    assert "Refund please" in got.text_content()
+    found = api.sup("GET", "/messages/m2").json()
+    assert found["reassigned"] is True and found["advisor"] == "bob"
+    assert_clean(api.d)
+
+
+def test_the_console_shows_an_empty_stock_and_an_expired_token(
+        browser: Any, api: Api, service: ServiceProcess) -> None:
+    page = open_console(browser, service, api.advisor["ann"], width=768, height=1024)
+    page.click("#next")
+    page.wait_for_selector("#empty-stock")
+    width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert width[0] <= width[1], "the console must fit a tablet without scrolling sideways"
+    token_id = api.advisor["ann"].split("_")[1]
+    api.call("GET", "/v1/whoami", api.admin)
+    from dispatcher import tokens
+
+    api.d.run(tokens.revoke_token(token_id))
+    page.wait_for_timeout(400)  # the test service trusts a checked token for 0.2 s
+    page.click("#next")
+    page.wait_for_selector("#login:not([hidden])")
+    assert "expired" in page.text_content("#login-error")
+    assert page.evaluate("sessionStorage.getItem('pushinbox.token')") is None
+
+
+def test_a_supervisor_moves_the_vip_group_down_and_the_preview_changes(
+        browser: Any, api: Api, service: ServiceProcess) -> None:
+    api.sup("PUT", "/groups", json={"groups": [
+        {"name": "VIP", "match": {"customer_tags_any": ["VIP"]}},
+        {"name": "WhatsApp", "match": {"channel_in": ["whatsapp"]}}]})
+    api.push(message(1, channel="whatsapp"), message(2, channel="webchat", customer_tags=["VIP"]))
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(service.url + "/ui/supervisor.html")
+    page.fill("#token", api.supervisor)
+    page.click("#login button[type=submit]")
+    page.wait_for_selector("#preview tr")
+    assert page.text_content("#preview tr:first-child .group-name") == "VIP"
+    assert page.input_value(".group[data-name=VIP] input[data-key=customer_tags_any]") == "VIP"
+    screenshot(page, "supervisor.png")
+
+    whatsapp = page.locator(".group[data-name=WhatsApp]")
+    height = whatsapp.bounding_box()["height"]
+    page.locator(".group[data-name=VIP] .handle").drag_to(
+        whatsapp, target_position={"x": 20, "y": height - 5})
+    names = page.eval_on_selector_all("#groups .group input.name", "els => els.map(e => e.value)")
+    assert names == ["WhatsApp", "VIP"]
+    page.click("#save-groups")
+    page.wait_for_function(
+        "document.querySelector('#preview tr:first-child .group-name')?.textContent === 'WhatsApp'")
+    assert [g["name"] for g in api.sup("GET", "/groups").json()["groups"]] == ["WhatsApp", "VIP"]
+
+    # A group's match is edited with form controls, not JSON, and bad input is named.
+    page.fill(".group[data-name=VIP] input.name", "")
+    page.click("#save-groups")
+    page.wait_for_selector("#groups-status.error")
+    assert "groups[1].name" in page.text_content("#groups-status")
+
+    # Assign by hand from the preview.
+    api.d.login(TEAM, "cid")
+    page.select_option("#preview tr:first-child select", "cid")
+    page.wait_for_function("document.querySelector('#assign-status').textContent.includes('cid')")
+    assert [m["id"] for m in api.call("GET", f"/v1/teams/{TEAM}/advisors/cid/messages",
+                                      api.admin).json()] == ["m1"]
