@@ -33,10 +33,10 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
-def screenshot(page: Any, name: str) -> None:
+def screenshot(page: Any, name: str, full_page: bool = False) -> None:
     """Refresh the screenshots in docs/ when asked (make screenshots)."""
     if os.environ.get("PUSHINBOX_SCREENSHOTS") == "1":
-        page.screenshot(path=str(DOCS / name))
+        page.screenshot(path=str(DOCS / name), full_page=full_page)
 
 
 def open_console(browser: Any, service: ServiceProcess, token: str, **size: int) -> Any:
@@ -137,7 +137,6 @@ def test_a_supervisor_moves_the_vip_group_down_and_the_preview_changes(
     page.wait_for_selector("#preview tr")
     assert page.text_content("#preview tr:first-child .group-name") == "VIP"
     assert page.input_value(".group[data-name=VIP] input[data-key=customer_tags_any]") == "VIP"
-    screenshot(page, "supervisor.png")
 
     whatsapp = page.locator(".group[data-name=WhatsApp]")
     height = whatsapp.bounding_box()["height"]
@@ -162,3 +161,72 @@ def test_a_supervisor_moves_the_vip_group_down_and_the_preview_changes(
     page.wait_for_function("document.querySelector('#assign-status').textContent.includes('cid')")
     assert [m["id"] for m in api.call("GET", f"/v1/teams/{TEAM}/advisors/cid/messages",
                                       api.admin).json()] == ["m1"]
+
+
+def test_a_supervisor_sets_working_hours_and_reads_the_break_chart(
+        browser: Any, api: Api, service: ServiceProcess) -> None:
+    api.sup("PUT", "/groups", json={"groups": [
+        {"name": "VIP", "match": {"customer_tags_any": ["VIP"]}},
+        {"name": "Automatically reassigned", "match": {"reassigned": True}}]})
+    api.push(message(1, channel="whatsapp"), message(2, customer_tags=["VIP"]),
+             message(3, channel="email"))
+    for adv in ("ann", "bob"):
+        api.adv("POST", adv, "/session")
+        api.adv("POST", adv, "/break")
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(service.url + "/ui/supervisor.html")
+    page.fill("#token", api.supervisor)
+    page.click("#login button[type=submit]")
+    page.wait_for_timeout(1200)  # a second of break, then ended
+    for adv in ("ann", "bob"):
+        api.adv("DELETE", adv, "/break")
+    page.dispatch_event("#week", "change")
+    page.wait_for_selector("#chart svg rect")
+    assert "ann" in page.text_content("#chart")  # the legend names who took breaks
+    assert "bob" in page.text_content("#chart")
+    page.wait_for_selector("#preview tr")
+    screenshot(page, "supervisor.png", full_page=True)
+    page.fill("#tz", "Europe/Paris")
+    page.fill("#hours input[data-day=mon]", "09:00-12:30, 13:30-18:00")
+    page.click("#save-hours")
+    page.wait_for_function("document.querySelector('#hours-status').textContent === 'Saved.'")
+    assert api.sup("GET", "/hours").json() == {
+        "timezone": "Europe/Paris", "week": {"mon": ["09:00-12:30", "13:30-18:00"]}}
+    page.fill("#hours input[data-day=tue]", "18:00-09:00")
+    page.click("#save-hours")
+    page.wait_for_selector("#hours-status.error")
+    assert "week.tue" in page.text_content("#hours-status")
+
+
+def test_the_console_says_when_the_dispatcher_is_unreachable_and_recovers(
+        browser: Any, http_team: Dispatcher) -> None:
+    from dispatcher import tokens
+    from dispatcher.testing import RedisServer
+
+    server = RedisServer().start()
+    d = Dispatcher(server.client())
+    d.create_team(TEAM)
+    d.set_role(TEAM, "agent")
+    d.set_advisor(TEAM, "ann", "agent")
+    token = d.run(tokens.create_token("advisor", team=TEAM, advisor="ann")).token
+    svc = ServiceProcess(server.url).start()
+    try:
+        page = open_console(browser, svc, token)
+        record = d.redis.hget(keys.TOKENS, token.split("_")[1])
+        server.stop(kill=True)
+        page.click("#next")
+        page.wait_for_selector("#banner:not([hidden])")
+        assert "unavailable" in page.text_content("#banner")
+        server.start()
+        d = Dispatcher(server.client())  # an empty Redis again: set the team up anew
+        d.create_team(TEAM)
+        d.set_role(TEAM, "agent")
+        d.set_advisor(TEAM, "ann", "agent")
+        d.login(TEAM, "ann")
+        d.redis.hset(keys.TOKENS, token.split("_")[1], record)  # the same token again
+        page.click("#next")
+        page.wait_for_selector("#empty-stock")
+        assert page.is_hidden("#banner")
+    finally:
+        svc.stop()
+        server.stop()
