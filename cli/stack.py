@@ -49,7 +49,7 @@ def run_stack(ctx: Any, *, demo: bool, data_dir: str, port: int, http_port: int,
                    f"{children[-1].pid})")
         children.append(subprocess.Popen(
             [sys.executable, "-m", "cli", "--redis-url", url, "serve", "--port",
-             str(http_port)], env=env, stdout=subprocess.DEVNULL))
+             str(http_port), "--no-access-log"], env=env, stdout=subprocess.DEVNULL))
         http = f"http://127.0.0.1:{http_port}"
         _wait_http(http, children[-1])
         click.echo(f"HTTP       {http}  (OpenAPI: {http}/openapi.json, docs: {http}/docs)")
