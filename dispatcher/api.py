@@ -91,7 +91,10 @@ class Dispatcher:
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Dispatcher:
-        return cls(redis.Redis.from_url(url), **kwargs)
+        """``redis://…`` for one server, ``redis+cluster://…`` for a Redis Cluster."""
+        from dispatcher.connection import connect
+
+        return cls(connect(url), **kwargs)
 
     # --- executing operations -----------------------------------------------------------------
     def run(self, op: Op[T]) -> T:

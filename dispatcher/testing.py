@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import redis.cluster
 
 from dispatcher.api import Dispatcher
 
@@ -134,6 +135,73 @@ class RedisServer:
         return redis.Redis(port=self.port)
 
 
+def _free_cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free too."""
+    import random
+
+    for _ in range(200):
+        port = random.randint(20000, 55000)
+        try:
+            for p in (port, port + 10000):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+class RedisClusterServers:
+    """A real Redis Cluster on loopback: ``masters`` redis-servers (free ports), slots split
+    evenly, no replicas. ``url`` is a ``redis+cluster://`` URL pushinbox accepts anywhere."""
+
+    SLOTS = 16384
+
+    def __init__(self, masters: int = 3, binary: str | None = None) -> None:
+        self.servers = [
+            RedisServer(port=_free_cluster_port(), binary=binary, extra=["--cluster-enabled", "yes",
+                                              "--cluster-config-file", "nodes.conf",
+                                              "--cluster-node-timeout", "2000"])
+            for _ in range(masters)
+        ]
+
+    @property
+    def url(self) -> str:
+        return f"redis+cluster://127.0.0.1:{self.servers[0].port}/0"
+
+    def start(self, timeout: float = 30.0) -> RedisClusterServers:
+        for server in self.servers:
+            server.start()
+        clients = [server.client() for server in self.servers]
+        per = self.SLOTS // len(clients)
+        for i, client in enumerate(clients):
+            last = self.SLOTS - 1 if i == len(clients) - 1 else (i + 1) * per - 1
+            client.execute_command("CLUSTER", "ADDSLOTS", *range(i * per, last + 1))
+        for client in clients[1:]:
+            client.execute_command("CLUSTER", "MEET", "127.0.0.1", self.servers[0].port)
+        deadline = time.monotonic() + timeout
+        while True:
+            infos = [c.execute_command("CLUSTER", "INFO") for c in clients]
+            texts = [i.decode() if isinstance(i, bytes) else str(i) for i in infos]
+            if all("cluster_state:ok" in t for t in texts) and all(
+                    f"cluster_known_nodes:{len(clients)}" in t for t in texts):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the cluster did not form: {texts}")
+            time.sleep(0.1)
+        for client in clients:
+            client.close()
+        return self
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+            shutil.rmtree(server.dir, ignore_errors=True)
+
+    def client(self) -> redis.cluster.RedisCluster:
+        return redis.cluster.RedisCluster(host="127.0.0.1", port=self.servers[0].port)
+
+
 class ServiceProcess:
     """The HTTP service (``pushinbox serve``) as a real process on a free port."""
 
@@ -218,3 +286,11 @@ def service(redis_server: RedisServer) -> Iterator[ServiceProcess]:
     proc = ServiceProcess(redis_server.url).start()
     yield proc
     proc.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterServers]:
+    """A real 3-master Redis Cluster on loopback for the whole session."""
+    cluster = RedisClusterServers().start()
+    yield cluster
+    cluster.stop()

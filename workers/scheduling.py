@@ -13,12 +13,18 @@ import redis
 from rq import Queue
 
 from dispatcher import defaults
+from dispatcher.connection import is_cluster
 from workers import jobs
 
 
 def rq_redis_url() -> str:
-    """RQ's queues may live on a separate, non-cluster Redis (RQ_REDIS_URL)."""
-    return os.environ.get("RQ_REDIS_URL") or jobs.redis_url()
+    """RQ's queues may live on a separate, non-cluster Redis (RQ_REDIS_URL); they must when
+    the dispatcher's data is on a Redis Cluster (RQ does not run on one)."""
+    url = os.environ.get("RQ_REDIS_URL") or jobs.redis_url()
+    if is_cluster(url):
+        raise RuntimeError("RQ's queues need a single Redis: set RQ_REDIS_URL when REDIS_URL "
+                           "is a redis+cluster:// URL")
+    return url
 
 
 def queue(connection: redis.Redis | None = None) -> Queue:

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
-import redis.asyncio as aredis
 import structlog
 from litestar import Litestar, Request, Response, delete, get, post, put
 from litestar.connection import ASGIConnection
@@ -37,6 +36,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from dispatcher import defaults, ops, tokens, webhooks
 from dispatcher.api import AsyncDispatcher, Jobs
+from dispatcher.connection import connect_async
 from dispatcher.errors import (
     ForbiddenError,
     PushinboxError,
@@ -707,8 +707,8 @@ def create_app(config: ServiceConfig | None = None) -> Litestar:
     state = State({"config": cfg, "tokens": TokenCache(cfg.token_cache_s)})
 
     async def start(app: Litestar) -> None:
-        client = aredis.Redis.from_url(cfg.redis_url, health_check_interval=30)
-        blocking = aredis.Redis.from_url(cfg.redis_url, socket_timeout=None)
+        client = connect_async(cfg.redis_url)
+        blocking = connect_async(cfg.redis_url, socket_timeout=None)
         d = AsyncDispatcher(client, jobs=cfg.jobs, clock=cfg.clock,
                             on_script=lambda s, t: metrics.SCRIPT.labels(s).observe(t))
         app.state.d = d
