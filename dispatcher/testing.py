@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -172,7 +173,7 @@ class RedisClusterServers:
     def start(self, timeout: float = 30.0) -> RedisClusterServers:
         for server in self.servers:
             server.start()
-        clients = [server.client() for server in self.servers]
+        clients: list[Any] = [server.client() for server in self.servers]
         per = self.SLOTS // len(clients)
         for i, client in enumerate(clients):
             last = self.SLOTS - 1 if i == len(clients) - 1 else (i + 1) * per - 1
