@@ -10,6 +10,7 @@ from functools import cache
 
 import structlog
 
+from dispatcher import defaults
 from dispatcher.api import Dispatcher
 
 log = structlog.get_logger("pushinbox.worker")
@@ -22,8 +23,10 @@ def redis_url() -> str:
 
 @cache
 def _dispatcher(url: str) -> Dispatcher:
-    # Jobs run their moves inline: they are the job.
-    return Dispatcher.from_url(url)
+    # Jobs run their moves inline: they are the job. PUSHINBOX_BATCH_SIZE tunes how many
+    # messages one atomic batch moves (smaller: Redis is busy for shorter stretches).
+    size = int(os.environ.get("PUSHINBOX_BATCH_SIZE", defaults.BATCH_SIZE))
+    return Dispatcher.from_url(url, batch_size=size)
 
 
 def dispatcher() -> Dispatcher:
