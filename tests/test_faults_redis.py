@@ -1,0 +1,75 @@
+"""Redis killed (SIGKILL) and restarted from its append-only file in the middle of a stream of
+ingests and assignments: every acknowledged ingest is there afterwards, `check` is clean."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+
+import pytest
+import redis
+from conftest import TEAM, assert_clean, message
+
+from dispatcher import Dispatcher, PushinboxError
+from dispatcher.testing import RedisServer
+
+
+@pytest.mark.parametrize("fsync", ["always", "everysec"])
+def test_acknowledged_ingests_survive_a_redis_crash_and_restart(fsync: str) -> None:
+    server = RedisServer(appendonly=True, appendfsync=fsync).start()
+    try:
+        d = Dispatcher(redis.Redis(port=server.port, socket_timeout=2))
+        d.create_team(TEAM)
+        d.set_role(TEAM, "agent")
+        for adv in ("ann", "bob", "cid"):
+            d.set_advisor(TEAM, adv, "agent")
+            d.login(TEAM, adv)
+        acked: list[str] = []
+        done: set[str] = set()
+        stop = threading.Event()
+
+        def upstream(k: int) -> None:
+            client = Dispatcher(redis.Redis(port=server.port, socket_timeout=2))
+            i = 0
+            while not stop.is_set():
+                mid = f"u{k}-{i}"
+                try:
+                    client.ingest(TEAM, message(mid))
+                    acked.append(f"m{mid}")
+                except PushinboxError:
+                    return  # Redis went away: this call was not acknowledged
+                i += 1
+
+        def advisor(name: str) -> None:
+            client = Dispatcher(redis.Redis(port=server.port, socket_timeout=2))
+            while not stop.is_set():
+                try:
+                    push = client.next(TEAM, name)
+                    for m in push.messages:
+                        client.reply(TEAM, name, m.id)
+                        done.add(m.id)
+                except PushinboxError:
+                    return
+
+        threads = [threading.Thread(target=upstream, args=(k,)) for k in range(4)]
+        threads += [threading.Thread(target=advisor, args=(a,)) for a in ("ann", "bob", "cid")]
+        for t in threads:
+            t.start()
+        while len(acked) < 2000:
+            time.sleep(0.01)
+        server.stop(kill=True)  # SIGKILL mid-stream
+        stop.set()
+        for t in threads:
+            t.join(30)
+
+        server.start()  # same folder: replays the append-only file
+        d = Dispatcher(redis.Redis(port=server.port))
+        found = d.messages(TEAM, acked)
+        assert {m.id for m in found} == set(acked), "an acknowledged ingest was lost"
+        replied = [m.id for m in d.messages(TEAM, sorted(done)) if m.done == "replied"]
+        assert sorted(replied) == sorted(done), "an acknowledged reply was lost"
+        assert_clean(d)
+    finally:
+        server.stop()
+        shutil.rmtree(server.dir, ignore_errors=True)
