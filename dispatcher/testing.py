@@ -203,6 +203,71 @@ class RedisClusterServers:
         return redis.cluster.RedisCluster(host="127.0.0.1", port=self.servers[0].port)
 
 
+def _sentinel(port: int) -> Any:
+    return redis.Redis(port=port, socket_timeout=2)
+
+
+class SentinelSet:
+    """A primary with one replica, watched by three Redis Sentinels, all on loopback.
+    ``url`` is the ``redis+sentinel://`` URL pushinbox accepts anywhere."""
+
+    SERVICE = "pushinbox"
+
+    def __init__(self) -> None:
+        self.primary = RedisServer(appendonly=True)
+        self.replica = RedisServer(appendonly=True, extra=[
+            "--replicaof", "127.0.0.1", str(self.primary.port)])
+        self.sentinel_ports = [free_port() for _ in range(3)]
+        self.dir = tempfile.mkdtemp(prefix="pushinbox-sentinel-")
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        nodes = ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
+        return f"redis+sentinel://{nodes}/{self.SERVICE}/0"
+
+    def start(self, timeout: float = 30.0) -> SentinelSet:
+        self.primary.start()
+        self.replica.start()
+        for port in self.sentinel_ports:
+            conf = Path(self.dir) / f"sentinel-{port}.conf"
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {self.dir}\n"
+                f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.primary.port} 2\n"
+                f"sentinel down-after-milliseconds {self.SERVICE} 1000\n"
+                f"sentinel failover-timeout {self.SERVICE} 5000\n")
+            self.procs.append(subprocess.Popen(
+                [self.primary.binary, str(conf), "--sentinel"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                info = self.replica.client().info("replication")
+                known = [_sentinel(p).execute_command("SENTINEL", "MASTER", self.SERVICE)
+                         for p in self.sentinel_ports]
+                if info.get("master_link_status") == "up" and all(known):
+                    return self
+            except redis.RedisError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the sentinels or the replica did not come up")
+            time.sleep(0.1)
+
+    def current_primary_port(self) -> int:
+        addr = _sentinel(self.sentinel_ports[0]).execute_command(
+            "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.SERVICE)
+        return int(addr[1])
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+            proc.wait(timeout=10)
+        for server in (self.primary, self.replica):
+            server.stop()
+            shutil.rmtree(server.dir, ignore_errors=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 class ServiceProcess:
     """The HTTP service (``pushinbox serve``) as a real process on a free port."""
 
