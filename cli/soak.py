@@ -57,7 +57,7 @@ def run(url: str, team: str | None = None, seconds: float = 60, advisors: int = 
         upstreams: int = 4, seed: int = 7) -> SoakReport:
     """Run the soak on a new team (``soak-<time>`` unless named; it must not exist yet)."""
     team = team or f"soak-{int(time.time())}"
-    setup = Dispatcher(connect(url))
+    setup = Dispatcher(connect(url, socket_timeout=600))  # check reads the whole team
     if team in setup.teams():
         raise PushinboxError(f"team {team} exists; the soak needs a new team")
     setup.create_team(team)
@@ -97,7 +97,7 @@ def run(url: str, team: str | None = None, seconds: float = 60, advisors: int = 
                 report.ingested += len(batch)
                 report.operations += 1
             i += len(batch)
-            time.sleep(0.002)
+            time.sleep(0.01)  # about what the advisors can process: the stock stays bounded
 
     def advisor(name: str, k: int) -> None:
         d, rng = Dispatcher(connect(url)), random.Random(seed * 1000 + k)

@@ -12,6 +12,7 @@ without a worker.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -73,6 +74,10 @@ class Dispatcher:
 
     ``clock`` (milliseconds since the epoch) replaces Redis ``TIME`` for tests that control
     time; in production every process uses the Redis clock, so they all agree.
+    ``wait_replicas`` > 0 makes every script call wait (Redis ``WAIT``, at most
+    ``wait_timeout_ms``) until that many replicas hold its writes, so a failover cannot lose
+    an acknowledged operation; it costs a replication round trip per call
+    (docs/reliability.md). Default: PUSHINBOX_WAIT_REPLICAS, else 0.
     """
 
     def __init__(
@@ -82,12 +87,17 @@ class Dispatcher:
         jobs: Jobs | None = None,
         clock: Callable[[], int] | None = None,
         batch_size: int = defaults.BATCH_SIZE,
+        wait_replicas: int | None = None,
+        wait_timeout_ms: int = defaults.WAIT_TIMEOUT_MS,
     ) -> None:
         self.redis = client
         self.scripts = ScriptSet(client)
         self.jobs: Jobs = jobs if jobs is not None else InlineJobs(self)
         self.clock = clock
         self.batch_size = batch_size
+        self.wait_replicas = (int(os.environ.get("PUSHINBOX_WAIT_REPLICAS", "0"))
+                              if wait_replicas is None else wait_replicas)
+        self.wait_timeout_ms = wait_timeout_ms
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Dispatcher:
@@ -126,12 +136,26 @@ class Dispatcher:
         """Run one script for ``team``; script errors become PushinboxError subclasses."""
         name, args = _script_args(script, team, opts, self.clock)
         try:
-            raw = self.scripts[name](keys=args[:1], args=args[1:])
+            if self.wait_replicas:
+                raw = self._call_and_wait(name, args)
+            else:
+                raw = self.scripts[name](keys=args[:1], args=args[1:])
         except redis.ResponseError as exc:
             raise _translate(exc) from exc
         except _DOWN as exc:
             raise UnavailableError(f"Redis is unreachable: {exc}") from exc
         return unpack(raw)
+
+    def _call_and_wait(self, name: str, args: list[Any]) -> Any:
+        """The script and WAIT on one connection (a pipeline), so WAIT covers its writes."""
+        pipe = self.redis.pipeline(transaction=False)
+        self.scripts[name](keys=args[:1], args=args[1:], client=pipe)
+        pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)  # type: ignore[no-untyped-call]
+        raw, replicas = pipe.execute()
+        if int(replicas) < self.wait_replicas:
+            log.warning("replicas_behind", script=name, acknowledged=int(replicas),
+                        wanted=self.wait_replicas)
+        return raw
 
     def now_ms(self) -> int:
         """The dispatcher's clock: the test clock, else Redis TIME (one clock for everyone)."""

@@ -75,3 +75,7 @@ HOOK_PUMP_INTERVAL_S = 0.5
 
 #: The HTTP service's port for ``pushinbox serve`` / ``up``.
 HTTP_PORT = 8080
+
+#: With replicas to wait for, a write waits at most this long for them (then goes on, logged):
+#: long enough for a healthy replica, short enough not to stall advisors when one is gone.
+WAIT_TIMEOUT_MS = 200

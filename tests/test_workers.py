@@ -101,3 +101,29 @@ def test_the_reconciler_tick_runs_as_an_rq_job(rq_team: Dispatcher, clock: FakeC
     assert d.current(TEAM, "ann") == []
     assert d.preview(TEAM, 1)[0]["group"] == "Automatically reassigned"
     assert_clean(d)
+
+
+def test_rq_info_shows_the_pushinbox_queue_and_its_workers(redis_server: RedisServer,
+                                                           redis_client: redis.Redis) -> None:
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    worker = subprocess.Popen([sys.executable, "-m", "cli", "--redis-url", redis_server.url,
+                               "worker"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        rq = shutil.which("rq", path=os.path.dirname(sys.executable)) or "rq"
+        deadline = time.monotonic() + 30
+        while True:
+            out = subprocess.run([rq, "info", "--url", redis_server.url, "pushinbox"],
+                                 capture_output=True, text=True, timeout=30).stdout
+            if "1 worker(s)" in out or "1 workers" in out:
+                break
+            assert time.monotonic() < deadline, out
+            time.sleep(0.3)
+        assert "pushinbox" in out
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
