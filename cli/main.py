@@ -710,8 +710,10 @@ def events(c: Ctx, team_id: str, since: str, count: int) -> None:
 
 @cli.command()
 @click.argument("teams", nargs=-1)
+@click.option("--repair", is_flag=True,
+              help="Fix what is reported (message records are the truth), then check again.")
 @pass_ctx
-def check(c: Ctx, teams: tuple[str, ...]) -> None:
+def check(c: Ctx, teams: tuple[str, ...], repair: bool) -> None:
     """Verify the invariants of TEAMS (default: all); exit status 1 on any drift.
 
     \b
@@ -721,9 +723,21 @@ def check(c: Ctx, teams: tuple[str, ...]) -> None:
     exactly the waiting messages; pushed / on-hold messages are in the advisor's hands and
     capacity counts match; presence matches advisor states; no logged-out advisor holds
     messages; conversation ownership counts and today's figures equal what the sets hold.
+
+    \b
+    With --repair, each team with problems is put back in order (one atomic script; the
+    message records are the truth; messages no place holds go where their state says, or
+    back to the stock marked reassigned), the reconciler hands stranded messages back, and
+    the teams are checked again.
     """
     names = list(teams) or c.d.teams()
     reports = {t: c.d.check(t) for t in names}
+    if repair:
+        for t, r in reports.items():
+            if not r.ok:
+                fixed = c.d.repair(t)
+                click.echo(f"{t}: {r.problem_count} problems, {fixed} fixes made", err=True)
+        reports = {t: c.d.check(t) for t in names}
     emit({t: r.to_dict() for t, r in reports.items()}, c.json,
          rows=[{"team": t, "ok": r.ok, "problems": r.problem_count, **r.counts}
                for t, r in reports.items()])

@@ -319,6 +319,10 @@ class Dispatcher:
     def check(self, team: str) -> CheckReport:
         return self.run(ops.check(team))
 
+    def repair(self, team: str) -> int:
+        """Fix the drift `check` reports; returns the number of fixes."""
+        return self.run(ops.repair(team, self.batch_size))
+
     # --- batched moves and the reconciler (called by jobs) ------------------------------------
     def requeue_advisor(self, team: str, advisor: str, epoch: int,
                         progress: ops.Progress = None) -> int:

@@ -565,6 +565,15 @@ def check(team: str) -> Op[CheckReport]:
     )
 
 
+def repair(team: str, batch: int) -> Op[int]:
+    """Put the team back in order after drift (scripts/lua/repair.lua), then run the
+    reconciler for what it handles in batches (messages stranded with logged-out advisors).
+    Returns the number of fixes."""
+    res = yield Script("repair", team, {})
+    done = yield from tick(team, batch)
+    return int(res["fixed"]) + done["requeued"]
+
+
 def advisor_rows(team: str) -> Op[list[dict[str, Any]]]:
     """The raw state of every advisor: what the reconciler and analytics work from."""
     found = yield from _read("smembers", keys.advisors(team))

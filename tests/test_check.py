@@ -51,3 +51,36 @@ def test_check_reports_each_kind_of_drift(online: Dispatcher, name: str) -> None
     report = d.check(TEAM)
     assert not report.ok
     assert any(expected in p for p in report.problems), report.problems
+
+
+@pytest.mark.parametrize("name", sorted(CORRUPTIONS))
+def test_repair_puts_each_kind_of_drift_back_in_order(online: Dispatcher, name: str) -> None:
+    d = online
+    _scene(d)
+    corrupt, _ = CORRUPTIONS[name]
+    corrupt(d.redis)
+    assert not d.check(TEAM).ok
+    assert d.repair(TEAM) > 0
+    report = d.check(TEAM)
+    assert report.ok, report.problems
+    assert report.counts["messages"] == 4
+    found = {m.id: m.state for m in d.messages(TEAM, [f"m{i}" for i in range(4)])}
+    assert found["m1"] == "done"
+    assert set(found) == {"m0", "m1", "m2", "m3"}
+    assert d.repair(TEAM) == 0  # nothing left to fix
+
+
+def test_check_repair_on_the_command_line(online: Dispatcher, redis_server: object) -> None:
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    d = online
+    _scene(d)
+    d.redis.zrem(keys.current(TEAM, "ann"), "m0")
+    url = redis_server.url  # type: ignore[attr-defined]
+    assert CliRunner().invoke(cli, ["--redis-url", url, "check", TEAM]).exit_code == 1
+    fixed = CliRunner().invoke(cli, ["--redis-url", url, "--inline", "check", "--repair", TEAM])
+    assert fixed.exit_code == 0, fixed.output
+    assert "fixes made" in fixed.output
+    assert d.message(TEAM, "m0").reassigned

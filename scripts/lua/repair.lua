@@ -1,0 +1,205 @@
+-- repair: put a team back in order after drift that `check` reports (a bug, a hand edit, a
+-- restore from an old backup). The message records are the truth: every place and counter
+-- is made to agree with them, in one atomic call (O(messages), like check: an ops tool, not
+-- for the hot path). A message in no place goes where its state says; one that an advisor
+-- should hold but does not goes back to the team's stock, marked reassigned. Messages
+-- stranded with a logged-out advisor are left to the reconciler (`tick`), which hands them
+-- back in batches. Returns how many fixes were made.
+-- KEYS[1] team cfg hash
+-- ARGV[1] team key prefix
+-- ARGV[2] msgpack {now?}
+--@include core
+local cfg = load_cfg()
+local now = now_ms()
+local fixed = 0
+local function fix(n) fixed = fixed + (n or 1) end
+
+local function scan(pattern, each)
+  local cursor = '0'
+  repeat
+    local r = redis.call('SCAN', cursor, 'MATCH', P .. pattern, 'COUNT', 1000)
+    cursor = r[1]
+    for _, k in ipairs(r[2]) do each(k) end
+  until cursor == '0'
+end
+
+-- The truth: every message record.
+local msgs = {}
+local plen = #(P .. 'm:')
+scan('m:*', function(k)
+  local v = redis.call('HMGET', k, 'st', 'adv', 'conv', 'ch', 'ts', 'dt')
+  msgs[string.sub(k, plen + 1)] = { st = v[1], adv = v[2], conv = v[3], ch = v[4],
+                                    ts = tonumber(v[5]) or now, dt = tonumber(v[6]) or now }
+end)
+
+-- 1. Presence agrees with each advisor's state.
+local advisors = redis.call('SMEMBERS', K.advisors)
+for _, adv in ipairs(advisors) do
+  local st = redis.call('HGET', K.adv(adv), 'st')
+  local seen = redis.call('ZSCORE', K.online, adv)
+  if st ~= 'off' and not seen then redis.call('ZADD', K.online, now, adv); fix() end
+  if st == 'off' and seen then redis.call('ZREM', K.online, adv); fix() end
+end
+
+-- 2. The waiting stock: each conversation once, in the queue it records, holding only its own
+-- waiting messages; waiting lists in no queue are queued again.
+local queued = {}
+local touched = {}
+for _, qk in ipairs(queue_keys(cfg)) do
+  for _, conv in ipairs(redis.call('ZRANGE', qk, 0, -1)) do
+    if queued[conv] then
+      redis.call('ZREM', qk, conv); fix()
+    else
+      queued[conv] = qk
+      for _, id in ipairs(redis.call('LRANGE', K.cw(conv), 0, -1)) do
+        local m = msgs[id]
+        if not m or m.st ~= 'w' or m.conv ~= conv then
+          redis.call('LREM', K.cw(conv), 0, id); fix()
+        end
+      end
+      if redis.call('HGET', K.conv(conv), 'q') ~= qk then  -- record where it really is
+        redis.call('HSET', K.conv(conv), 'q', qk); touched[conv] = true; fix()
+      end
+      if redis.call('LLEN', K.cw(conv)) == 0 then touched[conv] = true end
+    end
+  end
+end
+local cwlen = #(P .. 'cw:')
+local lists = {}
+scan('cw:*', function(k) lists[#lists + 1] = string.sub(k, cwlen + 1) end)
+for _, conv in ipairs(lists) do
+  if not queued[conv] then
+    for _, id in ipairs(redis.call('LRANGE', K.cw(conv), 0, -1)) do
+      local m = msgs[id]
+      if not m or m.st ~= 'w' or m.conv ~= conv then redis.call('LREM', K.cw(conv), 0, id); fix() end
+    end
+    touched[conv] = true
+  end
+end
+-- Which waiting messages are in their conversation's list now.
+local listed = {}
+for conv in pairs(queued) do
+  for _, id in ipairs(redis.call('LRANGE', K.cw(conv), 0, -1)) do listed[id] = true end
+end
+for _, conv in ipairs(lists) do
+  for _, id in ipairs(redis.call('LRANGE', K.cw(conv), 0, -1)) do listed[id] = true end
+end
+
+-- 3. Per-channel stock indexes hold exactly the waiting messages of the channel.
+local indexed = {}
+for _, ch in ipairs(redis.call('SMEMBERS', K.channels)) do
+  for _, id in ipairs(redis.call('ZRANGE', K.ch(ch), 0, -1)) do
+    local m = msgs[id]
+    if not m or m.st ~= 'w' or m.ch ~= ch then redis.call('ZREM', K.ch(ch), id); fix()
+    else indexed[id] = true end
+  end
+end
+
+-- 4. Advisors' hands: only messages recorded with them; pushed and on-hold within them;
+-- capacity counts and conversation held counts recomputed.
+local held = {}
+local in_hands = {}
+for _, adv in ipairs(advisors) do
+  for _, id in ipairs(redis.call('ZRANGE', K.cur(adv), 0, -1)) do
+    local m = msgs[id]
+    if not m or m.st ~= 'a' or m.adv ~= adv or in_hands[id] then
+      redis.call('ZREM', K.cur(adv), id); fix()
+    else
+      in_hands[id] = adv
+      held[m.conv] = (held[m.conv] or 0) + 1
+    end
+  end
+  local pc = {}
+  for _, id in ipairs(redis.call('ZRANGE', K.push(adv), 0, -1)) do
+    if in_hands[id] ~= adv then redis.call('ZREM', K.push(adv), id); fix()
+    else pc[msgs[id].conv] = (pc[msgs[id].conv] or 0) + 1 end
+  end
+  local rec = redis.call('HGETALL', K.pconv(adv))
+  local same, nrec, npc = true, 0, 0
+  for i = 1, #rec, 2 do
+    nrec = nrec + 1
+    if tonumber(rec[i + 1]) ~= pc[rec[i]] then same = false end
+  end
+  for _ in pairs(pc) do npc = npc + 1 end
+  if not same or nrec ~= npc then
+    redis.call('DEL', K.pconv(adv))
+    for conv, n in pairs(pc) do redis.call('HSET', K.pconv(adv), conv, n) end
+    fix()
+  end
+  for _, id in ipairs(redis.call('SMEMBERS', K.hold(adv))) do
+    if in_hands[id] ~= adv then redis.call('SREM', K.hold(adv), id); fix() end
+  end
+end
+
+-- 5. Help requests, quarantine and done hold only messages in that state.
+local in_set = {}
+for _, spec in ipairs({{K.help, 'h'}, {K.quar, 'q'}, {K.done, 'd'}}) do
+  for _, id in ipairs(redis.call('ZRANGE', spec[1], 0, -1)) do
+    local m = msgs[id]
+    if not m or m.st ~= spec[2] then redis.call('ZREM', spec[1], id); fix()
+    else in_set[id] = true end
+  end
+end
+
+-- 6. Every message where its state says, exactly once.
+for id, m in pairs(msgs) do
+  if m.st == 'w' then
+    if not listed[id] then
+      redis.call('RPUSH', K.cw(m.conv), id); touched[m.conv] = true; fix()
+    end
+    if not indexed[id] then
+      redis.call('ZADD', K.ch(m.ch), m.ts, id); redis.call('SADD', K.channels, m.ch); fix()
+    end
+  elseif m.st == 'a' then
+    if not in_hands[id] then  -- nobody holds it: back to the team, marked reassigned
+      redis.call('HSET', K.msg(id), 're', '1')
+      to_waiting(id, m.conv, m.ch, m.ts)
+      touched[m.conv] = true
+      event(cfg, 'requeued', now, {'m', id, 'c', m.conv, 'why', 'repair'})
+      fix()
+    end
+  elseif (m.st == 'h' or m.st == 'q' or m.st == 'd') and not in_set[id] then
+    local key = (m.st == 'h' and K.help) or (m.st == 'q' and K.quar) or K.done
+    redis.call('ZADD', key, m.st == 'd' and m.dt or now, id); fix()
+  end
+end
+for conv in pairs(touched) do place_conv(cfg, conv) end
+
+-- 7. Conversations' held counts equal what advisors hold.
+local clen = #(P .. 'c:')
+scan('c:*', function(k)
+  local conv = string.sub(k, clen + 1)
+  local n = held[conv] or 0
+  if tonumber(redis.call('HGET', k, 'held') or '0') ~= n then
+    redis.call('HSET', k, 'held', n)
+    if n == 0 then redis.call('HSET', k, 'owner', '') end
+    fix()
+  end
+end)
+
+-- 8. Today's figures equal today's done messages.
+local today = math.floor(now / DAY_MS)
+local figures = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', K.done, today * DAY_MS, (today + 1) * DAY_MS - 1)) do
+  local v = redis.call('HMGET', K.msg(id), 'dk', 'by')
+  local f = (v[1] == 'replied') and 'r' or 'x'
+  figures[f] = (figures[f] or 0) + 1
+  figures[f .. ':' .. tostring(v[2])] = (figures[f .. ':' .. tostring(v[2])] or 0) + 1
+end
+local dk = K.day(today)
+local rec = redis.call('HGETALL', dk)
+for i = 1, #rec, 2 do
+  local f = rec[i]
+  local kind = string.sub(f, 1, 1)
+  if (kind == 'r' or kind == 'x') and (#f == 1 or string.sub(f, 2, 2) == ':') then
+    if figures[f] == nil and tonumber(rec[i + 1]) ~= 0 then redis.call('HDEL', dk, f); fix() end
+  end
+end
+for f, n in pairs(figures) do
+  if tonumber(redis.call('HGET', dk, f) or '0') ~= n then
+    redis.call('HSET', dk, f, n); fix()
+    if redis.call('PTTL', dk) == -1 then redis.call('PEXPIRE', dk, cfg.dttl) end
+  end
+end
+
+return reply({fixed = fixed})
