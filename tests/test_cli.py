@@ -237,3 +237,23 @@ def test_ops_add_list_and_remove_webhooks(run) -> None:
     assert bad.exit_code == 1 and "events[0]" in bad.output
     run("hook", "remove", "acme", made["id"])
     assert json.loads(run("--json", "hook", "list", "acme").stdout) == []
+
+
+def test_hostile_jsonl_lines_are_refused_naming_the_line_and_field_storing_nothing(
+        run, tmp_path: Path, redis_client) -> None:
+    run("team", "create", "acme")
+    before = sorted(redis_client.scan_iter(count=1000))
+    good = {"id": "m1", "conversation": "c1", "customer": "u1", "channel": "web", "body": "hi"}
+    for bad, field in [
+        ({**good, "id": "has space"}, "id"),
+        ({**good, "id": "m2", "customer_tags": ["x"] * 500}, "customer_tags"),
+        ({**good, "id": "m2", "channel": "redis.call('FLUSHALL') -- x"}, "channel"),
+        ({**good, "id": "m2", "body": "x" * 70_000}, "body"),
+        ({**good, "id": "m2", "surprise": "\u202e"}, "surprise"),
+    ]:
+        f = tmp_path / "in.jsonl"
+        f.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+        r = run("ingest", "acme", str(f), ok=False)
+        assert r.exit_code == 1, r.output
+        assert field in r.output and "message 1" in r.output, r.output
+        assert sorted(redis_client.scan_iter(count=1000)) == before

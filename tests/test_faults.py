@@ -40,19 +40,6 @@ def test_redis_unreachable_is_a_clear_error_and_the_dispatcher_recovers_by_itsel
         shutil.rmtree(tmp_path, ignore_errors=True)
 
 
-def test_the_cli_says_what_is_wrong_when_redis_is_away(tmp_path: Path) -> None:
-    from click.testing import CliRunner
-
-    from cli.main import cli
-    from dispatcher.testing import free_port
-
-    url = f"redis://127.0.0.1:{free_port()}/0"
-    result = CliRunner().invoke(cli, ["--redis-url", url, "stock", "acme"])
-    assert result.exit_code == 1
-    assert result.output.startswith("error: Redis is unreachable")
-    assert len(result.output.strip().splitlines()) == 1
-
-
 def test_a_worker_reconnects_after_redis_was_away_for_some_seconds(tmp_path: Path) -> None:
     import subprocess
     import sys

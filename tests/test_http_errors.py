@@ -3,6 +3,7 @@ nothing; Redis away answers 503 with Retry-After and the service recovers by its
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -135,10 +136,23 @@ def test_redis_unreachable_is_a_503_with_retry_after_and_the_service_recovers() 
     token = d.run(tokens.create_token("admin")).token
     svc = ServiceProcess(server.url).start()
     try:
+        statuses: list[int] = []
+        stop = threading.Event()
+
+        def load() -> None:  # an advisor's client polling the stock the whole time
+            with httpx.Client(base_url=svc.url, timeout=30,
+                              headers={"Authorization": f"Bearer {token}"}) as c:
+                while not stop.is_set():
+                    statuses.append(c.get(f"/v1/teams/{TEAM}/stock").status_code)
+
+        loader = threading.Thread(target=load)
         with httpx.Client(base_url=svc.url, timeout=30,
                           headers={"Authorization": f"Bearer {token}"}) as http:
             assert http.get("/readyz").status_code == 200
+            loader.start()
+            time.sleep(0.3)
             server.stop(kill=True)
+            time.sleep(1)
             down = http.get(f"/v1/teams/{TEAM}/stock")
             body = problem(down, 503)
             assert down.headers["retry-after"] == "1"
@@ -157,6 +171,11 @@ def test_redis_unreachable_is_a_503_with_retry_after_and_the_service_recovers() 
                           headers={"Authorization": f"Bearer {fresh}"})
             assert ok.status_code == 200, ok.text
             assert ok.json()["total"] == 0
+            stop.set()
+            loader.join(30)
+            # Under load: answers before, 503s while Redis was away, never another 5xx.
+            assert statuses[0] == 200 and 503 in statuses
+            assert set(statuses) <= {200, 401, 404, 503}, set(statuses)
     finally:
         svc.stop()
         server.stop()
