@@ -42,9 +42,11 @@ test: install chromium
 
 # Benchmarks run on demand, never in `make test`; results: bench/results/, docs/performance.md.
 bench: install
+	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python -m bench.core
 
 bench-quick: install
+	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python -m bench.core --quick
 
 # The HTTP service under load (wrk: apt-get install wrk), 1 and 2 service processes.

@@ -22,6 +22,7 @@ from typing import Any
 
 import redis
 
+from bench import postgres
 from dispatcher import Dispatcher
 from dispatcher.testing import RedisServer
 
@@ -255,6 +256,17 @@ def main() -> None:
                 seed(d, n, groups)
                 raw.setdefault(label, []).append(case_assign(server, n, 10, 1.0))
         raw["memory_bytes_per_waiting"] = [memory_per_waiting(server, 100_000)]
+        # The PostgreSQL dispatcher, same clients and stock, in this same run.
+        why_not = postgres.available()
+        if why_not:
+            print(f"PostgreSQL case skipped: {why_not}", flush=True)
+            results["postgres_skipped"] = why_not
+        else:
+            for _ in range(args.reps):
+                postgres.seed(waiting_big)
+                raw.setdefault("postgres", []).append(
+                    postgres.case(advisors, seconds, run_threads, p99))
+                print(f"  postgres: {raw['postgres'][-1]}", flush=True)
     finally:
         server.stop()
 
@@ -284,6 +296,14 @@ def main() -> None:
         summarize("Redis bytes per waiting message (no payload)",
                   raw["memory_bytes_per_waiting"], None),
     ]
+    if "postgres" in raw:
+        table += [
+            summarize("assign+reply cycles/s vs PostgreSQL SKIP LOCKED", col("assign", "per_s"),
+                      statistics.median(col("postgres", "per_s"))),
+            summarize("PostgreSQL assign+reply cycles/s (50 connections)",
+                      col("postgres", "per_s"), None),
+            summarize("PostgreSQL cycle p99 ms", col("postgres", "p99_ms"), None),
+        ]
     results["table"] = table
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)

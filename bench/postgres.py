@@ -1,0 +1,81 @@
+"""The alternative teams build instead of pushinbox: a PostgreSQL dispatcher, measured in the
+same run as ours with the same client count and the same waiting stock.
+
+    assign:  UPDATE … WHERE id = (SELECT id … WHERE state = 'w' ORDER BY grp, score LIMIT 1
+             FOR UPDATE SKIP LOCKED) RETURNING id
+    reply:   UPDATE … SET state = 'd' WHERE id = …
+
+It uses the machine's PostgreSQL (PUSHINBOX_BENCH_PG, default
+postgresql://postgres@127.0.0.1/postgres) and a table of its own; where there is none, the case
+is skipped with the reason printed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+DSN = os.environ.get("PUSHINBOX_BENCH_PG", "postgresql://postgres@127.0.0.1/postgres")
+GROUPS = 8
+
+
+def available() -> str | None:
+    """None when PostgreSQL can be used, else why not."""
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed (pip install -e '.[bench]')"
+    try:
+        with psycopg.connect(DSN, connect_timeout=3) as conn:
+            conn.execute("select 1")
+    except Exception as exc:  # any failure means: no PostgreSQL to compare with here
+        return f"no PostgreSQL at {DSN}: {exc}".splitlines()[0]
+    return None
+
+
+def seed(waiting: int) -> None:
+    import psycopg
+
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS pi_bench_messages")
+        conn.execute("CREATE UNLOGGED TABLE pi_bench_messages (id bigint PRIMARY KEY, grp int, "
+                     "score bigint, state char(1), advisor text)")
+        with conn.cursor().copy("COPY pi_bench_messages (id, grp, score, state) FROM STDIN") as cp:
+            for i in range(waiting):
+                cp.write_row((i, i % GROUPS, i, "w"))
+        conn.execute("CREATE INDEX pi_bench_waiting ON pi_bench_messages (grp, score) "
+                     "WHERE state = 'w'")
+        conn.execute("ANALYZE pi_bench_messages")
+
+
+def case(advisors: int, seconds: float,
+         run_threads: Callable[[int, float, Callable[[int], Callable[[], bool]]],
+                               tuple[int, list[float]]],
+         p99: Callable[[list[float]], float]) -> dict[str, Any]:
+    """Assign + reply cycles per second with ``advisors`` connections (one per thread)."""
+    import psycopg
+
+    conns = [psycopg.connect(DSN, autocommit=True) for _ in range(advisors)]
+    assign = ("UPDATE pi_bench_messages SET state = 'a', advisor = %s WHERE id = ("
+              "SELECT id FROM pi_bench_messages WHERE state = 'w' ORDER BY grp, score LIMIT 1 "
+              "FOR UPDATE SKIP LOCKED) RETURNING id")
+    reply = "UPDATE pi_bench_messages SET state = 'd' WHERE id = %s"
+
+    def work(i: int) -> Callable[[], bool]:
+        conn = conns[i]
+
+        def cycle() -> bool:
+            row = conn.execute(assign, (f"a{i}",)).fetchone()
+            if row is None:
+                return False
+            conn.execute(reply, (row[0],))
+            return True
+        return cycle
+
+    try:
+        calls, lat = run_threads(advisors, seconds, work)
+    finally:
+        for c in conns:
+            c.close()
+    return {"per_s": calls / seconds, "p99_ms": p99(lat)}
