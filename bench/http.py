@@ -4,8 +4,10 @@ processes measured side by side in one run.
     python -m bench.http            # 3 runs x 10 s per case
     python -m bench.http --quick    # 2 runs x 5 s
 
-The load generator is wrk (C; `apt-get install wrk`), one thread per connection, each
-connection one logged-in advisor: `cycle` presses next then replies to the message it got
+The reference, measured in the same run with the same uvicorn settings: a bare Starlette
+endpoint making one Lua call (bench/asgi_apps.py). The load generator is wrk (C; `apt-get
+install wrk`), 50 connections by default, one thread per connection, each connection one
+logged-in advisor: `cycle` presses next then replies to the message it got
 (the real loop of an advisor), `next` presses next only (after the first press it is the
 retry path: the same pending message again). Starts its own redis-server and service
 processes on free loopback ports; the stock is re-seeded before every run, so each run starts
@@ -68,10 +70,45 @@ def wrk(url: str, mode: str, connections: int, seconds: int, token_file: Path) -
     return res
 
 
+def bare(redis_url: str, procs: int, connections: int, seconds: int) -> dict[str, Any]:
+    """The reference: a bare Starlette endpoint making one Lua call, same uvicorn settings."""
+    import sys
+
+    from dispatcher.testing import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "bench.asgi_apps:starlette_app", "--port", str(port),
+         "--workers", str(procs), "--log-level", "warning", "--no-access-log"],
+        env={**os.environ, "REDIS_URL": redis_url}, stdout=subprocess.DEVNULL)
+    post = HERE / "post.lua"
+    post.write_text('wrk.method = "POST"\n')
+    try:
+        url = f"http://127.0.0.1:{port}/t/abc/next"
+        for _ in range(100):
+            try:
+                subprocess.run(["curl", "-sf", "-X", "POST", url], check=True,
+                               capture_output=True, timeout=2)
+                break
+            except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+                time.sleep(0.1)
+        out = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s",
+                              "--latency", "-s", str(post), url],
+                             capture_output=True, text=True, check=True).stdout
+    finally:
+        proc.terminate()
+        proc.wait()
+        post.unlink(missing_ok=True)
+    rps = float(next(x for x in out.splitlines() if x.startswith("Requests/sec")).split()[1])
+    p99 = next(x for x in out.splitlines() if x.strip().startswith("99%")).split()[1]
+    ms = float(p99[:-2]) if p99.endswith("ms") else float(p99[:-1]) * 1000
+    return {"rps": rps, "nexts_per_s": rps, "p50_ms": 0.0, "p99_ms": ms}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--connections", type=int, default=50)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("bench.http needs wrk: apt-get install wrk")
@@ -83,6 +120,10 @@ def main() -> None:
     try:
         for run in range(runs):
             for procs in (1, 2):
+                res = bare(server.url, procs, args.connections, seconds)
+                results.setdefault(f"bare/{procs}", []).append(res)
+                print(f"run {run + 1} bare/{procs}  {res['rps']:8.0f} req/s  "
+                      f"p99 {res['p99_ms']:.2f} ms", flush=True)
                 for mode in ("cycle", "next"):
                     seed(d, args.connections, 40_000 if mode == "cycle" else 100, token_file)
                     svc = ServiceProcess(server.url, workers=procs).start()
@@ -109,6 +150,9 @@ def main() -> None:
     for mode in ("cycle", "next"):
         print(f"{mode}: 2 processes / 1 process = "
               f"{med[f'{mode}/2']['rps'] / med[f'{mode}/1']['rps']:.2f}x req/s")
+    for procs in (1, 2):
+        print(f"next with {procs} process(es) / bare ASGI + one Lua call = "
+              f"{med[f'next/{procs}']['rps'] / med[f'bare/{procs}']['rps']:.2f}x req/s")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = HERE / "results" / f"http-{stamp}.json"
     out.write_text(json.dumps({"connections": args.connections, "seconds": seconds,

@@ -15,6 +15,8 @@ from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.cluster import RedisCluster
 from redis.sentinel import Sentinel
 
+from dispatcher import defaults
+
 CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
 SENTINEL_SCHEME = "redis+sentinel://"
 
@@ -60,4 +62,9 @@ def connect_async(url: str, **kwargs: Any) -> Any:
         nodes, service, db = _sentinel_parts(url)
         sentinel = AsyncSentinel(nodes, socket_timeout=1.0)  # type: ignore[no-untyped-call]
         return sentinel.master_for(service, db=db, **{"socket_timeout": 5.0, **kwargs})
-    return aredis.Redis.from_url(url, **kwargs)
+    # A bounded pool that makes a burst of callers wait for a connection (up to 10 s, then
+    # UnavailableError: 503), where redis-py's default pool would refuse them outright.
+    size = kwargs.pop("max_connections", defaults.ASYNC_POOL_SIZE)
+    pool = aredis.BlockingConnectionPool.from_url(url, max_connections=size, timeout=10,
+                                                  **kwargs)
+    return aredis.Redis(connection_pool=pool)

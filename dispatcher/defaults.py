@@ -79,3 +79,7 @@ HTTP_PORT = 8080
 #: With replicas to wait for, a write waits at most this long for them (then goes on, logged):
 #: long enough for a healthy replica, short enough not to stall advisors when one is gone.
 WAIT_TIMEOUT_MS = 200
+
+#: Redis connections per HTTP service process: enough for the event loop's concurrent calls
+#: (a script call holds one for well under a millisecond); more callers wait their turn.
+ASYNC_POOL_SIZE = 64

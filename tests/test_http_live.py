@@ -148,3 +148,24 @@ def test_one_reader_per_team_serves_every_connected_client(api: Api) -> None:
     finally:
         for s in streams:
             s.close()
+
+
+def test_a_burst_of_clients_opening_streams_at_once_all_get_their_state(api: Api) -> None:
+    """300 streams opened together: callers wait for a Redis connection, none is refused."""
+    import asyncio
+
+    async def burst() -> list[str]:
+        limits = httpx.Limits(max_connections=400)
+        async with httpx.AsyncClient(base_url=str(api.http.base_url), limits=limits,
+                                     timeout=60) as http:
+            async def one() -> str:
+                async with http.stream("GET", f"/v1/teams/{TEAM}/live",
+                                       headers={"Authorization": f"Bearer {api.supervisor}"}
+                                       ) as res:
+                    async for line in res.aiter_lines():
+                        if line.startswith("event: "):
+                            return line[7:]
+                return f"closed {res.status_code}"
+            return await asyncio.gather(*(one() for _ in range(300)))
+
+    assert asyncio.run(burst()) == ["stock"] * 300

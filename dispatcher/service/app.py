@@ -708,7 +708,8 @@ def create_app(config: ServiceConfig | None = None) -> Litestar:
 
     async def start(app: Litestar) -> None:
         client = connect_async(cfg.redis_url)
-        blocking = connect_async(cfg.redis_url, socket_timeout=None)
+        # One connection per team feed blocks in XREAD: a pool of its own, sized for teams.
+        blocking = connect_async(cfg.redis_url, socket_timeout=None, max_connections=10_000)
         d = AsyncDispatcher(client, jobs=cfg.jobs, clock=cfg.clock,
                             on_script=lambda s, t: metrics.SCRIPT.labels(s).observe(t))
         app.state.d = d

@@ -1,0 +1,117 @@
+"""Live updates at scale: 1,000 SSE clients of one team connected to one service process; a
+stock change (one ingest) must reach all of them. Measures, per change, the time until each
+client has the new stock: p50, p99 and max over all clients, 3 changes per run.
+
+    python -m bench.sse [--clients 1000] [--changes 3]
+
+Starts its own redis-server and service process on loopback. Raw results go to
+bench/results/sse-<timestamp>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from dispatcher import Dispatcher, tokens
+from dispatcher.testing import RedisServer, ServiceProcess
+
+TEAM = "bench"
+HERE = Path(__file__).parent
+
+
+async def client(port: int, token: str, want: list[int], seen: dict[int, float],
+                 ready: asyncio.Event, counter: list[int], total: int) -> None:
+    """A raw HTTP/1.1 SSE client: records when it first sees each wanted stock total."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
+    writer.write((f"GET /v1/teams/{TEAM}/live HTTP/1.1\r\nHost: x\r\n"
+                  f"Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n").encode())
+    await writer.drain()
+    first = True
+    try:
+        while want:
+            line = await reader.readline()
+            if not line:
+                return
+            if line.startswith(b"data: ") and b'"total"' in line:
+                n = json.loads(line[6:])["total"]
+                if first:
+                    first = False
+                    counter[0] += 1
+                    if counter[0] == total:
+                        ready.set()
+                if n in want:
+                    seen.setdefault(n, time.perf_counter())
+                    want.remove(n)
+    finally:
+        writer.close()
+
+
+async def run(port: int, token: str, clients: int, changes: int,
+              d: Dispatcher) -> list[list[float]]:
+    ready = asyncio.Event()
+    counter = [0]
+    seen: list[dict[int, float]] = [{} for _ in range(clients)]
+    tasks = [asyncio.create_task(client(port, token, list(range(1, changes + 1)), seen[i],
+                                        ready, counter, clients)) for i in range(clients)]
+    try:
+        await asyncio.wait_for(ready.wait(), 30)
+    except TimeoutError:
+        raise SystemExit(f"only {counter[0]} of {clients} clients got the first update") from None
+    out = []
+    for n in range(1, changes + 1):
+        await asyncio.sleep(1)
+        t0 = time.perf_counter()
+        await asyncio.to_thread(d.ingest, TEAM, {"id": f"m{n}", "conversation": f"c{n}",
+                                                 "customer": "u", "channel": "web", "body": "x"})
+        deadline = time.monotonic() + 30
+        while sum(1 for s in seen if n in s) < clients and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        out.append([(s[n] - t0) * 1000 for s in seen if n in s])
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--clients", type=int, default=1000)
+    ap.add_argument("--changes", type=int, default=3)
+    args = ap.parse_args()
+    server = RedisServer().start()
+    d = Dispatcher(server.client())
+    d.create_team(TEAM)
+    token = d.run(tokens.create_token("supervisor", team=TEAM)).token
+    svc = ServiceProcess(server.url, access_log=False).start()
+    try:
+        lat = asyncio.run(run(svc.port, token, args.clients, args.changes, d))
+    finally:
+        svc.stop()
+        server.stop()
+    rows = []
+    for i, values in enumerate(lat):
+        values.sort()
+        row = {"change": i + 1, "reached": len(values), "clients": args.clients,
+               "p50_ms": statistics.median(values) if values else None,
+               "p99_ms": values[max(0, int(len(values) * 0.99) - 1)] if values else None,
+               "max_ms": values[-1] if values else None}
+        rows.append(row)
+        print(f"change {i + 1}: reached {len(values)}/{args.clients} clients, "
+              f"p50 {row['p50_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms, "
+              f"max {row['max_ms']:.1f} ms", flush=True)
+    p99s = [r["p99_ms"] for r in rows if r["p99_ms"] is not None]
+    print(f"median p99 over changes: {statistics.median(p99s):.1f} ms (target <= 100 ms)")
+    out = HERE / "results" / f"sse-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    result: dict[str, Any] = {"clients": args.clients, "changes": rows}
+    out.write_text(json.dumps(result, indent=1))
+    print(f"raw results: {out}")
+
+
+if __name__ == "__main__":
+    main()
