@@ -41,15 +41,22 @@ def clock() -> FakeClock:
     return FakeClock(datetime(2026, 3, 10, 9, 0, tzinfo=UTC))
 
 
+def make_team(d: Dispatcher, advisors: tuple[str, ...] = ("ann", "bob", "cid"),
+              login: bool = False) -> Dispatcher:
+    """Team acme with role 'agent' (push) and the advisors, optionally logged in."""
+    d.create_team(TEAM)
+    d.set_role(TEAM, "agent", push=True)
+    for adv in advisors:
+        d.set_advisor(TEAM, adv, "agent")
+        if login:
+            d.login(TEAM, adv)
+    return d
+
+
 @pytest.fixture
 def team(redis_client: redis.Redis, clock: FakeClock) -> Dispatcher:
     """A team 'acme' with role 'agent' (push) and advisors ann, bob, cid, on a test clock."""
-    d = Dispatcher(redis_client, clock=clock)
-    d.create_team(TEAM)
-    d.set_role(TEAM, "agent", push=True)
-    for adv in ("ann", "bob", "cid"):
-        d.set_advisor(TEAM, adv, "agent")
-    return d
+    return make_team(Dispatcher(redis_client, clock=clock))
 
 
 @pytest.fixture
@@ -117,12 +124,7 @@ class Api:
 @pytest.fixture
 def http_team(redis_client: redis.Redis) -> Dispatcher:
     """Team acme (role agent, advisors ann, bob, cid) on the Redis clock the service uses."""
-    d = Dispatcher(redis_client)
-    d.create_team(TEAM)
-    d.set_role(TEAM, "agent", push=True)
-    for adv in ("ann", "bob", "cid"):
-        d.set_advisor(TEAM, adv, "agent")
-    return d
+    return make_team(Dispatcher(redis_client))
 
 
 @pytest.fixture

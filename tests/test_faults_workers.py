@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 import redis
-from conftest import TEAM, assert_clean, message
+from conftest import TEAM, assert_clean, make_team, message
 from rq import SimpleWorker
 
 from dispatcher import Dispatcher, keys
@@ -28,13 +28,8 @@ def rq_dispatcher(redis_server: RedisServer, redis_client: redis.Redis,
                   monkeypatch: pytest.MonkeyPatch) -> Dispatcher:
     monkeypatch.setenv("REDIS_URL", redis_server.url)
     monkeypatch.delenv("RQ_REDIS_URL", raising=False)
-    d = Dispatcher(redis_client, jobs=RQJobs(queue()))
-    d.create_team(TEAM)
-    d.set_role(TEAM, "agent", push=True)
-    for adv in ("ann", "bob"):
-        d.set_advisor(TEAM, adv, "agent")
-        d.login(TEAM, adv)
-    return d
+    return make_team(Dispatcher(redis_client, jobs=RQJobs(queue())), ("ann", "bob"),
+                     login=True)
 
 
 def kill_worker_midway(redis_server: RedisServer, progress: Callable[[], tuple[int, int]]) -> None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 import redis
-from conftest import PRODUCT_GROUPS, TEAM, assert_clean, message
+from conftest import PRODUCT_GROUPS, TEAM, assert_clean, make_team, message
 from rq import Worker
 from rq.registry import ScheduledJobRegistry
 
@@ -20,13 +20,8 @@ def rq_team(redis_server: RedisServer, redis_client: redis.Redis, clock: FakeClo
             monkeypatch: pytest.MonkeyPatch) -> Dispatcher:
     monkeypatch.setenv("REDIS_URL", redis_server.url)
     monkeypatch.delenv("RQ_REDIS_URL", raising=False)
-    d = Dispatcher(redis_client, clock=clock, jobs=RQJobs(queue()))
-    d.create_team(TEAM)
-    d.set_role(TEAM, "agent", push=True)
-    for adv in ("ann", "bob"):
-        d.set_advisor(TEAM, adv, "agent")
-        d.login(TEAM, adv)
-    return d
+    return make_team(Dispatcher(redis_client, clock=clock, jobs=RQJobs(queue())),
+                     ("ann", "bob"), login=True)
 
 
 def run_worker(d: Dispatcher) -> None:
