@@ -182,3 +182,15 @@ def test_an_admin_sets_up_a_team_over_http(api: Api) -> None:
     assert adv.status_code == 200
     assert [a["advisor"] for a in api.call("GET", "/v1/teams/sales/advisors", api.admin).json()
             ] == ["zoe"]
+
+
+def test_a_press_retried_with_the_same_idempotency_key_gets_the_same_answer(api: Api) -> None:
+    api.push(message(1), message(2))
+    api.adv("POST", "ann", "/session")
+    first = api.adv("POST", "ann", "/next", headers={"Idempotency-Key": "press-1"})
+    again = api.adv("POST", "ann", "/next", headers={"Idempotency-Key": "press-1"})
+    assert first.status_code == again.status_code == 200
+    assert first.json()["messages"] == again.json()["messages"]
+    bad = api.adv("POST", "ann", "/next", headers={"Idempotency-Key": "has space"})
+    assert bad.status_code == 422
+    assert_clean(api.d)

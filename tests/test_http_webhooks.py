@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -169,3 +170,41 @@ def test_bad_webhook_registrations_are_refused_naming_the_field(api: Api) -> Non
     bad = api.sup("POST", "/webhooks", json={"url": "http://x", "events": ["exploded"]})
     assert bad.status_code == 422 and bad.json()["field"] == "events[0]"
     assert api.sup("GET", "/webhooks").json() == []
+
+
+def test_a_running_worker_pumps_and_delivers_by_itself(
+        api: Api, receiver: Receiver, redis_server: RedisServer) -> None:
+    """Production wiring: `pushinbox worker` (its pump thread and RQ) delivers with no help."""
+    hook = register(api, receiver.url, ["logged_in", "logged_out"])
+    worker = subprocess.Popen([sys.executable, "-m", "cli", "--redis-url", redis_server.url,
+                               "worker"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        api.adv("POST", "ann", "/session")
+        api.adv("DELETE", "ann", "/session")
+        deadline = time.monotonic() + 30
+        while len(receiver.received) < 2:
+            assert time.monotonic() < deadline, receiver.received
+            time.sleep(0.1)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    assert [b["type"] for b in receiver.bodies()] == ["logged_in", "logged_out"]
+    headers, body = receiver.received[0]
+    assert webhooks.verify_signature(hook["secret"], headers["pushinbox-signature"], body)
+
+
+def test_events_a_dead_pump_read_but_never_handed_over_are_claimed_again(
+        api: Api, receiver: Receiver, rq_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from workers import hooks as pumps
+
+    register(api, receiver.url, ["logged_in"])
+    api.adv("POST", "ann", "/session")
+    stream = f"pi:{{{TEAM}}}:events"
+    # A pump reads the event, then dies before enqueueing or acknowledging it.
+    api.d.redis.xreadgroup("hooks", "dead-pump", {stream: ">"}, count=10)
+    assert pump(api.d, queue(), TEAM, "live-pump") == 0  # nothing new for the group
+    monkeypatch.setattr(pumps, "RECLAIM_IDLE_MS", 0)  # (in production: after a minute)
+    assert pump(api.d, queue(), TEAM, "live-pump") == 1
+    run_jobs()
+    assert [b["type"] for b in receiver.bodies()] == ["logged_in"]
+    assert api.d.redis.xpending(stream, "hooks")["pending"] == 0
