@@ -485,8 +485,10 @@ def team_stock(team: str) -> Op[Stock]:
     return Stock(sum(c.waiting for c in out), out)
 
 
-def advisor_stats(team: str, advisor: str, day: date | None = None) -> Op[AdvisorStats]:
-    """Personal statistics for a UTC day (today by default); a running break counts."""
+def advisor_stats(team: str, advisor: str, day: date | None = None,
+                  stock: Stock | None = None) -> Op[AdvisorStats]:
+    """Personal statistics for a UTC day (today by default); a running break counts.
+    ``stock``: the team's stock when the caller has just read it (no second read)."""
     keys.check_id(advisor, "advisor")
     now = yield Now()
     dn = day_number(day) if day else now // DAY_MS
@@ -502,7 +504,8 @@ def advisor_stats(team: str, advisor: str, day: date | None = None) -> Op[Adviso
     since = int(adv[1]) if _s(adv[0]) == "brk" and adv[1] else None
     if since is not None:
         brk += _overlap(since, now, dn)
-    stock = yield from team_stock(team)
+    if stock is None:
+        stock = yield from team_stock(team)
     return AdvisorStats(
         advisor=advisor,
         day=_iso(dn),

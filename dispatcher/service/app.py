@@ -436,8 +436,8 @@ async def end_break(request: Request[Any, Any, Any], team: TeamId,
      tags=["advisor"], summary="Everything the advisor's screen shows, in one call")
 async def screen(request: Request[Any, Any, Any], team: TeamId, advisor: TeamId) -> ScreenOut:
     d = _d(request)
-    stats = await d.run(ops.advisor_stats(team, advisor))
     stock = await d.run(ops.team_stock(team))
+    stats = await d.run(ops.advisor_stats(team, advisor, stock=stock))
     held = await d.run(ops.current(team, advisor))
     return ScreenOut(
         advisor, stats.state, stats.break_started_at,  # type: ignore[arg-type]

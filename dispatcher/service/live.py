@@ -123,6 +123,7 @@ class Hub:
         subs = list(self.subscribers.get(team, ()))
         last = entries[-1][0]
         kinds = {f["e"] for _, f in entries}
+        stock = None
         if kinds & STOCK_EVENTS:
             stock = await self.d.run(ops.team_stock(team))
             for sub in subs:
@@ -136,7 +137,7 @@ class Hub:
                     if sub.advisor == adv:
                         self._send(sub, upd)
             try:
-                figures = await self.d.run(ops.advisor_stats(team, adv))
+                figures = await self.d.run(ops.advisor_stats(team, adv, stock=stock))
             except PushinboxError:
                 continue
             for sub in subs:
@@ -179,7 +180,9 @@ async def opening(d: AsyncDispatcher, hub: Hub, team: str, advisor: str | None,
             if len(missed) < 500:
                 break
             since = missed[-1]["id"]
-    out.append(Update("stock", now_id, await d.run(ops.team_stock(team))))
+    stock = await d.run(ops.team_stock(team))
+    out.append(Update("stock", now_id, stock))
     if advisor:
-        out.append(Update("figures", now_id, await d.run(ops.advisor_stats(team, advisor))))
+        out.append(Update("figures", now_id,
+                          await d.run(ops.advisor_stats(team, advisor, stock=stock))))
     return out
