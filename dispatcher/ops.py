@@ -539,7 +539,7 @@ def breaks(team: str, start: date, days: int = 7) -> Op[dict[str, Any]]:
                 per[name[2:]] = int(v) / 1000
         for adv, since in running.items():
             extra = _overlap(since, now, dn) / 1000
-            if extra:
+            if extra or dn == now // DAY_MS:  # a break started this very millisecond counts
                 per[adv] = per.get(adv, 0) + extra
         out["days"].append({
             "day": _iso(dn),

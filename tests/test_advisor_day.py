@@ -261,3 +261,11 @@ def test_bad_settings_are_refused_before_anything_is_stored(online: Dispatcher) 
         d.set_advisor(TEAM, "eve", "boss")
     with pytest.raises(ValidationError, match="presence_timeout_s"):
         d.configure(TEAM, presence_timeout_s=-1)
+
+
+def test_a_break_started_this_very_moment_already_shows_in_the_break_report(
+        online: Dispatcher, clock: FakeClock) -> None:
+    online.start_break(TEAM, "ann")  # the test clock does not move: 0 ms of break so far
+    today = clock.now.date()
+    report = online.breaks(TEAM, today, days=1)
+    assert report["days"][0]["advisors"] == {"ann": 0.0}
