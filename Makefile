@@ -15,18 +15,16 @@ $(BIN)/pushinbox: pyproject.toml
 
 install: $(BIN)/pushinbox
 
-# The browser tests drive Debian's Chromium; installed here where we may (root with apt),
-# otherwise those tests are skipped and say why.
+# Test tools from the system's packages: Chromium (browser tests), curl and jq (the curl
+# walkthrough of docs/api.md). Installed here where we may (root with apt); otherwise those
+# tests are skipped and say why.
 chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@missing=""; for t in chromium curl jq; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null) \
-	      || echo "could not install chromium: the browser tests will be skipped"; \
-	  else echo "chromium is not installed: the browser tests will be skipped"; fi; }
-
-# The long soak (3 minutes, its own redis-server): figures go in docs/reliability.md.
-soak: install
-	$(BIN)/pushinbox --json soak --private-redis --seconds 180 --advisors 30
+	    (apt-get update -q >/dev/null && apt-get install -y -q $$missing >/dev/null) \
+	      || echo "could not install$$missing: the tests that need them will be skipped"; \
+	  else echo "not installed:$$missing: the tests that need them will be skipped"; fi; fi
 
 # Refresh docs/console.png and docs/supervisor.png from the browser tests.
 screenshots: install chromium

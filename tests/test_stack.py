@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -83,6 +84,8 @@ def test_up_demo_starts_everything_and_ctrl_c_stops_it_keeping_the_data(tmp_path
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not (shutil.which("curl") and shutil.which("jq")),
+                    reason="curl and jq are needed (make test installs them where it can)")
 def test_the_curl_walkthrough_in_docs_api_md_works_verbatim_against_up_demo(
         tmp_path: Path) -> None:
     doc = (Path(__file__).parent.parent / "docs" / "api.md").read_text()
