@@ -112,3 +112,17 @@ def test_the_http_service_and_live_updates_run_on_the_cluster(
     finally:
         svc.stop()
     assert d.check(team).ok
+
+
+def test_a_worker_on_a_cluster_without_rq_redis_url_says_what_to_set(
+        redis_cluster: RedisClusterServers, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    monkeypatch.delenv("RQ_REDIS_URL", raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    result = CliRunner().invoke(cli, ["--redis-url", redis_cluster.url, "worker", "--burst"])
+    assert result.exit_code == 1
+    assert "set RQ_REDIS_URL" in result.output
+    assert len(result.output.strip().splitlines()) == 1

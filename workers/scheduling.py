@@ -14,6 +14,7 @@ from rq import Queue
 
 from dispatcher import defaults
 from dispatcher.connection import is_cluster
+from dispatcher.errors import ValidationError
 from workers import jobs
 
 
@@ -22,8 +23,8 @@ def rq_redis_url() -> str:
     the dispatcher's data is on a Redis Cluster (RQ does not run on one)."""
     url = os.environ.get("RQ_REDIS_URL") or jobs.redis_url()
     if is_cluster(url):
-        raise RuntimeError("RQ's queues need a single Redis: set RQ_REDIS_URL when REDIS_URL "
-                           "is a redis+cluster:// URL")
+        raise ValidationError("RQ's queues need a single Redis: set RQ_REDIS_URL when "
+                              "REDIS_URL is a redis+cluster:// URL", field="RQ_REDIS_URL")
     return url
 
 
