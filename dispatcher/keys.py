@@ -14,7 +14,8 @@ from dispatcher.errors import ValidationError
 
 #: Ids are printable ASCII without spaces or braces (braces would break the cluster hash tag).
 # Printable ASCII without spaces, braces (hash tags) or / ? # % (ids appear in URL paths).
-_ID_RE = re.compile(r"^(?:(?![#%/?])[!-z|~]){1,200}$")
+ID_PATTERN = r"^(?:(?![#%/?])[!-z|~]){1,200}$"
+_ID_RE = re.compile(ID_PATTERN)
 
 #: The registry of teams; the one key outside any team slot (never touched by a script).
 TEAMS = f"{KEY_PREFIX}:teams"

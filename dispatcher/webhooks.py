@@ -19,9 +19,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from dispatcher import keys
-from dispatcher.errors import NotFoundError, ValidationError
+from dispatcher.errors import ValidationError
 from dispatcher.model import pack, unpack
-from dispatcher.ops import Now, Op, Script, _read
+from dispatcher.ops import Now, Op, Script, _read, require_team
 
 #: Event types a hook may subscribe to (the stream's own names).
 EVENTS = (
@@ -94,9 +94,7 @@ def create_hook(team: str, url: object, events: object) -> Op[Hook]:
 
 
 def list_hooks(team: str) -> Op[list[Hook]]:
-    keys.check_id(team, "team")
-    if not (yield from _read("exists", keys.cfg(team))):
-        raise NotFoundError(f"unknown team {team}", field="team")
+    yield from require_team(team)
     rows = yield from _read("hgetall", keys.hooks(team))
     hooks = [unpack(v) for v in rows.values()]
     return sorted((Hook(h["id"], h["url"], h["events"], h["created_at"]) for h in hooks),

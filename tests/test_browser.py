@@ -113,7 +113,6 @@ def test_the_console_shows_an_empty_stock_and_an_expired_token(
     width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     assert width[0] <= width[1], "the console must fit a tablet without scrolling sideways"
     token_id = api.advisor["ann"].split("_")[1]
-    api.call("GET", "/v1/whoami", api.admin)
     from dispatcher import tokens
 
     api.d.run(tokens.revoke_token(token_id))

@@ -44,6 +44,7 @@ from dispatcher.errors import (
     UnauthorizedError,
     UnavailableError,
 )
+from dispatcher.keys import ID_PATTERN
 from dispatcher.model import Message, Push, Stock
 from dispatcher.service import live, metrics
 from dispatcher.service.schemas import (
@@ -95,7 +96,7 @@ INGEST = {"allow": ("ingest", "admin")}
 ADMIN = {"allow": ("admin",)}
 PUBLIC: dict[str, Any] = {}
 
-TeamId = Annotated[str, Parameter(pattern=r"^(?:(?![#%/?])[!-z|~]){1,200}$")]
+TeamId = Annotated[str, Parameter(pattern=ID_PATTERN)]
 
 
 @dataclass
@@ -369,7 +370,7 @@ async def next_message(
     request: Request[Any, Any, Any], team: TeamId, advisor: TeamId,
     idempotency_key: Annotated[str | None, Parameter(
         header="Idempotency-Key", required=False, max_length=200,
-        pattern=r"^(?:(?![#%/?])[!-z|~]){1,200}$")] = None,
+        pattern=ID_PATTERN)] = None,
 ) -> Response[Push]:
     d = _d(request)
     push = await d.run(ops.next_message(team, advisor, idempotency_key))

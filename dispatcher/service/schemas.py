@@ -10,9 +10,10 @@ import msgspec
 from msgspec import Meta
 
 from dispatcher import defaults
+from dispatcher.keys import ID_PATTERN
 from dispatcher.model import Message
 
-Id = Annotated[str, Meta(pattern=r"^(?:(?![#%/?])[!-z|~]){1,200}$",
+Id = Annotated[str, Meta(pattern=ID_PATTERN,
                          description="1-200 printable ASCII characters, no space { } / ? # %")]
 Scalar = str | int | float | bool
 Order = Literal["oldest_conversation", "newest_conversation", "oldest_message", "newest_message"]
