@@ -24,83 +24,35 @@ from typing import Any
 import redis
 
 from bench import postgres
-from dispatcher import Dispatcher
+from cli.bench import (
+    CEILING_INGEST,
+    GROUPS,
+    ceiling,
+    cycles,
+    format_table,
+    ingest,
+    messages,
+    p99,
+    run_threads,
+    seed_ceiling,
+    seed_team,
+    summarize,
+)
+from dispatcher import Dispatcher, defaults
 from dispatcher.log import configure as configure_logging
 from dispatcher.testing import RedisServer
 
 TEAM = "bench"
-GROUPS = 8
-CEILING = """
--- minimal assign: pop the head of the first non-empty of 8 sorted sets, write the
--- assignment, bump a counter
-for i = 1, 8 do
-  local top = redis.call('ZPOPMIN', KEYS[i])
-  if #top > 0 then
-    redis.call('HSET', KEYS[9], top[1], ARGV[1])
-    redis.call('INCR', KEYS[10])
-    return top[1]
-  end
-end
-return false
-"""
-CEILING_INGEST = """
--- minimal ingest: store the message, index it in its group
-if redis.call('HSETNX', KEYS[1], 'b', ARGV[2]) == 0 then return 0 end
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-return 1
-"""
+CEILING_TEAM = "ceil"
 
 
 def _messages(start: int, n: int) -> list[dict[str, Any]]:
-    return [{"id": f"m{i}", "conversation": f"c{i}", "customer": f"u{i % 50_000}",
-             "channel": ("whatsapp", "email", "webchat", "sms")[i % 4], "body": "x",
-             "tags": [f"g{i % GROUPS}"]} for i in range(start, start + n)]
+    return messages(start, n)
 
 
 def seed(d: Dispatcher, waiting: int, groups: int = GROUPS) -> None:
     d.redis.flushall()
-    d.create_team(TEAM)
-    d.set_role(TEAM, "agent", push=True)
-    d.set_groups(TEAM, {"groups": [{"name": f"g{g}", "match": {"message_tags_any": [f"g{g}"]}}
-                                   for g in range(groups - 1)]})
-    for start in range(0, waiting, 1000):
-        d.ingest_many(TEAM, _messages(start, min(1000, waiting - start)))
-
-
-def seed_ceiling(client: redis.Redis, waiting: int) -> None:
-    pipe = client.pipeline(transaction=False)
-    for i in range(waiting):
-        pipe.zadd(f"ceil:{{t}}:q{i % GROUPS}", {f"m{i}": i})
-        if i % 5000 == 4999:
-            pipe.execute()
-    pipe.execute()
-
-
-def run_threads(n: int, seconds: float, work: Callable[[int], Callable[[], bool]]
-                ) -> tuple[int, list[float]]:
-    """n threads calling their work function until time is up; (calls, latencies in ms)."""
-    stop = time.monotonic() + seconds
-    lat: list[list[float]] = [[] for _ in range(n)]
-
-    def loop(i: int) -> None:
-        fn = work(i)
-        while time.monotonic() < stop:
-            t = time.perf_counter()
-            if not fn():
-                return
-            lat[i].append((time.perf_counter() - t) * 1000)
-
-    threads = [threading.Thread(target=loop, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    flat = [x for li in lat for x in li]
-    return len(flat), flat
-
-
-def p99(values: list[float]) -> float:
-    return statistics.quantiles(values, n=100)[98] if len(values) >= 100 else max(values or [0])
+    seed_team(d, TEAM, waiting, groups)
 
 
 def script_usec(client: redis.Redis) -> tuple[float, int]:
@@ -117,24 +69,7 @@ def case_assign(server: RedisServer, waiting: int, advisors: int, seconds: float
     for a in range(advisors):
         d.set_advisor(TEAM, f"a{a}", "agent")
         d.login(TEAM, f"a{a}")
-    client.config_resetstat()
-
-    def work(i: int) -> Callable[[], bool]:
-        adv = f"a{i}"
-
-        def cycle() -> bool:
-            p = d.next(TEAM, adv)
-            if p.status == "empty":
-                return False
-            for m in p.messages:
-                d.reply(TEAM, adv, m.id)
-            return True
-        return cycle
-
-    calls, lat = run_threads(advisors, seconds, work)
-    usec, n = script_usec(client)
-    return {"per_s": calls / seconds, "p99_ms": p99(lat),
-            "redis_us_per_cycle": usec / max(calls, 1), "redis_us_per_call": usec / max(n, 1)}
+    return cycles(d, TEAM, advisors, seconds)
 
 
 def case_assign_async(server: RedisServer, advisors: int, seconds: float) -> dict[str, float]:
@@ -174,16 +109,8 @@ def case_assign_async(server: RedisServer, advisors: int, seconds: float) -> dic
 
 def case_ceiling(server: RedisServer, advisors: int, seconds: float) -> dict[str, float]:
     client = server.client()
-    script = client.register_script(CEILING)
-    keys = [f"ceil:{{t}}:q{g}" for g in range(GROUPS)] + ["ceil:{t}:assigned", "ceil:{t}:n"]
     client.config_resetstat()
-
-    def work(i: int) -> Callable[[], bool]:
-        return lambda: script(keys=keys, args=[f"a{i}"]) is not None
-
-    calls, lat = run_threads(advisors, seconds, work)
-    usec, n = script_usec(client)
-    return {"per_s": calls / seconds, "p99_ms": p99(lat), "redis_us_per_call": usec / max(n, 1)}
+    return ceiling(client, CEILING_TEAM, advisors, seconds)
 
 
 def _ingest_case(client: redis.Redis, batch: int, seconds: float, start: int,
@@ -202,9 +129,9 @@ def _ingest_case(client: redis.Redis, batch: int, seconds: float, start: int,
             return True
         return one
 
-    calls, lat = run_threads(4, seconds, work)
+    calls, lat, elapsed = run_threads(4, seconds, work)
     usec, _n = script_usec(client)
-    return {"per_s": calls * batch / seconds, "p99_ms": p99(lat),
+    return {"per_s": calls * batch / elapsed, "p99_ms": p99(lat),
             "redis_us_per_msg": usec / max(calls * batch, 1)}
 
 
@@ -233,34 +160,143 @@ def case_ingest_ceiling(server: RedisServer, batch: int, seconds: float, start: 
     return _ingest_case(client, batch, seconds, start, send)
 
 
-def memory_per_waiting(server: RedisServer, n: int) -> float:
+def case_churn(server: RedisServer, held: int, waiting: int, advisors: int = 10,
+               batch: int = defaults.BATCH_SIZE, idle: float = 2.0) -> dict[str, float]:
+    """An advisor holding ``held`` messages logs out (requeued batch by batch), then the
+    groups change (the whole stock is re-bucketed), while ``advisors`` keep pressing next.
+    Returns each phase's duration and the p99 of the presses during it."""
     client = server.client()
-    d = Dispatcher(client)
-    client.flushall()
-    d.create_team(TEAM)
-    client.xtrim(f"pi:{{{TEAM}}}:events", maxlen=0)
-    before = client.info("memory")["used_memory"]
-    for start in range(0, n, 1000):
-        d.ingest_many(TEAM, [{**m, "body": ""} for m in _messages(start, min(1000, n - start))])
-    client.xtrim(f"pi:{{{TEAM}}}:events", maxlen=0)
-    after = client.info("memory")["used_memory"]
-    return (after - before) / n
+    d = Dispatcher(client, batch_size=batch)
+    seed(d, 0)
+    d.set_advisor(TEAM, "leaver", "agent")
+    d.login(TEAM, "leaver")
+    d.set_triage(TEAM, [{"name": "to leaver", "match": {"message_tags_any": ["held"]},
+                         "advisor": "leaver"}])
+    for start in range(0, held, 1000):
+        d.ingest_many(TEAM, [{**m, "tags": ["held"]}
+                             for m in _messages(10**9 + start, min(1000, held - start))])
+    d.set_triage(TEAM, [])
+    for start in range(0, waiting, 1000):
+        d.ingest_many(TEAM, _messages(start, min(1000, waiting - start)))
+    for a in range(advisors):
+        d.set_advisor(TEAM, f"a{a}", "agent")
+        d.login(TEAM, f"a{a}")
+    stamps: list[tuple[float, float]] = []  # (start, latency ms) of every press
+    stop = threading.Event()
+
+    def presser(i: int) -> None:
+        adv = f"a{i}"
+        while not stop.is_set():
+            t = time.perf_counter()
+            p = d.next(TEAM, adv)
+            stamps.append((t, (time.perf_counter() - t) * 1000))
+            for m in p.messages:
+                d.reply(TEAM, adv, m.id)
+
+    threads = [threading.Thread(target=presser, args=(i,)) for i in range(advisors)]
+    for t in threads:
+        t.start()
+    t0 = time.perf_counter()
+    time.sleep(idle)
+    t1 = time.perf_counter()
+    d.logout(TEAM, "leaver")  # InlineJobs: the requeue runs here, batch by batch
+    t2 = time.perf_counter()
+    d.set_groups(TEAM, {"order": "newest_conversation", "groups": [
+        {"name": f"g{g}", "match": {"message_tags_any": [f"g{g}"]}}
+        for g in reversed(range(GROUPS - 1))]})  # InlineJobs: re-bucketing runs here
+    t3 = time.perf_counter()
+    stop.set()
+    for t in threads:
+        t.join()
+    left = client.zcard(f"pi:{{{TEAM}}}:cur:leaver")
+    if left:
+        raise RuntimeError(f"{left} messages still with the leaver after the requeue")
+
+    def during(a: float, b: float) -> list[float]:
+        return [ms for (s, ms) in stamps if a <= s < b]
+
+    return {"requeue_s": t2 - t1, "rebucket_s": t3 - t2,
+            "requeue_per_s": held / (t2 - t1), "rebucket_per_s": (held + waiting) / (t3 - t2),
+            "idle_p99_ms": p99(during(t0, t1)), "requeue_p99_ms": p99(during(t1, t2)),
+            "rebucket_p99_ms": p99(during(t2, t3))}
 
 
-def summarize(name: str, runs: list[float], ref: float | None) -> dict[str, Any]:
-    med = statistics.median(runs)
-    return {"case": name, "median": med, "min": min(runs), "max": max(runs),
-            "ratio": (med / ref) if ref else None}
+def used_memory(client: redis.Redis) -> int:
+    """Redis used_memory with the team's event stream emptied (events are trimmed by count,
+    not part of a waiting message's cost)."""
+    client.xtrim(f"pi:{{{TEAM}}}:events", maxlen=0)
+    return int(client.info("memory")["used_memory"])
+
+
+def memory_breakdown(client: redis.Redis, waiting: int, sample: int = 200) -> dict[str, float]:
+    """Where a waiting message's bytes go: MEMORY USAGE of its keys, averaged over a sample,
+    and the sorted-set entries (group queue, channel stock) averaged over the whole stock."""
+    p = f"pi:{{{TEAM}}}:"
+    ids = range(0, waiting, max(1, waiting // sample))
+    per: dict[str, float] = {}
+    for label, key in (("message hash", "m:m{}"), ("conversation hash", "c:c{}"),
+                       ("conversation waiting list", "cw:c{}")):
+        sizes = [client.memory_usage(p + key.format(i), samples=0) or 0 for i in ids]
+        per[label] = statistics.mean(sizes)
+    customers = {f"u{i % 50_000}" for i in range(waiting)}
+    cuv = [client.memory_usage(f"{p}cuv:{c}", samples=0) or 0 for c in list(customers)[:sample]]
+    per["customer's conversations set (shared)"] = statistics.mean(cuv) * len(customers) / waiting
+    zsets = [k for k in client.scan_iter(match=f"{p}q:*", count=1000)]
+    zsets += [k for k in client.scan_iter(match=f"{p}ch:*", count=1000)]
+    per["queue + channel sorted-set entries"] = sum(
+        client.memory_usage(k, samples=0) or 0 for k in zsets) / waiting
+    return per
+
+
+def scale(n: int, reps: int) -> None:
+    """Redis µs per assign+reply cycle with ``n`` waiting beside 10k waiting, same run."""
+    server = RedisServer().start()
+    raw: dict[str, list[dict[str, float]]] = {}
+    try:
+        client = server.client()
+        d = Dispatcher(client)
+        for label, size in (("big", n), ("10k", 10_000)):
+            print(f"seeding {size:,} waiting messages…", flush=True)
+            seed(d, 0)
+            before = used_memory(client)
+            t = time.monotonic()
+            ingest(d, TEAM, 0, size)
+            raw.setdefault("seed", []).append({"seconds": time.monotonic() - t,
+                                               "bytes_per_msg": (used_memory(client) - before)
+                                               / size - 2})
+            for rep in range(reps):
+                raw.setdefault(label, []).append(case_assign(server, size, 10, 3.0))
+                print(f"  rep {rep + 1} {label}: {raw[label][-1]}", flush=True)
+    finally:
+        server.stop()
+    table = [summarize(f"Redis µs/cycle, {n:,} vs 10k waiting",
+                       [r["redis_us_per_cycle"] for r in raw["big"]],
+                       statistics.median(r["redis_us_per_cycle"] for r in raw["10k"])),
+             summarize(f"cycles/s (10 advisors), {n:,} vs 10k waiting",
+                       [r["per_s"] for r in raw["big"]],
+                       statistics.median(r["per_s"] for r in raw["10k"])),
+             summarize(f"Redis bytes per waiting message ({n:,})",
+                       [raw["seed"][0]["bytes_per_msg"]], None)]
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    path = out / f"scale-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps({"waiting": n, "raw": raw, "table": table}, indent=2))
+    print("\n" + format_table(table))
+    print(f"\nraw results: {path}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--scale", type=int, metavar="N",
+                    help="only the scaling case: Redis µs per cycle with N waiting vs 10k")
     args = ap.parse_args()
     configure_logging(level=logging.WARNING)  # a log line per push would be measured too
+    if args.scale:
+        return scale(args.scale, args.reps)
     waiting_big = 100_000 if args.quick else 1_000_000
-    seconds = 2.0 if args.quick else 5.0
+    seconds = 1.0 if args.quick else 4.0
     advisors = 50
     server = RedisServer().start()
     results: dict[str, Any] = {"quick": args.quick, "waiting": waiting_big, "raw": {}}
@@ -269,8 +305,13 @@ def main() -> None:
         client = server.client()
         d = Dispatcher(client)
         print(f"seeding {waiting_big:,} waiting messages in {GROUPS} groups…", flush=True)
-        seed(d, waiting_big)
-        seed_ceiling(client, waiting_big)
+        seed(d, 0)
+        before = used_memory(client)
+        ingest(d, TEAM, 0, waiting_big)
+        # every message carries the 1-character body "x" (2 bytes packed): not counted
+        raw["memory_bytes_per_waiting"] = [(used_memory(client) - before) / waiting_big - 2]
+        results["memory_breakdown"] = memory_breakdown(client, waiting_big)
+        seed_ceiling(client, CEILING_TEAM, waiting_big)
         for rep in range(args.reps):
             for key, fn in (
                 ("assign", lambda: case_assign(server, waiting_big, advisors, seconds)),
@@ -294,7 +335,12 @@ def main() -> None:
             for _ in range(args.reps):
                 seed(d, n, groups)
                 raw.setdefault(label, []).append(case_assign(server, n, 10, 1.0))
-        raw["memory_bytes_per_waiting"] = [memory_per_waiting(server, 100_000)]
+        # an advisor holding the big stock logs out, then the groups change, under presses
+        held = waiting_big // 5 if args.quick else waiting_big
+        for rep in range(args.reps):
+            raw.setdefault("churn", []).append(
+                case_churn(server, held, held // 5, idle=seconds))
+            print(f"  rep {rep + 1} churn: {raw['churn'][-1]}", flush=True)
         # The PostgreSQL dispatcher, same clients and stock, in this same run.
         why_not = postgres.available()
         if why_not:
@@ -304,7 +350,7 @@ def main() -> None:
             for _ in range(args.reps):
                 postgres.seed(waiting_big)
                 raw.setdefault("postgres", []).append(
-                    postgres.case(advisors, seconds, run_threads, p99))
+                    postgres.case(advisors, seconds))
                 print(f"  postgres: {raw['postgres'][-1]}", flush=True)
     finally:
         server.stop()
@@ -335,8 +381,15 @@ def main() -> None:
         summarize("Redis µs/cycle, 32 groups vs 1 group", col("assign_32_groups",
                   "redis_us_per_cycle"), statistics.median(col("assign_1_group",
                                                                "redis_us_per_cycle"))),
-        summarize("Redis bytes per waiting message (no payload)",
+        summarize(f"Redis bytes per waiting message (no payload, {waiting_big:,})",
                   raw["memory_bytes_per_waiting"], None),
+        summarize(f"logout requeue of {held:,} held: seconds", col("churn", "requeue_s"), None),
+        summarize("  presses p99 ms during it vs idle", col("churn", "requeue_p99_ms"),
+                  statistics.median(col("churn", "idle_p99_ms"))),
+        summarize(f"re-bucketing of {held * 6 // 5:,} waiting: seconds",
+                  col("churn", "rebucket_s"), None),
+        summarize("  presses p99 ms during it vs idle", col("churn", "rebucket_p99_ms"),
+                  statistics.median(col("churn", "idle_p99_ms"))),
     ]
     if "postgres" in raw:
         table += [
@@ -354,11 +407,7 @@ def main() -> None:
     out.mkdir(exist_ok=True)
     path = out / f"core-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(results, indent=2))
-    print(f"\n{'case':52} {'median':>12} {'min-max':>24} {'ratio':>7}")
-    for row in table:
-        ratio = f"{row['ratio']:.2f}" if row["ratio"] is not None else "-"
-        print(f"{row['case']:52} {row['median']:12.1f} "
-              f"{row['min']:11.1f}-{row['max']:<11.1f} {ratio:>7}")
+    print("\n" + format_table(table))
     print(f"\nraw results: {path}")
 
 

@@ -16,8 +16,9 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from cli.bench import GROUPS, p99, run_threads
+
 DSN = os.environ.get("PUSHINBOX_BENCH_PG", "postgresql://postgres@127.0.0.1/postgres")
-GROUPS = 8
 
 
 def available() -> str | None:
@@ -49,10 +50,7 @@ def seed(waiting: int) -> None:
         conn.execute("ANALYZE pi_bench_messages")
 
 
-def case(advisors: int, seconds: float,
-         run_threads: Callable[[int, float, Callable[[int], Callable[[], bool]]],
-                               tuple[int, list[float]]],
-         p99: Callable[[list[float]], float]) -> dict[str, Any]:
+def case(advisors: int, seconds: float) -> dict[str, Any]:
     """Assign + reply cycles per second with ``advisors`` connections (one per thread)."""
     import psycopg
 
@@ -74,8 +72,8 @@ def case(advisors: int, seconds: float,
         return cycle
 
     try:
-        calls, lat = run_threads(advisors, seconds, work)
+        calls, lat, elapsed = run_threads(advisors, seconds, work)
     finally:
         for c in conns:
             c.close()
-    return {"per_s": calls / seconds, "p99_ms": p99(lat)}
+    return {"per_s": calls / elapsed, "p99_ms": p99(lat)}

@@ -199,6 +199,21 @@ def team_create(c: Ctx, team_id: str, name: str | None) -> None:
     emit({"team": team_id, "created": True}, c.json)
 
 
+@team.command("delete")
+@click.argument("team_id")
+@click.option("--yes", is_flag=True, help="Confirm: everything the team holds is removed.")
+@pass_ctx
+def team_delete(c: Ctx, team_id: str, yes: bool) -> None:
+    """Delete a team and everything it holds (messages, advisors, figures, webhooks).
+
+    Example: pushinbox team delete old-team --yes
+    """
+    if not yes:
+        raise ValidationError(f"deleting team {team_id} removes all it holds; add --yes",
+                              field="yes")
+    emit({"team": team_id, "deleted_keys": c.d.delete_team(team_id)}, c.json)
+
+
 @team.command("list")
 @pass_ctx
 def team_list(c: Ctx) -> None:
@@ -785,6 +800,38 @@ def soak(c: Ctx, seconds: float, advisors: int, upstreams: int, team: str | None
         for line in report.errors[:10] + report.problems[:10]:
             click.echo(line, err=True)
         sys.exit(1)
+
+
+@cli.command()
+@click.option("--waiting", default=10_000, show_default=True, type=click.IntRange(1, 10**8),
+              help="Messages seeded in the scratch team's stock.")
+@click.option("--advisors", default=50, show_default=True, type=click.IntRange(1, 1000),
+              help="Concurrent advisors (threads) pressing next and replying.")
+@click.option("--seconds", default=5.0, show_default=True, type=click.FloatRange(0.1, 600),
+              help="Length of each measured round.")
+@click.option("--reps", default=3, show_default=True, type=click.IntRange(1, 100),
+              help="Rounds of each case (the table gives median and min-max).")
+@pass_ctx
+def bench(c: Ctx, waiting: int, advisors: int, seconds: float, reps: int) -> None:
+    """Measure this deployment: assign+reply cycles beside the minimal-script ceiling.
+
+    Works in a scratch team (bench-<random>) deleted at the end. It loads the Redis it
+    measures: run it before going live or in a quiet hour. Redis µs figures come from
+    INFO commandstats deltas, so other EVALSHA traffic on that server counts too.
+
+    Example: pushinbox --redis-url redis://cache:6379/0 bench --waiting 100000
+    """
+    from cli.bench import format_table
+    from cli.bench import run as run_bench
+
+    d = Dispatcher.from_url(c.url)  # the scratch team's moves run inline, never through RQ
+    say = (lambda _: None) if c.json else (lambda line: click.echo(line, err=True))
+    result = run_bench(d, waiting=waiting, advisors=advisors, seconds=seconds, reps=reps,
+                       say=say)
+    if c.json:
+        emit(result, True)
+    else:
+        click.echo(format_table(result["table"]))
 
 
 # --- tokens and webhooks ----------------------------------------------------------------------

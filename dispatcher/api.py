@@ -178,6 +178,12 @@ class Dispatcher:
         self.run(ops.create_team(team, name))
         log.info("team_created", team=team)
 
+    def delete_team(self, team: str) -> int:
+        """Remove a team and everything it holds (messages, advisors, figures, webhooks)."""
+        deleted = self.run(ops.delete_team(team, defaults.DELETE_BATCH))
+        log.info("team_deleted", team=team, keys=deleted)
+        return deleted
+
     def teams(self) -> list[str]:
         return self.run(ops.teams())
 

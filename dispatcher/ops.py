@@ -137,6 +137,20 @@ def create_team(team: str, name: str | None = None) -> Op[None]:
     yield Commands([Cmd("sadd", (keys.TEAMS, team))])
 
 
+def delete_team(team: str, batch: int) -> Op[int]:
+    """Remove a team and all it holds, batch by batch; answers how many keys went."""
+    keys.check_id(team, "team")
+    cursor, deleted, first = "0", 0, True
+    while True:
+        res = yield Script("team_delete", team, {"cursor": cursor, "n": batch, "first": first})
+        deleted += int(res["deleted"])
+        cursor, first = _s(res["cursor"]), False
+        if cursor == "0":
+            break
+    yield Commands([Cmd("srem", (keys.TEAMS, team))])
+    return deleted
+
+
 def teams() -> Op[list[str]]:
     found = yield from _read("smembers", keys.TEAMS)
     return sorted(_s(t) for t in found)

@@ -257,3 +257,49 @@ def test_hostile_jsonl_lines_are_refused_naming_the_line_and_field_storing_nothi
         assert r.exit_code == 1, r.output
         assert field in r.output and "message 1" in r.output, r.output
         assert sorted(redis_client.scan_iter(count=1000)) == before
+
+
+def test_ops_delete_a_team_and_everything_it_holds(run, redis_client: redis.Redis) -> None:
+    run("team", "create", "gone")
+    run("team", "create", "kept")
+    for team in ("gone", "kept"):
+        run("role", "set", team, "agent")
+        run("advisor", "add", team, "ann", "--role", "agent")
+        run("login", team, "ann")
+        for i in range(30):
+            run("ingest", team, "--id", f"m{i}", "--conversation", f"c{i}", "--channel", "email")
+        run("next", team, "ann")
+    kept_before = len(redis_client.keys("pi:{kept}:*"))
+    refused = run("team", "delete", "gone", ok=False)
+    assert refused.exit_code == 1 and "--yes" in refused.output
+    assert redis_client.exists(keys.cfg("gone"))
+    out = json.loads(run("--json", "team", "delete", "gone", "--yes").stdout)
+    assert out["deleted_keys"] > 60
+    assert redis_client.keys("pi:{gone}:*") == []
+    assert "gone" not in run("team", "list").output
+    assert len(redis_client.keys("pi:{kept}:*")) == kept_before
+    assert "kept" in run("check", "kept").output
+    missing = run("team", "delete", "gone", "--yes", ok=False)
+    assert missing.exit_code == 1 and "unknown team gone" in missing.output
+    assert "unknown team gone" in run("next", "gone", "ann", ok=False).output
+
+
+def test_bench_measures_a_deployment_in_a_scratch_team_it_then_removes(
+        run, redis_client: redis.Redis) -> None:
+    run("team", "create", "acme")
+    before = set(redis_client.keys("*"))
+    out = json.loads(run("--json", "bench", "--waiting", "3000", "--advisors", "4",
+                         "--seconds", "0.3", "--reps", "3").stdout)
+    rows = {r["case"]: r for r in out["table"]}
+    cycles = rows["assign+reply cycles/s (4 advisors)"]
+    assert cycles["min"] > 0 and cycles["min"] <= cycles["median"] <= cycles["max"]
+    assert cycles["ratio"] == pytest.approx(
+        cycles["median"] / rows["minimal assign ceiling calls/s"]["median"])
+    assert rows["Redis µs per assign+reply cycle"]["median"] > 0
+    assert len(out["raw"]["assign"]) == 3
+    assert out["team"].startswith("bench-")
+    assert set(redis_client.keys("*")) - before == set(), "the scratch team was left behind"
+    assert "bench-" not in run("team", "list").output
+    table = run("bench", "--waiting", "500", "--advisors", "2", "--seconds", "0.2",
+                "--reps", "1").stdout
+    assert "minimal assign ceiling calls/s" in table and "ratio" in table

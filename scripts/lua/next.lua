@@ -15,21 +15,25 @@ local role = load_role(a.role)
 touch(a, now)
 end_break(cfg, a, now, 'processed a new message')
 
-local pushed = redis.call('ZRANGE', K.push(a.id), 0, -1)
 if (O.req and O.req ~= '' and O.req == a.req) or redis.call('HLEN', K.pconv(a.id)) >= role.cap then
+  local pushed = redis.call('ZRANGE', K.push(a.id), 0, -1)
   if #pushed > 0 then
     return reply({status = 'pending', messages = views(pushed)})
   end
 end
 
+-- Remember the request id (only when it changes: most presses carry none).
+local function remember_request()
+  if (O.req or '') ~= (a.req or '') then redis.call('HSET', K.adv(a.id), 'req', O.req or '') end
+end
+
 for _, qk in ipairs(queue_keys(cfg)) do
   local top = redis.call('ZPOPMIN', qk)
   if #top > 0 then
-    local conv = top[1]
-    local ids = give_conv(cfg, a.id, conv, 'push', now, true)
-    redis.call('HSET', K.adv(a.id), 'req', O.req or '')
-    return reply({status = 'assigned', messages = views(ids)})
+    local _, messages = give_conv(cfg, a.id, top[1], 'push', now, true, true)
+    remember_request()
+    return reply({status = 'assigned', messages = messages})
   end
 end
-redis.call('HSET', K.adv(a.id), 'req', O.req or '')
+remember_request()
 return reply({status = 'empty', messages = {}})

@@ -1,0 +1,19 @@
+-- team_delete: remove a team and everything it holds, one batch of keys per call (a team can
+-- hold millions of keys; one call must not block Redis for long). The first call deletes the
+-- team's settings, so from then on every other script for the team fails with "unknown team";
+-- the caller repeats with the returned cursor until it is "0". All the team's keys share its
+-- hash slot, so in a cluster they all live on the node that runs this script.
+-- KEYS[1] team cfg hash
+-- ARGV[1] team key prefix
+-- ARGV[2] msgpack {cursor, n, first}
+--@include core
+if O.first then
+  if redis.call('EXISTS', K.cfg) == 0 then fail('not_found', 'team', 'unknown team ' .. TEAM) end
+  redis.call('UNLINK', K.cfg)
+end
+local res = redis.call('SCAN', O.cursor, 'MATCH', P .. '*', 'COUNT', O.n)
+local found = res[2]
+for i = 1, #found, 1000 do
+  redis.call('UNLINK', unpack(found, i, math.min(i + 999, #found)))
+end
+return reply({cursor = res[1], deleted = #found + (O.first and 1 or 0)})
