@@ -9,7 +9,8 @@ endpoint making one Lua call (bench/asgi_apps.py). The load generator is wrk (C;
 install wrk`), 50 connections by default, one thread per connection, each connection one
 logged-in advisor: `cycle` presses next then replies to the message it got
 (the real loop of an advisor), `next` presses next only (after the first press it is the
-retry path: the same pending message again). Starts its own redis-server and service
+retry path: the same pending message again), `cycle+log` the cycle with our JSON access log
+on (the product's default; the reference has none). Starts its own redis-server and service
 processes on free loopback ports; the stock is re-seeded before every run, so each run starts
 from the same state. Raw results go to bench/results/http-<timestamp>.json.
 """
@@ -124,12 +125,16 @@ def main() -> None:
                 results.setdefault(f"bare/{procs}", []).append(res)
                 print(f"run {run + 1} bare/{procs}  {res['rps']:8.0f} req/s  "
                       f"p99 {res['p99_ms']:.2f} ms", flush=True)
-                for mode in ("cycle", "next"):
-                    seed(d, args.connections, 40_000 if mode == "cycle" else 100, token_file)
-                    svc = ServiceProcess(server.url, workers=procs).start()
+                for mode, log in (("cycle", False), ("next", False), ("cycle+log", True)):
+                    seed(d, args.connections, 100 if mode == "next" else 40_000, token_file)
+                    # production settings (a 5 s token cache), with uvicorn's settings of the
+                    # bare reference (no access log), and once with our access log on
+                    svc = ServiceProcess(server.url, workers=procs, access_log=log,
+                                         env={"PUSHINBOX_TOKEN_CACHE_S": "5"}).start()
                     try:
                         time.sleep(1)
-                        res = wrk(svc.url, mode, args.connections, seconds, token_file)
+                        res = wrk(svc.url, mode.split("+")[0], args.connections, seconds,
+                                  token_file)
                     finally:
                         svc.stop()
                     assert d.check(TEAM).ok, d.check(TEAM).problems
@@ -151,8 +156,10 @@ def main() -> None:
         print(f"{mode}: 2 processes / 1 process = "
               f"{med[f'{mode}/2']['rps'] / med[f'{mode}/1']['rps']:.2f}x req/s")
     for procs in (1, 2):
-        print(f"next with {procs} process(es) / bare ASGI + one Lua call = "
-              f"{med[f'next/{procs}']['rps'] / med[f'bare/{procs}']['rps']:.2f}x req/s")
+        for mode in ("cycle", "next", "cycle+log"):
+            print(f"{mode} with {procs} process(es) / bare ASGI + one Lua call = "
+                  f"{med[f'{mode}/{procs}']['rps'] / med[f'bare/{procs}']['rps']:.2f}x req/s, "
+                  f"p99 {med[f'{mode}/{procs}']['p99_ms'] / med[f'bare/{procs}']['p99_ms']:.2f}x")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = HERE / "results" / f"http-{stamp}.json"
     out.write_text(json.dumps({"connections": args.connections, "seconds": seconds,

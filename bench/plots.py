@@ -46,8 +46,9 @@ def core(data: dict[str, Any]) -> None:
 
 def http(data: dict[str, Any]) -> None:
     med = data["medians"]
-    cases = [k for k in ("bare/1", "next/1", "cycle/1", "bare/2", "next/2", "cycle/2") if k in med]
-    fig, ax = plt.subplots(figsize=(8, 3.6))
+    cases = [k for k in ("bare/1", "next/1", "cycle/1", "cycle+log/1", "bare/2", "next/2",
+                         "cycle/2", "cycle+log/2") if k in med]
+    fig, ax = plt.subplots(figsize=(9.5, 3.6))
     colors = ["#98a2b3" if c.startswith("bare") else "#2857d6" for c in cases]
     ax.bar(cases, [med[c]["rps"] for c in cases], color=colors)
     for x, c in enumerate(cases):

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import date
@@ -237,7 +237,9 @@ class AccessLog(ASGIMiddleware):
                      next_app: ASGIApp) -> None:
         started = time.perf_counter()
         headers = dict(scope.get("headers") or [])
-        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex
+        # a request id names a log line; it needs to be unique, not unguessable
+        request_id = (headers.get(b"x-request-id", b"").decode("latin-1")[:64]
+                      or f"{random.getrandbits(128):032x}")
         status = 500
 
         async def send_with_id(message: Any) -> None:
@@ -261,7 +263,8 @@ class AccessLog(ASGIMiddleware):
             if self.enabled:
                 access_log.info("request", method=scope.get("method"), path=scope.get("path"),
                                 status=status, ms=round(elapsed * 1000, 2))
-            structlog.contextvars.clear_contextvars()
+            # No clear_contextvars(): the server runs each request in a task of its own, whose
+            # context copy dies with it; clearing walked every context variable per request.
 
 
 # --- helpers ----------------------------------------------------------------------------------
