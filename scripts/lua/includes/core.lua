@@ -288,7 +288,7 @@ end
 local function to_waiting(id, conv, ch, ts)
   redis.call('HSET', K.msg(id), 'st', 'w', 'adv', '', 'via', '', 'pt', '')
   redis.call('RPUSH', K.cw(conv), id)
-  redis.call('ZADD', K.ch(ch), ts, id)
+  redis.call('ZADD', K.ch(ch), ms(ts), id)
   redis.call('SADD', K.channels, ch)
 end
 
