@@ -126,3 +126,29 @@ def test_a_worker_on_a_cluster_without_rq_redis_url_says_what_to_set(
     assert result.exit_code == 1
     assert "set RQ_REDIS_URL" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_team_is_deleted_and_a_deployment_benchmarked_on_the_cluster(
+        teams: tuple[Dispatcher, list[str]], redis_cluster: RedisClusterServers) -> None:
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    d, names = teams
+    gone, kept = names[0], names[1]
+    for t in (gone, kept):
+        d.ingest_many(t, [message(i) for i in range(1, 40)])
+        d.next(t, "ann")
+    assert d.delete_team(gone) > 40
+    assert not d.redis.keys(f"pi:{{{gone}}}:*") and gone not in d.teams()
+    assert d.check(kept).ok and d.stock(kept).total == 38
+    result = CliRunner().invoke(cli, ["--redis-url", redis_cluster.url, "--json", "bench",
+                                      "--waiting", "2000", "--advisors", "3", "--seconds", "0.3",
+                                      "--reps", "3"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    rows = {r["case"]: r for r in json.loads(result.stdout)["table"]}
+    assert rows["assign+reply cycles/s (3 advisors)"]["min"] > 0
+    # commandstats come from the node holding the scratch team, so the figures are its own
+    assert rows["Redis µs per assign+reply cycle"]["min"] > 0
+    assert rows["Redis µs per ceiling assign"]["min"] > 0
+    assert not [t for t in d.teams() if t.startswith("bench-")]
