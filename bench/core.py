@@ -17,7 +17,7 @@ import logging
 import statistics
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +25,11 @@ import redis
 
 from bench import postgres
 from cli.bench import (
+    CEILING,
     CEILING_INGEST,
     GROUPS,
     ceiling,
+    ceiling_keys,
     cycles,
     format_table,
     ingest,
@@ -72,39 +74,73 @@ def case_assign(server: RedisServer, waiting: int, advisors: int, seconds: float
     return cycles(d, TEAM, advisors, seconds)
 
 
-def case_assign_async(server: RedisServer, advisors: int, seconds: float) -> dict[str, float]:
-    """The same cycles through AsyncDispatcher (what the HTTP service uses): 50 advisors as
-    tasks on one event loop, one connection pool."""
+def _async_tasks(server: RedisServer, tasks: int, seconds: float,
+                 make: Callable[[Any, int], Callable[[], Awaitable[bool]]]
+                 ) -> dict[str, float]:
+    """``tasks`` coroutines on one event loop and one redis.asyncio pool, each awaiting its
+    ``make(client, i)()`` until time is up or it answers False; the latency of each call."""
     import asyncio
 
     import redis.asyncio as aredis
 
+    async def main() -> tuple[int, list[float], float]:
+        client = aredis.Redis(port=server.port, max_connections=tasks)
+        start = time.monotonic()
+        stop = start + seconds
+        lat: list[float] = []
+
+        async def loop(i: int) -> None:
+            step = make(client, i)
+            while time.monotonic() < stop:
+                t = time.perf_counter()
+                more = await step()
+                lat.append((time.perf_counter() - t) * 1000)
+                if not more:
+                    return
+
+        await asyncio.gather(*(loop(i) for i in range(tasks)))
+        elapsed = time.monotonic() - start
+        await client.aclose()
+        return len(lat), lat, elapsed
+
+    calls, lat, elapsed = asyncio.run(main())
+    return {"per_s": calls / elapsed, "p99_ms": p99(lat)}
+
+
+def case_assign_async(server: RedisServer, advisors: int, seconds: float) -> dict[str, float]:
+    """The same cycles through AsyncDispatcher (what the HTTP service uses): 50 advisors as
+    tasks on one event loop, one connection pool. The latency is that of *next* alone."""
     from dispatcher import ops
     from dispatcher.api import AsyncDispatcher
 
-    async def main() -> tuple[int, list[float]]:
-        client = aredis.Redis(port=server.port, max_connections=advisors)
+    def make(client: Any, i: int) -> Callable[[], Awaitable[bool]]:
         d = AsyncDispatcher(client)
-        stop = time.monotonic() + seconds
-        lat: list[float] = []
+        adv = f"a{i}"
+        pending: list[str] = []
 
-        async def advisor(i: int) -> None:
-            adv = f"a{i}"
-            while time.monotonic() < stop:
-                t = time.perf_counter()
-                push = await d.run(ops.next_message(TEAM, adv))
-                lat.append((time.perf_counter() - t) * 1000)
-                if push.status == "empty":
-                    return
-                for m in push.messages:
-                    await d.run(ops.act("reply", TEAM, adv, m.id))
+        async def step() -> bool:
+            for m in pending:  # the reply to the previous press, outside the timed call
+                await d.run(ops.act("reply", TEAM, adv, m))
+            push = await d.run(ops.next_message(TEAM, adv))
+            pending[:] = [m.id for m in push.messages]
+            return push.status != "empty"
+        return step
 
-        await asyncio.gather(*(advisor(i) for i in range(advisors)))
-        await client.aclose()
-        return len(lat), lat
+    return _async_tasks(server, advisors, seconds, make)
 
-    calls, lat = asyncio.run(main())
-    return {"per_s": calls / seconds, "p99_ms": p99(lat)}
+
+def case_ceiling_async(server: RedisServer, advisors: int, seconds: float) -> dict[str, float]:
+    """The ceiling script through the same asyncio client and concurrency."""
+    ks = ceiling_keys(CEILING_TEAM)
+
+    def make(client: Any, i: int) -> Callable[[], Awaitable[bool]]:
+        script = client.register_script(CEILING)
+
+        async def step() -> bool:
+            return await script(keys=ks, args=[f"a{i}"]) is not None
+        return step
+
+    return _async_tasks(server, advisors, seconds, make)
 
 
 def case_ceiling(server: RedisServer, advisors: int, seconds: float) -> dict[str, float]:
@@ -264,8 +300,14 @@ def scale(n: int, reps: int) -> None:
             raw.setdefault("seed", []).append({"seconds": time.monotonic() - t,
                                                "bytes_per_msg": (used_memory(client) - before)
                                                / size - 2})
+            fresh = size
             for rep in range(reps):
-                raw.setdefault(label, []).append(case_assign(server, size, 10, 3.0))
+                if rep:  # every round starts with the same stock: top up what the last took
+                    taken = int(raw[label][-1]["calls"])
+                    ingest(d, TEAM, fresh, taken)
+                    fresh += taken
+                # 1 s rounds: 10 advisors take ~6k cycles/s, well inside the 10k stock
+                raw.setdefault(label, []).append(case_assign(server, size, 10, 1.0))
                 print(f"  rep {rep + 1} {label}: {raw[label][-1]}", flush=True)
     finally:
         server.stop()
@@ -312,11 +354,19 @@ def main() -> None:
         raw["memory_bytes_per_waiting"] = [(used_memory(client) - before) / waiting_big - 2]
         results["memory_breakdown"] = memory_breakdown(client, waiting_big)
         seed_ceiling(client, CEILING_TEAM, waiting_big)
+        ceiling_fresh = waiting_big
         for rep in range(args.reps):
+            # both ceilings pop their stock: top it up so every round starts with waiting_big
+            left = sum(client.zcard(k) for k in ceiling_keys(CEILING_TEAM)[:GROUPS])
+            seed_ceiling(client, CEILING_TEAM, waiting_big - left, start=ceiling_fresh)
+            ceiling_fresh += waiting_big - left
             for key, fn in (
                 ("assign", lambda: case_assign(server, waiting_big, advisors, seconds)),
+                # as the 10k scaling case below runs: 10 advisors, 1 s
+                ("assign_10_advisors", lambda: case_assign(server, waiting_big, 10, 1.0)),
                 ("ceiling", lambda: case_ceiling(server, advisors, seconds)),
                 ("assign_async", lambda: case_assign_async(server, advisors, seconds)),
+                ("ceiling_async", lambda: case_ceiling_async(server, advisors, seconds)),
                 ("ingest_single",
                  lambda rep=rep: case_ingest(server, 1, seconds, 10**8 + rep * 10**6)),
                 ("ingest_ceiling_single",
@@ -362,10 +412,12 @@ def main() -> None:
         summarize("assign+reply cycles/s (50 advisors)", col("assign", "per_s"),
                   statistics.median(col("ceiling", "per_s"))),
         summarize("assign+reply cycles/s, async API (50 tasks)", col("assign_async", "per_s"),
-                  statistics.median(col("ceiling", "per_s"))),
+                  statistics.median(col("ceiling_async", "per_s"))),
         summarize("async API next p99 ms", col("assign_async", "p99_ms"), None),
-        summarize("minimal assign ceiling calls/s", col("ceiling", "per_s"), None),
-        summarize("assign p99 ms", col("assign", "p99_ms"), None),
+        summarize("minimal assign ceiling calls/s (50 threads)", col("ceiling", "per_s"), None),
+        summarize("minimal assign ceiling calls/s (50 async tasks)", col("ceiling_async", "per_s"),
+                  None),
+        summarize("sync API cycle p99 ms (next + reply)", col("assign", "p99_ms"), None),
         summarize("Redis µs per assign+reply cycle", col("assign", "redis_us_per_cycle"), None),
         summarize("Redis µs per ceiling assign", col("ceiling", "redis_us_per_call"), None),
         summarize("ingest msgs/s (single)", col("ingest_single", "per_s"),
@@ -373,10 +425,11 @@ def main() -> None:
         summarize("ingest msgs/s (batch 100)", col("ingest_batch_100", "per_s"),
                   statistics.median(col("ingest_ceiling_batch_100", "per_s"))),
         summarize("Redis µs per ingested msg (batch 100)",
-                  col("ingest_batch_100", "redis_us_per_msg"),
-                  statistics.median(col("ingest_ceiling_batch_100", "redis_us_per_msg"))),
-        summarize(f"Redis µs/cycle, {waiting_big:,} vs 10k waiting",
-                  col("assign", "redis_us_per_cycle"),
+                  col("ingest_batch_100", "redis_us_per_msg"), None),
+        summarize("Redis µs per minimal-script ingested msg (batch 100)",
+                  col("ingest_ceiling_batch_100", "redis_us_per_msg"), None),
+        summarize(f"Redis µs/cycle, {waiting_big:,} vs 10k waiting (10 advisors)",
+                  col("assign_10_advisors", "redis_us_per_cycle"),
                   statistics.median(col("assign_10k", "redis_us_per_cycle"))),
         summarize("Redis µs/cycle, 32 groups vs 1 group", col("assign_32_groups",
                   "redis_us_per_cycle"), statistics.median(col("assign_1_group",
@@ -384,11 +437,12 @@ def main() -> None:
         summarize(f"Redis bytes per waiting message (no payload, {waiting_big:,})",
                   raw["memory_bytes_per_waiting"], None),
         summarize(f"logout requeue of {held:,} held: seconds", col("churn", "requeue_s"), None),
-        summarize("  presses p99 ms during it vs idle", col("churn", "requeue_p99_ms"),
+        summarize("presses p99 ms during the requeue vs idle", col("churn", "requeue_p99_ms"),
                   statistics.median(col("churn", "idle_p99_ms"))),
         summarize(f"re-bucketing of {held * 6 // 5:,} waiting: seconds",
                   col("churn", "rebucket_s"), None),
-        summarize("  presses p99 ms during it vs idle", col("churn", "rebucket_p99_ms"),
+        summarize("presses p99 ms during re-bucketing vs idle",
+                  col("churn", "rebucket_p99_ms"),
                   statistics.median(col("churn", "idle_p99_ms"))),
     ]
     if "postgres" in raw:

@@ -32,7 +32,8 @@ def core(data: dict[str, Any]) -> None:
     names = [r["case"] for r in rows]
     ratios = [r["ratio"] for r in rows]
     fig, ax = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.2))
-    ax.barh(names, ratios, color="#2857d6")
+    ax.barh(range(len(rows)), ratios, color="#2857d6")
+    ax.set_yticks(range(len(rows)), names)
     ax.axvline(1.0, color="#667085", linestyle="--", linewidth=1)
     ax.invert_yaxis()
     ax.set_xlabel("ratio to the reference measured in the same run")

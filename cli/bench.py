@@ -214,7 +214,7 @@ def run(d: Dispatcher, *, waiting: int, advisors: int, seconds: float, reps: int
         summarize(f"assign+reply cycles/s ({advisors} advisors)", col("assign", "per_s"),
                   ceiling_rate),
         summarize("minimal assign ceiling calls/s", col("ceiling", "per_s"), None),
-        summarize("assign p99 ms", col("assign", "p99_ms"), None),
+        summarize("cycle p99 ms (next + reply)", col("assign", "p99_ms"), None),
         summarize("ceiling p99 ms", col("ceiling", "p99_ms"), None),
         summarize("Redis µs per assign+reply cycle", col("assign", "redis_us_per_cycle"),
                   statistics.median(col("ceiling", "redis_us_per_call"))),
