@@ -102,9 +102,9 @@ end
 
 -- Events: the audit trail, analytics source and live-update feed ----------------------------
 local function event(cfg, kind, now, fields)
-  local args = {'XADD', K.events, 'MAXLEN', '~', cfg.evmax, '*', 'e', kind, 't', ms(now)}
-  for i = 1, #fields do args[#args + 1] = fields[i] end
-  redis.call(unpack(args))
+  -- fields expanded as the call's last arguments: no table copied per event (measured)
+  redis.call('XADD', K.events, 'MAXLEN', '~', cfg.evmax, '*', 'e', kind, 't', ms(now),
+    unpack(fields))
 end
 
 -- Day figures expire after `dttl`; the expiry is set once, when the day's hash is created.
@@ -311,10 +311,8 @@ end
 -- counts against the push capacity. `extra`: more message fields, written in the same HSET.
 local function hand_over(cfg, adv, id, conv, via, now, pushed, why, extra)
   local t = ms(now)
-  local args = {'HSET', K.msg(id), 'st', 'a', 'adv', adv, 'via', via, 'at_', t,
-    'pt', pushed and t or ''}
-  if extra then for i = 1, #extra do args[#args + 1] = extra[i] end end
-  redis.call(unpack(args))
+  redis.call('HSET', K.msg(id), 'st', 'a', 'adv', adv, 'via', via, 'at_', t,
+    'pt', pushed and t or '', unpack(extra or {}))
   redis.call('ZADD', K.cur(adv), t, id)
   if pushed then redis.call('ZADD', K.push(adv), t, id) end
   event(cfg, 'assigned', now, {'m', id, 'a', adv, 'c', conv, 'via', via, 'why', why or ''})
