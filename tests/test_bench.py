@@ -1,0 +1,53 @@
+"""The benchmark cases themselves, at toy sizes: `make bench` must keep running on a fresh clone,
+and its churn case is also a concurrency test (presses while a logout requeue and a
+re-bucketing run), so every message is accounted for afterwards."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import core
+from dispatcher import Dispatcher, keys
+from dispatcher.testing import RedisServer
+
+
+@pytest.fixture
+def server(redis_server: RedisServer) -> RedisServer:
+    redis_server.client().flushall()
+    return redis_server
+
+
+def test_presses_go_on_while_a_logout_requeue_and_a_rebucketing_run(server: RedisServer) -> None:
+    res = core.case_churn(server, held=600, waiting=300, advisors=4, batch=25, idle=0.3)
+    assert res["requeue_s"] > 0 and res["rebucket_s"] > 0
+    assert res["idle_p99_ms"] > 0 and res["requeue_p99_ms"] > 0
+    d = Dispatcher(server.client())
+    report = d.check(core.TEAM)
+    assert report.ok, report.problems
+    client = server.client()
+    assert client.zcard(keys.current(core.TEAM, "leaver")) == 0
+    # nothing waits under the settings version the re-bucketing replaced
+    assert d.rebucket_progress(core.TEAM)["conversations_left"] == 0
+    # every message is in exactly one place: done, in an advisor's hands, or waiting
+    done = client.zcard(keys.done(core.TEAM))
+    held = sum(client.zcard(keys.current(core.TEAM, f"a{i}")) for i in range(4))
+    assert done + held + d.stock(core.TEAM).total == 900
+
+
+def test_the_core_cases_measure_against_references_of_the_same_run(server: RedisServer) -> None:
+    client = server.client()
+    d = Dispatcher(client)
+    core.seed(d, 3000)
+    sync = core.case_assign(server, 3000, 3, 0.2)
+    assert sync["per_s"] > 0 and sync["redis_us_per_cycle"] > 0
+    for n, case in enumerate((core.case_assign_async, core.case_ceiling_async,
+                              core.case_ceiling)):
+        core.seed_ceiling(client, core.CEILING_TEAM, 3000, start=n * 3000)
+        res = case(server, 3, 0.2)
+        assert res["per_s"] > 0 and res["p99_ms"] > 0, case.__name__
+    ingest = core.case_ingest(server, 10, 0.2, 10**6)
+    ceiling = core.case_ingest_ceiling(server, 10, 0.2, 10**6)
+    assert ingest["per_s"] > 0 and ceiling["per_s"] > 0
+    assert d.check(core.TEAM).ok
+    breakdown = core.memory_breakdown(client, 3000, sample=20)
+    assert breakdown["message hash"] > 0 and breakdown["queue + channel sorted-set entries"] > 0
