@@ -261,7 +261,8 @@ def case_churn(server: RedisServer, held: int, waiting: int, advisors: int = 10,
     return {"requeue_s": t2 - t1, "rebucket_s": t3 - t2,
             "requeue_per_s": held / (t2 - t1), "rebucket_per_s": (held + waiting) / (t3 - t2),
             "idle_p99_ms": p99(during(t0, t1)), "requeue_p99_ms": p99(during(t1, t2)),
-            "rebucket_p99_ms": p99(during(t2, t3))}
+            "rebucket_p99_ms": p99(during(t2, t3)), "requeue_presses": len(during(t1, t2)),
+            "rebucket_presses": len(during(t2, t3))}
 
 
 def used_memory(client: redis.Redis) -> int:
