@@ -122,6 +122,26 @@ def test_pending_messages_of_one_conversation_are_pushed_together(online: Dispat
     assert_clean(d)
 
 
+def test_the_messages_a_press_answers_are_the_messages_as_any_later_read_shows_them(
+        online: Dispatcher, clock: FakeClock) -> None:
+    d = online
+    d.set_groups(TEAM, PRODUCT_GROUPS)
+    for i in range(2):
+        d.ingest(TEAM, message(i, conv="chat-1", customer="u1", language="fr",
+                               tags=["refund"], attributes={"order": 7}))
+        clock.advance(1)
+    d.ingest(TEAM, message(5, conv="chat-2", customer_tags=["VIP"]))
+    d.logout(TEAM, "cid")  # nothing held: a no-op requeue
+    pushed = d.next(TEAM, "ann").messages + d.next(TEAM, "bob").messages
+    assert {m.id for m in pushed} == {"m0", "m1", "m5"}
+    first = next(m for m in pushed if m.id == "m0")
+    assert (first.language, first.tags, first.attributes) == ("fr", ["refund"], {"order": 7})
+    for m in pushed:
+        assert m == d.message(TEAM, m.id)
+    assert sorted(pushed, key=lambda m: m.id)[:2] == d.current(TEAM, "bob")
+    assert_clean(d)
+
+
 def test_preview_shows_exactly_what_the_next_presses_get(online: Dispatcher,
                                                          clock: FakeClock) -> None:
     d = online

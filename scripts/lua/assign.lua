@@ -16,7 +16,7 @@ if st == 'd' then fail('conflict', 'message', 'message ' .. O.msg .. ' is alread
 if st == 'a' and holder == a.id then return reply({status = 'noop', messages = {}}) end
 local ids = {}
 if st == 'w' then
-  local _, messages = give_conv(cfg, a.id, conv, 'manual', now, false)
+  local messages = give_conv(cfg, a.id, conv, 'manual', now, false)
   return reply({status = 'assigned', messages = messages})
 elseif st == 'h' or st == 'q' then
   redis.call('ZREM', st == 'h' and K.help or K.quar, O.msg)

@@ -30,7 +30,7 @@ end
 for _, qk in ipairs(queue_keys(cfg)) do
   local top = redis.call('ZPOPMIN', qk)
   if #top > 0 then
-    local _, messages = give_conv(cfg, a.id, top[1], 'push', now, true, true)
+    local messages = give_conv(cfg, a.id, top[1], 'push', now, true, true)
     remember_request()
     return reply({status = 'assigned', messages = messages})
   end

@@ -12,9 +12,9 @@ for _, qk in ipairs(queue_keys(cfg)) do
   for _, conv in ipairs(redis.call('ZRANGE', qk, 0, n - #out - 1)) do
     local c = redis.call('HMGET', K.conv(conv), 'g', 'why')
     local ids = redis.call('LRANGE', K.cw(conv), 0, -1)
-    local ms = views(ids)
-    for _, m in ipairs(ms) do m.group = c[1]; m.why = c[2] end
-    out[#out + 1] = {conversation = conv, group = c[1], why = c[2], messages = ms}
+    local msgs = views(ids)
+    for _, m in ipairs(msgs) do m.group = c[1]; m.why = c[2] end
+    out[#out + 1] = {conversation = conv, group = c[1], why = c[2], messages = msgs}
   end
 end
 return reply(out)

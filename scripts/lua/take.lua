@@ -16,5 +16,5 @@ if not v[1] then fail('not_found', 'message', 'unknown message ' .. O.msg) end
 if v[1] == 'a' and v[3] == a.id then return reply({status = 'noop', messages = {}}) end
 if v[1] ~= 'w' then fail('conflict', 'message', 'message ' .. O.msg .. ' is not waiting') end
 touch(a, now)
-local _, messages = give_conv(cfg, a.id, v[2], 'take', now, false)
+local messages = give_conv(cfg, a.id, v[2], 'take', now, false)
 return reply({status = 'assigned', messages = messages})

@@ -307,6 +307,28 @@ local function release(adv, id, conv)
   end
 end
 
+-- A message as clients see it: `v` holds the VIEW_FIELDS of its hash, in that order.
+local VIEW_FIELDS = {'conv', 'cust', 'ch', 'ts', 'st', 'adv', 'via', 'g', 'why', 're', 'rq', 'body',
+  'lang', 'mt', 'at', 'dk'}
+local function as_view(id, v, hold)
+  return { id = id, conversation = v[1], customer = v[2], channel = v[3], ts = tonumber(v[4]),
+           state = v[5], advisor = v[6], via = v[7], group = v[8], why = v[9],
+           reassigned = v[10] == '1', requeues = tonumber(v[11] or '0'), body = v[12],
+           language = v[13], tags = v[14], attrs = v[15], done = v[16], hold = hold }
+end
+
+local function msg_view(id)
+  local v = redis.call('HMGET', K.msg(id), unpack(VIEW_FIELDS))
+  return as_view(id, v, v[6] ~= nil and v[6] ~= '' and
+                        redis.call('SISMEMBER', K.hold(v[6]), id) == 1)
+end
+
+local function views(ids)
+  local out = {}
+  for i, id in ipairs(ids) do out[i] = msg_view(id) end
+  return out
+end
+
 -- Give one message to an advisor: its hash, the advisor's indexes, the event. `pushed`: it
 -- counts against the push capacity. `extra`: more message fields, written in the same HSET.
 local function hand_over(cfg, adv, id, conv, via, now, pushed, why, extra)
@@ -328,36 +350,31 @@ local function give(cfg, adv, id, conv, via, now, pushed, why)
 end
 
 -- Move every waiting message of a conversation to an advisor. `popped`: the caller already
--- took the conversation out of its queue. Returns the ids and the messages as clients see
--- them (read while moving them: no second read per message).
+-- took the conversation out of its queue. Returns the messages as clients see them (read
+-- while moving them: no second read per message).
 local function give_conv(cfg, adv, conv, via, now, pushed, popped)
   local ck = K.conv(conv)
   local c = redis.call('HMGET', ck, 'q', 'g', 'why')
   if not popped and c[1] and c[1] ~= '' then redis.call('ZREM', c[1], conv) end
   local ids = redis.call('LRANGE', K.cw(conv), 0, -1)
   local g, cwhy = c[2] or '', c[3] or ''
-  local why = g .. ': ' .. cwhy
   local out = {}
   for i, id in ipairs(ids) do
-    local v = redis.call('HMGET', K.msg(id), 'cust', 'ch', 'ts', 're', 'rq', 'body', 'lang', 'mt',
-      'at', 'dk')
-    redis.call('ZREM', K.ch(v[2]), id)
-    hand_over(cfg, adv, id, conv, via, now, pushed, why, {'g', g, 'why', cwhy})
-    out[i] = { id = id, conversation = conv, customer = v[1], channel = v[2],
-               ts = tonumber(v[3]), state = 'a', advisor = adv, via = via, group = g,
-               why = cwhy, reassigned = v[4] == '1', requeues = tonumber(v[5] or '0'),
-               body = v[6], language = v[7], tags = v[8], attrs = v[9], done = v[10],
-               hold = false }
+    local v = redis.call('HMGET', K.msg(id), unpack(VIEW_FIELDS))
+    redis.call('ZREM', K.ch(v[3]), id)
+    hand_over(cfg, adv, id, conv, via, now, pushed, g .. ': ' .. cwhy, {'g', g, 'why', cwhy})
+    v[5], v[6], v[7], v[8], v[9] = 'a', adv, via, g, cwhy  -- what hand_over just wrote
+    out[i] = as_view(id, v, false)
   end
   redis.call('DEL', K.cw(conv))
   if #ids == 0 then
     redis.call('HSET', ck, 'q', '')
-    return ids, out
+    return out
   end
   if pushed then redis.call('HINCRBY', K.pconv(adv), conv, #ids) end
   redis.call('HSET', ck, 'q', '', 'owner', adv)
   redis.call('HINCRBY', ck, 'held', #ids)
-  return ids, out
+  return out
 end
 
 -- Send a message (already out of any place) back to the stock, marked reassigned; a message
@@ -393,24 +410,6 @@ local function requeue_from(cfg, adv, ids, now, why)
   end
   for _, conv in ipairs(order) do place_conv(cfg, conv) end
   return #ids
-end
-
--- A message as clients see it.
-local function msg_view(id)
-  local v = redis.call('HMGET', K.msg(id), 'conv', 'cust', 'ch', 'ts', 'st', 'adv', 'via', 'g',
-    'why', 're', 'rq', 'body', 'lang', 'mt', 'at', 'dk')
-  return { id = id, conversation = v[1], customer = v[2], channel = v[3], ts = tonumber(v[4]),
-           state = v[5], advisor = v[6], via = v[7], group = v[8], why = v[9],
-           reassigned = v[10] == '1', requeues = tonumber(v[11] or '0'), body = v[12],
-           language = v[13], tags = v[14], attrs = v[15], done = v[16],
-           hold = (v[6] ~= nil and v[6] ~= '' and
-                   redis.call('SISMEMBER', K.hold(v[6]), id) == 1) }
-end
-
-local function views(ids)
-  local out = {}
-  for i, id in ipairs(ids) do out[i] = msg_view(id) end
-  return out
 end
 
 local function reply(t) return cmsgpack.pack(t) end
