@@ -1,6 +1,7 @@
 """Core benchmarks: the dispatcher's scripts against a minimal ceiling, side by side in one run.
 
-    python -m bench.core            # default run (1M waiting; a few minutes on 2 cores)
+    python -m bench.core            # default run (1M waiting; about 9.5 minutes on 2 cores)
+    python -m bench.core --scale N  # Redis cost per cycle with N waiting vs 10k (bench-10m)
     python -m bench.core --quick    # 100k waiting, shorter cases (about a minute)
 
 Starts its own redis-server on a free loopback port. Every case runs >= 3 times; the table
@@ -31,6 +32,7 @@ from cli.bench import (
     ceiling,
     ceiling_keys,
     cycles,
+    evalsha_usec,
     format_table,
     ingest,
     messages,
@@ -48,23 +50,12 @@ TEAM = "bench"
 CEILING_TEAM = "ceil"
 
 
-def _messages(start: int, n: int) -> list[dict[str, Any]]:
-    return messages(start, n)
-
-
 def seed(d: Dispatcher, waiting: int, groups: int = GROUPS) -> None:
     d.redis.flushall()
     seed_team(d, TEAM, waiting, groups)
 
 
-def script_usec(client: redis.Redis) -> tuple[float, int]:
-    stats = client.info("commandstats")
-    evalsha = stats.get("cmdstat_evalsha", {"usec": 0, "calls": 0})
-    return float(evalsha["usec"]), int(evalsha["calls"])
-
-
-def case_assign(server: RedisServer, waiting: int, advisors: int, seconds: float
-                ) -> dict[str, float]:
+def case_assign(server: RedisServer, advisors: int, seconds: float) -> dict[str, float]:
     """Push + reply cycles through the Python API; Redis CPU per cycle from commandstats."""
     client = server.client()
     d = Dispatcher(client)
@@ -173,7 +164,7 @@ def _ingest_case(client: redis.Redis, batch: int, seconds: float, start: int,
         return one
 
     calls, lat, elapsed = run_threads(4, seconds, work)
-    usec, _n = script_usec(client)
+    usec, _n = evalsha_usec(client, TEAM)
     return {"per_s": calls * batch / elapsed, "p99_ms": p99(lat),
             "redis_us_per_msg": usec / max(calls * batch, 1)}
 
@@ -183,7 +174,7 @@ def case_ingest(server: RedisServer, batch: int, seconds: float, start: int
     client = server.client()
     d = Dispatcher(client)
     return _ingest_case(client, batch, seconds, start,
-                        lambda s: d.ingest_many(TEAM, _messages(s, batch)) and None)
+                        lambda s: d.ingest_many(TEAM, messages(s, batch)) and None)
 
 
 def case_ingest_ceiling(server: RedisServer, batch: int, seconds: float, start: int
@@ -217,10 +208,9 @@ def case_churn(server: RedisServer, held: int, waiting: int, advisors: int = 10,
                          "advisor": "leaver"}])
     for start in range(0, held, 1000):
         d.ingest_many(TEAM, [{**m, "tags": ["held"]}
-                             for m in _messages(10**9 + start, min(1000, held - start))])
+                             for m in messages(10**9 + start, min(1000, held - start))])
     d.set_triage(TEAM, [])
-    for start in range(0, waiting, 1000):
-        d.ingest_many(TEAM, _messages(start, min(1000, waiting - start)))
+    ingest(d, TEAM, 0, waiting)
     for a in range(advisors):
         d.set_advisor(TEAM, f"a{a}", "agent")
         d.login(TEAM, f"a{a}")
@@ -315,7 +305,7 @@ def scale(n: int, reps: int) -> None:
                     ingest(d, TEAM, fresh, taken)
                     fresh += taken
                 # 1 s rounds: 10 advisors take ~6k cycles/s, well inside the 10k stock
-                raw.setdefault(label, []).append(case_assign(server, size, 10, 1.0))
+                raw.setdefault(label, []).append(case_assign(server, 10, 1.0))
                 print(f"  rep {rep + 1} {label}: {raw[label][-1]}", flush=True)
     finally:
         server.stop()
@@ -369,9 +359,9 @@ def main() -> None:
             seed_ceiling(client, CEILING_TEAM, waiting_big - left, start=ceiling_fresh)
             ceiling_fresh += waiting_big - left
             for key, fn in (
-                ("assign", lambda: case_assign(server, waiting_big, advisors, seconds)),
+                ("assign", lambda: case_assign(server, advisors, seconds)),
                 # as the 10k scaling case below runs: 10 advisors, 1 s
-                ("assign_10_advisors", lambda: case_assign(server, waiting_big, 10, 1.0)),
+                ("assign_10_advisors", lambda: case_assign(server, 10, 1.0)),
                 ("ceiling", lambda: case_ceiling(server, advisors, seconds)),
                 ("assign_async", lambda: case_assign_async(server, advisors, seconds)),
                 ("ceiling_async", lambda: case_ceiling_async(server, advisors, seconds)),
@@ -392,7 +382,7 @@ def main() -> None:
                                  ("assign_1_group", 10_000, 1)):
             for _ in range(args.reps):
                 seed(d, n, groups)
-                raw.setdefault(label, []).append(case_assign(server, n, 10, 1.0))
+                raw.setdefault(label, []).append(case_assign(server, 10, 1.0))
         # an advisor holding the big stock logs out, then the groups change, under presses
         held = waiting_big // 5 if args.quick else waiting_big
         for rep in range(args.reps):

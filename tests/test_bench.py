@@ -39,7 +39,7 @@ def test_the_core_cases_measure_against_references_of_the_same_run(server: Redis
     client = server.client()
     d = Dispatcher(client)
     core.seed(d, 3000)
-    sync = core.case_assign(server, 3000, 3, 0.2)
+    sync = core.case_assign(server, 3, 0.2)
     assert sync["per_s"] > 0 and sync["redis_us_per_cycle"] > 0
     for n, case in enumerate((core.case_assign_async, core.case_ceiling_async,
                               core.case_ceiling)):
