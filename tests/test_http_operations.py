@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 from conftest import TEAM, Api, message
@@ -74,3 +75,16 @@ def test_access_logs_are_json_lines_with_request_id_team_and_advisor(
     assert entry["status"] == 200
     assert entry["path"] == f"/v1/teams/{TEAM}/advisors/ann/screen"
     assert entry["ms"] >= 0
+    # the next request on the same connection gets its own generated id, in its header and
+    # its log line: nothing of the previous request's bindings carries over
+    again = api.adv("GET", "ann", "/screen")
+    fresh = again.headers["x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", fresh) and fresh != "req-abc-123"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        lines = [json.loads(x) for x in service.log().splitlines() if x.startswith("{")]
+        mine = [x for x in lines if x.get("request_id") == fresh]
+        if mine:
+            break
+        time.sleep(0.05)
+    assert mine and mine[0]["advisor"] == "ann", service.log()[-2000:]
