@@ -12,6 +12,7 @@ import logging
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -20,7 +21,7 @@ import yaml
 from cli.output import emit, table
 from dispatcher import defaults, ops
 from dispatcher.api import Dispatcher
-from dispatcher.errors import PushinboxError, ValidationError
+from dispatcher.errors import PushinboxError, UnavailableError, ValidationError
 from dispatcher.log import configure as configure_logging
 
 DEFAULT_URL = f"redis://127.0.0.1:{defaults.LOCAL_REDIS_PORT}/0"
@@ -746,21 +747,38 @@ def check(c: Ctx, teams: tuple[str, ...], repair: bool) -> None:
     the teams are checked again.
     """
     names = list(teams) or c.d.teams()
-    reports = {t: c.d.check(t) for t in names}
+    failed: dict[str, str] = {}  # one team's failure is reported; the others still run
+
+    def attempt(team: str, action: Callable[[str], Any]) -> Any:
+        try:
+            return action(team)
+        except UnavailableError:
+            raise
+        except PushinboxError as exc:
+            failed[team] = exc.message
+            return None
+
+    def check_all() -> dict[str, Any]:
+        found = {t: attempt(t, c.d.check) for t in names if t not in failed}
+        return {t: r for t, r in found.items() if r is not None}
+
+    reports = check_all()
     if repair:
         for t, r in reports.items():
-            if not r.ok:
-                fixed = c.d.repair(t)
+            if not r.ok and (fixed := attempt(t, c.d.repair)) is not None:
                 click.echo(f"{t}: {r.problem_count} problems, {fixed} fixes made", err=True)
-        reports = {t: c.d.check(t) for t in names}
-    emit({t: r.to_dict() for t, r in reports.items()}, c.json,
+        reports = check_all()
+    emit({**{t: r.to_dict() for t, r in reports.items()},
+          **{t: {"ok": False, "error": e} for t, e in failed.items()}}, c.json,
          rows=[{"team": t, "ok": r.ok, "problems": r.problem_count, **r.counts}
                for t, r in reports.items()])
     if not c.json:
         for t, r in reports.items():
             for p in r.problems:
                 click.echo(f"{t}: {p}", err=True)
-    if not all(r.ok for r in reports.values()):
+        for t, e in failed.items():
+            click.echo(f"{t}: {e}", err=True)
+    if failed or not all(r.ok for r in reports.values()):
         sys.exit(1)
 
 
@@ -844,11 +862,12 @@ def token() -> None:
 @click.argument("scope", type=click.Choice(["advisor", "supervisor", "ingest", "admin"]))
 @click.option("--team", help="Team of an advisor or supervisor token.")
 @click.option("--advisor", help="Advisor of an advisor token.")
-@click.option("--teams", help="Comma-separated teams an ingest token is limited to.")
+@click.option("--teams", help="Comma-separated teams an ingest token acts for.")
+@click.option("--all-teams", is_flag=True, help="An ingest token for every team (say so).")
 @click.option("--name", default="", help="What the token is for.")
 @pass_ctx
 def token_create(c: Ctx, scope: str, team: str | None, advisor: str | None,
-                 teams: str | None, name: str) -> None:
+                 teams: str | None, all_teams: bool, name: str) -> None:
     """Create a token and print it (the only time it is shown).
 
     \b
@@ -857,12 +876,13 @@ def token_create(c: Ctx, scope: str, team: str | None, advisor: str | None,
       pushinbox token create supervisor --team demo
       pushinbox token create advisor --team demo --advisor alice
       pushinbox token create ingest --teams demo,sales --name whatsapp-connector
+      pushinbox token create ingest --all-teams --name shared-connector
     """
     from dispatcher import tokens
 
-    limited = [t.strip() for t in teams.split(",") if t.strip()] if teams else None
+    limited = None if teams is None else [t.strip() for t in teams.split(",") if t.strip()]
     new = c.d.run(tokens.create_token(scope, team=team, advisor=advisor, teams=limited,
-                                      name=name))
+                                      all_teams=all_teams, name=name))
     if c.json:
         emit({"token": new.token, **new.info.to_dict()}, True)
     else:

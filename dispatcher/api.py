@@ -435,7 +435,7 @@ def _script_args(
     script: str, team: str, opts: dict[str, Any], clock: Callable[[], int] | None
 ) -> tuple[str, list[Any]]:
     """KEYS[1] = the team's cfg hash, ARGV = key prefix and the msgpack options."""
-    keys.check_id(team, "team")
+    keys.check_team(team)
     if clock is not None and "now" not in opts:
         opts = {**opts, "now": clock()}
     packed = pack({k: v for k, v in opts.items() if v is not None})

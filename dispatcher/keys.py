@@ -12,10 +12,19 @@ import re
 from dispatcher.defaults import KEY_PREFIX
 from dispatcher.errors import ValidationError
 
-#: Ids are printable ASCII without spaces or braces (braces would break the cluster hash tag).
-# Printable ASCII without spaces, braces (hash tags) or / ? # % (ids appear in URL paths).
-ID_PATTERN = r"^(?:(?![#%/?])[!-z|~]){1,200}$"
+#: Ids (advisors, messages, conversations, customers, roles, hooks): 1-200 printable ASCII
+#: characters without spaces, braces (cluster hash tags) or / ? # % (ids appear in URL paths).
+#: ``(?![\s\S])`` ends the pattern instead of ``$``, which also matches before a final newline
+#: (here and in the JSON schema the service publishes, where ``\Z`` does not exist).
+ID_PATTERN = r"^(?:(?![#%/?])[!-z|~]){1,200}(?![\s\S])"
 _ID_RE = re.compile(ID_PATTERN)
+
+#: Team ids are stricter: a team id is the hash tag of every key of the team and the prefix of
+#: the SCAN patterns that check, repair and delete use, so it has no glob characters
+#: (``* ? [ ] \``), braces, spaces or control characters: letters, digits and ``. _ - ~ : @ + =``,
+#: starting with a letter or digit, at most 64 characters.
+TEAM_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._~:@+=-]{0,63}(?![\s\S])"
+_TEAM_RE = re.compile(TEAM_ID_PATTERN)
 
 #: The registry of teams; the one key outside any team slot (never touched by a script).
 TEAMS = f"{KEY_PREFIX}:teams"
@@ -26,13 +35,29 @@ TOKENS = f"{KEY_PREFIX}:tokens"
 
 def check_id(value: object, field: str) -> str:
     """Return ``value`` if it is a usable id, else raise a ValidationError naming ``field``."""
-    if not isinstance(value, str) or not _ID_RE.match(value):
+    if not isinstance(value, str) or not _ID_RE.fullmatch(value):
         raise ValidationError(
             f"{field} must be 1-200 printable ASCII characters without spaces, braces or / ? # %, "
             f"got {value!r}",
             field=field,
         )
     return value
+
+
+def check_team(value: object) -> str:
+    """Return ``value`` if it is a usable team id, else raise a ValidationError naming "team"."""
+    if not isinstance(value, str) or not _TEAM_RE.fullmatch(value):
+        raise ValidationError(
+            "team must be 1-64 characters: letters, digits and . _ - ~ : @ + =, starting with a "
+            f"letter or digit, got {value!r}",
+            field="team",
+        )
+    return value
+
+
+def glob_escape(text: str) -> str:
+    """``text`` as a literal inside a Redis glob (SCAN MATCH, KEYS): defence in depth."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
 
 
 def prefix(team: str) -> str:

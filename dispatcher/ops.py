@@ -120,7 +120,7 @@ def _messages(rows: Any) -> list[Message]:
 
 # --- teams, roles, advisors, settings ---------------------------------------------------------
 def create_team(team: str, name: str | None = None) -> Op[None]:
-    keys.check_id(team, "team")
+    keys.check_team(team)
     yield Script(
         "team_create",
         team,
@@ -139,7 +139,7 @@ def create_team(team: str, name: str | None = None) -> Op[None]:
 
 def delete_team(team: str, batch: int) -> Op[int]:
     """Remove a team and all it holds, batch by batch; answers how many keys went."""
-    keys.check_id(team, "team")
+    keys.check_team(team)
     cursor, deleted, first = "0", 0, True
     while True:
         res = yield Script("team_delete", team, {"cursor": cursor, "n": batch, "first": first})
@@ -148,6 +148,9 @@ def delete_team(team: str, batch: int) -> Op[int]:
         if cursor == "0":
             break
     yield Commands([Cmd("srem", (keys.TEAMS, team))])
+    from dispatcher.tokens import forget_team  # tokens builds on ops: imported when used
+
+    yield from forget_team(team)
     return deleted
 
 
@@ -157,13 +160,13 @@ def teams() -> Op[list[str]]:
 
 
 def require_team(team: str) -> Op[None]:
-    keys.check_id(team, "team")
+    keys.check_team(team)
     if not (yield from _read("exists", keys.cfg(team))):
         raise NotFoundError(f"unknown team {team}", field="team")
 
 
 def team_settings(team: str) -> Op[dict[str, Any]]:
-    keys.check_id(team, "team")
+    keys.check_team(team)
     raw = yield from _read("hgetall", keys.cfg(team))
     if not raw:
         raise NotFoundError(f"unknown team {team}", field="team")
@@ -278,7 +281,7 @@ def set_groups(team: str, spec: object) -> Op[dict[str, Any]]:
 
 
 def groups(team: str) -> Op[PrioritySettings]:
-    keys.check_id(team, "team")
+    keys.check_team(team)
     raw = yield from _read("hmget", keys.cfg(team), "groups", "order")
     if raw[0] is None:
         raise NotFoundError(f"unknown team {team}", field="team")
@@ -304,7 +307,7 @@ def set_triage(team: str, rules: object) -> Op[list[TriageRule]]:
 
 
 def triage(team: str) -> Op[list[TriageRule]]:
-    keys.check_id(team, "team")
+    keys.check_team(team)
     raw = yield from _read("hget", keys.cfg(team), "triage")
     if raw is None:
         raise NotFoundError(f"unknown team {team}", field="team")

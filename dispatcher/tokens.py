@@ -66,9 +66,13 @@ def create_token(
     team: str | None = None,
     advisor: str | None = None,
     teams: list[str] | None = None,
+    all_teams: bool = False,
     name: str = "",
 ) -> Op[NewToken]:
-    """Create a token; team and advisor must exist for the scopes that name them."""
+    """Create a token; team and advisor must exist for the scopes that name them.
+
+    An ingest token names its teams; it acts for every team only when ``all_teams`` says so
+    (an empty list is refused, never read as "no limit")."""
     if scope not in SCOPES:
         raise ValidationError(f"scope must be one of {', '.join(SCOPES)}", field="scope")
     if scope in ("advisor", "supervisor"):
@@ -86,11 +90,18 @@ def create_token(
             raise NotFoundError(f"unknown advisor {advisor} in team {team}", field="advisor")
     elif advisor is not None:
         raise ValidationError("only an advisor token names an advisor", field="advisor")
-    if teams is not None:
+    if teams is not None or all_teams:
         if scope != "ingest":
             raise ValidationError("only an ingest token is limited to teams", field="teams")
-        for t in teams:
+        if teams is not None and all_teams:
+            raise ValidationError("give teams or all_teams, not both", field="teams")
+        if teams is not None and not teams:
+            raise ValidationError("teams must name at least one team", field="teams")
+        for t in teams or ():
             yield from require_team(t)
+    elif scope == "ingest":
+        raise ValidationError("an ingest token needs its teams (or all_teams for every team)",
+                              field="teams")
     if not isinstance(name, str) or len(name) > 200:
         raise ValidationError("name must be a string of at most 200 characters", field="name")
     token_id = secrets.token_hex(6)
@@ -116,6 +127,26 @@ def revoke_token(token_id: str) -> Op[None]:
     (gone,) = yield Commands([Cmd("hdel", (keys.TOKENS, token_id))])
     if not gone:
         raise NotFoundError(f"unknown token {token_id}", field="token")
+
+
+def forget_team(team: str) -> Op[int]:
+    """A deleted team's tokens go with it: advisor and supervisor tokens of the team are
+    revoked, ingest tokens lose the team (and are revoked when it was their only one), so a
+    team created again with the same id is not reached by old tokens. Answers how many
+    tokens changed."""
+    rows = yield from _read("hgetall", keys.TOKENS)
+    cmds = []
+    for token_id, raw in rows.items():
+        record = unpack(raw)
+        limited = record.get("teams") or []
+        if record.get("team") == team or limited == [team]:
+            cmds.append(Cmd("hdel", (keys.TOKENS, token_id)))
+        elif team in limited:
+            record["teams"] = [t for t in limited if t != team]
+            cmds.append(Cmd("hset", (keys.TOKENS, token_id, pack(record))))
+    if cmds:
+        yield Commands(cmds)
+    return len(cmds)
 
 
 def authenticate(token: str) -> Op[Token | None]:

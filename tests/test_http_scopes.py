@@ -85,7 +85,7 @@ def principals(api: Api) -> dict[str, str | None]:
         "supervisor": api.supervisor,
         "supervisor_other": make("supervisor", team="other"),
         "ingest": api.ingest,
-        "ingest_all": make("ingest"),
+        "ingest_all": make("ingest", all_teams=True),
         "ingest_other": make("ingest", teams=["other"]),
         "advisor": api.advisor["ann"],
         "advisor_peer": api.advisor["bob"],

@@ -44,7 +44,7 @@ from dispatcher.errors import (
     UnauthorizedError,
     UnavailableError,
 )
-from dispatcher.keys import ID_PATTERN
+from dispatcher.keys import ID_PATTERN, TEAM_ID_PATTERN
 from dispatcher.model import Message, Push, Stock
 from dispatcher.service import live, metrics
 from dispatcher.service.schemas import (
@@ -97,6 +97,7 @@ ADMIN = {"allow": ("admin",)}
 PUBLIC: dict[str, Any] = {}
 
 TeamId = Annotated[str, Parameter(pattern=ID_PATTERN)]
+TeamPath = Annotated[str, Parameter(pattern=TEAM_ID_PATTERN)]
 
 
 @dataclass
@@ -317,7 +318,7 @@ GROUPS_EXAMPLE = {
       tags=["upstream"], summary="Ingest one message (idempotent by id)",
       request_max_body_size=defaults.MAX_BODY_BYTES + 16 * 1024)
 async def ingest_one(
-    request: Request[Any, Any, Any], team: TeamId,
+    request: Request[Any, Any, Any], team: TeamPath,
     data: Annotated[MessageIn, Body(examples=[Example("message", value=MESSAGE_EXAMPLE)])],
 ) -> IngestResult:
     result = await _d(request).run(ops.ingest_one(team, msgspec.structs.asdict(data)))
@@ -327,7 +328,7 @@ async def ingest_one(
 @post("/v1/teams/{team:str}/messages/batch", opt=INGEST, status_code=202,
       responses=_errors(413), tags=["upstream"],
       summary="Ingest a batch atomically (each message idempotent by id)")
-async def ingest_batch(request: Request[Any, Any, Any], team: TeamId,
+async def ingest_batch(request: Request[Any, Any, Any], team: TeamPath,
                        data: MessageBatchIn) -> MessageBatchOut:
     limit = request.app.state.config.max_batch
     if len(data.messages) > limit:
@@ -340,7 +341,7 @@ async def ingest_batch(request: Request[Any, Any, Any], team: TeamId,
 
 @put("/v1/teams/{team:str}/customers/{customer:str}/tags", opt=INGEST, responses=_errors(),
      tags=["upstream"], summary="A customer's tags changed")
-async def customer_tags(request: Request[Any, Any, Any], team: TeamId, customer: TeamId,
+async def customer_tags(request: Request[Any, Any, Any], team: TeamPath, customer: TeamId,
                         data: CustomerTagsIn) -> CustomerTagsOut:
     moved = await _d(request).run(ops.set_customer_tags(team, customer, data.tags))
     return CustomerTagsOut(customer, moved)
@@ -352,14 +353,14 @@ ADV = "/v1/teams/{team:str}/advisors/{advisor:str}"
 
 @post(ADV + "/session", opt=ADVISOR_SELF, responses=_errors(), tags=["advisor"],
       status_code=200, summary="Log in")
-async def login(request: Request[Any, Any, Any], team: TeamId, advisor: TeamId) -> SessionOut:
+async def login(request: Request[Any, Any, Any], team: TeamPath, advisor: TeamId) -> SessionOut:
     epoch = await _d(request).run(ops.login(team, advisor))
     return SessionOut(advisor, "online", epoch)
 
 
 @delete(ADV + "/session", opt=ADVISOR_SELF, responses=_errors(), tags=["advisor"],
         status_code=200, summary="Log out: the advisor's messages go back to the team")
-async def logout(request: Request[Any, Any, Any], team: TeamId, advisor: TeamId) -> SessionOut:
+async def logout(request: Request[Any, Any, Any], team: TeamPath, advisor: TeamId) -> SessionOut:
     job = await _d(request).run(ops.logout(team, advisor))
     return SessionOut(advisor, "offline", None, job)
 
@@ -370,7 +371,7 @@ async def logout(request: Request[Any, Any, Any], team: TeamId, advisor: TeamId)
                   "ones until they are processed); 204 when the team's stock is empty.",
       responses={**_errors(), 204: ResponseSpec(None, description="The stock is empty")})
 async def next_message(
-    request: Request[Any, Any, Any], team: TeamId, advisor: TeamId,
+    request: Request[Any, Any, Any], team: TeamPath, advisor: TeamId,
     idempotency_key: Annotated[str | None, Parameter(
         header="Idempotency-Key", required=False, max_length=200,
         pattern=ID_PATTERN)] = None,
@@ -385,7 +386,7 @@ async def next_message(
 
 @get(ADV + "/messages", opt=TEAM_READ,
      responses=_errors(), tags=["advisor"], summary="Your current messages")
-async def current(request: Request[Any, Any, Any], team: TeamId,
+async def current(request: Request[Any, Any, Any], team: TeamPath,
                   advisor: TeamId) -> list[Message]:
     return await _d(request).run(ops.current(team, advisor))
 
@@ -394,7 +395,7 @@ def _action(script: str, summary: str) -> Any:
     @post(ADV + "/messages/{message:str}/" + script.replace("_", "-"), opt=ADVISOR_SELF,
           status_code=200, responses=_errors(), tags=["advisor"], summary=summary,
           operation_id=f"message_{script}", name=f"message_{script}")
-    async def handler(request: Request[Any, Any, Any], team: TeamId, advisor: TeamId,
+    async def handler(request: Request[Any, Any, Any], team: TeamPath, advisor: TeamId,
                       message: TeamId) -> ActionOut:
         off = script == "unhold"
         status = await _d(request).run(
@@ -413,7 +414,7 @@ unhold = _action("unhold", "Take off hold")
 
 @post(ADV + "/messages/{message:str}/help", opt=ADVISOR_SELF, status_code=200,
       responses=_errors(), tags=["advisor"], summary="Request help from a supervisor")
-async def request_help(request: Request[Any, Any, Any], team: TeamId, advisor: TeamId,
+async def request_help(request: Request[Any, Any, Any], team: TeamPath, advisor: TeamId,
                        message: TeamId, data: HelpIn | None = None) -> ActionOut:
     note = data.note if data else ""
     status = await _d(request).run(ops.act("help", team, advisor, message, note=note))
@@ -422,7 +423,7 @@ async def request_help(request: Request[Any, Any, Any], team: TeamId, advisor: T
 
 @post(ADV + "/break", opt=ADVISOR_SELF, status_code=200, responses=_errors(),
       tags=["advisor"], summary="Start a break (ends at the end of the working-hours range)")
-async def start_break(request: Request[Any, Any, Any], team: TeamId,
+async def start_break(request: Request[Any, Any, Any], team: TeamPath,
                       advisor: TeamId) -> BreakOut:
     info = await _d(request).run(ops.start_break(team, advisor))
     return BreakOut(info.status, info.since, info.until, info.job)  # type: ignore[arg-type]
@@ -430,7 +431,7 @@ async def start_break(request: Request[Any, Any, Any], team: TeamId,
 
 @delete(ADV + "/break", opt=ADVISOR_SELF, status_code=200, responses=_errors(),
         tags=["advisor"], summary="End a break")
-async def end_break(request: Request[Any, Any, Any], team: TeamId,
+async def end_break(request: Request[Any, Any, Any], team: TeamPath,
                     advisor: TeamId) -> BreakEndOut:
     ms = await _d(request).run(ops.end_break(team, advisor))
     return BreakEndOut(ms > 0, round(ms / 1000, 3))
@@ -438,7 +439,7 @@ async def end_break(request: Request[Any, Any, Any], team: TeamId,
 
 @get(ADV + "/screen", opt=TEAM_READ, responses=_errors(),
      tags=["advisor"], summary="Everything the advisor's screen shows, in one call")
-async def screen(request: Request[Any, Any, Any], team: TeamId, advisor: TeamId) -> ScreenOut:
+async def screen(request: Request[Any, Any, Any], team: TeamPath, advisor: TeamId) -> ScreenOut:
     d = _d(request)
     stock = await d.run(ops.team_stock(team))
     stats = await d.run(ops.advisor_stats(team, advisor, stock=stock))
@@ -456,7 +457,7 @@ async def screen(request: Request[Any, Any, Any], team: TeamId, advisor: TeamId)
                  "`assigned` (a message given by a supervisor or a triage rule). Reconnect "
                  "with `Last-Event-ID` to get what was missed.",
      media_type="text/event-stream")
-async def advisor_live(request: Request[Any, Any, Any], team: TeamId,
+async def advisor_live(request: Request[Any, Any, Any], team: TeamPath,
                        advisor: TeamId) -> ServerSentEvent:
     d = _d(request)
     await d.run(ops.advisor_stats(team, advisor))  # 404 before the stream starts
@@ -466,7 +467,7 @@ async def advisor_live(request: Request[Any, Any, Any], team: TeamId,
 @get("/v1/teams/{team:str}/live", opt=TEAM_READ, tags=["live"], responses=_errors(),
      summary="Live team stock per channel (Server-Sent Events)",
      media_type="text/event-stream")
-async def team_live(request: Request[Any, Any, Any], team: TeamId) -> ServerSentEvent:
+async def team_live(request: Request[Any, Any, Any], team: TeamPath) -> ServerSentEvent:
     await _d(request).run(ops.require_team(team))
     return ServerSentEvent(_stream(request, team, None))
 
@@ -505,7 +506,7 @@ TEAM = "/v1/teams/{team:str}"
 
 
 @get(TEAM, opt=SUPERVISOR, responses=_errors(), tags=["supervisor"], summary="Team settings")
-async def team_show(request: Request[Any, Any, Any], team: TeamId) -> TeamOut:
+async def team_show(request: Request[Any, Any, Any], team: TeamPath) -> TeamOut:
     s = await _d(request).run(ops.team_settings(team))
     hours = HoursIn(**s.pop("hours")) if s["hours"] else None
     return TeamOut(**{k: v for k, v in s.items() if k != "hours"}, hours=hours)
@@ -513,7 +514,7 @@ async def team_show(request: Request[Any, Any, Any], team: TeamId) -> TeamOut:
 
 @get(TEAM + "/stock", opt=TEAM_READ, responses=_errors(), tags=["supervisor"],
      summary="The team's waiting messages, total and per channel")
-async def stock(request: Request[Any, Any, Any], team: TeamId) -> StockOut:
+async def stock(request: Request[Any, Any, Any], team: TeamPath) -> StockOut:
     found = await _d(request).run(ops.team_stock(team))
     metrics.set_stock(team, found)
     return _stock(found)
@@ -521,13 +522,13 @@ async def stock(request: Request[Any, Any, Any], team: TeamId) -> StockOut:
 
 @get(TEAM + "/advisors", opt=SUPERVISOR, responses=_errors(), tags=["supervisor"],
      summary="Advisors with their state and assigned messages")
-async def advisors(request: Request[Any, Any, Any], team: TeamId) -> list[AdvisorOut]:
+async def advisors(request: Request[Any, Any, Any], team: TeamPath) -> list[AdvisorOut]:
     return [AdvisorOut(**a) for a in await _d(request).run(ops.advisors(team))]
 
 
 @get(TEAM + "/preview", opt=SUPERVISOR, responses=_errors(), tags=["supervisor"],
      summary="The ordered list: what the next presses get")
-async def preview(request: Request[Any, Any, Any], team: TeamId,
+async def preview(request: Request[Any, Any, Any], team: TeamPath,
                   n: Annotated[int, Parameter(ge=1, le=1000)] = 10) -> list[PreviewRow]:
     return [PreviewRow(**r) for r in await _d(request).run(ops.preview(team, n))]
 
@@ -535,7 +536,7 @@ async def preview(request: Request[Any, Any, Any], team: TeamId,
 @post(TEAM + "/messages/{message:str}/assign", opt=SUPERVISOR, status_code=200,
       responses=_errors(), tags=["supervisor"],
       summary="Assign a message (its conversation) to an advisor by hand")
-async def assign(request: Request[Any, Any, Any], team: TeamId, message: TeamId,
+async def assign(request: Request[Any, Any, Any], team: TeamPath, message: TeamId,
                  data: AssignIn) -> list[Message]:
     tok = request.scope["state"]["token"]
     return await _d(request).run(ops.assign(team, data.advisor, message, by=tok.id))
@@ -543,26 +544,26 @@ async def assign(request: Request[Any, Any, Any], team: TeamId, message: TeamId,
 
 @get(TEAM + "/messages/{message:str}", opt=SUPERVISOR, responses=_errors(),
      tags=["supervisor"], summary="One message, wherever it is")
-async def message_show(request: Request[Any, Any, Any], team: TeamId,
+async def message_show(request: Request[Any, Any, Any], team: TeamPath,
                        message: TeamId) -> Message:
     return await _d(request).run(ops.message(team, message))
 
 
 @get(TEAM + "/help-requests", opt=SUPERVISOR, responses=_errors(), tags=["supervisor"],
      summary="Messages whose advisor asked for help")
-async def help_requests(request: Request[Any, Any, Any], team: TeamId) -> list[Message]:
+async def help_requests(request: Request[Any, Any, Any], team: TeamPath) -> list[Message]:
     return await _d(request).run(ops.place(team, "help"))
 
 
 @get(TEAM + "/quarantine", opt=SUPERVISOR, responses=_errors(), tags=["supervisor"],
      summary="Poison messages set aside after too many requeues")
-async def quarantine(request: Request[Any, Any, Any], team: TeamId) -> list[Message]:
+async def quarantine(request: Request[Any, Any, Any], team: TeamPath) -> list[Message]:
     return await _d(request).run(ops.place(team, "quarantine"))
 
 
 @get(TEAM + "/groups", opt=SUPERVISOR, responses=_errors(), tags=["supervisor"],
      summary="Priority groups and the order inside them")
-async def groups_show(request: Request[Any, Any, Any], team: TeamId) -> GroupsOut:
+async def groups_show(request: Request[Any, Any, Any], team: TeamPath) -> GroupsOut:
     s = await _d(request).run(ops.groups(team))
     return msgspec.convert({"order": s.order, "groups": s.groups}, GroupsOut)
 
@@ -570,7 +571,7 @@ async def groups_show(request: Request[Any, Any, Any], team: TeamId) -> GroupsOu
 @put(TEAM + "/groups", opt=SUPERVISOR, responses=_errors(), tags=["supervisor"],
      summary="Change priority groups (the stock is re-bucketed by a job)")
 async def groups_set(
-    request: Request[Any, Any, Any], team: TeamId,
+    request: Request[Any, Any, Any], team: TeamPath,
     data: Annotated[GroupsIn, Body(examples=[Example("groups", value=GROUPS_EXAMPLE)])],
 ) -> GroupsChangedOut:
     res = await _d(request).run(ops.set_groups(team, msgspec.to_builtins(data)))
@@ -579,47 +580,47 @@ async def groups_set(
 
 @get(TEAM + "/rebucketing", opt=SUPERVISOR, responses=_errors(), tags=["supervisor"],
      summary="Progress of the re-bucketing after the last change of groups")
-async def rebucketing(request: Request[Any, Any, Any], team: TeamId) -> RebucketingOut:
+async def rebucketing(request: Request[Any, Any, Any], team: TeamPath) -> RebucketingOut:
     return RebucketingOut(**await _d(request).run(ops.rebucket_progress(team)))
 
 
 @get(TEAM + "/hours", opt=SUPERVISOR, responses=_errors(), tags=["supervisor"],
      summary="Working hours (null when none are set)")
-async def hours_show(request: Request[Any, Any, Any], team: TeamId) -> HoursIn | None:
+async def hours_show(request: Request[Any, Any, Any], team: TeamPath) -> HoursIn | None:
     found = await _d(request).run(ops.hours(team))
     return HoursIn(**found.to_dict()) if found else None
 
 
 @put(TEAM + "/hours", opt=SUPERVISOR, responses=_errors(), tags=["supervisor"],
      summary="Set working hours (breaks end at the end of a range)")
-async def hours_set(request: Request[Any, Any, Any], team: TeamId, data: HoursIn) -> HoursIn:
+async def hours_set(request: Request[Any, Any, Any], team: TeamPath, data: HoursIn) -> HoursIn:
     found = await _d(request).run(ops.set_hours(team, msgspec.to_builtins(data)))
     return HoursIn(**found.to_dict())
 
 
 @get(TEAM + "/breaks", opt=SUPERVISOR, responses=_errors(), tags=["supervisor"],
      summary="Break time per day, per advisor and for the team")
-async def breaks(request: Request[Any, Any, Any], team: TeamId, start: date,
+async def breaks(request: Request[Any, Any, Any], team: TeamPath, start: date,
                  days: Annotated[int, Parameter(ge=1, le=366)] = 7) -> BreaksOut:
     return msgspec.convert(await _d(request).run(ops.breaks(team, start, days)), BreaksOut)
 
 
 @get(TEAM + "/webhooks", opt=SUPERVISOR, responses=_errors(), tags=["webhooks"],
      summary="The team's webhooks (secrets are never shown again)")
-async def hooks_list(request: Request[Any, Any, Any], team: TeamId) -> list[HookOut]:
+async def hooks_list(request: Request[Any, Any, Any], team: TeamPath) -> list[HookOut]:
     return [HookOut(**h.to_dict()) for h in await _d(request).run(webhooks.list_hooks(team))]
 
 
 @post(TEAM + "/webhooks", opt=SUPERVISOR, status_code=201, responses=_errors(),
       tags=["webhooks"], summary="Register a webhook; the answer holds its signing secret")
-async def hooks_create(request: Request[Any, Any, Any], team: TeamId, data: HookIn) -> HookOut:
+async def hooks_create(request: Request[Any, Any, Any], team: TeamPath, data: HookIn) -> HookOut:
     hook = await _d(request).run(webhooks.create_hook(team, data.url, data.events))
     return HookOut(**hook.to_dict())
 
 
 @delete(TEAM + "/webhooks/{hook:str}", opt=SUPERVISOR, status_code=200, responses=_errors(),
         tags=["webhooks"], summary="Remove a webhook")
-async def hooks_delete(request: Request[Any, Any, Any], team: TeamId, hook: TeamId) -> Health:
+async def hooks_delete(request: Request[Any, Any, Any], team: TeamPath, hook: TeamId) -> Health:
     await _d(request).run(webhooks.delete_hook(team, hook))
     return Health("deleted")
 
@@ -635,14 +636,14 @@ async def team_create(request: Request[Any, Any, Any], data: TeamIn) -> TeamOut:
 
 @put(TEAM + "/roles/{role:str}", opt=ADMIN, responses=_errors(), tags=["admin"],
      summary="Create or change a role (push mode, capacity)")
-async def role_set(request: Request[Any, Any, Any], team: TeamId, role: TeamId,
+async def role_set(request: Request[Any, Any, Any], team: TeamPath, role: TeamId,
                    data: RoleIn) -> Health:
     await _d(request).run(ops.set_role(team, role, push=data.push, capacity=data.capacity))
     return Health("ok")
 
 
 @put(ADV, opt=ADMIN, responses=_errors(), tags=["admin"], summary="Create or change an advisor")
-async def advisor_set(request: Request[Any, Any, Any], team: TeamId, advisor: TeamId,
+async def advisor_set(request: Request[Any, Any, Any], team: TeamPath, advisor: TeamId,
                       data: AdvisorIn) -> Health:
     await _d(request).run(ops.set_advisor(team, advisor, data.role, data.name))
     return Health("ok")

@@ -10,11 +10,14 @@ import msgspec
 from msgspec import Meta
 
 from dispatcher import defaults
-from dispatcher.keys import ID_PATTERN
+from dispatcher.keys import ID_PATTERN, TEAM_ID_PATTERN
 from dispatcher.model import Message
 
 Id = Annotated[str, Meta(pattern=ID_PATTERN,
                          description="1-200 printable ASCII characters, no space { } / ? # %")]
+TeamIdField = Annotated[str, Meta(
+    pattern=TEAM_ID_PATTERN,
+    description="1-64 letters, digits and . _ - ~ : @ + =, starting with a letter or digit")]
 Scalar = str | int | float | bool
 Order = Literal["oldest_conversation", "newest_conversation", "oldest_message", "newest_message"]
 
@@ -205,7 +208,7 @@ class TeamOut(msgspec.Struct):
 
 
 class TeamIn(msgspec.Struct, forbid_unknown_fields=True):
-    team: Id
+    team: TeamIdField
     name: str | None = None
 
 

@@ -20,7 +20,7 @@ local msgs = {}
 local plen = #(P .. 'm:')
 local cursor = '0'
 repeat
-  local r = redis.call('SCAN', cursor, 'MATCH', P .. 'm:*', 'COUNT', 1000)
+  local r = redis.call('SCAN', cursor, 'MATCH', pglob() .. 'm:*', 'COUNT', 1000)
   cursor = r[1]
   for _, k in ipairs(r[2]) do
     local v = redis.call('HMGET', k, 'st', 'adv', 'conv', 'ch', 'dk', 'dt', 'by')
@@ -59,7 +59,7 @@ end
 -- Waiting lists whose conversation is in no queue (stranded).
 cursor = '0'
 repeat
-  local r = redis.call('SCAN', cursor, 'MATCH', P .. 'cw:*', 'COUNT', 1000)
+  local r = redis.call('SCAN', cursor, 'MATCH', pglob() .. 'cw:*', 'COUNT', 1000)
   cursor = r[1]
   for _, k in ipairs(r[2]) do
     local conv = string.sub(k, #(P .. 'cw:') + 1)
@@ -164,7 +164,7 @@ end
 -- 7. Conversation ownership counts.
 cursor = '0'
 repeat
-  local r = redis.call('SCAN', cursor, 'MATCH', P .. 'c:*', 'COUNT', 1000)
+  local r = redis.call('SCAN', cursor, 'MATCH', pglob() .. 'c:*', 'COUNT', 1000)
   cursor = r[1]
   for _, k in ipairs(r[2]) do
     local conv = string.sub(k, #(P .. 'c:') + 1)

@@ -17,7 +17,7 @@ local function fix(n) fixed = fixed + (n or 1) end
 local function scan(pattern, each)
   local cursor = '0'
   repeat
-    local r = redis.call('SCAN', cursor, 'MATCH', P .. pattern, 'COUNT', 1000)
+    local r = redis.call('SCAN', cursor, 'MATCH', pglob() .. pattern, 'COUNT', 1000)
     cursor = r[1]
     for _, k in ipairs(r[2]) do each(k) end
   until cursor == '0'

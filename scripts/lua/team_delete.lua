@@ -11,7 +11,7 @@ if O.first then
   if redis.call('EXISTS', K.cfg) == 0 then fail('not_found', 'team', 'unknown team ' .. TEAM) end
   redis.call('UNLINK', K.cfg)
 end
-local res = redis.call('SCAN', O.cursor, 'MATCH', P .. '*', 'COUNT', O.n)
+local res = redis.call('SCAN', O.cursor, 'MATCH', pglob() .. '*', 'COUNT', O.n)
 local found = res[2]
 for i = 1, #found, 1000 do
   redis.call('UNLINK', unpack(found, i, math.min(i + 999, #found)))

@@ -9,6 +9,11 @@ local P = ARGV[1]
 local O = {}
 if ARGV[2] and ARGV[2] ~= '' then O = cmsgpack.unpack(ARGV[2]) end
 local TEAM = string.match(P, '{(.*)}') or P
+-- The prefix as a literal inside a SCAN MATCH glob. Team ids have no glob characters
+-- (dispatcher/keys.py), so this is defence in depth: a pattern built from a team never
+-- matches another team's keys.
+-- A function, so the scripts that never scan pay nothing for it.
+local function pglob() return (string.gsub(P, '[%*%?%[%]\\]', '\\%0')) end
 
 -- Errors: "PI <code> <field> <message>"; Python maps code to an exception class.
 -- Scripts validate before their first write, so an error leaves nothing half-done.

@@ -1,0 +1,143 @@
+"""Tenant isolation: one team's ids, settings and tokens never reach another team's keys."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+from click.testing import CliRunner
+
+from cli.main import cli
+from dispatcher import Dispatcher, keys
+from dispatcher.errors import ValidationError
+from dispatcher.model import pack
+from dispatcher.testing import RedisServer
+
+from conftest import message
+
+
+def _acme(d: Dispatcher) -> None:
+    d.create_team("acme")
+    d.set_role("acme", "agent", push=True)
+    d.set_advisor("acme", "ann", "agent")
+    d.ingest("acme", message(1))
+
+
+def _dump(r: redis.Redis, team: str) -> dict[bytes, bytes]:
+    found = r.keys(f"pi:{{{team}}}:*")
+    return {k: r.dump(k) for k in sorted(found)}
+
+
+def _cli(server: RedisServer, *args: str) -> object:
+    return CliRunner().invoke(cli, ["--redis-url", server.url, *args])
+
+
+@pytest.mark.parametrize("team", ["ac[m]e", "*", "a?me", "ac\\me", "a{b}", "a b", "x\n",
+                                  "acme\t", "", "a" * 65])
+def test_team_ids_outside_the_alphabet_are_refused_naming_the_field(
+        dispatcher: Dispatcher, team: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        dispatcher.create_team(team)
+    assert err.value.field == "team"
+    assert not dispatcher.redis.keys("*")
+
+
+def test_a_team_id_ending_in_a_newline_is_refused_everywhere() -> None:
+    with pytest.raises(ValidationError):
+        keys.check_id("m1\n", "message")
+    with pytest.raises(ValidationError):
+        keys.check_team("acme\n")
+
+
+def test_deleting_a_team_whose_id_is_a_glob_deletes_only_its_own_keys(
+        dispatcher: Dispatcher) -> None:
+    """Defence in depth: even a team stored before the alphabet existed cannot match others."""
+    _acme(dispatcher)
+    before = _dump(dispatcher.redis, "acme")
+    for odd in ("ac[m]e", "*", "acm?"):
+        prefix = f"pi:{{{odd}}}:"
+        dispatcher.redis.hset(prefix + "cfg", mapping={"ver": 1, "ng": 0})
+        dispatcher.redis.set(prefix + "m:x", "1")
+        script = dispatcher.scripts["team_delete"]
+        res = script(keys=[prefix + "cfg"], args=[prefix, pack({"cursor": "0", "n": 1000,
+                                                                "first": True})])
+        assert res
+        assert not dispatcher.redis.exists(prefix + "m:x")
+    assert _dump(dispatcher.redis, "acme") == before
+
+
+def test_check_and_repair_of_a_glob_team_read_only_its_own_keys(
+        dispatcher: Dispatcher) -> None:
+    _acme(dispatcher)
+    before = _dump(dispatcher.redis, "acme")
+    prefix = "pi:{acm*}:"
+    dispatcher.redis.hset(prefix + "cfg", mapping={"ver": 1, "ng": 0, "old": pack([])})
+    for name in ("check", "repair"):
+        raw = dispatcher.scripts[name](keys=[prefix + "cfg"], args=[prefix, pack({})])
+        assert raw
+    report = dispatcher.scripts["check"](keys=[prefix + "cfg"], args=[prefix, pack({})])
+    from dispatcher.model import unpack
+    assert unpack(report)["ok"], unpack(report)
+    assert _dump(dispatcher.redis, "acme") == before
+    assert not dispatcher.redis.keys("pi:{acm\\*}:m:*") and not dispatcher.redis.exists(
+        prefix + "m:m1")
+
+
+def test_check_reports_a_failing_team_and_still_checks_the_others(
+        redis_server: RedisServer, dispatcher: Dispatcher) -> None:
+    _acme(dispatcher)
+    dispatcher.redis.sadd(keys.TEAMS, "ghost")  # registered, settings gone
+    for extra in ((), ("--repair",)):
+        result = _cli(redis_server, "check", *extra)
+        assert result.exit_code == 1, result.output
+        assert "ghost: unknown team ghost" in result.output
+        assert "acme  yes  0" in result.stdout, result.output
+        assert "Traceback" not in result.output
+
+
+def test_an_ingest_token_for_no_team_is_refused_not_made_for_all_teams(
+        redis_server: RedisServer, dispatcher: Dispatcher) -> None:
+    from dispatcher import tokens
+
+    _acme(dispatcher)
+    for teams in ('""', ","):
+        result = _cli(redis_server, "token", "create", "ingest", "--teams", teams.strip('"'))
+        assert result.exit_code == 1, result.output
+        assert "teams" in result.output and "Traceback" not in result.output
+    with pytest.raises(ValidationError) as err:
+        dispatcher.run(tokens.create_token("ingest", teams=[]))
+    assert err.value.field == "teams"
+    with pytest.raises(ValidationError):
+        dispatcher.run(tokens.create_token("ingest"))
+    assert not dispatcher.run(tokens.list_tokens())
+    everywhere = _cli(redis_server, "--json", "token", "create", "ingest", "--all-teams")
+    assert everywhere.exit_code == 0, everywhere.output
+    (made,) = dispatcher.run(tokens.list_tokens())
+    assert made.teams is None and made.may_team("acme")
+
+
+def test_deleting_a_team_revokes_its_tokens(dispatcher: Dispatcher) -> None:
+    from dispatcher import tokens
+
+    _acme(dispatcher)
+    dispatcher.create_team("other")
+    adv = dispatcher.run(tokens.create_token("advisor", team="acme", advisor="ann")).token
+    sup = dispatcher.run(tokens.create_token("supervisor", team="acme")).token
+    only = dispatcher.run(tokens.create_token("ingest", teams=["acme"])).token
+    both = dispatcher.run(tokens.create_token("ingest", teams=["acme", "other"])).token
+    keep = dispatcher.run(tokens.create_token("supervisor", team="other")).token
+    dispatcher.delete_team("acme")
+    _acme(dispatcher)  # the same id again: the old tokens must not come back to life
+    for gone in (adv, sup, only):
+        assert dispatcher.run(tokens.authenticate(gone)) is None
+    left = dispatcher.run(tokens.authenticate(both))
+    assert left is not None and left.teams == ["other"] and not left.may_team("acme")
+    assert dispatcher.run(tokens.authenticate(keep)) is not None
+
+
+@pytest.mark.parametrize("header", ["t=1,v1=\u00e9\u00e9", "t=1,v1=\u2603", "t=\u0661,v1=ab",
+                                    "t=1,v1", "", ",,,", "t=1,v1=" + "a" * 10_000,
+                                    "t=99999999999999999999999,v1=00"])
+def test_verify_signature_answers_false_on_any_forged_header(header: str) -> None:
+    from dispatcher import webhooks
+
+    assert webhooks.verify_signature("whsec_x", header, b"{}", now=1) is False
