@@ -47,4 +47,5 @@ def serve(url: str, host: str, port: int, workers: int, inline: bool, access_log
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="pushinbox-metrics-")
     uvicorn.run("cli.serve:app_from_env", factory=True, host=host, port=port, workers=workers,
                 access_log=False, log_level="warning", timeout_graceful_shutdown=3,
-                proxy_headers=True)
+                proxy_headers=True, timeout_keep_alive=5,
+                http="dispatcher.service.protocol:GuardedHttpToolsProtocol")

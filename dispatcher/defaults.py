@@ -67,6 +67,20 @@ INGEST_BATCH_MAX = 500
 #: read per request).
 TOKEN_CACHE_S = 5.0
 
+#: A request's head (request line and headers) must arrive within this long, and fit in this
+#: many bytes (431 beyond): a client trickling headers holds a connection and a file
+#: descriptor. 16 KiB is what h11 and most proxies allow; our own headers are well under 2 KiB.
+HEADER_TIMEOUT_S = 10.0
+MAX_HEADER_BYTES = 16 * 1024
+
+#: Longest Authorization header looked at (a token is ~60 characters): anything longer is a
+#: 401 without a digest, a Redis read or a cache entry.
+MAX_AUTH_HEADER = 1024
+
+#: Checked tokens a service process remembers (keyed by digest, never by the token): bounds
+#: the memory an attacker can make it hold with distinct well-formed tokens (~2 MB).
+TOKEN_CACHE_MAX = 10_000
+
 #: A comment is sent on an idle live-update stream this often, so proxies keep it open.
 SSE_KEEPALIVE_S = 15.0
 

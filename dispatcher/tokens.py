@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -149,11 +150,19 @@ def forget_team(team: str) -> Op[int]:
     return len(cmds)
 
 
+_SHAPE = re.compile(r"pi_[0-9a-f]{12}_[A-Za-z0-9_-]{20,64}")
+
+
+def well_formed(token: str) -> bool:
+    """Could this be a token we made (``pi_<12 hex>_<url-safe secret>``)? No I/O."""
+    return _SHAPE.fullmatch(token) is not None
+
+
 def authenticate(token: str) -> Op[Token | None]:
     """The token's scope, or None for an unknown, revoked or malformed token."""
-    parts = token.split("_", 2)
-    if len(parts) != 3 or parts[0] != "pi" or len(parts[1]) != 12:
+    if not well_formed(token):
         return None
+    parts = token.split("_", 2)
     raw = yield from _read("hget", keys.TOKENS, parts[1])
     if raw is None:
         return None

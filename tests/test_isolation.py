@@ -5,14 +5,13 @@ from __future__ import annotations
 import pytest
 import redis
 from click.testing import CliRunner
+from conftest import message
 
 from cli.main import cli
 from dispatcher import Dispatcher, keys
 from dispatcher.errors import ValidationError
 from dispatcher.model import pack
 from dispatcher.testing import RedisServer
-
-from conftest import message
 
 
 def _acme(d: Dispatcher) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import random
 import time
@@ -162,21 +163,29 @@ def _validation_detail(exc: ValidationException) -> tuple[str | None, str]:
 # --- auth -------------------------------------------------------------------------------------
 class TokenCache:
     """Checked tokens for a few seconds: revocation takes effect within ``ttl``, and a busy
-    client costs no token read per request."""
+    client costs no token read per request. Keyed by the token's digest (never its text) and
+    bounded; a malformed token is refused before it is looked up or remembered."""
 
-    def __init__(self, ttl: float) -> None:
+    def __init__(self, ttl: float, size: int = defaults.TOKEN_CACHE_MAX) -> None:
         self.ttl = ttl
-        self._seen: dict[str, tuple[float, tokens.Token | None]] = {}
+        self.size = size
+        self._seen: dict[bytes, tuple[float, tokens.Token | None]] = {}
+
+    def __len__(self) -> int:
+        return len(self._seen)
 
     async def lookup(self, d: AsyncDispatcher, token: str) -> tokens.Token | None:
+        if not tokens.well_formed(token):
+            return None
+        key = hashlib.blake2b(token.encode(), digest_size=16).digest()
         now = time.monotonic()
-        hit = self._seen.get(token)
+        hit = self._seen.get(key)
         if hit is not None and now - hit[0] < self.ttl:
             return hit[1]
         found = await d.run(tokens.authenticate(token))
-        if len(self._seen) > 10_000:
+        if len(self._seen) >= self.size:
             self._seen.clear()
-        self._seen[token] = (now, found)
+        self._seen[key] = (now, found)
         return found
 
 
@@ -191,6 +200,8 @@ async def auth_guard(connection: ASGIConnection[Any, Any, Any, Any],
     if allow is None:
         return
     header = connection.headers.get("authorization", "")
+    if len(header) > defaults.MAX_AUTH_HEADER:
+        raise UnauthorizedError("the Authorization header is too long to hold a token")
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
         raise UnauthorizedError("a bearer token is required (Authorization: Bearer <token>)")

@@ -1,0 +1,114 @@
+"""A hostile client against the real service process: bounded memory, time and answers."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import TEAM, Api
+
+from dispatcher.testing import RedisServer, ServiceProcess
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+@pytest.fixture(scope="module")
+def guarded(redis_server: RedisServer) -> Iterator[ServiceProcess]:
+    """A service of its own with a short head deadline, so slow clients are cut quickly."""
+    svc = ServiceProcess(redis_server.url, env={"PUSHINBOX_HEADER_TIMEOUT_S": "1"},
+                         access_log=False).start()
+    yield svc
+    svc.stop()
+
+
+def _raw(port: int, data: bytes, read: bool = True) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        with contextlib.suppress(OSError):
+            s.sendall(data)
+        if not read:
+            return b""
+        chunks = []
+        try:
+            while chunk := s.recv(65536):
+                chunks.append(chunk)
+        except OSError:
+            pass
+        return b"".join(chunks)
+
+
+def test_huge_bearer_tokens_leave_the_service_memory_flat(guarded: ServiceProcess) -> None:
+    assert guarded.proc is not None
+    pid = guarded.proc.pid
+    path = f"/v1/teams/{TEAM}/stock"
+    for i in range(20):  # warm up allocator and caches with ordinary refusals
+        httpx.get(guarded.url + path, headers={"Authorization": f"Bearer pi_{i:012x}_x"})
+    before = rss_kb(pid)
+    for i in range(300):
+        token = f"{i:06d}".encode() + b"A" * (1024 * 1024)
+        answer = _raw(guarded.port, b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                      b"Authorization: Bearer " + token + b"\r\n\r\n")
+        assert answer == b"" or answer.startswith(b"HTTP/1.1 431"), answer[:80]
+    for i in range(300):  # over the Authorization cap, under the head cap: 401, no work
+        res = httpx.get(guarded.url + path,
+                        headers={"Authorization": "Bearer " + f"{i:05d}" + "B" * 4000})
+        assert res.status_code == 401, res.text
+    grown = rss_kb(pid) - before
+    assert grown < 20 * 1024, f"RSS grew {grown} kB"
+
+
+def test_a_head_over_the_limit_is_a_431(guarded: ServiceProcess) -> None:
+    answer = _raw(guarded.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: "
+                  + b"a" * 40_000 + b"\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:80]
+    assert httpx.get(guarded.url + "/healthz").status_code == 200
+
+
+def test_clients_sending_headers_slowly_are_cut_off(guarded: ServiceProcess) -> None:
+    socks = []
+    for _ in range(50):
+        s = socket.create_connection(("127.0.0.1", guarded.port), timeout=10)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        socks.append(s)
+    started = time.monotonic()
+    for s in socks:
+        with s:
+            assert s.recv(1024).startswith(b"HTTP/1.1 408")  # answered, then closed
+            assert s.recv(1024) == b""
+    assert time.monotonic() - started < 8
+    idle = socket.create_connection(("127.0.0.1", guarded.port), timeout=10)
+    with idle:  # a connection that never says anything is closed too
+        assert idle.recv(1024).startswith(b"HTTP/1.1 408")
+    assert httpx.get(guarded.url + "/healthz").status_code == 200
+
+
+def test_a_cached_token_check_is_keyed_by_digest_and_malformed_tokens_are_not_kept(
+        api: Api, redis_server: RedisServer) -> None:
+    import asyncio
+
+    from dispatcher.api import AsyncDispatcher
+    from dispatcher.connection import connect_async
+    from dispatcher.service.app import TokenCache
+
+    async def run() -> None:
+        client = connect_async(redis_server.url)
+        d = AsyncDispatcher(client)
+        cache = TokenCache(ttl=60)
+        for i in range(100):
+            assert await cache.lookup(d, f"junk-{i}" * 100) is None
+        assert len(cache) == 0
+        assert (await cache.lookup(d, api.supervisor)) is not None
+        assert len(cache) == 1
+        assert all(api.supervisor.encode() not in k for k in cache._seen)
+        await client.aclose()
+
+    asyncio.run(run())
