@@ -36,6 +36,13 @@ class TooLargeError(ValidationError):
     http_status = 413
 
 
+class MalformedError(ValidationError):
+    """A request that cannot be read at all (a header or body of the wrong form): HTTP 400."""
+
+    code = "malformed"
+    http_status = 400
+
+
 class UnauthorizedError(PushinboxError):
     """No valid credentials (HTTP): a missing, unknown or revoked token."""
 
@@ -84,6 +91,7 @@ _BY_CODE: dict[str, type[PushinboxError]] = {
         PushinboxError,
         ValidationError,
         TooLargeError,
+        MalformedError,
         UnauthorizedError,
         NotFoundError,
         ConflictError,

@@ -165,6 +165,13 @@ def require_team(team: str) -> Op[None]:
         raise NotFoundError(f"unknown team {team}", field="team")
 
 
+def still_there(team: str, advisor: str | None = None) -> Op[tuple[bool, bool]]:
+    """Does the team exist, and (when named) is the advisor still one of its advisors?"""
+    team_ok, adv_ok = yield Commands([Cmd("exists", (keys.cfg(team),)),
+                                      Cmd("sismember", (keys.advisors(team), advisor or ""))])
+    return bool(team_ok), bool(adv_ok) or advisor is None
+
+
 def team_settings(team: str) -> Op[dict[str, Any]]:
     keys.check_team(team)
     raw = yield from _read("hgetall", keys.cfg(team))

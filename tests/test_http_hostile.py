@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -112,3 +113,60 @@ def test_a_cached_token_check_is_keyed_by_digest_and_malformed_tokens_are_not_ke
         await client.aclose()
 
     asyncio.run(run())
+
+
+def test_an_open_stream_ends_when_its_token_is_revoked(api: Api) -> None:
+    from test_http_live import Stream
+
+    from dispatcher import tokens
+
+    new = api.d.run(tokens.create_token("advisor", team=TEAM, advisor="ann"))
+    api.adv("POST", "ann", "/session")
+    stream = Stream(api, f"/v1/teams/{TEAM}/advisors/ann/live", new.token)
+    stream.wait_for(lambda e: e[0] == "figures")
+    api.d.run(tokens.revoke_token(new.info.id))
+    closed = stream.wait_for(lambda e: e[0] == "closed", timeout=5)
+    assert closed[2]["reason"] == "the token was revoked"
+    api.push({"id": "after", "conversation": "c-after", "customer": "u", "channel": "webchat",
+              "body": {"text": "secret"}})
+    time.sleep(0.5)
+    assert not [e for e in stream.events if "secret" in json.dumps(e[2])]
+    stream.close()
+
+
+def test_an_open_stream_ends_when_its_team_is_deleted(api: Api) -> None:
+    from test_http_live import Stream
+
+    api.d.create_team("doomed")
+    watcher = Stream(api, "/v1/teams/doomed/live", api.admin)
+    watcher.wait_for(lambda e: e[0] == "stock")
+    api.d.delete_team("doomed")
+    closed = watcher.wait_for(lambda e: e[0] == "closed", timeout=5)
+    assert closed[2]["reason"] == "the team was deleted"
+    watcher.close()
+
+
+@pytest.mark.parametrize("last", ["99999999999999999999-0", "18446744073709551616-0", "abc",
+                                  "1-2-3", "-1-0", "1" * 30 + "-0"])
+def test_a_malformed_last_event_id_is_a_400_before_the_stream_starts(api: Api,
+                                                                     last: str) -> None:
+    for path, token in ((f"/v1/teams/{TEAM}/advisors/ann/live", api.advisor["ann"]),
+                        (f"/v1/teams/{TEAM}/live", api.supervisor)):
+        res = api.call("GET", path, token, headers={"Last-Event-ID": last})
+        assert res.status_code == 400, res.text
+        assert res.json()["field"] == "Last-Event-ID"
+
+
+def test_a_client_far_behind_gets_a_resync_not_the_whole_stream(api: Api) -> None:
+    from test_http_live import Stream
+
+    api.adv("POST", "ann", "/session")
+    for i in range(5):
+        api.push(*[{"id": f"old-{i}-{j}", "conversation": f"c-old-{i}-{j}", "customer": "u",
+                    "channel": "webchat", "body": {"text": "x"}} for j in range(500)])
+    stream = Stream(api, f"/v1/teams/{TEAM}/advisors/ann/live", api.advisor["ann"],
+                    last_event_id="0-0")
+    stream.wait_for(lambda e: e[0] == "figures")
+    kinds = [e[0] for e in stream.events]
+    assert kinds[0] == "resync" and "assigned" not in kinds, kinds
+    stream.close()

@@ -465,12 +465,15 @@ async def screen(request: Request[Any, Any, Any], team: TeamPath, advisor: TeamI
 @get(ADV + "/live", opt=TEAM_READ, tags=["live"],
      responses=_errors(), summary="Live updates for the advisor (Server-Sent Events)",
      description="Events: `stock` (team stock per channel), `figures` (the advisor's day), "
-                 "`assigned` (a message given by a supervisor or a triage rule). Reconnect "
-                 "with `Last-Event-ID` to get what was missed.",
+                 "`assigned` (a message given by a supervisor or a triage rule), `resync` "
+                 "(more than 2,000 events were missed: reload your current messages), "
+                 "`closed` (the token was revoked, or the team or advisor deleted). "
+                 "Reconnect with `Last-Event-ID` to get what was missed.",
      media_type="text/event-stream")
 async def advisor_live(request: Request[Any, Any, Any], team: TeamPath,
                        advisor: TeamId) -> ServerSentEvent:
     d = _d(request)
+    live.check_last_event_id(request.headers.get("last-event-id"))  # 400 before the stream
     await d.run(ops.advisor_stats(team, advisor))  # 404 before the stream starts
     return ServerSentEvent(_stream(request, team, advisor))
 
@@ -479,27 +482,61 @@ async def advisor_live(request: Request[Any, Any, Any], team: TeamPath,
      summary="Live team stock per channel (Server-Sent Events)",
      media_type="text/event-stream")
 async def team_live(request: Request[Any, Any, Any], team: TeamPath) -> ServerSentEvent:
+    live.check_last_event_id(request.headers.get("last-event-id"))
     await _d(request).run(ops.require_team(team))
     return ServerSentEvent(_stream(request, team, None))
 
 
+async def _still_allowed(request: Request[Any, Any, Any], team: str,
+                         advisor: str | None) -> str | None:
+    """Why an open stream must end now (token revoked, team or advisor deleted), or None."""
+    st = request.app.state
+    _, _, raw = request.headers.get("authorization", "").partition(" ")
+    if await st.tokens.lookup(st.d, raw.strip()) is None:
+        return "the token was revoked"
+    exists, member = await st.d.run(ops.still_there(team, advisor))
+    if not exists:
+        return "the team was deleted"
+    if not member:
+        return "the advisor was removed"
+    return None
+
+
 async def _stream(request: Request[Any, Any, Any], team: str,
                   advisor: str | None) -> AsyncIterator[ServerSentEventMessage]:
+    """The live feed; it re-checks its token, team and advisor every token-cache period, so
+    a revocation or deletion ends it within that delay, as it ends new requests."""
     d, hub = _d(request), request.app.state.hub
+    recheck = max(0.1, request.app.state.config.token_cache_s)
     sub = hub.subscribe(team, advisor)
     metrics.SSE_CLIENTS.inc()
     try:
         first = await live.opening(d, hub, team, advisor, request.headers.get("last-event-id"))
         for upd in first:
             yield _sse(upd)
+        loop = asyncio.get_running_loop()
+        next_check = loop.time() + recheck
+        next_alive = loop.time() + defaults.SSE_KEEPALIVE_S
         while True:
-            try:
-                upd = await asyncio.wait_for(sub.queue.get(), defaults.SSE_KEEPALIVE_S)
-            except TimeoutError:
+            now = loop.time()
+            if now >= next_check:  # also between updates of a busy feed
+                next_check = now + recheck
+                reason = await _still_allowed(request, team, advisor)
+                if reason is not None:
+                    yield ServerSentEventMessage(data=json.dumps({"reason": reason}),
+                                                 event="closed")
+                    return
+            if now >= next_alive:
+                next_alive = now + defaults.SSE_KEEPALIVE_S
                 yield ServerSentEventMessage(data=None, comment="keep-alive")
+            try:
+                upd = await asyncio.wait_for(sub.queue.get(),
+                                             max(0.0, min(next_check, next_alive) - now))
+            except TimeoutError:
                 continue
             if upd is None:
                 return
+            next_alive = loop.time() + defaults.SSE_KEEPALIVE_S
             yield _sse(upd)
     finally:
         metrics.SSE_CLIENTS.dec()

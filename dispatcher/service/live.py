@@ -20,7 +20,7 @@ import structlog
 
 from dispatcher import keys, ops
 from dispatcher.api import AsyncDispatcher
-from dispatcher.errors import PushinboxError
+from dispatcher.errors import MalformedError, PushinboxError
 
 log = structlog.get_logger("pushinbox.live")
 
@@ -31,7 +31,10 @@ STOCK_EVENTS = frozenset({"ingested", "assigned", "requeued", "quarantined", "he
 FIGURE_EVENTS = frozenset({"assigned", "replied", "archived", "help_requested", "requeued",
                            "logged_in", "logged_out", "break_started", "break_ended", "held",
                            "unheld"})
-STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+STREAM_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
+#: Most events a reconnecting client is replayed; one further behind gets ``resync`` (reload
+#: your current messages) with the state now, so a replay costs a bounded read.
+REPLAY_MAX = 2000
 #: Updates a slow client may lag behind before it is dropped (it reconnects and resumes).
 QUEUE_SIZE = 256
 #: How long one XREAD blocks (ms); short enough to notice a feed has no client left.
@@ -81,6 +84,11 @@ class Hub:
         subs = self.subscribers.get(sub.team)
         if subs is not None:
             subs.discard(sub)
+            if not subs:  # the last client left: stop the team's blocking read now
+                del self.subscribers[sub.team]
+                task = self.tasks.pop(sub.team, None)
+                if task is not None:
+                    task.cancel()
 
     async def close(self) -> None:
         for subs in self.subscribers.values():
@@ -117,7 +125,8 @@ class Hub:
             except Exception as exc:  # Redis away: keep the clients, retry
                 log.warning("feed_error", team=team, error=str(exc))
                 await asyncio.sleep(1)
-        self.tasks.pop(team, None)
+        if self.tasks.get(team) is asyncio.current_task():
+            self.tasks.pop(team, None)
 
     async def _fan_out(self, team: str, entries: list[tuple[str, dict[str, str]]]) -> None:
         subs = list(self.subscribers.get(team, ()))
@@ -166,15 +175,30 @@ async def assigned_updates(d: AsyncDispatcher, team: str, advisor: str,
     return out
 
 
+def check_last_event_id(value: str | None) -> str | None:
+    """A ``Last-Event-ID`` the stream can resume from, or a MalformedError (400) naming it."""
+    if value is None or value == "":
+        return None
+    m = STREAM_ID.fullmatch(value)
+    if m is None or max(int(m.group(1)), int(m.group(2))) >= 2**64:
+        raise MalformedError("Last-Event-ID must be an event id such as 1700000000000-0",
+                              field="Last-Event-ID")
+    return value
+
+
 async def opening(d: AsyncDispatcher, hub: Hub, team: str, advisor: str | None,
                   last_event_id: str | None) -> list[Update]:
     """What a client gets first: what it missed since ``last_event_id``, then the state now."""
     out: list[Update] = []
     now_id = await hub.last_id(team)
-    if advisor and last_event_id and STREAM_ID.match(last_event_id):
-        since = last_event_id
+    if advisor and check_last_event_id(last_event_id):
+        since, replayed = str(last_event_id), 0
         while True:
             missed = await d.run(ops.events(team, since=since, count=500))
+            if replayed + len(missed) > REPLAY_MAX:  # too far behind: start afresh
+                out = [Update("resync", now_id, {"reason": "too many events missed"})]
+                break
+            replayed += len(missed)
             entries = [(e["id"], e) for e in missed]
             out += await assigned_updates(d, team, advisor, entries)
             if len(missed) < 500:
