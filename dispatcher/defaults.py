@@ -63,6 +63,14 @@ ORDERS = ("oldest_conversation", "newest_conversation", "oldest_message", "newes
 #: so the cap bounds how long Redis is busy with one batch. PUSHINBOX_MAX_BATCH overrides it.
 INGEST_BATCH_MAX = 500
 
+#: Largest batch body (bytes) read at all: refused by its Content-Length before reading, and
+#: while reading when streamed. 500 messages of 16 KiB each fit; a batch is decoded (~20 ms
+#: per MiB on the event loop) before its count is checked, so the cap bounds that stall.
+INGEST_BATCH_MAX_BYTES = 8 * 1024 * 1024
+
+#: Largest body of any other request (settings, notes, tags): 32 groups of capped lists fit.
+MAX_REQUEST_BYTES = 256 * 1024
+
 #: A checked token is trusted this long by a service process (revocation delay vs one Redis
 #: read per request).
 TOKEN_CACHE_S = 5.0

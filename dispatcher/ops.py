@@ -547,6 +547,9 @@ def breaks(team: str, start: date, days: int = 7) -> Op[dict[str, Any]]:
     """Break seconds per day per advisor and for the team (breaks over midnight are split)."""
     if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 366:
         raise ValidationError("days must be from 1 to 366", field="days")
+    if (date.max - start).days < days - 1:
+        raise ValidationError(f"start {start.isoformat()} plus {days} days is past the year 9999",
+                              field="start")
     yield from require_team(team)
     now = yield Now()
     first = day_number(start)

@@ -170,3 +170,46 @@ def test_a_client_far_behind_gets_a_resync_not_the_whole_stream(api: Api) -> Non
     kinds = [e[0] for e in stream.events]
     assert kinds[0] == "resync" and "assigned" not in kinds, kinds
     stream.close()
+
+
+def test_an_oversized_batch_is_refused_by_its_length_before_it_is_read(api: Api) -> None:
+    port = int(str(api.http.base_url).rsplit(":", 1)[1].strip("/"))
+    head = (f"POST /v1/teams/{TEAM}/messages/batch HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: Bearer {api.ingest}\r\nContent-Type: application/json\r\n"
+            "Content-Length: 37000000\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(head + b'{"messages": [')  # the rest of the body never comes
+        assert s.recv(65536).startswith(b"HTTP/1.1 413")
+
+    def chunked() -> Iterator[bytes]:  # no length announced: cut off while reading
+        yield b'{"messages": ['
+        for i in range(150_000):  # ~11 MB, over the 8 MiB cap
+            yield b'{"id":"m%d","conversation":"c","customer":"u","channel":"w","body":{}},' % i
+    res = api.http.post(f"/v1/teams/{TEAM}/messages/batch", content=chunked(),
+                        headers={"Authorization": f"Bearer {api.ingest}",
+                                 "Content-Type": "application/json"})
+    assert res.status_code == 413, res.text
+    assert not api.d.redis.keys(f"pi:{{{TEAM}}}:m:*")
+
+
+@pytest.mark.parametrize(("method", "path", "body", "status"), [
+    ("POST", "/messages", b"[" * 1000 + b"]" * 1000, 400),
+    ("POST", "/messages", b'{"id": "\xff\xfe"}', 400),
+    ("PUT", "/groups", b'{"groups": ' + b"[" * 1000 + b"]" * 1000 + b"}", 400),
+    ("GET", "/breaks?start=9999-12-31&days=2", None, 422),
+])
+def test_unreadable_input_is_a_4xx_not_a_500(api: Api, method: str, path: str,
+                                            body: bytes | None, status: int) -> None:
+    res = api.call(method, f"/v1/teams/{TEAM}{path}", api.admin, content=body,
+                   headers={"Content-Type": "application/json"})
+    assert res.status_code == status, res.text
+    assert res.headers["content-type"].startswith("application/problem+json")
+
+
+def test_static_pages_never_disclose_the_install_path(api: Api) -> None:
+    import os
+
+    for path in ("/ui/%00", "/ui/%2e", "/ui/..%2f..%2fetc%2fpasswd", "/ui/nope.html"):
+        res = api.http.get(path)
+        assert res.status_code == 404, (path, res.text)
+        assert os.getcwd() not in res.text and "/" not in res.json()["detail"], res.text

@@ -132,8 +132,16 @@ def _on_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes
     if isinstance(exc, ValidationException):
         field, detail = _validation_detail(exc)
         return _problem(422, "invalid", detail, field, "invalid")
+    if isinstance(exc, RecursionError | UnicodeDecodeError | msgspec.DecodeError):
+        # A body nested too deep or not UTF-8: unreadable, not a failure of ours.
+        return _problem(400, "malformed", "the request body is not valid UTF-8 JSON within "
+                        "the nesting limit", "body", "malformed")
+    if isinstance(exc, ValueError) and "null byte" in str(exc):
+        return _problem(404, "not found", "no such resource")
     if isinstance(exc, HTTPException):
         detail = exc.detail or "request refused"
+        if exc.status_code == 404:  # the framework's text may name files on this machine
+            return _problem(404, "not found", "no such resource")
         if exc.status_code == 413:
             return _problem(413, "too large", "the request body is too large", "body",
                             "too_large")
@@ -338,7 +346,8 @@ async def ingest_one(
 
 @post("/v1/teams/{team:str}/messages/batch", opt=INGEST, status_code=202,
       responses=_errors(413), tags=["upstream"],
-      summary="Ingest a batch atomically (each message idempotent by id)")
+      summary="Ingest a batch atomically (each message idempotent by id)",
+      request_max_body_size=defaults.INGEST_BATCH_MAX_BYTES)
 async def ingest_batch(request: Request[Any, Any, Any], team: TeamPath,
                        data: MessageBatchIn) -> MessageBatchOut:
     limit = request.app.state.config.max_batch
@@ -784,7 +793,7 @@ def create_app(config: ServiceConfig | None = None) -> Litestar:
         on_shutdown=[stop],
         middleware=[AccessLog(cfg.access_log)],
         exception_handlers={Exception: _on_error},
-        request_max_body_size=cfg.max_batch * (defaults.MAX_BODY_BYTES + 16 * 1024),
+        request_max_body_size=defaults.MAX_REQUEST_BYTES,
         openapi_config=OpenAPIConfig(
             title="pushinbox",
             version="1",
