@@ -49,6 +49,17 @@ MAX_ID_LEN = 200
 MAX_GROUPS = 32
 MAX_TRIAGE_RULES = 64
 
+#: Caps inside one match: values in a list condition (channel_in, tags, languages,
+#: attribute_in), attributes named by attribute_equals / attribute_in. Each ingest evaluates
+#: every group, so the caps bound what one team's settings cost Redis per message.
+MAX_MATCH_VALUES = 32
+MAX_MATCH_ATTRS = 8
+
+#: Packed size of all of a team's groups (or triage rules): every matching script decodes
+#: them per call, so the size is the cost. 100,000-entry channel lists made each ingest cost
+#: ~45 ms of Redis for every team; at this cap an ingest stays within ~2x of one group.
+MAX_SETTINGS_BYTES = 32 * 1024
+
 #: The RQ queue the dispatcher's jobs go to.
 RQ_QUEUE = "pushinbox"
 

@@ -22,6 +22,7 @@ from typing import Any
 from dispatcher import defaults
 from dispatcher.errors import ValidationError
 from dispatcher.keys import check_id
+from dispatcher.model import pack
 
 _LIST_CONDITIONS = {
     "customer_tags_any": "ct_any",
@@ -42,16 +43,30 @@ _CONDITIONS = (
 def _strings(value: object, where: str) -> list[str]:
     if not isinstance(value, list) or not value:
         raise ValidationError(f"{where} must be a non-empty list of strings", field=where)
+    if len(value) > defaults.MAX_MATCH_VALUES:
+        raise ValidationError(f"{where} has {len(value)} entries; at most "
+                              f"{defaults.MAX_MATCH_VALUES} are allowed", field=where)
     for i, item in enumerate(value):
         if not isinstance(item, str) or not item or len(item) > defaults.MAX_TAG_LEN:
-            raise ValidationError(f"{where}[{i}] must be a non-empty string", field=f"{where}[{i}]")
+            raise ValidationError(f"{where}[{i}] must be a non-empty string of at most "
+                                  f"{defaults.MAX_TAG_LEN} characters", field=f"{where}[{i}]")
     return list(value)
 
 
 def _scalar(value: object, where: str) -> str | int | float | bool:
+    if isinstance(value, str) and len(value) > defaults.MAX_TAG_LEN:
+        raise ValidationError(f"{where} is longer than {defaults.MAX_TAG_LEN} characters",
+                              field=where)
     if isinstance(value, str | int | float | bool):
         return value
     raise ValidationError(f"{where} must be a string, number or boolean", field=where)
+
+
+def _packed_size(compiled: object, field: str, what: str) -> None:
+    size = len(pack(compiled))
+    if size > defaults.MAX_SETTINGS_BYTES:
+        raise ValidationError(f"the {what} take {size} bytes packed; at most "
+                              f"{defaults.MAX_SETTINGS_BYTES} are allowed", field=field)
 
 
 def compile_match(match: object, where: str) -> dict[str, Any]:
@@ -70,8 +85,15 @@ def compile_match(match: object, where: str) -> dict[str, Any]:
         elif key in ("attribute_equals", "attribute_in"):
             if not isinstance(value, dict) or not value:
                 raise ValidationError(f"{field} must be a non-empty object", field=field)
+            if len(value) > defaults.MAX_MATCH_ATTRS:
+                raise ValidationError(f"{field} names {len(value)} attributes; at most "
+                                      f"{defaults.MAX_MATCH_ATTRS} are allowed", field=field)
             compiled: dict[str, Any] = {}
             for name, expected in value.items():
+                if not isinstance(name, str) or not name or len(name) > defaults.MAX_TAG_LEN:
+                    raise ValidationError(f"{field} has an attribute name that is empty or "
+                                          f"longer than {defaults.MAX_TAG_LEN} characters",
+                                          field=field)
                 if key == "attribute_equals":
                     compiled[name] = _scalar(expected, f"{field}.{name}")
                 else:
@@ -79,6 +101,10 @@ def compile_match(match: object, where: str) -> dict[str, Any]:
                         raise ValidationError(
                             f"{field}.{name} must be a non-empty list", field=f"{field}.{name}"
                         )
+                    if len(expected) > defaults.MAX_MATCH_VALUES:
+                        raise ValidationError(
+                            f"{field}.{name} has {len(expected)} entries; at most "
+                            f"{defaults.MAX_MATCH_VALUES} are allowed", field=f"{field}.{name}")
                     compiled[name] = [_scalar(x, f"{field}.{name}") for x in expected]
             out["attr_eq" if key == "attribute_equals" else "attr_in"] = compiled
         else:
@@ -139,7 +165,9 @@ class PrioritySettings:
             seen.add(name)
             compile_match(g.get("match", {}), f"{where}.match")
             clean.append({"name": name, "match": dict(g.get("match", {}))})
-        return cls(order=order, groups=clean)
+        found = cls(order=order, groups=clean)
+        _packed_size(found.compiled(), "groups", "priority groups")
+        return found
 
     def compiled(self) -> list[dict[str, Any]]:
         return [{"n": g["name"], "m": compile_match(g["match"], "match")} for g in self.groups]
@@ -173,8 +201,9 @@ class TriageRule:
             if extra:
                 raise ValidationError(f"{where}.{extra[0]} is not a rule field", field=where)
             name = r.get("name", f"rule {i + 1}")
-            if not isinstance(name, str) or not name:
-                raise ValidationError(f"{where}.name must be a string", field=f"{where}.name")
+            if not isinstance(name, str) or not name or len(name) > 64:
+                raise ValidationError(f"{where}.name must be a string of 1-64 characters",
+                                      field=f"{where}.name")
             compile_match(r.get("match", {}), f"{where}.match")
             out.append(
                 cls(
@@ -183,6 +212,7 @@ class TriageRule:
                     advisor=check_id(r.get("advisor"), f"{where}.advisor"),
                 )
             )
+        _packed_size([r.compiled() for r in out], "rules", "triage rules")
         return out
 
     def compiled(self) -> dict[str, Any]:

@@ -140,3 +140,31 @@ def test_verify_signature_answers_false_on_any_forged_header(header: str) -> Non
     from dispatcher import webhooks
 
     assert webhooks.verify_signature("whsec_x", header, b"{}", now=1) is False
+
+
+@pytest.mark.parametrize(("groups", "field"), [
+    ([{"name": "G", "match": {"channel_in": [f"c{i}" for i in range(100_000)]}}],
+     "groups[0].match.channel_in"),
+    ([{"name": "G", "match": {"customer_tags_any": ["x" * 129]}}],
+     "groups[0].match.customer_tags_any[0]"),
+    ([{"name": "G", "match": {"attribute_equals": {f"a{i}": 1 for i in range(9)}}}],
+     "groups[0].match.attribute_equals"),
+    ([{"name": "G", "match": {"attribute_in": {"plan": list(range(33))}}}],
+     "groups[0].match.attribute_in.plan"),
+    ([{"name": "G", "match": {"attribute_equals": {"plan": "p" * 129}}}],
+     "groups[0].match.attribute_equals.plan"),
+    ([{"name": f"G{g}", "match": {"channel_in": [f"{g}-{i}-" + "c" * 120 for i in range(32)]}}
+      for g in range(32)], "groups"),
+])
+def test_settings_over_their_caps_are_refused_naming_the_field(
+        dispatcher: Dispatcher, groups: list[dict[str, object]], field: str) -> None:
+    _acme(dispatcher)
+    before = _dump(dispatcher.redis, "acme")
+    with pytest.raises(ValidationError) as err:
+        dispatcher.set_groups("acme", {"groups": groups})
+    assert err.value.field == field, err.value
+    with pytest.raises(ValidationError) as err:
+        dispatcher.set_triage("acme", [{"name": "r", "match": g["match"], "advisor": "ann"}
+                                       for g in groups])
+    assert err.value.field in (field.replace("groups", "rules"), "rules"), err.value
+    assert _dump(dispatcher.redis, "acme") == before
