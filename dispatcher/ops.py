@@ -326,7 +326,8 @@ def triage(team: str) -> Op[list[TriageRule]]:
 def ingest_one(team: str, message: object) -> Op[str]:
     """Store one message: 'queued', 'assigned:<advisor>' or 'duplicate'."""
     parsed = IncomingMessage.parse(message)
-    result: list[str] = yield Script("ingest", team, {"msgs": [parsed.to_script()]})
+    result: list[str] = yield Script("ingest", team, {"msgs": [parsed.to_script()],
+                                                      "maxch": defaults.MAX_CHANNELS})
     return result[0]
 
 
@@ -345,7 +346,8 @@ def ingest_many(team: str, messages: Iterable[object]) -> Op[list[str]]:
             ) from exc
     if not parsed:
         return []
-    result: list[str] = yield Script("ingest", team, {"msgs": [p.to_script() for p in parsed]})
+    result: list[str] = yield Script("ingest", team, {"msgs": [p.to_script() for p in parsed],
+                                                      "maxch": defaults.MAX_CHANNELS})
     return result
 
 

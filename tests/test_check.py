@@ -36,6 +36,9 @@ CORRUPTIONS: dict[str, tuple[Callable[[redis.Redis], object], str]] = {
         lambda r: r.hincrby(keys.day(TEAM, 20522), "r:bob", 1), "figure r:bob today"),
     "capacity drift": (
         lambda r: r.hincrby(keys.pushed_conversations(TEAM, "ann"), "c0", 1), "capacity counts"),
+    "channel indexed with nothing waiting": (
+        lambda r: r.sadd(keys.channels(TEAM), "fax"),
+        "channel fax is indexed with no waiting message"),
     "stranded with a logged-out advisor": (
         lambda r: r.hset(keys.advisor(TEAM, "ann"), "st", "off") and
         r.zrem(keys.online(TEAM), "ann"), "stranded"),

@@ -26,6 +26,18 @@ def _dump(r: redis.Redis, team: str) -> dict[bytes, bytes]:
     return {k: r.dump(k) for k in sorted(found)}
 
 
+def _content(r: redis.Redis, team: str) -> dict[bytes, object]:
+    """Every key of the team by its content (DUMP of a set can differ after a mere read)."""
+    out: dict[bytes, object] = {}
+    for k in sorted(r.keys(f"pi:{{{team}}}:*")):
+        kind = r.type(k)
+        out[k] = {b"string": r.get, b"hash": r.hgetall, b"set": r.smembers,
+                  b"list": lambda k: r.lrange(k, 0, -1),
+                  b"zset": lambda k: r.zrange(k, 0, -1, withscores=True),
+                  b"stream": lambda k: r.xrange(k)}[kind](k)
+    return out
+
+
 def _cli(server: RedisServer, *args: str) -> object:
     return CliRunner().invoke(cli, ["--redis-url", server.url, *args])
 
@@ -168,3 +180,47 @@ def test_settings_over_their_caps_are_refused_naming_the_field(
                                        for g in groups])
     assert err.value.field in (field.replace("groups", "rules"), "rules"), err.value
     assert _dump(dispatcher.redis, "acme") == before
+
+
+def test_a_channel_leaves_the_index_with_its_last_waiting_message(
+        dispatcher: Dispatcher) -> None:
+    _acme(dispatcher)
+    dispatcher.login("acme", "ann")
+    dispatcher.ingest("acme", message(2, channel="fax"))
+    assert dispatcher.redis.smembers(keys.channels("acme")) == {b"webchat", b"fax"}
+    for _ in range(2):
+        for m in dispatcher.next("acme", "ann").messages:
+            dispatcher.reply("acme", "ann", m.id)
+    assert dispatcher.redis.smembers(keys.channels("acme")) == set()
+    assert dispatcher.stock("acme").channels == []
+    assert dispatcher.check("acme").ok
+
+
+def test_a_team_cannot_invent_more_channels_than_the_cap(dispatcher: Dispatcher,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from dispatcher import defaults
+
+    monkeypatch.setattr(defaults, "MAX_CHANNELS", 5)
+    _acme(dispatcher)
+    dispatcher.ingest_many("acme", [message(10 + i, channel=f"ch{i}") for i in range(3)])
+    before = _content(dispatcher.redis, "acme")
+    with pytest.raises(ValidationError) as err:
+        dispatcher.ingest_many("acme", [message(20, channel="x1"), message(21, channel="x2")])
+    assert err.value.field == "channel" and "at most 5 channels" in str(err.value)
+    assert _content(dispatcher.redis, "acme") == before  # nothing of the batch stored
+    dispatcher.ingest("acme", message(22, channel="ch0"))  # a known channel still works
+    dispatcher.ingest("acme", message(23, channel="x1"))  # the fifth one fits
+    assert len(dispatcher.stock("acme").channels) == 5
+
+
+def test_metrics_keep_a_bounded_number_of_channel_labels_per_team() -> None:
+    from dispatcher.model import ChannelStock, Stock
+    from dispatcher.service import metrics
+
+    for round_ in range(3):  # new channels every round: still at most 20 + "_other"
+        chans = [ChannelStock(f"r{round_}-c{i}", i + 1, 1.0) for i in range(200)]
+        metrics.set_stock("noisy", Stock(sum(c.waiting for c in chans), chans))
+    samples = [s for m in metrics.WAITING.collect() for s in m.samples
+               if s.labels["team"] == "noisy"]
+    assert len(samples) <= metrics.MAX_CHANNEL_LABELS + 1
+    assert sum(s.value for s in samples) == sum(range(1, 201))

@@ -46,9 +46,28 @@ def observe_push(team: str, push: Push, now_ms: int) -> None:
         WAIT.labels(team).observe(max(0.0, (now_ms - first.received_at) / 1000))
 
 
+#: Channel labels a team may have in ``pushinbox_waiting_messages`` (per process); further
+#: channels are summed under ``_other``, so a team inventing channels cannot grow /metrics.
+MAX_CHANNEL_LABELS = 20
+_labelled: dict[str, set[str]] = {}
+
+
 def set_stock(team: str, stock: Stock) -> None:
-    for c in stock.channels:
-        WAITING.labels(team, c.channel).set(c.waiting)
+    named = _labelled.setdefault(team, set())
+    other = 0
+    seen = set()
+    for c in sorted(stock.channels, key=lambda c: -c.waiting):
+        if c.channel in named or len(named) < MAX_CHANNEL_LABELS:
+            named.add(c.channel)
+            seen.add(c.channel)
+            WAITING.labels(team, c.channel).set(c.waiting)
+        else:
+            other += c.waiting
+    for gone in named - seen:  # a channel with nothing waiting left the index
+        WAITING.labels(team, gone).set(0)
+    if other or "_other" in named:
+        named.add("_other")
+        WAITING.labels(team, "_other").set(other)
 
 
 def render() -> tuple[bytes, str]:

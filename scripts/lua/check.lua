@@ -71,6 +71,9 @@ until cursor == '0'
 
 -- 3. Per-channel waiting indexes (stock counts and oldest age) equal the waiting messages.
 for _, ch in ipairs(redis.call('SMEMBERS', K.channels)) do
+  if redis.call('EXISTS', K.ch(ch)) == 0 then
+    bad('channel ' .. ch .. ' is indexed with no waiting message')
+  end
   for _, id in ipairs(redis.call('ZRANGE', K.ch(ch), 0, -1)) do
     local m = msgs[id]
     if not m or m.st ~= 'w' or m.ch ~= ch then

@@ -5,7 +5,7 @@
 -- a different content is refused, and then nothing of the batch is stored.
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix "pi:{team}:"
--- ARGV[2] msgpack {now?, msgs = [{id, conv, cust, ch, lang, mt, at, body, sum, ctags?}]}
+-- ARGV[2] msgpack {now?, maxch?, msgs = [{id, conv, cust, ch, lang, mt, at, body, sum, ctags?}]}
 --         mt / at / body / ctags are msgpack-encoded by the caller (validated there).
 --@include core
 local cfg = load_cfg()
@@ -23,6 +23,20 @@ for i, m in ipairs(O.msgs) do
     status[i] = 'duplicate'
   end
   seen[m.id] = m.sum
+end
+-- A team has at most O.maxch distinct channels waiting at once (the index and /metrics stay
+-- bounded); a channel leaves the index when its last waiting message does.
+if O.maxch then
+  local known, new = {}, 0
+  for i, m in ipairs(O.msgs) do
+    if not status[i] and not known[m.ch] then
+      known[m.ch] = true
+      if redis.call('SISMEMBER', K.channels, m.ch) == 0 then new = new + 1 end
+    end
+  end
+  if new > 0 and redis.call('SCARD', K.channels) + new > tonumber(O.maxch) then
+    fail('invalid', 'channel', 'a team has at most ' .. O.maxch .. ' channels with waiting messages')
+  end
 end
 
 local function set_customer_tags(cust, packed)

@@ -164,6 +164,9 @@ for id, m in pairs(msgs) do
   end
 end
 for conv in pairs(touched) do place_conv(cfg, conv) end
+for _, ch in ipairs(redis.call('SMEMBERS', K.channels)) do  -- channels with nothing waiting
+  if redis.call('EXISTS', K.ch(ch)) == 0 then redis.call('SREM', K.channels, ch); fix() end
+end
 
 -- 7. Conversations' held counts equal what advisors hold.
 local clen = #(P .. 'c:')

@@ -364,14 +364,19 @@ local function give_conv(cfg, adv, conv, via, now, pushed, popped)
   local ids = redis.call('LRANGE', K.cw(conv), 0, -1)
   local g, cwhy = c[2] or '', c[3] or ''
   local out = {}
+  local chans = {}
   for i, id in ipairs(ids) do
     local v = redis.call('HMGET', K.msg(id), unpack(VIEW_FIELDS))
     redis.call('ZREM', K.ch(v[3]), id)
+    chans[v[3]] = true
     hand_over(cfg, adv, id, conv, via, now, pushed, g .. ': ' .. cwhy, {'g', g, 'why', cwhy})
     v[5], v[6], v[7], v[8], v[9] = 'a', adv, via, g, cwhy  -- what hand_over just wrote
     out[i] = as_view(id, v, false)
   end
   redis.call('DEL', K.cw(conv))
+  for ch in pairs(chans) do  -- a channel with nothing waiting leaves the index
+    if redis.call('EXISTS', K.ch(ch)) == 0 then redis.call('SREM', K.channels, ch) end
+  end
   if #ids == 0 then
     redis.call('HSET', ck, 'q', '')
     return out
