@@ -32,6 +32,8 @@ from dispatcher.rules import PrioritySettings, TriageRule, decompile_match
 
 T = TypeVar("T")
 DAY_MS = 86_400_000
+#: Most messages one page of a list holds (HTTP `limit`; one script call reads one page).
+PAGE_MAX = 1000
 STATES = {"off": "offline", "on": "online", "brk": "on break"}
 
 
@@ -441,10 +443,60 @@ def end_break(
     return int(res["ms"])
 
 
-def current(team: str, advisor: str) -> Op[list[Message]]:
-    """*Your current messages*: pushed, triaged, assigned by hand, on hold."""
+@dataclass(frozen=True)
+class Page:
+    """One page of a long list; ``next_cursor`` reads the next one (None: this was the last).
+    Pages are by position: a message that leaves the list between two reads moves the later
+    ones up by one, so a client reading page after page can miss it (it left anyway)."""
+
+    items: list[Message]
+    next_cursor: str | None
+
+
+def _cursor(cursor: str | None, limit: int) -> int:
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= PAGE_MAX:
+        raise ValidationError(f"limit must be from 1 to {PAGE_MAX}", field="limit")
+    if cursor is None or cursor == "":
+        return 0
+    if not isinstance(cursor, str) or not cursor.isdigit() or len(cursor) > 9:
+        raise ValidationError("cursor must be a cursor this API returned", field="cursor")
+    return int(cursor)
+
+
+def _page(team: str, opts: dict[str, Any], cursor: str | None, limit: int) -> Op[Page]:
+    start = _cursor(cursor, limit)
+    res = yield Script("view", team, {**opts, "from": start, "n": limit})
+    items = _messages(res["items"])
+    return Page(items, str(start + limit) if res["more"] else None)
+
+
+def current_page(team: str, advisor: str, cursor: str | None = None,
+                 limit: int = PAGE_MAX) -> Op[Page]:
+    """*Your current messages*, a page at a time (oldest assignment first)."""
     keys.check_id(advisor, "advisor")
-    return _messages((yield Script("view", team, {"adv": advisor})))
+    return (yield from _page(team, {"adv": advisor}, cursor, limit))
+
+
+def place_page(team: str, where: str, cursor: str | None = None,
+               limit: int = PAGE_MAX) -> Op[Page]:
+    """The help requests or the quarantine (``where``), a page at a time."""
+    return (yield from _page(team, {"place": where}, cursor, limit))
+
+
+def _all(pages: Callable[[str | None], Op[Page]]) -> Op[list[Message]]:
+    out: list[Message] = []
+    cursor: str | None = None
+    while True:
+        page = yield from pages(cursor)
+        out += page.items
+        if page.next_cursor is None:
+            return out
+        cursor = page.next_cursor
+
+
+def current(team: str, advisor: str) -> Op[list[Message]]:
+    """*Your current messages*: pushed, triaged, assigned by hand, on hold (every page)."""
+    return (yield from _all(lambda c: current_page(team, advisor, c)))
 
 
 def messages(team: str, ids: list[str]) -> Op[list[Message]]:
@@ -475,8 +527,8 @@ def send_to_stock(team: str, message_id: str) -> Op[str]:
 
 
 def place(team: str, where: str) -> Op[list[Message]]:
-    """The help requests or the quarantine."""
-    return _messages((yield Script("view", team, {"place": where})))
+    """The help requests or the quarantine (every page)."""
+    return (yield from _all(lambda c: place_page(team, where, c)))
 
 
 def preview(team: str, n: int = 10) -> Op[list[dict[str, Any]]]:

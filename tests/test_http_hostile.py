@@ -213,3 +213,25 @@ def test_static_pages_never_disclose_the_install_path(api: Api) -> None:
         res = api.http.get(path)
         assert res.status_code == 404, (path, res.text)
         assert os.getcwd() not in res.text and "/" not in res.json()["detail"], res.text
+
+
+def test_long_lists_are_paged_with_a_link_to_the_next_page(api: Api) -> None:
+    n = 2_345
+    for start in range(0, n, 500):
+        api.push(*[{"id": f"p{i}", "conversation": "one-conversation", "customer": "u",
+                    "channel": "webchat", "body": {"text": "x"}}
+                   for i in range(start, min(n, start + 500))])
+    api.adv("POST", "ann", "/session")
+    assert api.adv("POST", "ann", "/next").status_code == 200
+    seen: list[str] = []
+    url: str | None = f"/v1/teams/{TEAM}/advisors/ann/messages?limit=1000"
+    while url:
+        res = api.call("GET", url, api.advisor["ann"])
+        assert res.status_code == 200, res.text
+        seen += [m["id"] for m in res.json()]
+        url = res.links.get("next", {}).get("url")
+    assert len(seen) == n and len(set(seen)) == n
+    small = api.adv("GET", "ann", "/messages?limit=10")
+    assert len(small.json()) == 10 and "cursor=10" in small.headers["link"]
+    for bad in ("cursor=-1", "cursor=abc", "limit=0", "limit=1001"):
+        assert api.adv("GET", "ann", f"/messages?{bad}").status_code in (400, 422), bad

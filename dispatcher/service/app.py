@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import msgspec
 import structlog
@@ -404,11 +405,29 @@ async def next_message(
     return Response(push)
 
 
-@get(ADV + "/messages", opt=TEAM_READ,
+Cursor = Annotated[str | None, Parameter(
+    required=False, max_length=9, pattern=r"^[0-9]{1,9}(?![\s\S])",
+    description="From the `Link: <…>; rel=\"next\"` header of the previous page")]
+Limit = Annotated[int, Parameter(ge=1, le=ops.PAGE_MAX, description="Messages per page")]
+PAGED = ("Paged: at most `limit` messages (default and maximum 1,000); when more follow, "
+         "the `Link` header names the next page (`rel=\"next\"`).")
+
+
+def _paged(request: Request[Any, Any, Any], page: ops.Page) -> Response[list[Message]]:
+    if page.next_cursor is None:
+        return Response(page.items)
+    query = dict(request.query_params)
+    query["cursor"] = page.next_cursor
+    link = str(request.url.with_replacements(query=urlencode(query)))
+    return Response(page.items, headers={"Link": f'<{link}>; rel="next"'})
+
+
+@get(ADV + "/messages", opt=TEAM_READ, description=PAGED,
      responses=_errors(), tags=["advisor"], summary="Your current messages")
-async def current(request: Request[Any, Any, Any], team: TeamPath,
-                  advisor: TeamId) -> list[Message]:
-    return await _d(request).run(ops.current(team, advisor))
+async def current(request: Request[Any, Any, Any], team: TeamPath, advisor: TeamId,
+                  cursor: Cursor = None, limit: Limit = ops.PAGE_MAX) -> Response[list[Message]]:
+    return _paged(request, await _d(request).run(ops.current_page(team, advisor, cursor,
+                                                                   limit)))
 
 
 def _action(script: str, summary: str) -> Any:
@@ -463,7 +482,7 @@ async def screen(request: Request[Any, Any, Any], team: TeamPath, advisor: TeamI
     d = _d(request)
     stock = await d.run(ops.team_stock(team))
     stats = await d.run(ops.advisor_stats(team, advisor, stock=stock))
-    held = await d.run(ops.current(team, advisor))
+    held = (await d.run(ops.current_page(team, advisor))).items
     return ScreenOut(
         advisor, stats.state, stats.break_started_at,  # type: ignore[arg-type]
         FiguresOut(stats.day, stats.responses, stats.archives, stats.break_seconds,
@@ -607,15 +626,18 @@ async def message_show(request: Request[Any, Any, Any], team: TeamPath,
 
 
 @get(TEAM + "/help-requests", opt=SUPERVISOR, responses=_errors(), tags=["supervisor"],
-     summary="Messages whose advisor asked for help")
-async def help_requests(request: Request[Any, Any, Any], team: TeamPath) -> list[Message]:
-    return await _d(request).run(ops.place(team, "help"))
+     summary="Messages whose advisor asked for help", description=PAGED)
+async def help_requests(request: Request[Any, Any, Any], team: TeamPath, cursor: Cursor = None,
+                        limit: Limit = ops.PAGE_MAX) -> Response[list[Message]]:
+    return _paged(request, await _d(request).run(ops.place_page(team, "help", cursor, limit)))
 
 
 @get(TEAM + "/quarantine", opt=SUPERVISOR, responses=_errors(), tags=["supervisor"],
-     summary="Poison messages set aside after too many requeues")
-async def quarantine(request: Request[Any, Any, Any], team: TeamPath) -> list[Message]:
-    return await _d(request).run(ops.place(team, "quarantine"))
+     summary="Poison messages set aside after too many requeues", description=PAGED)
+async def quarantine(request: Request[Any, Any, Any], team: TeamPath, cursor: Cursor = None,
+                     limit: Limit = ops.PAGE_MAX) -> Response[list[Message]]:
+    return _paged(request, await _d(request).run(ops.place_page(team, "quarantine", cursor,
+                                                                 limit)))
 
 
 @get(TEAM + "/groups", opt=SUPERVISOR, responses=_errors(), tags=["supervisor"],

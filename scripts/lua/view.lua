@@ -2,22 +2,28 @@
 -- messages, the help requests or the quarantine.
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
--- ARGV[2] msgpack {ids? | adv? | place? ('help' | 'quarantine'), n?}
+-- ARGV[2] msgpack {ids? | adv? | place? ('help' | 'quarantine'), from?, n?}
+-- Returns: the messages' views; for adv / place, a page {items, more}: `n` messages from
+-- position `from` (0-based) and whether more follow. Fails: unknown team or advisor.
 --@include core
 load_cfg()
-local n = tonumber(O.n or 1000) - 1
+local n = tonumber(O.n or 1000)
+local from = tonumber(O.from or 0)
 local ids
 if O.ids then
   ids = {}
   for _, id in ipairs(O.ids) do
     if redis.call('EXISTS', K.msg(id)) == 1 then ids[#ids + 1] = id end
   end
+  return reply(views(ids))
 elseif O.adv then
   load_adv(O.adv)
-  ids = redis.call('ZRANGE', K.cur(O.adv), 0, n)
+  ids = redis.call('ZRANGE', K.cur(O.adv), from, from + n)
 elseif O.place == 'help' then
-  ids = redis.call('ZRANGE', K.help, 0, n)
+  ids = redis.call('ZRANGE', K.help, from, from + n)
 else
-  ids = redis.call('ZRANGE', K.quar, 0, n)
+  ids = redis.call('ZRANGE', K.quar, from, from + n)
 end
-return reply(views(ids))
+local more = #ids > n
+if more then ids[#ids] = nil end
+return reply({items = views(ids), more = more})
