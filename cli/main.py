@@ -158,17 +158,18 @@ def worker(c: Ctx, burst: bool) -> None:
     from rq import Worker
 
     from workers.hooks import HookPump
-    from workers.scheduling import Ticker, queue
+    from workers.scheduling import Ticker, hook_queue, queue
 
     os.environ["REDIS_URL"] = c.url
     configure_logging()
     q = queue()
-    ticker, pump = Ticker(q), HookPump(Dispatcher.from_url(c.url), q)
+    hq = hook_queue(q.connection)
+    ticker, pump = Ticker(q), HookPump(Dispatcher.from_url(c.url), hq)
     if not burst:
         ticker.start()
         pump.start()
-    try:
-        Worker([q], connection=q.connection).work(with_scheduler=True, burst=burst)
+    try:  # the dispatcher's jobs first, webhook deliveries after
+        Worker([q, hq], connection=q.connection).work(with_scheduler=True, burst=burst)
     finally:
         ticker.stopped.set()
         pump.stopped.set()
@@ -927,6 +928,8 @@ def hook_add(c: Ctx, team_id: str, url: str, events: tuple[str, ...]) -> None:
     """Register a webhook; prints its signing secret (shown once)."""
     from dispatcher import webhooks
 
+    webhooks.check_events(list(events))
+    webhooks.check_destination(url)
     made = c.d.run(webhooks.create_hook(team_id, url, list(events)))
     emit(made.to_dict(), c.json)
 

@@ -42,7 +42,9 @@ def run_stack(ctx: Any, *, demo: bool, data_dir: str, port: int, http_port: int,
         d = Dispatcher.from_url(url)
         d.scripts.load_all(d.redis)
         d.ping()
-        env = {**os.environ, "REDIS_URL": url}
+        # A stack on one's own machine: webhooks may reach local receivers (serve and worker
+        # alone refuse loopback and private addresses unless the operator allows them).
+        env = {"PUSHINBOX_HOOK_ALLOW": "127.0.0.0/8,::1/128", **os.environ, "REDIS_URL": url}
         children.append(subprocess.Popen(
             [sys.executable, "-m", "cli", "--redis-url", url, "worker"], env=env))
         click.echo("Worker     RQ worker with scheduler and reconciler (pid "

@@ -111,8 +111,18 @@ SSE_KEEPALIVE_S = 15.0
 #: Webhook delivery retries (seconds before each): quick at first, then backing off to an hour.
 HOOK_BACKOFF_S = (5, 30, 120, 600, 1800, 3600)
 
-#: A delivery waits this long for the receiver before it counts as failed (and is retried).
+#: One delivery (connect, send, the answer's status line and headers) within this long in
+#: all, not per read: a receiver trickling a byte every few seconds held a worker 180 s.
 HOOK_TIMEOUT_S = 10.0
+
+#: Events one delivery job carries for one hook, and the time it may spend on them before
+#: handing the rest to a new job at the back of the queue (hooks and teams take turns).
+HOOK_JOB_EVENTS = 50
+HOOK_JOB_BUDGET_S = 10.0
+
+#: The RQ queue of webhook deliveries: workers serve the dispatcher's own queue first, so no
+#: receiver delays a logout requeue or a break end.
+RQ_HOOK_QUEUE = "pushinbox-hooks"
 
 #: How often each worker's pump moves new events to webhook delivery jobs.
 HOOK_PUMP_INTERVAL_S = 0.5

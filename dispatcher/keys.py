@@ -169,3 +169,8 @@ def customer_conversations(team: str, cust: str) -> str:
 def hooks(team: str) -> str:
     """The team's webhook registrations (hash: hook id -> msgpack record)."""
     return f"{prefix(team)}hooks"
+
+
+def hook_jobs(team: str) -> str:
+    """Each hook's delivery job in flight (hash: hook id -> RQ job id): one at a time."""
+    return f"{prefix(team)}hookjobs"

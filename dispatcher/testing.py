@@ -348,8 +348,9 @@ def dispatcher(redis_client: redis.Redis) -> Dispatcher:
 
 @pytest.fixture(scope="session")
 def service(redis_server: RedisServer) -> Iterator[ServiceProcess]:
-    """The HTTP service running against ``redis_server`` (long moves inline)."""
-    proc = ServiceProcess(redis_server.url).start()
+    """The HTTP service running against ``redis_server`` (long moves inline). Webhooks may
+    point at loopback (a test's own receiver): PUSHINBOX_HOOK_ALLOW=127.0.0.1/32."""
+    proc = ServiceProcess(redis_server.url, env={"PUSHINBOX_HOOK_ALLOW": "127.0.0.1/32"}).start()
     yield proc
     proc.stop()
 

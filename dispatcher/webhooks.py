@@ -1,18 +1,27 @@
 """Webhooks: upstream services hear about what happens to their messages and advisors.
 
 A team registers URLs for event types. The scripts only append events to the team's stream;
-a pump in the workers reads the stream through a consumer group and enqueues one RQ delivery
-job per hook and event, so a slow or failing endpoint never slows an assignment. Each delivery
+a pump in the workers reads it through one consumer group per hook and hands each hook its
+next events in one RQ job at a time, on a queue of their own (workers/hooks.py), so a slow or
+failing endpoint never slows an assignment, another hook or another team's jobs. Each delivery
 is signed: ``Pushinbox-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>``;
 receivers check it with ``verify_signature``.
+
+Where deliveries may go: by default only to public addresses. A URL whose host resolves to a
+loopback, private, link-local, shared, reserved, multicast or unspecified address is refused
+at registration and again before each delivery (DNS can change); an operator allows chosen
+hosts or networks with ``PUSHINBOX_HOOK_ALLOW`` (comma-separated host names and CIDRs).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
+import os
 import secrets
+import socket
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +48,8 @@ EVENTS = (
 _FIELDS = {"m": "message", "a": "advisor", "c": "conversation", "via": "via", "why": "why",
            "note": "note", "ms": "break_ms"}
 MAX_HOOKS = 20
+#: The operator's list of destinations allowed although not public (hosts and CIDRs).
+ALLOW_ENV = "PUSHINBOX_HOOK_ALLOW"
 SIGNATURE_HEADER = "Pushinbox-Signature"
 #: Signatures older than this are refused by ``verify_signature`` (replays).
 TOLERANCE_S = 300
@@ -60,15 +71,73 @@ class Hook:
 
 
 def _check_url(url: object) -> str:
-    if not isinstance(url, str) or len(url) > 2000:
-        raise ValidationError("url must be an http(s) URL", field="url")
-    parts = urlsplit(url)
+    if not isinstance(url, str) or len(url) > 2000 or not url.isascii():
+        raise ValidationError("url must be an http(s) URL of at most 2,000 ASCII characters",
+                              field="url")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError as exc:
+        raise ValidationError(f"url is malformed: {exc}", field="url") from exc
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValidationError("url must be an http(s) URL with a host", field="url")
+    if parts.username or parts.password:
+        raise ValidationError("url must not carry credentials", field="url")
     return url
 
 
-def _check_events(events: object) -> list[str]:
+@dataclass(frozen=True)
+class Allowed:
+    """Destinations the operator allows although they are not public addresses."""
+
+    hosts: frozenset[str]
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+    @classmethod
+    def from_env(cls) -> Allowed:
+        hosts, nets = set(), []
+        for item in os.environ.get(ALLOW_ENV, "").split(","):
+            item = item.strip().lower()
+            if not item:
+                continue
+            try:
+                nets.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                hosts.add(item)
+        return cls(frozenset(hosts), tuple(nets))
+
+
+def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def check_destination(url: str, allowed: Allowed | None = None) -> None:
+    """Refuse (ValidationError, field url) a URL whose host resolves to an address that is not
+    public, unless the operator allowed that host or network. Resolves the host: blocking I/O
+    (the service calls it in a thread)."""
+    allow = allowed or Allowed.from_env()
+    parts = urlsplit(_check_url(url))
+    host = (parts.hostname or "").lower()
+    if host in allow.hosts:
+        return
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise ValidationError(f"url: the host {host} does not resolve ({exc})",
+                              field="url") from exc
+    for info in infos:
+        ip = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if any(ip in net for net in allow.networks) or _public(ip):
+            continue
+        raise ValidationError(
+            f"url: {host} resolves to {ip}, which is not a public address; an operator may "
+            f"allow it with {ALLOW_ENV}", field="url")
+
+
+def check_events(events: object) -> list[str]:
     if not isinstance(events, list) or not events:
         raise ValidationError("events must be a non-empty list", field="events")
     for i, e in enumerate(events):
@@ -79,17 +148,17 @@ def _check_events(events: object) -> list[str]:
 
 
 def create_hook(team: str, url: object, events: object) -> Op[Hook]:
-    """Register a hook; the answer carries its secret, which is never shown again."""
-    checked_url, checked_events = _check_url(url), _check_events(events)
-    existing = yield from list_hooks(team)
-    if len(existing) >= MAX_HOOKS:
-        raise ValidationError(f"a team has at most {MAX_HOOKS} webhooks", field="url")
+    """Register a hook; the answer carries its secret, which is never shown again. The
+    destination is the caller's to check first (``check_destination`` resolves the host);
+    every delivery checks it again. At most MAX_HOOKS per team (checked atomically)."""
+    checked_url, checked_events = _check_url(url), check_events(events)
+    yield from require_team(team)
     hook_id = secrets.token_hex(6)
     secret = "whsec_" + secrets.token_urlsafe(32)
     now = yield Now()
     record = {"id": hook_id, "url": checked_url, "events": checked_events, "created_at": now,
               "secret": secret}
-    yield Script("hook_set", team, {"id": hook_id, "hook": pack(record)})
+    yield Script("hook_set", team, {"id": hook_id, "hook": pack(record), "max": MAX_HOOKS})
     return Hook(hook_id, checked_url, checked_events, now, secret)
 
 

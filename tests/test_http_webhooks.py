@@ -4,6 +4,7 @@ backoff; a failing or hanging endpoint never slows an assignment."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -20,7 +21,9 @@ from rq import SimpleWorker
 from dispatcher import webhooks
 from dispatcher.testing import RedisServer
 from workers.hooks import pump
-from workers.scheduling import queue
+from workers.scheduling import hook_queue, queue
+
+LOOPBACK = {"PUSHINBOX_HOOK_ALLOW": "127.0.0.1/32"}
 
 
 class Receiver:
@@ -69,11 +72,12 @@ def rq_env(redis_server: RedisServer, redis_client: redis.Redis,
            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REDIS_URL", redis_server.url)
     monkeypatch.delenv("RQ_REDIS_URL", raising=False)
+    monkeypatch.setenv("PUSHINBOX_HOOK_ALLOW", "127.0.0.1/32")  # the receiver is on loopback
 
 
 def run_jobs() -> None:
     q = queue()
-    SimpleWorker([q], connection=q.connection).work(burst=True)
+    SimpleWorker([q, hook_queue(q.connection)], connection=q.connection).work(burst=True)
 
 
 def register(api: Api, url: str, events: list[str]) -> dict[str, Any]:
@@ -93,7 +97,7 @@ def test_events_are_delivered_signed_to_the_registered_url(
     api.adv("POST", "ann", "/messages/m1/reply")
     api.adv("POST", "ann", "/break")  # not subscribed: not delivered
 
-    assert pump(api.d, queue(), TEAM, "test") == 3
+    assert pump(api.d, hook_queue(), TEAM, "test") == 1  # one job carries the three events
     run_jobs()
 
     assert [b["type"] for b in receiver.bodies()] == ["logged_in", "assigned", "replied"]
@@ -109,7 +113,7 @@ def test_events_are_delivered_signed_to_the_registered_url(
         assert headers["pushinbox-delivery"] == json.loads(body)["id"]
         assert headers["pushinbox-event"] == json.loads(body)["type"]
     # Nothing new: the pump has nothing more to hand over.
-    assert pump(api.d, queue(), TEAM, "test") == 0
+    assert pump(api.d, hook_queue(), TEAM, "test") == 0
     listed = api.sup("GET", "/webhooks").json()
     assert listed == [{k: v for k, v in hook.items() if k != "secret"}]
 
@@ -119,7 +123,7 @@ def test_a_failed_delivery_is_retried_until_the_receiver_accepts_it(
     register(api, receiver.url, ["logged_in"])
     receiver.statuses = [500, 503]
     api.adv("POST", "ann", "/session")
-    assert pump(api.d, queue(), TEAM, "test", backoff=(0, 0, 0)) == 1
+    assert pump(api.d, hook_queue(), TEAM, "test", backoff=(0, 0, 0)) == 1
     run_jobs()
     types = [b["type"] for b in receiver.bodies()]
     assert types == ["logged_in"] * 3  # 500, 503, then 200
@@ -133,7 +137,7 @@ def test_a_hanging_endpoint_never_slows_an_assignment(
     api.push(message(1), message(2))
     api.adv("POST", "ann", "/session")
     api.adv("POST", "ann", "/next")
-    pump(api.d, queue(), TEAM, "test")
+    pump(api.d, hook_queue(), TEAM, "test")
     worker = subprocess.Popen([sys.executable, "-m", "cli", "--redis-url", redis_server.url,
                                "worker", "--burst"])
     assert receiver.waiting.wait(20)  # a delivery is now stuck in the receiver
@@ -156,10 +160,10 @@ def test_a_new_hook_gets_no_backlog_and_a_removed_hook_gets_nothing(
     api.adv("POST", "ann", "/session")  # before any hook: never delivered
     hook = register(api, receiver.url, ["logged_out", "logged_in"])
     api.adv("DELETE", "ann", "/session")
-    assert pump(api.d, queue(), TEAM, "test") == 1
+    assert pump(api.d, hook_queue(), TEAM, "test") == 1
     assert api.sup("DELETE", f"/webhooks/{hook['id']}").status_code == 200
     api.adv("POST", "ann", "/session")
-    assert pump(api.d, queue(), TEAM, "test") == 0
+    assert pump(api.d, hook_queue(), TEAM, "test") == 0
     run_jobs()  # the queued delivery finds its hook gone
     assert receiver.received == []
 
@@ -177,7 +181,8 @@ def test_a_running_worker_pumps_and_delivers_by_itself(
     """Production wiring: `pushinbox worker` (its pump thread and RQ) delivers with no help."""
     hook = register(api, receiver.url, ["logged_in", "logged_out"])
     worker = subprocess.Popen([sys.executable, "-m", "cli", "--redis-url", redis_server.url,
-                               "worker"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               "worker"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, **LOOPBACK})
     try:
         api.adv("POST", "ann", "/session")
         api.adv("DELETE", "ann", "/session")
@@ -201,10 +206,11 @@ def test_events_a_dead_pump_read_but_never_handed_over_are_claimed_again(
     api.adv("POST", "ann", "/session")
     stream = f"pi:{{{TEAM}}}:events"
     # A pump reads the event, then dies before enqueueing or acknowledging it.
-    api.d.redis.xreadgroup("hooks", "dead-pump", {stream: ">"}, count=10)
-    assert pump(api.d, queue(), TEAM, "live-pump") == 0  # nothing new for the group
+    group = f"h:{api.sup('GET', '/webhooks').json()[0]['id']}"
+    api.d.redis.xreadgroup(group, "dead-pump", {stream: ">"}, count=10)
+    assert pump(api.d, hook_queue(), TEAM, "live-pump") == 0  # nothing new for the group
     monkeypatch.setattr(pumps, "RECLAIM_IDLE_MS", 0)  # (in production: after a minute)
-    assert pump(api.d, queue(), TEAM, "live-pump") == 1
+    assert pump(api.d, hook_queue(), TEAM, "live-pump") == 1
     run_jobs()
     assert [b["type"] for b in receiver.bodies()] == ["logged_in"]
-    assert api.d.redis.xpending(stream, "hooks")["pending"] == 0
+    assert api.d.redis.xpending(stream, group)["pending"] == 0

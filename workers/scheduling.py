@@ -34,6 +34,12 @@ def queue(connection: redis.Redis | None = None) -> Queue:
     return Queue(defaults.RQ_QUEUE, connection=conn)
 
 
+def hook_queue(connection: redis.Redis | None = None) -> Queue:
+    """Webhook deliveries: a queue of their own, served after the dispatcher's."""
+    conn = connection or redis.Redis.from_url(rq_redis_url(), socket_timeout=600)
+    return Queue(defaults.RQ_HOOK_QUEUE, connection=conn)
+
+
 def _job_id(kind: str, *parts: object) -> str:
     digest = hashlib.sha1("\x00".join(map(str, parts)).encode()).hexdigest()[:20]
     return f"pushinbox-{kind}-{digest}"

@@ -693,6 +693,8 @@ async def hooks_list(request: Request[Any, Any, Any], team: TeamPath) -> list[Ho
 @post(TEAM + "/webhooks", opt=SUPERVISOR, status_code=201, responses=_errors(),
       tags=["webhooks"], summary="Register a webhook; the answer holds its signing secret")
 async def hooks_create(request: Request[Any, Any, Any], team: TeamPath, data: HookIn) -> HookOut:
+    webhooks.check_events(data.events)
+    await asyncio.to_thread(webhooks.check_destination, data.url)  # resolves: off the loop
     hook = await _d(request).run(webhooks.create_hook(team, data.url, data.events))
     return HookOut(**hook.to_dict())
 

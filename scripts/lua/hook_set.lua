@@ -1,17 +1,19 @@
--- hook_set: register (or replace) a webhook of the team. Deliveries read the team's event
--- stream through the consumer group 'hooks', created here; when the team had no hook, the
--- group starts at the stream's end, so a new hook never receives a backlog.
+-- hook_set: register a webhook of the team, with its own consumer group 'h:<id>' on the
+-- team's event stream starting at the stream's end: a new hook never receives a backlog,
+-- and each hook reads at its own pace (workers/hooks.py).
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
--- ARGV[2] msgpack {id, hook (msgpack record), now?}
+-- ARGV[2] msgpack {id, hook (msgpack record), max (hooks per team), now?}
+-- Returns {status = 'ok'}. Fails: unknown team; invalid url when the team already has `max`
+-- hooks (checked here, so concurrent registrations cannot pass the limit). Emits hook_set.
 --@include core
 local cfg = load_cfg()
 local now = now_ms()
-local had = redis.call('HLEN', K.hooks)
-local made = redis.pcall('XGROUP', 'CREATE', K.events, 'hooks', '$', 'MKSTREAM')
-if type(made) == 'table' and made.err and had == 0 then
-  redis.call('XGROUP', 'SETID', K.events, 'hooks', '$')
+if redis.call('HEXISTS', K.hooks, O.id) == 0 and O.max
+    and redis.call('HLEN', K.hooks) >= tonumber(O.max) then
+  fail('invalid', 'url', 'a team has at most ' .. O.max .. ' webhooks')
 end
+redis.pcall('XGROUP', 'CREATE', K.events, 'h:' .. O.id, '$', 'MKSTREAM')
 redis.call('HSET', K.hooks, O.id, O.hook)
 event(cfg, 'hook_set', now, {'hook', O.id})
 return reply({status = 'ok'})

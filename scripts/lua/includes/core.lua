@@ -59,6 +59,7 @@ K.roles = P .. 'roles'
 function K.day(d) return P .. 'd:' .. d end
 K.events = P .. 'events'
 K.hooks = P .. 'hooks'
+K.hookjobs = P .. 'hookjobs'
 function K.cust(c) return P .. 'cu:' .. c end
 function K.custconvs(c) return P .. 'cuv:' .. c end
 
