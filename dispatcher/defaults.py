@@ -43,12 +43,22 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_TAGS = 64
 MAX_TAG_LEN = 128
 MAX_ATTRS = 32
+MAX_ATTR_VALUE_LEN = 1024
+#: Display names of teams and advisors.
+MAX_NAME_LEN = 200
 MAX_ID_LEN = 200
 
 #: Distinct channels with waiting messages a team may have at once (a channel leaves the
 #: index with its last waiting message): bounds GET …/stock, live updates and /metrics labels.
 #: 20,000 channels made one stock read take 1.1-1.4 s; real teams have a handful.
 MAX_CHANNELS = 1000
+
+#: Messages not yet processed (waiting or in an advisor's hands) one conversation may hold: a
+#: press, a requeue and a re-bucketing move a conversation whole, so this bounds their work
+#: per call. A conversation of 20,000 waiting messages made one re-bucketing call block Redis
+#: 350 ms; at 500, a press moving them all takes a few ms. No customer writes 500 times
+#: before an answer; an upstream loop does.
+MAX_CONVERSATION = 500
 
 #: Most priority groups and triage rules a team may have (each is evaluated per ingest).
 MAX_GROUPS = 32

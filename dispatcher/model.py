@@ -96,7 +96,7 @@ def _scalar_ok(value: object) -> bool:
         return _INT_MIN <= value <= _INT_MAX
     if isinstance(value, float):
         return math.isfinite(value)
-    return isinstance(value, str) and len(value) <= 1024
+    return isinstance(value, str) and len(value) <= defaults.MAX_ATTR_VALUE_LEN
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,8 @@ class IncomingMessage:
                 raise ValidationError(f"attribute name {key!r} is not valid", field="attributes")
             if not _scalar_ok(value):
                 raise ValidationError(
-                    f"attributes.{key} must be a string, number or boolean",
+                    f"attributes.{key} must be a string (at most "
+                    f"{defaults.MAX_ATTR_VALUE_LEN} characters), number or boolean",
                     field=f"attributes.{key}",
                 )
         ctags = data.get("customer_tags")

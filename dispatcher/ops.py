@@ -121,8 +121,15 @@ def _messages(rows: Any) -> list[Message]:
 
 
 # --- teams, roles, advisors, settings ---------------------------------------------------------
+def _name(name: object, field: str) -> None:
+    if name is not None and (not isinstance(name, str) or len(name) > defaults.MAX_NAME_LEN):
+        raise ValidationError(f"{field} must be a string of at most {defaults.MAX_NAME_LEN} "
+                              "characters", field=field)
+
+
 def create_team(team: str, name: str | None = None) -> Op[None]:
     keys.check_team(team)
+    _name(name, "name")
     yield Script(
         "team_create",
         team,
@@ -260,6 +267,7 @@ def roles(team: str) -> Op[list[dict[str, Any]]]:
 def set_advisor(team: str, advisor: str, role: str, name: str | None = None) -> Op[None]:
     keys.check_id(advisor, "advisor")
     keys.check_id(role, "role")
+    _name(name, "name")
     yield Script("advisor_set", team, {"adv": advisor, "role": role, "name": name or advisor})
 
 
@@ -329,7 +337,8 @@ def ingest_one(team: str, message: object) -> Op[str]:
     """Store one message: 'queued', 'assigned:<advisor>' or 'duplicate'."""
     parsed = IncomingMessage.parse(message)
     result: list[str] = yield Script("ingest", team, {"msgs": [parsed.to_script()],
-                                                      "maxch": defaults.MAX_CHANNELS})
+                                                      "maxch": defaults.MAX_CHANNELS,
+                                                      "maxconv": defaults.MAX_CONVERSATION})
     return result[0]
 
 
@@ -349,7 +358,8 @@ def ingest_many(team: str, messages: Iterable[object]) -> Op[list[str]]:
     if not parsed:
         return []
     result: list[str] = yield Script("ingest", team, {"msgs": [p.to_script() for p in parsed],
-                                                      "maxch": defaults.MAX_CHANNELS})
+                                                      "maxch": defaults.MAX_CHANNELS,
+                                                      "maxconv": defaults.MAX_CONVERSATION})
     return result
 
 
@@ -532,13 +542,14 @@ def place(team: str, where: str) -> Op[list[Message]]:
 
 
 def preview(team: str, n: int = 10) -> Op[list[dict[str, Any]]]:
-    """The first ``n`` conversations of the ordered list: what the next presses get."""
+    """The first ``n`` conversations of the ordered list: what the next presses get (each
+    with its waiting count and its first 20 messages, 200 messages in all)."""
     if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 1000:
         raise ValidationError("n must be from 1 to 1000", field="n")
     rows = yield Script("preview", team, {"n": n})
     return [
         {"position": i + 1, "conversation": r["conversation"], "group": r["group"],
-         "why": r["why"], "messages": _messages(r["messages"])}
+         "why": r["why"], "waiting": int(r["waiting"]), "messages": _messages(r["messages"])}
         for i, r in enumerate(rows)
     ]
 

@@ -224,3 +224,69 @@ def test_metrics_keep_a_bounded_number_of_channel_labels_per_team() -> None:
                if s.labels["team"] == "noisy"]
     assert len(samples) <= metrics.MAX_CHANNEL_LABELS + 1
     assert sum(s.value for s in samples) == sum(range(1, 201))
+
+
+def test_a_conversation_holds_a_bounded_number_of_unprocessed_messages(
+        dispatcher: Dispatcher, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dispatcher import defaults
+
+    monkeypatch.setattr(defaults, "MAX_CONVERSATION", 5)
+    _acme(dispatcher)
+    dispatcher.login("acme", "ann")
+    dispatcher.next("acme", "ann")
+    dispatcher.reply("acme", "ann", "m1")
+    dispatcher.ingest_many("acme", [message(10 + i, conv="big") for i in range(3)])
+    assert len(dispatcher.next("acme", "ann").messages) == 3  # in ann's hands: they count
+    dispatcher.ingest("acme", message(20, conv="big"))  # affinity: 4
+    before = _content(dispatcher.redis, "acme")
+    with pytest.raises(ValidationError) as err:
+        dispatcher.ingest_many("acme", [message(21, conv="big"), message(22, conv="big")])
+    assert err.value.field == "conversation" and "big" in str(err.value)
+    assert _content(dispatcher.redis, "acme") == before
+    dispatcher.ingest("acme", message(21, conv="big"))  # the fifth fits
+    dispatcher.reply("acme", "ann", "m10")
+    dispatcher.ingest("acme", message(22, conv="big"))  # one was processed: room again
+
+
+class _JobsLeftWaiting:
+    """A jobs runner that runs nothing: the test drives the batches itself."""
+
+    def requeue_advisor(self, team: str, advisor: str, epoch: int) -> None:
+        return None
+
+    def rebucket(self, team: str) -> None:
+        return None
+
+    def end_break_at(self, team: str, advisor: str, epoch: int, at_ms: int) -> None:
+        return None
+
+
+def test_a_rebucketing_call_is_bounded_by_its_batch_whatever_the_queues(
+        redis_client: redis.Redis) -> None:
+    """50 + 400 waiting conversations in two groups, n = 50: no call moves more than 50
+    (a call used to read the whole next queue when the first emptied at exactly n)."""
+    d = Dispatcher(redis_client, jobs=_JobsLeftWaiting())
+    d.create_team("acme")
+    d.set_groups("acme", {"groups": [{"name": "Web", "match": {"channel_in": ["web"]}}]})
+    d.ingest_many("acme", [message(100 + i, channel="web") for i in range(50)])
+    d.ingest_many("acme", [message(200 + i, channel="mail") for i in range(400)])
+    d.set_groups("acme", {"groups": []})  # everything must move
+    calls = []
+    while True:
+        res = d.call("rebucket_batch", "acme", n=50)
+        calls.append(int(res["moved"]))
+        if not res["left"]:
+            break
+    assert max(calls) <= 50 and sum(calls) == 450, calls
+    assert d.check("acme").ok
+
+
+def test_a_preview_shows_a_bounded_number_of_messages(dispatcher: Dispatcher) -> None:
+    _acme(dispatcher)
+    for start in range(0, 400, 100):
+        dispatcher.ingest_many("acme", [message(1000 + i, conv=f"conv{i % 4}")
+                                        for i in range(start, start + 100)])
+    rows = dispatcher.preview("acme", 10)
+    assert [r["waiting"] for r in rows[1:5]] == [100, 100, 100, 100]
+    assert all(len(r["messages"]) <= 20 for r in rows)
+    assert sum(len(r["messages"]) for r in rows) <= 200

@@ -140,6 +140,7 @@ class PreviewRow(msgspec.Struct):
     conversation: str
     group: str
     why: str
+    waiting: int  # the conversation's waiting messages; `messages` holds the first 20
     messages: list[Message]
 
 

@@ -5,7 +5,7 @@
 -- a different content is refused, and then nothing of the batch is stored.
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix "pi:{team}:"
--- ARGV[2] msgpack {now?, maxch?, msgs = [{id, conv, cust, ch, lang, mt, at, body, sum, ctags?}]}
+-- ARGV[2] msgpack {now?, maxch?, maxconv?, msgs = [{id, conv, cust, ch, lang, mt, at, body, sum, ctags?}]}
 --         mt / at / body / ctags are msgpack-encoded by the caller (validated there).
 --@include core
 local cfg = load_cfg()
@@ -23,6 +23,27 @@ for i, m in ipairs(O.msgs) do
     status[i] = 'duplicate'
   end
   seen[m.id] = m.sum
+end
+-- A conversation holds at most O.maxconv messages not yet processed (waiting, or in an
+-- advisor's hands): a press, a requeue and a re-bucketing move a conversation whole, so this
+-- bounds the work of one call whatever an upstream sends.
+if O.maxconv then
+  local adding = {}
+  for i, m in ipairs(O.msgs) do
+    if not status[i] then
+      local a = adding[m.conv]
+      if not a then
+        local held = tonumber(redis.call('HGET', K.conv(m.conv), 'held') or '0') or 0
+        a = held + redis.call('LLEN', K.cw(m.conv))
+      end
+      a = a + 1
+      adding[m.conv] = a
+      if a > tonumber(O.maxconv) then
+        fail('invalid', 'conversation', 'conversation ' .. m.conv .. ' already holds ' ..
+          O.maxconv .. ' messages not yet processed')
+      end
+    end
+  end
 end
 -- A team has at most O.maxch distinct channels waiting at once (the index and /metrics stay
 -- bounded); a channel leaves the index when its last waiting message does.

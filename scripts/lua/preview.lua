@@ -2,19 +2,28 @@
 -- group: exactly what the next n presses would get (read-only, one consistent snapshot).
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
--- ARGV[2] msgpack {n}
+-- ARGV[2] msgpack {n, m? (messages shown per conversation, default 20), total? (messages
+--         shown in all, default 200: the views are most of the cost)}
+-- Returns [{conversation, group, why, waiting (its waiting messages), messages (its first m,
+-- while the total lasts)}].
+-- Fails: unknown team. Emits nothing.
 --@include core
 local cfg = load_cfg()
 local n = tonumber(O.n)
+local per = tonumber(O.m or 20)
+local budget = tonumber(O.total or 200)
 local out = {}
 for _, qk in ipairs(queue_keys(cfg)) do
   if #out >= n then break end
   for _, conv in ipairs(redis.call('ZRANGE', qk, 0, n - #out - 1)) do
     local c = redis.call('HMGET', K.conv(conv), 'g', 'why')
-    local ids = redis.call('LRANGE', K.cw(conv), 0, -1)
+    local shown = math.min(per, budget)
+    local ids = shown > 0 and redis.call('LRANGE', K.cw(conv), 0, shown - 1) or {}
+    budget = budget - #ids
     local msgs = views(ids)
     for _, m in ipairs(msgs) do m.group = c[1]; m.why = c[2] end
-    out[#out + 1] = {conversation = conv, group = c[1], why = c[2], messages = msgs}
+    out[#out + 1] = {conversation = conv, group = c[1], why = c[2], messages = msgs,
+                     waiting = (#ids < shown) and #ids or redis.call('LLEN', K.cw(conv))}
   end
 end
 return reply(out)

@@ -1,20 +1,26 @@
--- rebucket_batch: move up to n waiting conversations of older settings versions into the
--- current version's groups, oldest version and highest group first. Each batch is atomic:
--- a conversation is always in exactly one queue.
+-- rebucket_batch: move waiting conversations of older settings versions into the current
+-- version's groups, oldest version and highest group first, until n conversations or n
+-- waiting messages have been placed (placing a conversation reads each of its waiting
+-- messages, so both bound the work of one call). Each batch is atomic: a conversation is
+-- always in exactly one queue.
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {n, now?}
+-- Returns {moved (conversations), left (conversations still in older versions)}.
+-- Fails: unknown team. Emits nothing (the conversations stay waiting).
 --@include core
 local cfg = load_cfg()
 local n = tonumber(O.n)
-local moved = 0
-while moved < n and #cfg.old > 0 do
+local moved, work = 0, 0
+while moved < n and work < n and #cfg.old > 0 do
   local v, g = cfg.old[1][1], cfg.old[1][2]
   local empty = true
   for i = 0, g do
     local qk = K.q(v, i)
-    local convs = redis.call('ZRANGE', qk, 0, n - moved - 1)
-    for _, conv in ipairs(convs) do
+    while moved < n and work < n do
+      local conv = redis.call('ZRANGE', qk, 0, 0)[1]
+      if not conv then break end
+      work = work + math.max(1, redis.call('LLEN', K.cw(conv)))
       place_conv(cfg, conv)
       moved = moved + 1
     end
