@@ -4,6 +4,8 @@
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {adv, msg, now?, by?}
+-- Returns {status ('assigned' | 'noop'), messages}. Fails: unknown team, advisor or message,
+-- the advisor logged out, a done message. Emits assigned per message.
 --@include core
 local cfg = load_cfg()
 local now = now_ms()
@@ -14,21 +16,25 @@ if not v[1] then fail('not_found', 'message', 'unknown message ' .. O.msg) end
 local st, conv, holder = v[1], v[2], v[3]
 if st == 'd' then fail('conflict', 'message', 'message ' .. O.msg .. ' is already done') end
 if st == 'a' and holder == a.id then return reply({status = 'noop', messages = {}}) end
-local ids = {}
-if st == 'w' then
-  local messages = give_conv(cfg, a.id, conv, 'manual', now, false)
-  return reply({status = 'assigned', messages = messages})
-elseif st == 'h' or st == 'q' then
+-- The whole conversation goes: its waiting messages, what another advisor holds of it, and
+-- the message itself when it was in the help requests or the quarantine.
+local given = {}
+if st == 'h' or st == 'q' then
   redis.call('ZREM', st == 'h' and K.help or K.quar, O.msg)
   give(cfg, a.id, O.msg, conv, 'manual', now, false, 'assigned by ' .. (O.by or 'a supervisor'))
-  ids = {O.msg}
-else
-  for _, id in ipairs(redis.call('ZRANGE', K.cur(holder), 0, -1)) do
-    if redis.call('HGET', K.msg(id), 'conv') == conv then
-      release(holder, id, conv)
-      give(cfg, a.id, id, conv, 'manual', now, false, 'moved from ' .. holder)
-      ids[#ids + 1] = id
-    end
+  given[1] = O.msg
+end
+local owner = redis.call('HGET', K.conv(conv), 'owner')
+local from = (st == 'a') and holder or owner
+if from and from ~= '' and from ~= a.id then
+  for _, m in ipairs(by_arrival(held_ids(from, conv))) do
+    release(from, m.id, conv)
+    give(cfg, a.id, m.id, conv, 'manual', now, false, 'moved from ' .. from)
+    given[#given + 1] = m.id
   end
 end
-return reply({status = 'assigned', messages = views(ids)})
+local messages = views(given)
+for _, m in ipairs(give_conv(cfg, a.id, conv, 'manual', now, false)) do
+  messages[#messages + 1] = m
+end
+return reply({status = 'assigned', messages = messages})

@@ -23,9 +23,10 @@ repeat
   local r = redis.call('SCAN', cursor, 'MATCH', pglob() .. 'm:*', 'COUNT', 1000)
   cursor = r[1]
   for _, k in ipairs(r[2]) do
-    local v = redis.call('HMGET', k, 'st', 'adv', 'conv', 'ch', 'dk', 'dt', 'by')
+    local v = redis.call('HMGET', k, 'st', 'adv', 'conv', 'ch', 'dk', 'dt', 'by', 'ord')
     msgs[string.sub(k, plen + 1)] = { st = v[1], adv = v[2], conv = v[3], ch = v[4], dk = v[5],
-                                      dt = tonumber(v[6]), by = v[7], places = {} }
+                                      dt = tonumber(v[6]), by = v[7], ord = tonumber(v[8]),
+                                      places = {} }
   end
 until cursor == '0'
 
@@ -50,9 +51,16 @@ for _, qk in ipairs(queue_keys(cfg)) do
     if q ~= qk then bad('conversation ' .. conv .. ' is in ' .. qk .. ' but records ' .. tostring(q)) end
     local ids = redis.call('LRANGE', K.cw(conv), 0, -1)
     if #ids == 0 then bad('conversation ' .. conv .. ' is queued with no waiting message') end
+    local last = nil
     for _, id in ipairs(ids) do
       local m = place(id, 'waiting stock', 'w')
       if m and m.conv ~= conv then bad('message ' .. id .. ' waits under conversation ' .. conv .. ' but belongs to ' .. tostring(m.conv)) end
+      if m and m.ord then
+        if last and m.ord < last then
+          bad('conversation ' .. conv .. ' waits out of arrival order (' .. id .. ')')
+        end
+        last = m.ord
+      end
     end
   end
 end
@@ -88,6 +96,7 @@ end
 
 -- 4. Advisors: current messages, pushed, on hold, presence, capacity bookkeeping.
 local held_by_conv = {}
+local holders = {}  -- conversation -> advisors holding some of its messages
 local online = {}
 for _, adv in ipairs(redis.call('ZRANGE', K.online, 0, -1)) do online[adv] = true end
 for _, adv in ipairs(redis.call('SMEMBERS', K.advisors)) do
@@ -104,6 +113,8 @@ for _, adv in ipairs(redis.call('SMEMBERS', K.advisors)) do
     if m then
       if m.adv ~= adv then bad('message ' .. id .. ' is with ' .. adv .. ' but records advisor ' .. tostring(m.adv)) end
       held_by_conv[m.conv] = (held_by_conv[m.conv] or 0) + 1
+      holders[m.conv] = holders[m.conv] or {}
+      holders[m.conv][adv] = st ~= 'off' and 'on' or 'off' 
     end
   end
   if st == 'off' and ncur > 0 then
@@ -128,6 +139,23 @@ for _, adv in ipairs(redis.call('SMEMBERS', K.advisors)) do
   end
   for _, id in ipairs(redis.call('SMEMBERS', K.hold(adv))) do
     if not cur[id] then bad('message ' .. id .. ' is on hold for ' .. adv .. ' but not in their hands') end
+  end
+end
+
+-- 4b. One conversation, one holder: never two advisors, never waiting while a logged-in
+-- advisor holds some of it (a logged-out holder is the reconciler's to requeue: 'stranded').
+for conv, by in pairs(holders) do
+  local names, live = {}, nil
+  for adv, state in pairs(by) do
+    names[#names + 1] = adv
+    if state == 'on' then live = adv end
+  end
+  if #names > 1 then
+    table.sort(names)
+    bad('conversation ' .. conv .. ' is held by ' .. table.concat(names, ' and '))
+  end
+  if live and convs_in_queue[conv] then
+    bad('conversation ' .. conv .. ' is waiting while ' .. live .. ' holds it')
   end
 end
 

@@ -19,4 +19,19 @@ local ep = redis.call('HINCRBY', K.adv(a.id), 'ep', 1)
 redis.call('HSET', K.adv(a.id), 'st', 'on', 'li', now)
 redis.call('ZADD', K.online, now, a.id)
 event(cfg, 'logged_in', now, {'a', a.id})
+-- Back while the requeue of the last session was under way: the advisor keeps what is still
+-- in their hands, and with it what arrived for those conversations meanwhile (one holder).
+-- Looks at the first 1,000 held messages (bounded work); a press hands over the rest.
+local seen = {}
+for _, id in ipairs(redis.call('ZRANGE', K.cur(a.id), 0, 999)) do
+  local conv = redis.call('HGET', K.msg(id), 'conv')
+  if conv and not seen[conv] then
+    seen[conv] = true
+    local q = redis.call('HGET', K.conv(conv), 'q')
+    if q and q ~= '' then
+      give_conv(cfg, a.id, conv, 'affinity', now,
+        redis.call('HEXISTS', K.pconv(a.id), conv) == 1, false)
+    end
+  end
+end
 return reply({status = 'ok', epoch = ep})

@@ -27,12 +27,23 @@ local function remember_request()
   if (O.req or '') ~= (a.req or '') then redis.call('HSET', K.adv(a.id), 'req', O.req or '') end
 end
 
+-- A waiting conversation whose other messages another logged-in advisor holds goes to that
+-- advisor (one conversation, one holder); the press takes the next one. Rare (a session
+-- resumed while its requeue was under way), and bounded per press.
+local handed = 0
 for _, qk in ipairs(queue_keys(cfg)) do
-  local top = redis.call('ZPOPMIN', qk)
-  if #top > 0 then
-    local messages = give_conv(cfg, a.id, top[1], 'push', now, true, true)
-    remember_request()
-    return reply({status = 'assigned', messages = messages})
+  while true do
+    local top = redis.call('ZPOPMIN', qk)
+    if #top == 0 then break end
+    local holder = handed < 20 and holder_of(top[1], a.id)
+    if not holder then
+      local messages = give_conv(cfg, a.id, top[1], 'push', now, true, true)
+      remember_request()
+      return reply({status = 'assigned', messages = messages})
+    end
+    handed = handed + 1
+    give_conv(cfg, holder, top[1], 'affinity', now,
+      redis.call('HEXISTS', K.pconv(holder), top[1]) == 1, true)
   end
 end
 remember_request()

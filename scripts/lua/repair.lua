@@ -180,6 +180,63 @@ scan('c:*', function(k)
   end
 end)
 
+-- 7b. One conversation, one holder, in arrival order. A conversation that two advisors hold
+-- goes whole to one of them (its recorded owner when logged in, else the first logged-in one);
+-- waiting messages of a conversation a logged-in advisor holds go to them; waiting lists are
+-- put back in arrival order.
+local by_conv = {}
+for _, adv in ipairs(advisors) do
+  local live = redis.call('HGET', K.adv(adv), 'st') ~= 'off'
+  for _, id in ipairs(redis.call('ZRANGE', K.cur(adv), 0, -1)) do
+    local conv = msgs[id] and msgs[id].conv
+    if conv then
+      by_conv[conv] = by_conv[conv] or {}
+      by_conv[conv][adv] = live
+    end
+  end
+end
+for conv, by in pairs(by_conv) do
+  local owner = redis.call('HGET', K.conv(conv), 'owner')
+  local keeper = (owner and by[owner]) and owner or nil
+  local names = {}
+  for adv, live in pairs(by) do
+    names[#names + 1] = adv
+    if live and not keeper then keeper = adv end
+  end
+  table.sort(names)
+  if keeper then
+    for _, adv in ipairs(names) do
+      if adv ~= keeper then
+        for _, m in ipairs(by_arrival(held_ids(adv, conv))) do
+          release(adv, m.id, conv)
+          give(cfg, keeper, m.id, conv, 'affinity', now, false, 'repair: one holder per conversation')
+          fix()
+        end
+      end
+    end
+    local q = redis.call('HGET', K.conv(conv), 'q')
+    if q and q ~= '' then
+      give_conv(cfg, keeper, conv, 'affinity', now, false, false)
+      fix()
+    end
+  end
+end
+for _, qk in ipairs(queue_keys(cfg)) do
+  for _, conv in ipairs(redis.call('ZRANGE', qk, 0, -1)) do
+    local ids = redis.call('LRANGE', K.cw(conv), 0, -1)
+    local sorted = by_arrival(ids)
+    for i, m in ipairs(sorted) do
+      if m.id ~= ids[i] then
+        redis.call('DEL', K.cw(conv))
+        merge_waiting(conv, sorted)
+        place_conv(cfg, conv)
+        fix()
+        break
+      end
+    end
+  end
+end
+
 -- 8. Today's figures equal today's done messages.
 local today = math.floor(now / DAY_MS)
 local figures = {}

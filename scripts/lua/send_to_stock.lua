@@ -4,6 +4,9 @@
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {msg, now?}
+-- Returns {status}: 'ok' (waiting in the stock), 'assigned' (another advisor holds the rest
+-- of its conversation: it went to them), 'quarantined' (past the requeue limit on the way),
+-- 'noop' (already waiting). Fails: unknown team or message, a done message.
 --@include core
 local cfg = load_cfg()
 local now = now_ms()
@@ -12,20 +15,19 @@ if not v[1] then fail('not_found', 'message', 'unknown message ' .. O.msg) end
 local st, conv, holder = v[1], v[2], v[3]
 if st == 'd' then fail('conflict', 'message', 'message ' .. O.msg .. ' is already done') end
 if st == 'w' then return reply({status = 'noop'}) end
+local where
 if st == 'a' then
-  local ids = {}
-  for _, id in ipairs(redis.call('ZRANGE', K.cur(holder), 0, -1)) do
-    if redis.call('HGET', K.msg(id), 'conv') == conv then ids[#ids + 1] = id end
-  end
-  requeue_from(cfg, holder, ids, now, 'sent back to the stock by a supervisor')
-  return reply({status = 'ok'})
+  local ids = held_ids(holder, conv)
+  local msgs = by_arrival(ids)
+  for _, m in ipairs(msgs) do release(holder, m.id, conv) end
+  where = back_to_team(cfg, conv, msgs, now, 'sent back to the stock by a supervisor', holder)
 elseif st == 'h' then
   redis.call('ZREM', K.help, O.msg)
-  requeue_msg(cfg, O.msg, conv, now, 'help request sent back to the stock')
+  where = back_to_team(cfg, conv, by_arrival({O.msg}), now, 'help request sent back to the stock')
 else
   redis.call('ZREM', K.quar, O.msg)
   redis.call('HSET', K.msg(O.msg), 'rq', 0)
-  requeue_msg(cfg, O.msg, conv, now, 'released from quarantine')
+  where = back_to_team(cfg, conv, by_arrival({O.msg}), now, 'released from quarantine')
 end
-place_conv(cfg, conv)
-return reply({status = 'ok'})
+local status = {w = 'ok', q = 'quarantined', held = 'assigned'}
+return reply({status = status[where]})

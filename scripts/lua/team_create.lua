@@ -6,6 +6,10 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   error('PI conflict team team ' .. (string.match(ARGV[1], '{(.*)}') or '') .. ' already exists', 0)
 end
 --@include core
+if redis.call('EXISTS', P .. 'deleting') == 1 then
+  fail('conflict', 'team', 'team ' .. TEAM .. ' is being deleted; finish the deletion first ' ..
+    '(pushinbox team delete ' .. TEAM .. ' --yes)')
+end
 local now = now_ms()
 redis.call('HSET', K.cfg, 'name', O.name, 'ver', 1, 'groups', cmsgpack.pack({}), 'ng', 0,
   'order', O.order,

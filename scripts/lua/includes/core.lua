@@ -123,10 +123,10 @@ end
 
 -- Advisors ----------------------------------------------------------------------------------
 local function load_adv(adv)
-  local v = redis.call('HMGET', K.adv(adv), 'st', 'role', 'ep', 'bep', 'bs', 'req')
+  local v = redis.call('HMGET', K.adv(adv), 'st', 'role', 'ep', 'bep', 'bs', 'req', 'bu')
   if not v[1] then fail('not_found', 'advisor', 'unknown advisor ' .. adv .. ' in team ' .. TEAM) end
   return { id = adv, st = v[1], role = v[2], ep = tonumber(v[3]), bep = tonumber(v[4]),
-           bs = tonumber(v[5]), req = v[6] }
+           bs = tonumber(v[5]), req = v[6], bu = tonumber(v[7]) }
 end
 
 local function load_role(name)
@@ -152,10 +152,13 @@ local function add_break(cfg, adv, s, e)
   end
 end
 
--- End a running break at time `at`; returns its length in ms (0 when not on break).
+-- End a running break at time `at`, or at its scheduled end when that came first (the end of
+-- the working-hours range: a break never counts past it, whoever ends it and when); returns
+-- its length in ms (0 when not on break).
 local function end_break(cfg, a, at, why)
   if a.st ~= 'brk' then return 0 end
   local s = a.bs or at
+  if a.bu and at > a.bu then at = a.bu end
   if at < s then at = s end
   add_break(cfg, a.id, s, at)
   redis.call('HSET', K.adv(a.id), 'st', 'on', 'bs', '', 'bu', '')
@@ -300,12 +303,32 @@ local function place_conv(cfg, conv)
   redis.call('HSET', ck, 'q', qk, 'gi', best, 'g', bname, 'why', bwhy, 'fw', fw, 'lw', lw)
 end
 
--- Put a message into the waiting stock (its conversation is placed by the caller).
-local function to_waiting(id, conv, ch, ts)
+-- Put a message into the waiting stock (its conversation is placed by the caller). `listed`:
+-- the caller puts it in the conversation's waiting list itself (in arrival order).
+local function to_waiting(id, conv, ch, ts, listed)
   redis.call('HSET', K.msg(id), 'st', 'w', 'adv', '', 'via', '', 'pt', '')
-  redis.call('RPUSH', K.cw(conv), id)
+  if not listed then redis.call('RPUSH', K.cw(conv), id) end
   redis.call('ZADD', K.ch(ch), ms(ts), id)
   redis.call('SADD', K.channels, ch)
+end
+
+-- Add messages ({id, ord} sorted by ord) to a conversation's waiting list, keeping the list
+-- in arrival order (requeued messages are older than what arrived meanwhile). O(list).
+local function merge_waiting(conv, msgs)
+  local key = K.cw(conv)
+  local cur = redis.call('LRANGE', key, 0, -1)
+  local merged, i, j = {}, 1, 1
+  local curord = {}
+  for k, id in ipairs(cur) do curord[k] = tonumber(redis.call('HGET', K.msg(id), 'ord')) or 0 end
+  while i <= #msgs or j <= #cur do
+    if j > #cur or (i <= #msgs and msgs[i].ord < curord[j]) then
+      merged[#merged + 1] = msgs[i].id; i = i + 1
+    else
+      merged[#merged + 1] = cur[j]; j = j + 1
+    end
+  end
+  redis.call('DEL', key)
+  for k = 1, #merged, 500 do redis.call('RPUSH', key, unpack(merged, k, math.min(k + 499, #merged))) end
 end
 
 -- Take a message out of an advisor's hands (any of cur / push / hold).
@@ -347,22 +370,61 @@ end
 
 -- Give one message to an advisor: its hash, the advisor's indexes, the event. `pushed`: it
 -- counts against the push capacity. `extra`: more message fields, written in the same HSET.
-local function hand_over(cfg, adv, id, conv, via, now, pushed, why, extra)
+-- In the advisor's hands a message is scored by the time its conversation reached them
+-- (`ot`), so all of a conversation's messages share a score: a requeue batch or an expiry
+-- finds them together (ZRANGEBYSCORE ot ot) without reading the advisor's whole list.
+local function hand_over(cfg, adv, id, conv, via, now, pushed, why, extra, ot)
   local t = ms(now)
   redis.call('HSET', K.msg(id), 'st', 'a', 'adv', adv, 'via', via, 'at_', t,
     'pt', pushed and t or '', unpack(extra or {}))
-  redis.call('ZADD', K.cur(adv), t, id)
+  redis.call('ZADD', K.cur(adv), ot or t, id)
   if pushed then redis.call('ZADD', K.push(adv), t, id) end
   event(cfg, 'assigned', now, {'m', id, 'a', adv, 'c', conv, 'via', via, 'why', why or ''})
 end
 
+-- When `adv` already holds the conversation, the time it reached them; else now.
+local function owner_time(ck, adv, now)
+  local o = redis.call('HMGET', ck, 'owner', 'held', 'ot')
+  if o[1] == adv and (tonumber(o[2]) or 0) > 0 and o[3] then return o[3] end
+  return ms(now)
+end
+
 -- Give one message to an advisor, and its conversation with it.
 local function give(cfg, adv, id, conv, via, now, pushed, why)
-  hand_over(cfg, adv, id, conv, via, now, pushed, why)
-  if pushed then redis.call('HINCRBY', K.pconv(adv), conv, 1) end
   local ck = K.conv(conv)
-  redis.call('HSET', ck, 'owner', adv)
+  local ot = owner_time(ck, adv, now)
+  hand_over(cfg, adv, id, conv, via, now, pushed, why, nil, ot)
+  if pushed then redis.call('HINCRBY', K.pconv(adv), conv, 1) end
+  redis.call('HSET', ck, 'owner', adv, 'ot', ot)
   redis.call('HINCRBY', ck, 'held', 1)
+end
+
+-- The advisor other than `except` who holds messages of a conversation, if logged in.
+local function holder_of(conv, except)
+  local o = redis.call('HMGET', K.conv(conv), 'owner', 'held')
+  local owner = o[1]
+  if owner and owner ~= '' and owner ~= except and (tonumber(o[2]) or 0) > 0 then
+    local st = redis.call('HGET', K.adv(owner), 'st')
+    if st and st ~= 'off' then return owner end
+  end
+  return nil
+end
+
+-- The messages of a conversation in an advisor's hands (they share the score `ot` when the
+-- advisor is the conversation's owner; otherwise the advisor's whole list is read).
+local function held_ids(adv, conv)
+  local o = redis.call('HMGET', K.conv(conv), 'owner', 'ot')
+  local ids
+  if o[1] == adv and o[2] then
+    ids = redis.call('ZRANGEBYSCORE', K.cur(adv), o[2], o[2])
+  else
+    ids = redis.call('ZRANGE', K.cur(adv), 0, -1)
+  end
+  local out = {}
+  for _, id in ipairs(ids) do
+    if redis.call('HGET', K.msg(id), 'conv') == conv then out[#out + 1] = id end
+  end
+  return out
 end
 
 -- Move every waiting message of a conversation to an advisor. `popped`: the caller already
@@ -370,8 +432,9 @@ end
 -- while moving them: no second read per message).
 local function give_conv(cfg, adv, conv, via, now, pushed, popped)
   local ck = K.conv(conv)
-  local c = redis.call('HMGET', ck, 'q', 'g', 'why')
+  local c = redis.call('HMGET', ck, 'q', 'g', 'why', 'owner', 'held', 'ot')
   if not popped and c[1] and c[1] ~= '' then redis.call('ZREM', c[1], conv) end
+  local ot = (c[4] == adv and (tonumber(c[5]) or 0) > 0 and c[6]) or ms(now)
   local ids = redis.call('LRANGE', K.cw(conv), 0, -1)
   local g, cwhy = c[2] or '', c[3] or ''
   local out = {}
@@ -380,7 +443,8 @@ local function give_conv(cfg, adv, conv, via, now, pushed, popped)
     local v = redis.call('HMGET', K.msg(id), unpack(VIEW_FIELDS))
     redis.call('ZREM', K.ch(v[3]), id)
     chans[v[3]] = true
-    hand_over(cfg, adv, id, conv, via, now, pushed, g .. ': ' .. cwhy, {'g', g, 'why', cwhy})
+    hand_over(cfg, adv, id, conv, via, now, pushed, g .. ': ' .. cwhy, {'g', g, 'why', cwhy},
+      ot)
     v[5], v[6], v[7], v[8], v[9] = 'a', adv, via, g, cwhy  -- what hand_over just wrote
     out[i] = as_view(id, v, false)
   end
@@ -393,15 +457,15 @@ local function give_conv(cfg, adv, conv, via, now, pushed, popped)
     return out
   end
   if pushed then redis.call('HINCRBY', K.pconv(adv), conv, #ids) end
-  redis.call('HSET', ck, 'q', '', 'owner', adv)
+  redis.call('HSET', ck, 'q', '', 'owner', adv, 'ot', ot)
   redis.call('HINCRBY', ck, 'held', #ids)
   return out
 end
 
 -- Send a message (already out of any place) back to the stock, marked reassigned; a message
--- requeued too often goes to quarantine instead. Returns 'w' or 'q'. The caller places the
--- conversation (once per conversation) when 'w'.
-local function requeue_msg(cfg, id, conv, now, why)
+-- requeued too often goes to quarantine instead. Returns 'w' or 'q'. `listed`: the caller
+-- puts it in the waiting list (merge_waiting) and places the conversation (when 'w').
+local function requeue_msg(cfg, id, conv, now, why, listed)
   local mk = K.msg(id)
   local n = redis.call('HINCRBY', mk, 'rq', 1)
   redis.call('HSET', mk, 're', '1')
@@ -412,25 +476,76 @@ local function requeue_msg(cfg, id, conv, now, why)
     return 'q'
   end
   local v = redis.call('HMGET', mk, 'ch', 'ts')
-  to_waiting(id, conv, v[1], tonumber(v[2]))
+  to_waiting(id, conv, v[1], tonumber(v[2]), listed)
   event(cfg, 'requeued', now, {'m', id, 'c', conv, 'why', why})
   return 'w'
 end
 
--- Hand messages in an advisor's hands back to the stock (or quarantine), then place each
--- touched conversation once. Returns how many messages moved.
+-- Messages ({id, ord}, out of every place, sorted by ord) of one conversation go back to the
+-- team: to the advisor who holds the rest of the conversation now (one conversation, one
+-- holder), else to the stock in arrival order (or to quarantine, one by one). `from`: the
+-- advisor they came from (never their new holder). Returns 'held', 'w' or 'q' (all of them
+-- quarantined).
+local function back_to_team(cfg, conv, msgs, now, why, from)
+  local holder = holder_of(conv, from)
+  if holder then
+    local pushed = redis.call('HEXISTS', K.pconv(holder), conv) == 1
+    for _, m in ipairs(msgs) do
+      redis.call('HSET', K.msg(m.id), 're', '1')
+      give(cfg, holder, m.id, conv, 'affinity', now, pushed, 'conversation held by ' .. holder)
+    end
+    return 'held'
+  end
+  local back = {}
+  for _, m in ipairs(msgs) do
+    if requeue_msg(cfg, m.id, conv, now, why, true) == 'w' then back[#back + 1] = m end
+  end
+  if #back == 0 then return 'q' end
+  merge_waiting(conv, back)
+  place_conv(cfg, conv)
+  return 'w'
+end
+
+local function by_arrival(ids)
+  local out = {}
+  for i, id in ipairs(ids) do
+    out[i] = {id = id, ord = tonumber(redis.call('HGET', K.msg(id), 'ord')) or 0}
+  end
+  table.sort(out, function(x, y) return x.ord < y.ord end)
+  return out
+end
+
+-- Hand messages in an advisor's hands back to the team, a conversation at a time (see
+-- back_to_team). Returns how many messages moved.
 local function requeue_from(cfg, adv, ids, now, why)
-  local convs, order = {}, {}
+  local byconv, order = {}, {}
   for _, id in ipairs(ids) do
     local conv = redis.call('HGET', K.msg(id), 'conv')
-    release(adv, id, conv)
-    if requeue_msg(cfg, id, conv, now, why) == 'w' and not convs[conv] then
-      convs[conv] = true
-      order[#order + 1] = conv
+    if not byconv[conv] then byconv[conv] = {}; order[#order + 1] = conv end
+    local list = byconv[conv]
+    list[#list + 1] = id
+  end
+  for _, conv in ipairs(order) do
+    local msgs = by_arrival(byconv[conv])
+    for _, m in ipairs(msgs) do release(adv, m.id, conv) end
+    back_to_team(cfg, conv, msgs, now, why, adv)
+  end
+  return #ids
+end
+
+-- The messages of the advisor's conversations that `ids` belong to: whole conversations.
+local function whole_convs(adv, ids)
+  local seen, out, inc = {}, {}, {}
+  for _, id in ipairs(ids) do
+    local conv = redis.call('HGET', K.msg(id), 'conv')
+    if conv and not seen[conv] then
+      seen[conv] = true
+      for _, x in ipairs(held_ids(adv, conv)) do
+        if not inc[x] then inc[x] = true; out[#out + 1] = x end
+      end
     end
   end
-  for _, conv in ipairs(order) do place_conv(cfg, conv) end
-  return #ids
+  return out
 end
 
 local function reply(t) return cmsgpack.pack(t) end

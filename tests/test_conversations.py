@@ -1,0 +1,240 @@
+"""One conversation, one holder, in arrival order: the paths that used to split a
+conversation between two advisors or reorder it, each as the issue reproduced it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+import redis
+from conftest import message
+
+from dispatcher import Dispatcher
+from dispatcher.errors import ConflictError
+from dispatcher.testing import FakeClock
+
+T = "t"
+
+
+class Later:
+    """A jobs runner that runs nothing now: the test runs the requeue when it chooses (as a
+    worker that is late would)."""
+
+    def requeue_advisor(self, team: str, advisor: str, epoch: int) -> None:
+        return None
+
+    def rebucket(self, team: str) -> None:
+        return None
+
+    def end_break_at(self, team: str, advisor: str, epoch: int, at_ms: int) -> None:
+        return None
+
+
+@pytest.fixture
+def d(redis_client: redis.Redis, clock: FakeClock) -> Dispatcher:
+    d = Dispatcher(redis_client, clock=clock, jobs=Later())
+    d.create_team(T)
+    d.set_role(T, "agent", push=True, capacity=1)
+    for a in ("ann", "bob", "cid"):
+        d.set_advisor(T, a, "agent")
+        d.login(T, a)
+    return d
+
+
+def held(d: Dispatcher, adv: str) -> list[str]:
+    return [m.id for m in d.current(T, adv)]
+
+
+def pushed(d: Dispatcher, adv: str) -> list[str]:
+    return [m.id for m in d.next(T, adv).messages]
+
+
+def clean(d: Dispatcher) -> None:
+    report = d.check(T)
+    assert report.ok, report.problems
+
+
+def test_a_late_logout_requeue_hands_the_message_to_whoever_holds_its_conversation_now(
+        d: Dispatcher) -> None:
+    d.ingest(T, message(1, conv="c1"))
+    assert pushed(d, "ann") == ["m1"]
+    d.logout(T, "ann")  # the requeue job has not run yet
+    d.ingest(T, message(2, conv="c1"))
+    assert pushed(d, "bob") == ["m2"]
+    d.tick(T)  # the requeue runs now
+    assert sorted(held(d, "bob")) == ["m1", "m2"]
+    assert d.next(T, "cid").status == "empty"
+    d.ingest(T, message(3, conv="c1"))
+    assert sorted(held(d, "bob")) == ["m1", "m2", "m3"]
+    clean(d)
+
+
+def test_a_requeue_in_batches_of_one_moves_whole_conversations(d: Dispatcher) -> None:
+    d.ingest(T, message(1, conv="c1"))
+    assert pushed(d, "ann") == ["m1"]
+    d.ingest(T, message(2, conv="c1"))  # affinity: ann holds m1 and m2
+    d.logout(T, "ann")
+    epoch = int(d.redis.hget(f"pi:{{{T}}}:a:ann", "ep"))
+    res = d.call("requeue_batch", T, adv="ann", epoch=epoch, n=1)
+    assert int(res["moved"]) == 2 and int(res["left"]) == 0
+    assert pushed(d, "bob") == ["m1", "m2"]
+    clean(d)
+
+
+def test_logging_back_in_between_batches_never_splits_a_conversation(d: Dispatcher) -> None:
+    d.set_role(T, "agent", push=True, capacity=2)
+    d.ingest_many(T, [message(1, conv="c1"), message(3, conv="c2")])
+    assert pushed(d, "ann") == ["m1"]
+    assert pushed(d, "ann") == ["m3"]
+    d.ingest(T, message(2, conv="c1"))
+    d.logout(T, "ann")
+    epoch = int(d.redis.hget(f"pi:{{{T}}}:a:ann", "ep"))
+    d.call("requeue_batch", T, adv="ann", epoch=epoch, n=1)  # c1 goes, whole
+    d.login(T, "ann")  # the job is fenced from here: ann keeps c2
+    assert held(d, "ann") == ["m3"]
+    assert pushed(d, "bob") == ["m1", "m2"]
+    clean(d)
+
+
+def test_a_message_back_from_help_goes_to_the_advisor_holding_its_conversation(
+        d: Dispatcher) -> None:
+    d.ingest(T, message(1, conv="c1"))
+    assert pushed(d, "ann") == ["m1"]
+    d.ingest(T, message(2, conv="c1"))
+    d.request_help(T, "ann", "m1", "refund?")
+    assert d.send_to_stock(T, "m1") == "assigned"
+    assert sorted(held(d, "ann")) == ["m1", "m2"]
+    assert d.next(T, "bob").status == "empty"
+    clean(d)
+
+
+def test_an_untouched_push_goes_back_with_every_message_of_its_conversation(
+        d: Dispatcher, clock: FakeClock) -> None:
+    d.configure(T, untouched_after_s=3)
+    d.ingest(T, message(1, conv="c1"))
+    assert pushed(d, "ann") == ["m1"]
+    clock.advance(2)
+    d.ingest(T, message(5, conv="c1"))  # affinity: ann
+    clock.advance(2)
+    d.tick(T)
+    assert held(d, "ann") == []
+    assert pushed(d, "bob") == ["m1", "m5"]
+    clean(d)
+
+
+def test_assigning_a_help_request_brings_the_rest_of_its_conversation(d: Dispatcher) -> None:
+    d.ingest(T, message(1, conv="c1"))
+    assert pushed(d, "ann") == ["m1"]
+    d.request_help(T, "ann", "m1", "")
+    d.ingest(T, message(2, conv="c1"))  # nobody holds c1 now: it waits
+    given = d.assign(T, "bob", "m1")
+    assert sorted(m.id for m in given) == ["m1", "m2"]
+    d.ingest(T, message(3, conv="c1"))
+    assert sorted(held(d, "bob")) == ["m1", "m2", "m3"]
+    assert d.next(T, "cid").status == "empty"
+    clean(d)
+
+
+def test_assigning_a_message_held_by_another_advisor_moves_the_whole_conversation(
+        d: Dispatcher) -> None:
+    d.ingest(T, message(1, conv="c1"))
+    assert pushed(d, "ann") == ["m1"]
+    d.ingest(T, message(2, conv="c1"))
+    d.assign(T, "bob", "m2")
+    assert held(d, "ann") == [] and sorted(held(d, "bob")) == ["m1", "m2"]
+    clean(d)
+
+
+def test_a_requeued_conversation_comes_back_in_arrival_order(d: Dispatcher) -> None:
+    d.ingest(T, message(9, conv="c1") | {"id": "msg-9"})
+    d.ingest(T, message(10, conv="c1") | {"id": "msg-10"})
+    assert pushed(d, "ann") == ["msg-9", "msg-10"]
+    d.ingest(T, message(11, conv="c1") | {"id": "msg-11"})  # affinity
+    d.logout(T, "ann")
+    d.ingest(T, message(12, conv="c1") | {"id": "msg-12"})  # arrives while the job waits
+    d.tick(T)
+    assert pushed(d, "bob") == ["msg-9", "msg-10", "msg-11", "msg-12"]
+    clean(d)
+
+
+def test_send_to_stock_says_when_the_message_went_to_quarantine(d: Dispatcher) -> None:
+    d.configure(T, max_requeues=1)
+    d.ingest(T, message(1))
+    assert pushed(d, "ann") == ["m1"]
+    d.logout(T, "ann")
+    d.tick(T)  # requeued once
+    assert pushed(d, "bob") == ["m1"]
+    assert d.send_to_stock(T, "m1") == "quarantined"
+    assert [m.id for m in d.quarantined(T)] == ["m1"]
+    clean(d)
+
+
+@pytest.mark.parametrize("how", ["next", "end_break", "logout", "tick"])
+def test_a_break_never_counts_past_the_end_of_working_hours(d: Dispatcher, clock: FakeClock,
+                                                            how: str) -> None:
+    d.set_hours(T, {"timezone": "UTC", "week": {"tue": ["08:00-12:30"]}})
+    clock.set(datetime(2026, 3, 10, 12, 20, tzinfo=UTC))  # a Tuesday
+    d.start_break(T, "ann")
+    clock.set(datetime(2026, 3, 10, 12, 50, tzinfo=UTC))
+    {"next": lambda: d.next(T, "ann"), "end_break": lambda: d.end_break(T, "ann"),
+     "logout": lambda: d.logout(T, "ann"), "tick": lambda: d.tick(T)}[how]()
+    assert d.advisor_stats(T, "ann").break_seconds == 600
+
+
+def test_a_team_being_deleted_cannot_be_created_again_until_the_deletion_is_done(
+        d: Dispatcher) -> None:
+    d.ingest_many(T, [message(i) for i in range(50)])
+    d.call("team_delete", T, cursor="0", n=5, first=True)  # the deletion has begun
+    with pytest.raises(ConflictError) as err:
+        d.create_team(T)
+    assert err.value.field == "team" and "being deleted" in str(err.value)
+    d.delete_team(T)  # finishing it (again from the start) is allowed
+    assert not d.redis.keys(f"pi:{{{T}}}:*")
+    d.create_team(T)
+    d.set_role(T, "agent")
+    d.set_advisor(T, "ann", "agent")
+    d.ingest(T, message(1))
+    assert d.check(T).ok
+
+
+def _two_holders(d: Dispatcher) -> str:
+    d.ingest_many(T, [message(1, conv="c1"), message(2, conv="c2")])
+    assert pushed(d, "ann") == ["m1"]
+    assert pushed(d, "bob") == ["m2"]
+    r = d.redis  # m2 "belongs" to c1 now: bob and ann both hold c1
+    r.hset(f"pi:{{{T}}}:m:m2", "conv", "c1")
+    r.hincrby(f"pi:{{{T}}}:c:c1", "held", 1)
+    r.hset(f"pi:{{{T}}}:c:c2", mapping={"held": 0, "owner": ""})
+    r.hdel(f"pi:{{{T}}}:pconv:bob", "c2")
+    r.hset(f"pi:{{{T}}}:pconv:bob", "c1", 1)
+    return "conversation c1 is held by ann and bob"
+
+
+def _waiting_while_held(d: Dispatcher) -> str:
+    d.ingest(T, message(1, conv="c1"))
+    assert pushed(d, "ann") == ["m1"]
+    d.redis.hset(f"pi:{{{T}}}:a:ann", "st", "off")  # as if ann were away for a moment
+    d.ingest(T, message(2, conv="c1"))  # so it waits
+    d.redis.hset(f"pi:{{{T}}}:a:ann", "st", "on")
+    return "conversation c1 is waiting while ann holds it"
+
+
+def _out_of_order(d: Dispatcher) -> str:
+    d.ingest_many(T, [message(1, conv="c1"), message(2, conv="c1")])
+    key = f"pi:{{{T}}}:cw:c1"
+    d.redis.delete(key)
+    d.redis.rpush(key, "m2", "m1")
+    return "conversation c1 waits out of arrival order (m1)"
+
+
+@pytest.mark.parametrize("corrupt", [_two_holders, _waiting_while_held, _out_of_order])
+def test_check_reports_and_repair_mends_a_broken_conversation(d: Dispatcher,
+                                                              corrupt: object) -> None:
+    expected = corrupt(d)  # type: ignore[operator]
+    report = d.check(T)
+    assert expected in report.problems, report.problems
+    assert d.repair(T) > 0
+    clean(d)
+    holders = {a for a in ("ann", "bob", "cid") for m in d.current(T, a)
+               if m.conversation == "c1"}
+    assert len(holders) <= 1
