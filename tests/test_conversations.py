@@ -238,3 +238,14 @@ def test_check_reports_and_repair_mends_a_broken_conversation(d: Dispatcher,
     holders = {a for a in ("ann", "bob", "cid") for m in d.current(T, a)
                if m.conversation == "c1"}
     assert len(holders) <= 1
+
+
+def test_assigning_a_help_request_takes_the_rest_from_the_advisor_who_asked(
+        d: Dispatcher) -> None:
+    """Found by the model-based test: the rest of the conversation stayed with ann."""
+    d.ingest_many(T, [message(1, conv="c1"), message(2, conv="c1")])
+    d.assign(T, "ann", "m1")
+    d.request_help(T, "ann", "m1", "")
+    d.assign(T, "bob", "m1")
+    assert held(d, "ann") == [] and held(d, "bob") == ["m1", "m2"]
+    clean(d)

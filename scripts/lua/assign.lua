@@ -19,12 +19,12 @@ if st == 'a' and holder == a.id then return reply({status = 'noop', messages = {
 -- The whole conversation goes: its waiting messages, what another advisor holds of it, and
 -- the message itself when it was in the help requests or the quarantine.
 local given = {}
+local owner = redis.call('HGET', K.conv(conv), 'owner')  -- before this message joins a.id
 if st == 'h' or st == 'q' then
   redis.call('ZREM', st == 'h' and K.help or K.quar, O.msg)
   give(cfg, a.id, O.msg, conv, 'manual', now, false, 'assigned by ' .. (O.by or 'a supervisor'))
   given[1] = O.msg
 end
-local owner = redis.call('HGET', K.conv(conv), 'owner')
 local from = (st == 'a') and holder or owner
 if from and from ~= '' and from ~= a.id then
   for _, m in ipairs(by_arrival(held_ids(from, conv))) do

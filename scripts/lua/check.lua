@@ -142,13 +142,13 @@ for _, adv in ipairs(redis.call('SMEMBERS', K.advisors)) do
   end
 end
 
--- 4b. One conversation, one holder: never two advisors, never waiting while a logged-in
--- advisor holds some of it (a logged-out holder is the reconciler's to requeue: 'stranded').
+-- 4b. One conversation, one holder: never two logged-in advisors, never waiting while a
+-- logged-in advisor holds some of it (what a logged-out advisor still holds is reported as
+-- stranded above: the reconciler hands it to the holder or the stock).
 for conv, by in pairs(holders) do
   local names, live = {}, nil
   for adv, state in pairs(by) do
-    names[#names + 1] = adv
-    if state == 'on' then live = adv end
+    if state == 'on' then names[#names + 1] = adv; live = adv end
   end
   if #names > 1 then
     table.sort(names)

@@ -16,7 +16,7 @@ touch(a, now)
 end_break(cfg, a, now, 'processed a new message')
 
 if (O.req and O.req ~= '' and O.req == a.req) or redis.call('HLEN', K.pconv(a.id)) >= role.cap then
-  local pushed = redis.call('ZRANGE', K.push(a.id), 0, -1)
+  local pushed = ordered(K.push(a.id), 0, -1)
   if #pushed > 0 then
     return reply({status = 'pending', messages = views(pushed)})
   end

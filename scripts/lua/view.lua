@@ -18,7 +18,7 @@ if O.ids then
   return reply(views(ids))
 elseif O.adv then
   load_adv(O.adv)
-  ids = redis.call('ZRANGE', K.cur(O.adv), from, from + n)
+  ids = ordered(K.cur(O.adv), from, from + n)
 elseif O.place == 'help' then
   ids = redis.call('ZRANGE', K.help, from, from + n)
 else

@@ -362,6 +362,25 @@ local function msg_view(id)
                         redis.call('SISMEMBER', K.hold(v[6]), id) == 1)
 end
 
+-- Members of a sorted set from `start` to `stop`, by score then arrival: a conversation's
+-- messages share a score in an advisor's hands, and ties would otherwise sort by id
+-- ('msg-10' before 'msg-9').
+local function ordered(zkey, start, stop)
+  local raw = redis.call('ZRANGE', zkey, start, stop, 'WITHSCORES')
+  local rows = {}
+  for i = 1, #raw, 2 do
+    rows[#rows + 1] = {id = raw[i], s = tonumber(raw[i + 1]),
+                       ord = tonumber(redis.call('HGET', K.msg(raw[i]), 'ord')) or 0}
+  end
+  table.sort(rows, function(x, y)
+    if x.s ~= y.s then return x.s < y.s end
+    return x.ord < y.ord
+  end)
+  local ids = {}
+  for i, r in ipairs(rows) do ids[i] = r.id end
+  return ids
+end
+
 local function views(ids)
   local out = {}
   for i, id in ipairs(ids) do out[i] = msg_view(id) end
