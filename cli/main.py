@@ -43,7 +43,8 @@ class Ctx:
                 from workers.scheduling import RQJobs, queue
 
                 d = Dispatcher.from_url(self.url)
-                d.jobs = RQJobs(queue())
+                # RQ's queues live with the data given here, unless RQ_REDIS_URL says otherwise
+                d.jobs = RQJobs(queue(data_url=self.url))
                 self._d = d
         return self._d
 
@@ -56,11 +57,17 @@ class Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            done = super().invoke(ctx)
         except PushinboxError as exc:
             where = f" ({exc.field})" if exc.field else ""
             click.echo(f"error: {exc.message}{where}", err=True)
             sys.exit(1)
+        c = ctx.find_object(Ctx)
+        for what in getattr(getattr(c and c._d, "jobs", None), "unqueued", []):
+            click.echo(f"warning: the {what.split(':')[0]} job could not be queued "
+                       f"({what.split(': ', 1)[-1]}); the reconciler will do the work within "
+                       f"{defaults.TICK_INTERVAL_S} s", err=True)
+        return done
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -7,9 +7,12 @@ import contextlib
 import hashlib
 import os
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
+import structlog
 from rq import Queue
 
 from dispatcher import defaults
@@ -17,20 +20,23 @@ from dispatcher.connection import is_cluster
 from dispatcher.errors import ValidationError
 from workers import jobs
 
+log = structlog.get_logger("pushinbox.jobs")
 
-def rq_redis_url() -> str:
+
+def rq_redis_url(data_url: str | None = None) -> str:
     """RQ's queues may live on a separate, non-cluster Redis (RQ_REDIS_URL); they must when
-    the dispatcher's data is on a Redis Cluster (RQ does not run on one)."""
-    url = os.environ.get("RQ_REDIS_URL") or jobs.redis_url()
+    the dispatcher's data is on a Redis Cluster (RQ does not run on one). Otherwise they live
+    with the data: ``data_url`` (the CLI's --redis-url), else REDIS_URL."""
+    url = os.environ.get("RQ_REDIS_URL") or data_url or jobs.redis_url()
     if is_cluster(url):
         raise ValidationError("RQ's queues need a single Redis: set RQ_REDIS_URL when "
                               "REDIS_URL is a redis+cluster:// URL", field="RQ_REDIS_URL")
     return url
 
 
-def queue(connection: redis.Redis | None = None) -> Queue:
+def queue(connection: redis.Redis | None = None, data_url: str | None = None) -> Queue:
     # RQ blocks in BLPOP for minutes; redis-py 8 would time the socket out after 5 s.
-    conn = connection or redis.Redis.from_url(rq_redis_url(), socket_timeout=600)
+    conn = connection or redis.Redis.from_url(rq_redis_url(data_url), socket_timeout=600)
     return Queue(defaults.RQ_QUEUE, connection=conn)
 
 
@@ -46,25 +52,36 @@ def _job_id(kind: str, *parts: object) -> str:
 
 
 class RQJobs:
-    """Hands the dispatcher's long and delayed work to RQ."""
+    """Hands the dispatcher's long and delayed work to RQ. The state change it follows has
+    happened already: when RQ's Redis cannot take the job, the work is left to the
+    reconciler (every TICK_INTERVAL_S), the failure is logged and kept in ``unqueued`` so a
+    caller can say so, and None is answered instead of a job id."""
 
     def __init__(self, q: Queue) -> None:
         self.queue = q
+        self.unqueued: list[str] = []
+
+    def _enqueue(self, what: str, call: Callable[[], Any]) -> str | None:
+        try:
+            return str(call().id)
+        except redis.RedisError as exc:
+            log.warning("job_not_queued", job=what, error=str(exc))
+            self.unqueued.append(f"{what}: {exc}")
+            return None
 
     def requeue_advisor(self, team: str, advisor: str, epoch: int) -> str | None:
-        job = self.queue.enqueue(jobs.requeue_advisor, team, advisor, epoch,
-                                 job_id=_job_id("requeue", team, advisor, epoch))
-        return str(job.id)
+        return self._enqueue("logout requeue", lambda: self.queue.enqueue(
+            jobs.requeue_advisor, team, advisor, epoch,
+            job_id=_job_id("requeue", team, advisor, epoch)))
 
     def rebucket(self, team: str) -> str | None:
-        job = self.queue.enqueue(jobs.rebucket, team)
-        return str(job.id)
+        return self._enqueue("re-bucketing", lambda: self.queue.enqueue(jobs.rebucket, team))
 
     def end_break_at(self, team: str, advisor: str, epoch: int, at_ms: int) -> str | None:
         when = datetime.fromtimestamp(at_ms / 1000, UTC)
-        job = self.queue.enqueue_at(when, jobs.end_break, team, advisor, epoch, at_ms,
-                                    job_id=_job_id("endbreak", team, advisor, epoch))
-        return str(job.id)
+        return self._enqueue("break end", lambda: self.queue.enqueue_at(
+            when, jobs.end_break, team, advisor, epoch, at_ms,
+            job_id=_job_id("endbreak", team, advisor, epoch)))
 
 
 def enqueue_tick(q: Queue, now: float) -> str:

@@ -18,6 +18,11 @@ from prometheus_client import multiprocess as _mp
 
 from dispatcher.model import Push, Stock
 
+#: The text exposition format, its charset named once: prometheus-client's constant names it
+#: and Litestar appends "; charset=utf-8" to every text/* type, which made it appear twice
+#: (strict parsers such as Go's mime.ParseMediaType, hence Prometheus, refuse that).
+CONTENT_TYPE = "; ".join(p for p in CONTENT_TYPE_LATEST.split("; ") if not p.startswith("charset"))
+
 ASSIGNMENTS = Counter(
     "pushinbox_assignments_total", "Messages pushed to advisors by process-a-new-message",
     ["team", "group"])
@@ -74,5 +79,5 @@ def render() -> tuple[bytes, str]:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         _mp.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(), CONTENT_TYPE_LATEST
+        return generate_latest(registry), CONTENT_TYPE
+    return generate_latest(), CONTENT_TYPE

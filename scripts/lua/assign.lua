@@ -22,6 +22,7 @@ local given = {}
 local owner = redis.call('HGET', K.conv(conv), 'owner')  -- before this message joins a.id
 if st == 'h' or st == 'q' then
   redis.call('ZREM', st == 'h' and K.help or K.quar, O.msg)
+  if st == 'q' then redis.call('HSET', K.msg(O.msg), 'rq', 0) end  -- released: count afresh
   give(cfg, a.id, O.msg, conv, 'manual', now, false, 'assigned by ' .. (O.by or 'a supervisor'))
   given[1] = O.msg
 end

@@ -12,6 +12,10 @@ local now = now_ms()
 local a = load_adv(O.adv)
 require_logged_in(a)
 local role = load_role(a.role)
+if not role.push then
+  fail('forbidden', 'advisor', 'advisor ' .. a.id .. ' is in role ' .. a.role ..
+    ', which is not in push mode: they pick their messages (take)')
+end
 touch(a, now)
 end_break(cfg, a, now, 'processed a new message')
 

@@ -27,7 +27,8 @@ elseif st == 'h' then
 else
   redis.call('ZREM', K.quar, O.msg)
   redis.call('HSET', K.msg(O.msg), 'rq', 0)
-  where = back_to_team(cfg, conv, by_arrival({O.msg}), now, 'released from quarantine')
+  where = back_to_team(cfg, conv, by_arrival({O.msg}), now, 'released from quarantine', nil,
+    true)  -- a release starts the bounce count afresh
 end
 local status = {w = 'ok', q = 'quarantined', held = 'assigned'}
 return reply({status = status[where]})

@@ -306,7 +306,7 @@ end
 -- Put a message into the waiting stock (its conversation is placed by the caller). `listed`:
 -- the caller puts it in the conversation's waiting list itself (in arrival order).
 local function to_waiting(id, conv, ch, ts, listed)
-  redis.call('HSET', K.msg(id), 'st', 'w', 'adv', '', 'via', '', 'pt', '')
+  redis.call('HSET', K.msg(id), 'st', 'w', 'adv', '', 'via', '', 'pt', '', 'g', '', 'why', '')
   if not listed then redis.call('RPUSH', K.cw(conv), id) end
   redis.call('ZADD', K.ch(ch), ms(ts), id)
   redis.call('SADD', K.channels, ch)
@@ -484,9 +484,10 @@ end
 -- Send a message (already out of any place) back to the stock, marked reassigned; a message
 -- requeued too often goes to quarantine instead. Returns 'w' or 'q'. `listed`: the caller
 -- puts it in the waiting list (merge_waiting) and places the conversation (when 'w').
-local function requeue_msg(cfg, id, conv, now, why, listed)
+local function requeue_msg(cfg, id, conv, now, why, listed, uncounted)
   local mk = K.msg(id)
-  local n = redis.call('HINCRBY', mk, 'rq', 1)
+  local n = uncounted and tonumber(redis.call('HGET', mk, 'rq') or '0')
+    or redis.call('HINCRBY', mk, 'rq', 1)
   redis.call('HSET', mk, 're', '1')
   if n > cfg.mreq then
     redis.call('HSET', mk, 'st', 'q', 'adv', '', 'via', '', 'pt', '')
@@ -503,9 +504,10 @@ end
 -- Messages ({id, ord}, out of every place, sorted by ord) of one conversation go back to the
 -- team: to the advisor who holds the rest of the conversation now (one conversation, one
 -- holder), else to the stock in arrival order (or to quarantine, one by one). `from`: the
--- advisor they came from (never their new holder). Returns 'held', 'w' or 'q' (all of them
+-- advisor they came from (never their new holder). `uncounted`: not a bounce (a release from
+-- quarantine), the requeue count is left as it is. Returns 'held', 'w' or 'q' (all of them
 -- quarantined).
-local function back_to_team(cfg, conv, msgs, now, why, from)
+local function back_to_team(cfg, conv, msgs, now, why, from, uncounted)
   local holder = holder_of(conv, from)
   if holder then
     local pushed = redis.call('HEXISTS', K.pconv(holder), conv) == 1
@@ -517,7 +519,9 @@ local function back_to_team(cfg, conv, msgs, now, why, from)
   end
   local back = {}
   for _, m in ipairs(msgs) do
-    if requeue_msg(cfg, m.id, conv, now, why, true) == 'w' then back[#back + 1] = m end
+    if requeue_msg(cfg, m.id, conv, now, why, true, uncounted) == 'w' then
+      back[#back + 1] = m
+    end
   end
   if #back == 0 then return 'q' end
   merge_waiting(conv, back)

@@ -1,0 +1,144 @@
+"""Everyday flows that broke for advisors and operators (issue: everyday flows), each as a
+user meets it."""
+
+from __future__ import annotations
+
+import json
+import socket
+from datetime import UTC, datetime
+
+import pytest
+import redis
+from click.testing import CliRunner
+from conftest import TEAM, make_team, message
+
+from cli.main import cli
+from dispatcher import Dispatcher
+from dispatcher.errors import ForbiddenError
+from dispatcher.testing import FakeClock, RedisServer
+
+
+def test_a_role_with_push_mode_off_is_refused_a_push(team: Dispatcher) -> None:
+    team.set_role(TEAM, "classic", push=False)
+    team.set_advisor(TEAM, "dan", "classic")
+    team.login(TEAM, "dan")
+    team.ingest(TEAM, message(1))
+    with pytest.raises(ForbiddenError) as err:
+        team.next(TEAM, "dan")
+    assert "push mode" in str(err.value)
+    assert [m.id for m in team.take(TEAM, "dan", "m1")] == ["m1"]  # they pick instead
+
+
+def test_a_release_from_quarantine_starts_the_bounce_count_afresh(online: Dispatcher) -> None:
+    d = online
+    d.configure(TEAM, max_requeues=1)
+    d.ingest(TEAM, message(1))
+    for adv in ("ann", "bob"):  # two bounces: quarantined on the second
+        assert [m.id for m in d.next(TEAM, adv).messages] == ["m1"]
+        d.logout(TEAM, adv)
+    assert [m.id for m in d.quarantined(TEAM)] == ["m1"]
+    assert d.send_to_stock(TEAM, "m1") == "ok"
+    (back,) = d.messages(TEAM, ["m1"])
+    assert back.requeues == 0 and back.state == "waiting"
+    assert [m.id for m in d.next(TEAM, "cid").messages] == ["m1"]
+    d.logout(TEAM, "cid")  # the first bounce after the release: back to the stock
+    assert d.messages(TEAM, ["m1"])[0].state == "waiting"
+
+
+def test_a_message_assigned_out_of_quarantine_starts_afresh_too(online: Dispatcher) -> None:
+    d = online
+    d.configure(TEAM, max_requeues=1)
+    d.ingest(TEAM, message(1))
+    for adv in ("ann", "bob"):
+        d.next(TEAM, adv)
+        d.logout(TEAM, adv)
+    assert [m.id for m in d.quarantined(TEAM)] == ["m1"]
+    d.assign(TEAM, "cid", "m1")
+    assert d.messages(TEAM, ["m1"])[0].requeues == 0
+
+
+def test_a_message_back_in_the_stock_no_longer_shows_its_earlier_group(
+        online: Dispatcher) -> None:
+    d = online
+    d.set_groups(TEAM, {"groups": [
+        {"name": "VIP", "match": {"customer_tags_any": ["VIP"]}},
+        {"name": "Automatically reassigned", "match": {"reassigned": True}}]})
+    d.ingest(TEAM, message(1, customer_tags=["VIP"]))
+    assert d.next(TEAM, "ann").messages[0].group == "VIP"
+    d.set_customer_tags(TEAM, "u1", [])
+    d.logout(TEAM, "ann")
+    (preview,) = d.preview(TEAM, 1)
+    assert preview["group"] == "Automatically reassigned"
+    assert d.messages(TEAM, ["m1"])[0].group in ("", None, "Automatically reassigned")
+
+
+@pytest.mark.parametrize("sizes", [[1000], [400, 400, 400]])
+def test_arrival_order_holds_for_any_batch_size_within_one_millisecond(
+        redis_client: redis.Redis, sizes: list[int]) -> None:
+    clock = FakeClock(datetime(2026, 3, 10, 9, 0, tzinfo=UTC))  # time stands still
+    d = make_team(Dispatcher(redis_client, clock=clock), login=True)
+    n = 0
+    for size in sizes:
+        batch = []
+        for _ in range(size):
+            n += 1
+            batch.append(message(n))
+        d.ingest_many(TEAM, batch)
+    order = [p["conversation"] for p in d.preview(TEAM, 1000)]
+    assert order == [f"c{i}" for i in range(1, 1001)]
+
+
+def _closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return int(port)
+
+
+def test_the_cli_sends_its_jobs_to_the_redis_it_was_given(
+        redis_server: RedisServer, redis_client: redis.Redis,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """No REDIS_URL, no RQ_REDIS_URL: --redis-url is where the jobs go too (not 6379)."""
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("RQ_REDIS_URL", raising=False)
+    make_team(Dispatcher(redis_client), login=True)
+    Dispatcher(redis_client).ingest(TEAM, message(1))
+    runner = CliRunner()
+    run = lambda *a: runner.invoke(cli, ["--redis-url", redis_server.url, *a])  # noqa: E731
+    assert run("next", TEAM, "ann").exit_code == 0
+    out = run("--json", "logout", TEAM, "ann")
+    assert out.exit_code == 0, out.output
+    job = json.loads(out.stdout)["requeue_job"]
+    assert job and redis_client.lrange("rq:queue:pushinbox", 0, -1) == [job.encode()]
+
+
+def test_a_job_that_cannot_be_queued_is_one_line_and_the_reconciler_finishes(
+        redis_server: RedisServer, redis_client: redis.Redis,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RQ_REDIS_URL", f"redis://127.0.0.1:{_closed_port()}/0")
+    d = make_team(Dispatcher(redis_client), login=True)
+    d.ingest(TEAM, message(1))
+    d.next(TEAM, "ann")
+    out = CliRunner().invoke(cli, ["--redis-url", redis_server.url, "logout", TEAM, "ann"])
+    assert out.exit_code == 0, out.output
+    assert "Traceback" not in out.output
+    assert "could not be queued" in out.output and "reconciler" in out.output
+    assert d.advisor_stats(TEAM, "ann").state == "offline"
+    d.tick(TEAM)
+    assert d.stock(TEAM).total == 1 and d.check(TEAM).ok
+
+
+def test_metrics_answer_with_a_content_type_strict_parsers_accept(api: object) -> None:
+    from email.message import Message
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    res = api.http.get("/metrics")  # type: ignore[attr-defined]
+    ctype = res.headers["content-type"]
+    assert ctype.count("charset") == 1, ctype
+    parsed = Message()
+    parsed["content-type"] = ctype
+    assert parsed.get_content_type() == "text/plain"
+    assert parsed.get_param("version") == "0.0.4" or parsed.get_param("version") == "1.0.0"
+    assert list(text_string_to_metric_families(res.text))
