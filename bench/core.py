@@ -44,7 +44,7 @@ from cli.bench import (
 )
 from dispatcher import Dispatcher, defaults
 from dispatcher.log import configure as configure_logging
-from dispatcher.testing import RedisServer
+from dispatcher.servers import RedisServer
 
 TEAM = "bench"
 CEILING_TEAM = "ceil"

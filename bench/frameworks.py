@@ -19,7 +19,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from dispatcher.testing import RedisServer, free_port
+from dispatcher.servers import RedisServer, free_port
 
 HERE = Path(__file__).parent
 APPS = ("starlette_app", "litestar_app", "fastapi_app")

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from dispatcher import Dispatcher, tokens
-from dispatcher.testing import RedisServer, ServiceProcess
+from dispatcher.servers import RedisServer, ServiceProcess
 
 TEAM = "bench"
 HERE = Path(__file__).parent
@@ -75,7 +75,7 @@ def bare(redis_url: str, procs: int, connections: int, seconds: int) -> dict[str
     """The reference: a bare Starlette endpoint making one Lua call, same uvicorn settings."""
     import sys
 
-    from dispatcher.testing import free_port
+    from dispatcher.servers import free_port
 
     port = free_port()
     proc = subprocess.Popen(

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dispatcher import Dispatcher, tokens
-from dispatcher.testing import RedisServer, ServiceProcess
+from dispatcher.servers import RedisServer, ServiceProcess
 
 TEAM = "bench"
 HERE = Path(__file__).parent

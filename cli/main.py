@@ -812,7 +812,7 @@ def soak(c: Ctx, seconds: float, advisors: int, upstreams: int, team: str | None
     and `check` is clean. Run it against a test Redis, never production.
     """
     from cli.soak import run
-    from dispatcher.testing import RedisServer
+    from dispatcher.servers import RedisServer
 
     server = RedisServer(appendonly=True).start() if private_redis else None
     try:

@@ -17,7 +17,7 @@ from dispatcher.api import Dispatcher
 from dispatcher.demo import TEAM, seed
 from dispatcher.errors import PushinboxError
 from dispatcher.log import configure as configure_logging
-from dispatcher.testing import RedisServer
+from dispatcher.servers import RedisServer
 
 
 def run_stack(ctx: Any, *, demo: bool, data_dir: str, port: int, http_port: int,

@@ -46,3 +46,45 @@ def test_the_wheel_carries_every_lua_script(tmp_path: Path) -> None:
     assert "dispatcher/py.typed" in names
     assert "dispatcher/service/app.py" in names
     assert "dispatcher/service/static/console.js" in names
+
+
+def test_the_package_without_extras_runs_the_stack(tmp_path: Path) -> None:
+    """`pip install .` as the Dockerfile does (no test kit, no pytest), then `pushinbox up`."""
+    import os
+    import signal
+    import time
+    import urllib.request
+
+    from dispatcher.servers import free_port
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
+           "--disable-pip-version-check"]
+    subprocess.run([*pip, str(ROOT)], check=True, cwd=tmp_path)
+    assert subprocess.run([str(venv / "bin" / "python"), "-c", "import pytest"],
+                          capture_output=True).returncode != 0  # really without the test kit
+    port, http = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "RQ_REDIS_URL")}
+    up = subprocess.Popen([str(venv / "bin" / "pushinbox"), "up", "--port", str(port),
+                           "--http-port", str(http), "--data-dir", str(tmp_path / "data")],
+                          cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{http}/healthz", timeout=1):
+                    break
+            except OSError:
+                assert up.poll() is None, up.communicate()[0].decode()[-3000:]
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+    finally:
+        os.killpg(up.pid, signal.SIGINT)
+        try:
+            out = up.communicate(timeout=30)[0].decode()
+        except subprocess.TimeoutExpired:
+            os.killpg(up.pid, signal.SIGKILL)
+            out = up.communicate()[0].decode()
+    assert "No module named" not in out, out[-3000:]
