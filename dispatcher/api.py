@@ -21,11 +21,11 @@ from typing import Any, Protocol, TypeVar
 
 import redis
 import redis.asyncio as aredis
-import structlog
 
 from dispatcher import defaults, keys, ops
 from dispatcher.errors import PushinboxError, UnavailableError, error_for_code
 from dispatcher.hours import WorkingHours
+from dispatcher.log import get_logger
 from dispatcher.model import AdvisorStats, CheckReport, Message, Push, Stock, pack, unpack
 from dispatcher.ops import BreakInfo, Op
 from dispatcher.rules import PrioritySettings, TriageRule
@@ -34,7 +34,7 @@ from dispatcher.scripts import names as scripts_names
 
 __all__ = ["AsyncDispatcher", "BreakInfo", "Dispatcher", "InlineJobs", "Jobs"]
 
-log = structlog.get_logger("pushinbox")
+log = get_logger("pushinbox")
 T = TypeVar("T")
 
 _SCRIPT_ERROR = re.compile(r"PI (\w+) (\S+) (.*?)(?: script: [0-9a-f]+, on @user_script:\d+\.)?$")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import structlog
 
@@ -27,3 +28,25 @@ def configure(json: bool | None = None, level: int = logging.INFO) -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=False,
     )
+
+
+def _quiet(*_: Any, **__: Any) -> None:
+    return None
+
+
+class QuietLogger:
+    """A library's logger: silent until the application configures structlog (``configure``
+    above, or its own ``structlog.configure``); then structlog's logger of that name. A
+    library stays quiet unless asked: the README's Python example prints nothing."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, level: str) -> Any:
+        if not structlog.is_configured():
+            return _quiet
+        return getattr(structlog.get_logger(self._name), level)
+
+
+def get_logger(name: str) -> Any:
+    return QuietLogger(name)

@@ -142,3 +142,21 @@ def test_metrics_answer_with_a_content_type_strict_parsers_accept(api: object) -
     assert parsed.get_content_type() == "text/plain"
     assert parsed.get_param("version") == "0.0.4" or parsed.get_param("version") == "1.0.0"
     assert list(text_string_to_metric_families(res.text))
+
+
+def test_the_readme_python_example_prints_nothing(redis_server: RedisServer) -> None:
+    """A library stays quiet unless the application configures logging."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    code = re.search(r"```python\n(.*?)```", readme, re.S).group(1)  # type: ignore[union-attr]
+    code = re.sub(r'redis://localhost:\d+/0', redis_server.url, code)
+    assert redis_server.url in code
+    redis.Redis.from_url(redis_server.url).flushall()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "" and done.stderr == "", (done.stdout, done.stderr)

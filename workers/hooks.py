@@ -29,7 +29,6 @@ from typing import Any
 
 import httpx
 import redis
-import structlog
 from rq import Queue, Retry, get_current_job
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
@@ -37,10 +36,11 @@ from rq.job import Job, JobStatus
 from dispatcher import defaults, keys, webhooks
 from dispatcher.api import Dispatcher
 from dispatcher.errors import PushinboxError, ValidationError
+from dispatcher.log import get_logger
 from dispatcher.model import unpack
 from workers import jobs
 
-log = structlog.get_logger("pushinbox.hooks")
+log = get_logger("pushinbox.hooks")
 #: Entries a pump read but never acknowledged are claimed again after this long (ms).
 RECLAIM_IDLE_MS = 60_000
 _DONE = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}

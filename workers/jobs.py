@@ -8,12 +8,11 @@ from __future__ import annotations
 import os
 from functools import cache
 
-import structlog
-
 from dispatcher import defaults
 from dispatcher.api import Dispatcher
+from dispatcher.log import get_logger
 
-log = structlog.get_logger("pushinbox.worker")
+log = get_logger("pushinbox.worker")
 
 
 def redis_url() -> str:

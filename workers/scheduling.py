@@ -12,15 +12,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
-import structlog
 from rq import Queue
 
 from dispatcher import defaults
 from dispatcher.connection import is_cluster
 from dispatcher.errors import ValidationError
+from dispatcher.log import get_logger
 from workers import jobs
 
-log = structlog.get_logger("pushinbox.jobs")
+log = get_logger("pushinbox.jobs")
 
 
 def rq_redis_url(data_url: str | None = None) -> str:
