@@ -71,6 +71,11 @@ bench-frameworks: install
 	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python -m bench.frameworks
 
+# A 3-minute soak on a throw-away Redis of its own (docs/reliability.md): random advisors
+# and upstream load, then every message accounted for and check clean.
+soak: install
+	$(BIN)/pushinbox soak --private-redis --seconds 180 --advisors 30
+
 # The conversation rules under many more random sequences than make test runs (~5 minutes).
 test-model: install
 	PUSHINBOX_MODEL_EXAMPLES=2000 PUSHINBOX_MODEL_STEPS=60 $(BIN)/pytest -q tests/test_conversation_model.py

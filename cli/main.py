@@ -7,6 +7,7 @@ service. Errors print one line and exit with status 1.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -461,8 +462,12 @@ def ingest(c: Ctx, team_id: str, file: str | None, msg_id: str | None,
         status = c.d.ingest(team_id, message)
         emit({"id": msg_id, "status": status}, c.json)
         return
-    stream = sys.stdin if file == "-" else open(file, encoding="utf-8")  # noqa: SIM115
-    lines = [ln for ln in stream.read().splitlines() if ln.strip()]
+    try:
+        with (open(file, encoding="utf-8") if file != "-" else contextlib.nullcontext(
+                sys.stdin)) as stream:
+            lines = [ln for ln in stream.read().splitlines() if ln.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"cannot read {file}: {exc}", field="file") from exc
     msgs = []
     for n, line in enumerate(lines, 1):
         try:

@@ -16,6 +16,7 @@ from redis.cluster import RedisCluster
 from redis.sentinel import Sentinel
 
 from dispatcher import defaults
+from dispatcher.errors import ValidationError
 
 CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
 SENTINEL_SCHEME = "redis+sentinel://"
@@ -42,8 +43,24 @@ def _plain(url: str) -> str:
     return url.replace("+cluster", "", 1)
 
 
+def check_url(url: str) -> str:
+    """``url`` if it names a Redis this module can connect to, else a ValidationError."""
+    try:
+        if url.startswith(SENTINEL_SCHEME):
+            _sentinel_parts(url)
+        else:
+            redis.connection.parse_url(_plain(url))  # type: ignore[no-untyped-call]
+    except (ValueError, TypeError) as exc:
+        raise ValidationError(
+            f"the Redis URL {url!r} is malformed: {exc} (redis://host:port/db, "
+            "redis+cluster://host:port, redis+sentinel://host:port/service/db)",
+            field="redis_url") from exc
+    return url
+
+
 def connect(url: str, **kwargs: Any) -> Any:
     """A blocking client for ``url`` (``redis.Redis`` or ``redis.cluster.RedisCluster``)."""
+    check_url(url)
     if is_cluster(url):
         return RedisCluster.from_url(_plain(url), **kwargs)
     if url.startswith(SENTINEL_SCHEME):
@@ -56,6 +73,7 @@ def connect(url: str, **kwargs: Any) -> Any:
 
 def connect_async(url: str, **kwargs: Any) -> Any:
     """An asyncio client for ``url``."""
+    check_url(url)
     if is_cluster(url):
         return AsyncRedisCluster.from_url(_plain(url), **kwargs)
     if url.startswith(SENTINEL_SCHEME):

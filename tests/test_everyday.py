@@ -160,3 +160,24 @@ def test_the_readme_python_example_prints_nothing(redis_server: RedisServer) -> 
                           timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "" and done.stderr == "", (done.stdout, done.stderr)
+
+
+@pytest.mark.parametrize("args", [
+    ["--redis-url", "notaurl", "stock", "acme"],
+    ["--redis-url", "redis+sentinel://", "stock", "acme"],
+    ["--redis-url", "redis://127.0.0.1:1/0", "ingest", "acme", "/nonexistent/messages.jsonl"],
+])
+def test_cli_failures_are_one_line_and_exit_1(args: list[str]) -> None:
+    out = CliRunner().invoke(cli, args)
+    assert out.exit_code == 1, out.output
+    lines = [ln for ln in out.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), out.output
+
+
+def test_make_soak_is_a_target() -> None:
+    import subprocess
+    from pathlib import Path
+
+    dry = subprocess.run(["make", "-n", "soak"], cwd=Path(__file__).parent.parent,
+                         capture_output=True, text=True)
+    assert dry.returncode == 0 and "pushinbox soak --private-redis" in dry.stdout, dry.stdout
