@@ -69,6 +69,18 @@ class InlineJobs:
         return None
 
 
+def replicas_to_wait(given: int | None) -> int:
+    """One durability policy for both drivers: replicas every script call waits for (Redis
+    WAIT); ``given``, else PUSHINBOX_WAIT_REPLICAS, else 0."""
+    return int(os.environ.get("PUSHINBOX_WAIT_REPLICAS", "0")) if given is None else given
+
+
+def _behind(name: str, acknowledged: Any, wanted: int) -> None:
+    if int(acknowledged) < wanted:
+        log.warning("replicas_behind", script=name, acknowledged=int(acknowledged),
+                    wanted=wanted)
+
+
 class Dispatcher:
     """Push-mode dispatching on Redis.
 
@@ -95,8 +107,7 @@ class Dispatcher:
         self.jobs: Jobs = jobs if jobs is not None else InlineJobs(self)
         self.clock = clock
         self.batch_size = batch_size
-        self.wait_replicas = (int(os.environ.get("PUSHINBOX_WAIT_REPLICAS", "0"))
-                              if wait_replicas is None else wait_replicas)
+        self.wait_replicas = replicas_to_wait(wait_replicas)
         self.wait_timeout_ms = wait_timeout_ms
 
     @classmethod
@@ -152,9 +163,7 @@ class Dispatcher:
         self.scripts[name](keys=args[:1], args=args[1:], client=pipe)
         pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)  # type: ignore[no-untyped-call]
         raw, replicas = pipe.execute()
-        if int(replicas) < self.wait_replicas:
-            log.warning("replicas_behind", script=name, acknowledged=int(replicas),
-                        wanted=self.wait_replicas)
+        _behind(name, replicas, self.wait_replicas)
         return raw
 
     def now_ms(self) -> int:
@@ -356,10 +365,14 @@ class AsyncDispatcher:
         clock: Callable[[], int] | None = None,
         batch_size: int = defaults.BATCH_SIZE,
         on_script: Callable[[str, float], None] | None = None,
+        wait_replicas: int | None = None,
+        wait_timeout_ms: int = defaults.WAIT_TIMEOUT_MS,
     ) -> None:
         self.redis = client
         self.scripts = ScriptSet(client)
         self.jobs = jobs
+        self.wait_replicas = replicas_to_wait(wait_replicas)
+        self.wait_timeout_ms = wait_timeout_ms
         self.clock = clock
         self.batch_size = batch_size
         self.on_script = on_script  # (script, seconds): the service's latency histogram
@@ -400,7 +413,14 @@ class AsyncDispatcher:
         name, args = _script_args(script, team, opts, self.clock)
         started = time.perf_counter()
         try:
-            raw = await self.scripts[name](keys=args[:1], args=args[1:])
+            if self.wait_replicas:  # the script and WAIT on one connection (see Dispatcher)
+                pipe = self.redis.pipeline(transaction=False)
+                await self.scripts[name](keys=args[:1], args=args[1:], client=pipe)
+                pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
+                raw, replicas = await pipe.execute()
+                _behind(name, replicas, self.wait_replicas)
+            else:
+                raw = await self.scripts[name](keys=args[:1], args=args[1:])
         except redis.ResponseError as exc:
             raise _translate(exc) from exc
         except _DOWN as exc:

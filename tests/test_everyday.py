@@ -181,3 +181,30 @@ def test_make_soak_is_a_target() -> None:
     dry = subprocess.run(["make", "-n", "soak"], cwd=Path(__file__).parent.parent,
                          capture_output=True, text=True)
     assert dry.returncode == 0 and "pushinbox soak --private-redis" in dry.stdout, dry.stdout
+
+
+def test_the_service_waits_for_replicas_when_told_to(redis_server: RedisServer,
+                                                     redis_client: redis.Redis) -> None:
+    """PUSHINBOX_WAIT_REPLICAS reaches the HTTP service's driver too (one policy)."""
+    import httpx
+
+    from dispatcher import tokens
+    from dispatcher.servers import ServiceProcess
+
+    d = make_team(Dispatcher(redis_client))
+    ingest = d.run(tokens.create_token("ingest", teams=[TEAM])).token
+    svc = ServiceProcess(redis_server.url, env={"PUSHINBOX_WAIT_REPLICAS": "1"},
+                         access_log=False).start()
+    try:
+        def waits() -> int:
+            stats = redis_client.info("commandstats")
+            return int(stats.get("cmdstat_wait", {}).get("calls", 0))
+
+        before = waits()
+        res = httpx.post(f"{svc.url}/v1/teams/{TEAM}/messages", json=message(1),
+                         headers={"Authorization": f"Bearer {ingest}"}, timeout=30)
+        assert res.status_code == 202, res.text
+        assert waits() == before + 1  # no replica here: it waited (200 ms) and said so
+        assert "replicas_behind" in svc.log()
+    finally:
+        svc.stop()
