@@ -24,6 +24,7 @@ from dispatcher import defaults, ops
 from dispatcher.api import Dispatcher
 from dispatcher.errors import PushinboxError, UnavailableError, ValidationError
 from dispatcher.log import configure as configure_logging
+from dispatcher.model import IncomingMessage
 
 DEFAULT_URL = f"redis://127.0.0.1:{defaults.LOCAL_REDIS_PORT}/0"
 
@@ -465,21 +466,37 @@ def ingest(c: Ctx, team_id: str, file: str | None, msg_id: str | None,
     try:
         with (open(file, encoding="utf-8") if file != "-" else contextlib.nullcontext(
                 sys.stdin)) as stream:
-            lines = [ln for ln in stream.read().splitlines() if ln.strip()]
+            numbered = [(n, ln) for n, ln in enumerate(stream.read().splitlines(), 1)
+                        if ln.strip()]
     except (OSError, UnicodeDecodeError) as exc:
         raise ValidationError(f"cannot read {file}: {exc}", field="file") from exc
-    msgs = []
-    for n, line in enumerate(lines, 1):
+    # The whole file is checked before anything is stored; errors name the file's line.
+    msgs, line_of = [], []
+    for n, line in numbered:
         try:
             msgs.append(json.loads(line))
         except json.JSONDecodeError as exc:
             raise ValidationError(f"line {n} is not JSON: {exc}", field=f"line {n}") from exc
+        try:
+            IncomingMessage.parse(msgs[-1])
+        except ValidationError as exc:
+            raise type(exc)(f"line {n}: {exc.message}", field=exc.field) from exc
+        line_of.append(n)
     counts: dict[str, int] = {}
     with click.progressbar(length=len(msgs), label="ingesting", file=sys.stderr,
                            hidden=c.json) as bar:
         for start in range(0, len(msgs), batch):
             chunk = msgs[start:start + batch]
-            for s in c.d.ingest_many(team_id, chunk):
+            try:
+                results = c.d.ingest_many(team_id, chunk)
+            except ValidationError as exc:  # refused by Redis state (a conflict, a cap)
+                stored = f"lines up to {line_of[start - 1]} were stored" if start else (
+                    "nothing was stored")
+                raise type(exc)(
+                    f"lines {line_of[start]}-{line_of[start + len(chunk) - 1]} were refused "
+                    f"({exc.message}); {stored}; ingest is idempotent by id: fix the file "
+                    "and run it again", field=exc.field) from exc
+            for s in results:
                 key = s.split(":")[0]
                 counts[key] = counts.get(key, 0) + 1
             bar.update(len(chunk))

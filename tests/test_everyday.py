@@ -208,3 +208,22 @@ def test_the_service_waits_for_replicas_when_told_to(redis_server: RedisServer,
         assert "replicas_behind" in svc.log()
     finally:
         svc.stop()
+
+
+def test_a_jsonl_file_with_a_bad_line_stores_nothing_and_names_the_line_once(
+        redis_server: RedisServer, redis_client: redis.Redis, tmp_path: object) -> None:
+    from pathlib import Path
+
+    make_team(Dispatcher(redis_client))
+    lines = [json.dumps(message(i)) for i in range(1, 151)]
+    bad = message(121)
+    del bad["customer"]
+    lines[120] = json.dumps(bad)
+    lines.insert(5, "")  # a blank line: line numbers are the file's
+    f = Path(str(tmp_path)) / "messages.jsonl"
+    f.write_text("\n".join(lines) + "\n")
+    out = CliRunner().invoke(cli, ["--redis-url", redis_server.url, "ingest", TEAM, str(f)])
+    assert out.exit_code == 1
+    assert out.output.strip().startswith("error: line 122: "), out.output
+    assert out.output.count("line 122") == 1 and "customer" in out.output
+    assert Dispatcher(redis_client).stock(TEAM).total == 0
