@@ -1,4 +1,4 @@
-# pushinbox: the dispatcher's CLI, RQ worker and (later) HTTP service in one image.
+# pushinbox: the dispatcher's CLI, RQ worker and HTTP service in one image.
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./

@@ -88,3 +88,19 @@ def test_the_package_without_extras_runs_the_stack(tmp_path: Path) -> None:
             os.killpg(up.pid, signal.SIGKILL)
             out = up.communicate()[0].decode()
     assert "No module named" not in out, out[-3000:]
+
+
+def test_the_readme_names_every_command() -> None:
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    listed = set(re.findall(r"`([a-z-]+)(?: [a-z|]+)?`", readme))
+    missing = {name for name in cli.commands if name not in listed}  # type: ignore[attr-defined]
+    assert not missing, missing
+
+
+def test_building_the_package_warns_about_nothing(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w",
+                           str(tmp_path), str(ROOT)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "Warning" not in done.stdout + done.stderr, (done.stdout + done.stderr)[-3000:]
