@@ -55,7 +55,13 @@ pass_ctx = click.make_pass_decorator(Ctx)
 
 
 class Group(click.Group):
-    """Turns PushinboxError into one readable line and exit status 1."""
+    """Turns PushinboxError into one readable line and exit status 1; takes ``--json``
+    before or after the command."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if ctx.parent is None and "--json" in args[1:]:
+            args = ["--json", *[a for a in args if a != "--json"]]
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -188,7 +194,13 @@ def worker(c: Ctx, burst: bool) -> None:
 @click.argument("team", required=False)
 @pass_ctx
 def tick(c: Ctx, team: str | None) -> None:
-    """Run the reconciler now (reaper, stranded messages, overdue breaks, purge)."""
+    """Run the reconciler now (reaper, stranded messages, overdue breaks, purge).
+
+    \b
+    Examples:
+      pushinbox tick          # every team
+      pushinbox tick demo
+    """
     teams = [team] if team else c.d.teams()
     out = {t: c.d.tick(t) for t in teams}
     emit(out, c.json, rows=[{"team": t, **v} for t, v in out.items()])
@@ -559,8 +571,8 @@ def next_cmd(c: Ctx, team_id: str, advisor_id: str, request_id: str | None) -> N
     table([_msg_row(m) for m in p.messages])
 
 
-def _action(name: str, method: str, doc: str) -> None:
-    @cli.command(name, help=doc)
+def _action(name: str, method: str, doc: str, hidden: bool = False) -> None:
+    @cli.command(name, help=doc, hidden=hidden)
     @click.argument("team_id")
     @click.argument("advisor_id")
     @click.argument("message_id")
@@ -572,10 +584,16 @@ def _action(name: str, method: str, doc: str) -> None:
 
 _action("reply", "reply", "Reply to a message (it is done and counts as a response).\n\n"
         "Example: pushinbox reply demo alice demo-msg-12")
-_action("archive", "archive", "Archive a message (done; archiving twice is a no-op).")
-_action("help", "request_help", "Request help: the message goes to the team's help requests.")
-_action("hold", "hold", "Put a message on hold: it stays yours but no longer blocks pushes.")
-_action("unhold", "unhold", "Take a message off hold.")
+_action("archive", "archive", "Archive a message (done; archiving twice is a no-op).\n\n"
+        "Example: pushinbox archive demo alice demo-msg-12")
+_action("request-help", "request_help",
+        "Request help on a message: it goes to the team's help requests.\n\n"
+        "Example: pushinbox request-help demo alice demo-msg-12")
+_action("help", "request_help", "Old name of request-help.", hidden=True)
+_action("hold", "hold", "Put a message on hold: it stays yours but no longer blocks pushes."
+        "\n\nExample: pushinbox hold demo alice demo-msg-12")
+_action("unhold", "unhold", "Take a message off hold.\n\n"
+        "Example: pushinbox unhold demo alice demo-msg-12")
 
 
 @cli.command()
@@ -591,7 +609,13 @@ def take(c: Ctx, team_id: str, advisor_id: str, message_id: str) -> None:
 
 @cli.group("break")
 def break_group() -> None:
-    """Breaks: end by the advisor, by processing a new message, or at the end of hours."""
+    """Breaks: end by the advisor, by processing a new message, or at the end of hours.
+
+    \b
+    Examples:
+      pushinbox break start demo alice
+      pushinbox break end demo alice
+    """
 
 
 @break_group.command("start")
@@ -701,7 +725,13 @@ def stats(c: Ctx, team_id: str, advisor_id: str, day: datetime | None) -> None:
 @click.option("--days", default=7, show_default=True)
 @pass_ctx
 def breaks(c: Ctx, team_id: str, start: datetime | None, days: int) -> None:
-    """Break time per advisor and for the team, per UTC day."""
+    """Break time per advisor and for the team, per UTC day.
+
+    \b
+    Examples:
+      pushinbox breaks demo                       # the last 7 days
+      pushinbox breaks demo --start 2026-11-01 --days 30
+    """
     first = start.date() if start else datetime.fromtimestamp(
         c.d.now_ms() / 1000, UTC).date() - timedelta(days=days - 1)
     out = c.d.breaks(team_id, first, days)
@@ -749,9 +779,19 @@ def quarantine(c: Ctx, team_id: str) -> None:
 @click.option("--count", default=50, show_default=True)
 @pass_ctx
 def events(c: Ctx, team_id: str, since: str, count: int) -> None:
-    """The team's audit trail (a capped Redis Stream)."""
-    rows = c.d.events(team_id, since, count)
-    emit(rows, c.json, rows=rows, columns=["id", "e", "m", "a", "why"])
+    """The team's audit trail (a capped Redis Stream): the newest first, or with --since
+    the events after that id, oldest first.
+
+    \b
+    Examples:
+      pushinbox events demo --count 20
+      pushinbox events demo --since 1795631795236-0
+    """
+    rows = c.d.events(team_id, since, count, newest_first=since in ("-", ""))
+    table_rows = [{"id": r["id"], "at": int(r.get("t", 0)), "event": r.get("e"),
+                   "message": r.get("m"), "advisor": r.get("a"), "why": r.get("why")}
+                  for r in rows]
+    emit(rows, c.json, rows=table_rows)
 
 
 @cli.command()
@@ -984,3 +1024,43 @@ def hook_remove(c: Ctx, team_id: str, hook_id: str) -> None:
 
     c.d.run(webhooks.delete_hook(team_id, hook_id))
     emit({"removed": hook_id}, c.json)
+
+
+#: An example for each command whose docstring has none (a test checks every command has one).
+EXAMPLES = {
+    ("team", "list"): "pushinbox team list",
+    ("team", "show"): "pushinbox team show demo",
+    ("role", "list"): "pushinbox role list demo",
+    ("advisor", "list"): "pushinbox advisor list demo",
+    ("groups", "show"): "pushinbox groups show demo",
+    ("groups", "set"): "pushinbox groups set demo groups.yaml",
+    ("triage", "set"): "pushinbox triage set demo rules.yaml",
+    ("triage", "show"): "pushinbox triage show demo",
+    ("hours", "set"): "pushinbox hours set demo hours.yaml",
+    ("hours", "show"): "pushinbox hours show demo",
+    ("logout",): "pushinbox logout demo alice",
+    ("take",): "pushinbox take demo dave demo-msg-7",
+    ("current",): "pushinbox current demo alice",
+    ("assign",): "pushinbox assign demo bob demo-msg-12",
+    ("stock",): "pushinbox stock demo --json",
+    ("stats",): "pushinbox stats demo alice",
+    ("preview",): "pushinbox preview demo -n 5",
+    ("help-requests",): "pushinbox help-requests demo",
+    ("quarantine",): "pushinbox quarantine demo",
+    ("check",): "pushinbox check --repair demo",
+    ("soak",): "pushinbox soak --private-redis --seconds 60",
+    ("bench",): "pushinbox bench --waiting 10000 --advisors 50",
+    ("break", "end"): "pushinbox break end demo alice",
+    ("token", "list"): "pushinbox token list",
+    ("token", "revoke"): "pushinbox token revoke 3f9a0c1d2e4b",
+    ("hook", "add"): ("pushinbox hook add demo https://crm.example/hooks --event replied "
+                      "--event archived"),
+    ("hook", "list"): "pushinbox hook list demo",
+    ("hook", "remove"): "pushinbox hook remove demo 3f9a0c1d2e4b",
+}
+for _path, _example in EXAMPLES.items():
+    _cmd: Any = cli
+    for _part in _path:
+        _cmd = _cmd.commands[_part]
+    if _example not in (_cmd.help or ""):
+        _cmd.help = f"{_cmd.help or ''}\n\nExample: {_example}"

@@ -328,8 +328,9 @@ class Dispatcher:
     def breaks(self, team: str, start: date, days: int = 7) -> dict[str, Any]:
         return self.run(ops.breaks(team, start, days))
 
-    def events(self, team: str, since: str = "-", count: int = 100) -> list[dict[str, Any]]:
-        return self.run(ops.events(team, since, count))
+    def events(self, team: str, since: str = "-", count: int = 100,
+               newest_first: bool = False) -> list[dict[str, Any]]:
+        return self.run(ops.events(team, since, count, newest_first))
 
     def check(self, team: str) -> CheckReport:
         return self.run(ops.check(team))

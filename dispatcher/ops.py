@@ -641,11 +641,16 @@ def breaks(team: str, start: date, days: int = 7) -> Op[dict[str, Any]]:
     return out
 
 
-def events(team: str, since: str = "-", count: int = 100) -> Op[list[dict[str, Any]]]:
-    """The audit trail: events after ``since`` (an event id), oldest first."""
+def events(team: str, since: str = "-", count: int = 100,
+           newest_first: bool = False) -> Op[list[dict[str, Any]]]:
+    """The audit trail: events after ``since`` (an event id), oldest first; or, with
+    ``newest_first``, the latest ``count`` events, newest first."""
     yield from require_team(team)
-    start = "(" + since if since not in ("-", "0") else "-"
-    rows = yield from _read("xrange", keys.events(team), start, "+", count=count)
+    if newest_first:
+        rows = yield from _read("xrevrange", keys.events(team), "+", "-", count=count)
+    else:
+        start = "(" + since if since not in ("-", "0") else "-"
+        rows = yield from _read("xrange", keys.events(team), start, "+", count=count)
     return [{"id": _s(eid), **{_s(k): _s(v) for k, v in f.items()}} for eid, f in rows]
 
 

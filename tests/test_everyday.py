@@ -227,3 +227,48 @@ def test_a_jsonl_file_with_a_bad_line_stores_nothing_and_names_the_line_once(
     assert out.output.strip().startswith("error: line 122: "), out.output
     assert out.output.count("line 122") == 1 and "customer" in out.output
     assert Dispatcher(redis_client).stock(TEAM).total == 0
+
+
+def _all_commands(group: object, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    import click
+
+    out = []
+    for name, cmd in group.commands.items():  # type: ignore[attr-defined]
+        if cmd.hidden:
+            continue
+        if isinstance(cmd, click.Group):
+            out += _all_commands(cmd, (*prefix, name))
+        else:
+            out.append((*prefix, name))
+    return out
+
+
+def test_every_command_shows_an_example_in_its_help() -> None:
+    runner = CliRunner()
+    missing = [" ".join(c) for c in _all_commands(cli)
+               if "pushinbox " + " ".join(c) not in runner.invoke(cli, [*c, "--help"]).output]
+    assert not missing, missing
+
+
+def test_cli_manners_json_anywhere_iso_times_newest_events_first(
+        redis_server: RedisServer, redis_client: redis.Redis) -> None:
+    d = make_team(Dispatcher(redis_client), login=True)
+    d.ingest_many(TEAM, [message(1), message(2)])
+    d.next(TEAM, "ann")
+    d.start_break(TEAM, "ann")
+    run = lambda *a: CliRunner().invoke(cli, ["--redis-url", redis_server.url, *a])  # noqa: E731
+    after = run("stock", TEAM, "--json")
+    assert after.exit_code == 0 and json.loads(after.stdout)["total"] == 1
+    stats = run("stats", TEAM, "ann").stdout
+    line = next(ln for ln in stats.splitlines() if ln.startswith("break_started_at"))
+    assert line.split()[-1].endswith("Z") and "T" in line.split()[-1], line
+    events = run("events", TEAM).stdout.splitlines()
+    assert events[0].split()[:3] == ["ID", "AT", "EVENT"]
+    assert "break_started" in events[1]  # the newest first
+    asked = run("request-help", TEAM, "ann", "m1")
+    assert asked.exit_code == 0, asked.output
+    listing = run("--help").output
+    assert "  request-help " in listing and "\n  help " not in listing
+    d.next(TEAM, "bob")
+    old = run("help", TEAM, "bob", "m2")  # the old name still works, hidden
+    assert old.exit_code == 0 and d.messages(TEAM, ["m2"])[0].state == "help", old.output
