@@ -574,6 +574,19 @@ def team_stock(team: str) -> Op[Stock]:
     return Stock(sum(c.waiting for c in out), out)
 
 
+def waiting_counts(limit: int = 1000) -> Op[dict[str, dict[str, int]]]:
+    """Waiting messages per channel of the first ``limit`` teams (by name), in two round trips
+    whatever the number of teams: what /metrics exports at scrape time."""
+    names = sorted(_s(t) for t in (yield from _read("smembers", keys.TEAMS)))[:limit]
+    chans = yield Commands([Cmd("smembers", (keys.channels(t),)) for t in names])
+    pairs = [(t, _s(c)) for t, cs in zip(names, chans, strict=True) for c in sorted(cs)]
+    counts = yield Commands([Cmd("zcard", (keys.channel_waiting(t, c),)) for t, c in pairs])
+    out: dict[str, dict[str, int]] = {t: {} for t in names}
+    for (t, c), n in zip(pairs, counts, strict=True):
+        out[t][c] = int(n)
+    return out
+
+
 def advisor_stats(team: str, advisor: str, day: date | None = None,
                   stock: Stock | None = None) -> Op[AdvisorStats]:
     """Personal statistics for a UTC day (today by default); a running break counts.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import redis
@@ -272,3 +273,16 @@ def test_cli_manners_json_anywhere_iso_times_newest_events_first(
     d.next(TEAM, "bob")
     old = run("help", TEAM, "bob", "m2")  # the old name still works, hidden
     assert old.exit_code == 0 and d.messages(TEAM, ["m2"])[0].state == "help", old.output
+
+
+def test_metrics_export_the_waiting_counts_at_scrape_time(api: object) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    a: Any = api
+    a.push(*[message(i) for i in range(61)])  # nobody reads /stock
+    text = a.http.get("/metrics").text
+    waiting = {s.labels["channel"]: s.value
+               for fam in text_string_to_metric_families(text)
+               if fam.name == "pushinbox_waiting_messages"
+               for s in fam.samples if s.labels.get("team") == TEAM}
+    assert waiting == {"webchat": 61}, waiting

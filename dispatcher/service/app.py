@@ -762,7 +762,12 @@ async def readyz(request: Request[Any, Any, Any]) -> Health:
 
 @get("/metrics", opt=PUBLIC, tags=["operations"], summary="Prometheus metrics",
      media_type="text/plain", include_in_schema=False)
-async def metrics_view() -> Response[bytes]:
+async def metrics_view(request: Request[Any, Any, Any]) -> Response[bytes]:
+    # Waiting counts are read now, for every team (two round trips), not left from the last
+    # time someone happened to read a stock.
+    with contextlib.suppress(PushinboxError):
+        for team, channels in (await _d(request).run(ops.waiting_counts())).items():
+            metrics.set_waiting(team, channels)
     body, content_type = metrics.render()
     return Response(body, media_type=content_type)
 

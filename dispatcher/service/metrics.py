@@ -58,16 +58,21 @@ _labelled: dict[str, set[str]] = {}
 
 
 def set_stock(team: str, stock: Stock) -> None:
+    set_waiting(team, {c.channel: c.waiting for c in stock.channels})
+
+
+def set_waiting(team: str, channels: dict[str, int]) -> None:
+    """The team's waiting messages per channel (a channel missing from ``channels`` has none)."""
     named = _labelled.setdefault(team, set())
     other = 0
     seen = set()
-    for c in sorted(stock.channels, key=lambda c: -c.waiting):
-        if c.channel in named or len(named) < MAX_CHANNEL_LABELS:
-            named.add(c.channel)
-            seen.add(c.channel)
-            WAITING.labels(team, c.channel).set(c.waiting)
+    for channel, waiting in sorted(channels.items(), key=lambda c: -c[1]):
+        if channel in named or len(named) < MAX_CHANNEL_LABELS:
+            named.add(channel)
+            seen.add(channel)
+            WAITING.labels(team, channel).set(waiting)
         else:
-            other += c.waiting
+            other += waiting
     for gone in named - seen:  # a channel with nothing waiting left the index
         WAITING.labels(team, gone).set(0)
     if other or "_other" in named:
