@@ -286,3 +286,33 @@ def test_metrics_export_the_waiting_counts_at_scrape_time(api: object) -> None:
                if fam.name == "pushinbox_waiting_messages"
                for s in fam.samples if s.labels.get("team") == TEAM}
     assert waiting == {"webchat": 61}, waiting
+
+
+def test_the_webhook_pump_lives_through_a_redis_outage() -> None:
+    """It used to catch redis errors only: the dispatcher's UnavailableError ended it for good."""
+    import time
+
+    from rq import Queue
+
+    from dispatcher.servers import RedisServer as Server
+    from workers.hooks import HookPump
+
+    server = Server().start()
+    try:
+        d = Dispatcher(redis.Redis.from_url(server.url, socket_timeout=1))
+        d.create_team("t")
+        pump = HookPump(d, Queue("pushinbox-hooks", connection=server.client()), interval=0.05)
+        pump.start()
+        port = server.port
+        server.stop()
+        time.sleep(1.5)  # rounds fail meanwhile
+        assert pump.is_alive()
+        server = Server(port=port).start()
+        seen = pump.ok_rounds
+        deadline = time.monotonic() + 40
+        while pump.ok_rounds < seen + 3:  # it backs off, then goes on by itself
+            assert pump.is_alive() and time.monotonic() < deadline
+            time.sleep(0.1)
+        pump.stopped.set()
+    finally:
+        server.stop()

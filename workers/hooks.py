@@ -207,6 +207,7 @@ class HookPump(threading.Thread):
         self.consumer = f"{socket.gethostname()}-{os.getpid()}"
         self.stopped = threading.Event()
         self.rounds = 0
+        self.ok_rounds = 0  # rounds that reached every team: what a health check reads
 
     def run(self) -> None:
         delay = self.interval
@@ -215,6 +216,7 @@ class HookPump(threading.Thread):
                 for team in self.d.teams():
                     pump(self.d, self.queue, team, self.consumer)
                 delay = self.interval
+                self.ok_rounds += 1
             except (redis.RedisError, PushinboxError) as exc:  # Redis away: back off, retry
                 log.warning("hook_pump_error", error=str(exc))
                 delay = min(30.0, delay * 2)
