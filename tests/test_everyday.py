@@ -316,3 +316,22 @@ def test_the_webhook_pump_lives_through_a_redis_outage() -> None:
         pump.stopped.set()
     finally:
         server.stop()
+
+
+def test_a_retention_under_a_day_never_lowers_figures_and_leaves_nothing_behind(
+        online: Dispatcher, clock: FakeClock) -> None:
+    d = online
+    d.configure(TEAM, retention_s=3600)
+    d.ingest_many(TEAM, [message(i, customer="u-old") for i in range(3)])
+    for _ in range(3):
+        for m in d.next(TEAM, "ann").messages:
+            d.reply(TEAM, "ann", m.id)
+    clock.advance(7200)  # same UTC day: 11:00
+    d.tick(TEAM)  # the purge runs
+    assert d.redis.zcard(f"pi:{{{TEAM}}}:done") == 0
+    report = d.check(TEAM)
+    assert report.ok, report.problems
+    d.repair(TEAM)
+    assert d.advisor_stats(TEAM, "ann").responses == 3
+    left = [k.decode() for k in d.redis.keys(f"pi:{{{TEAM}}}:*")]
+    assert not [k for k in left if ":c:" in k or ":cu:" in k or ":cuv:" in k], left

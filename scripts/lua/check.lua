@@ -216,11 +216,19 @@ for i = 1, #dk, 2 do
     recorded[f] = tonumber(dk[i + 1])
   end
 end
+-- Once the purge removed some of today's done messages (retention under a day), a figure may
+-- exceed what is left, never fall short of it.
+local purged_today = (tonumber(redis.call('HGET', K.cfg, 'pw') or '0') or 0) >= day_start
 for f, n in pairs(figures) do
-  if recorded[f] ~= n then bad('figure ' .. f .. ' today is ' .. tostring(recorded[f] or 0) .. ', done messages say ' .. n) end
+  local r = recorded[f] or 0
+  if r ~= n and not (purged_today and r > n) then
+    bad('figure ' .. f .. ' today is ' .. r .. ', done messages say ' .. n)
+  end
 end
 for f, n in pairs(recorded) do
-  if figures[f] == nil and n ~= 0 then bad('figure ' .. f .. ' today is ' .. n .. ', done messages say 0') end
+  if figures[f] == nil and n ~= 0 and not purged_today then
+    bad('figure ' .. f .. ' today is ' .. n .. ', done messages say 0')
+  end
 end
 
 return reply({ok = nproblems == 0, problems = problems, nproblems = nproblems, counts = counts})

@@ -133,6 +133,7 @@ for i, m in ipairs(O.msgs) do
     if m.ctags then set_customer_tags(m.cust, m.ctags) end
     local ck = K.conv(m.conv)
     local fresh = redis.call('EXISTS', ck) == 0
+    redis.call('HINCRBY', ck, 'n', 1)  -- its messages: the purge forgets it with its last
     if fresh then redis.call('SADD', K.custconvs(m.cust), m.conv) end
     redis.call('HSET', K.msg(m.id), 'conv', m.conv, 'cust', m.cust, 'ch', m.ch, 'lang', m.lang,
       'mt', m.mt, 'at', m.at, 'body', m.body, 'sum', m.sum, 'ts', ms(now), 'ord', ord, 'rq', 0,

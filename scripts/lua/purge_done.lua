@@ -1,12 +1,40 @@
--- purge_done: forget up to n done messages older than `cutoff` (the retention period).
+-- purge_done: forget up to n done messages older than `cutoff` (the retention period), and
+-- what nothing references any more: a conversation whose last message went (its hash, its
+-- place in the customer's set) and a customer with no conversation left (tags included).
+-- Records the newest purged moment (cfg `pw`): check and repair never lower a day's figures
+-- from done messages the purge removed.
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {cutoff, n}
+-- Returns {purged}. Fails: unknown team. Emits nothing.
 --@include core
 load_cfg()
-local ids = redis.call('ZRANGEBYSCORE', K.done, '-inf', O.cutoff, 'LIMIT', 0, O.n)
-for _, id in ipairs(ids) do
+local rows = redis.call('ZRANGEBYSCORE', K.done, '-inf', O.cutoff, 'WITHSCORES', 'LIMIT', 0, O.n)
+local newest = nil
+for i = 1, #rows, 2 do
+  local id = rows[i]
+  newest = rows[i + 1]
+  local v = redis.call('HMGET', K.msg(id), 'conv', 'cust')
   redis.call('DEL', K.msg(id))
   redis.call('ZREM', K.done, id)
+  local conv, cust = v[1], v[2]
+  if conv then
+    local ck = K.conv(conv)
+    local c = redis.call('HMGET', ck, 'n', 'held', 'q')
+    -- `n` counts the conversation's messages (conversations from before it was kept have
+    -- none, and stay)
+    if c[1] and redis.call('HINCRBY', ck, 'n', -1) <= 0 and (tonumber(c[2]) or 0) == 0
+        and (c[3] or '') == '' and redis.call('EXISTS', K.cw(conv)) == 0 then
+      redis.call('DEL', ck)
+      if cust then
+        redis.call('SREM', K.custconvs(cust), conv)
+        if redis.call('EXISTS', K.custconvs(cust)) == 0 then redis.call('DEL', K.cust(cust)) end
+      end
+    end
+  end
 end
-return reply({purged = #ids})
+if newest then
+  local pw = tonumber(redis.call('HGET', K.cfg, 'pw') or '0') or 0
+  if tonumber(newest) > pw then redis.call('HSET', K.cfg, 'pw', newest) end
+end
+return reply({purged = #rows / 2})

@@ -247,16 +247,21 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', K.done, today * DAY_MS, (today +
   figures[f .. ':' .. tostring(v[2])] = (figures[f .. ':' .. tostring(v[2])] or 0) + 1
 end
 local dk = K.day(today)
+-- Figures are never lowered from done messages the purge removed (retention under a day).
+local purged_today = (tonumber(redis.call('HGET', K.cfg, 'pw') or '0') or 0) >= today * DAY_MS
 local rec = redis.call('HGETALL', dk)
 for i = 1, #rec, 2 do
   local f = rec[i]
   local kind = string.sub(f, 1, 1)
   if (kind == 'r' or kind == 'x') and (#f == 1 or string.sub(f, 2, 2) == ':') then
-    if figures[f] == nil and tonumber(rec[i + 1]) ~= 0 then redis.call('HDEL', dk, f); fix() end
+    if figures[f] == nil and tonumber(rec[i + 1]) ~= 0 and not purged_today then
+      redis.call('HDEL', dk, f); fix()
+    end
   end
 end
 for f, n in pairs(figures) do
-  if tonumber(redis.call('HGET', dk, f) or '0') ~= n then
+  local r = tonumber(redis.call('HGET', dk, f) or '0')
+  if r ~= n and not (purged_today and r > n) then
     redis.call('HSET', dk, f, n); fix()
     if redis.call('PTTL', dk) == -1 then redis.call('PEXPIRE', dk, cfg.dttl) end
   end
