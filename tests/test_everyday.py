@@ -335,3 +335,16 @@ def test_a_retention_under_a_day_never_lowers_figures_and_leaves_nothing_behind(
     assert d.advisor_stats(TEAM, "ann").responses == 3
     left = [k.decode() for k in d.redis.keys(f"pi:{{{TEAM}}}:*")]
     assert not [k for k in left if ":c:" in k or ":cu:" in k or ":cuv:" in k], left
+
+
+def test_the_end_of_a_break_restarts_the_presence_clock(online: Dispatcher,
+                                                       clock: FakeClock) -> None:
+    d = online
+    d.set_hours(TEAM, {"timezone": "UTC", "week": {"tue": ["08:00-12:30"]}})
+    clock.set(datetime(2026, 3, 10, 12, 20, tzinfo=UTC))
+    d.start_break(TEAM, "ann")
+    clock.set(datetime(2026, 3, 10, 12, 50, tzinfo=UTC))
+    d.tick(TEAM)  # the break ends (at 12:30); ann was on a break, not away
+    clock.advance(3)
+    d.tick(TEAM)
+    assert d.advisor_stats(TEAM, "ann").state == "online"

@@ -163,6 +163,8 @@ local function end_break(cfg, a, at, why)
   add_break(cfg, a.id, s, at)
   redis.call('HSET', K.adv(a.id), 'st', 'on', 'bs', '', 'bu', '')
   a.st = 'on'
+  -- The presence clock starts again: whoever ends the break, the advisor was not away.
+  redis.call('ZADD', K.online, ms(now_ms()), a.id)
   event(cfg, 'break_ended', at, {'a', a.id, 'ms', at - s, 'why', why})
   return at - s
 end
