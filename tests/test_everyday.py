@@ -341,10 +341,10 @@ def test_the_end_of_a_break_restarts_the_presence_clock(online: Dispatcher,
                                                        clock: FakeClock) -> None:
     d = online
     d.set_hours(TEAM, {"timezone": "UTC", "week": {"tue": ["08:00-12:30"]}})
-    clock.set(datetime(2026, 3, 10, 12, 20, tzinfo=UTC))
+    clock.set(datetime(2026, 3, 10, 12, 0, tzinfo=UTC))
     d.start_break(TEAM, "ann")
-    clock.set(datetime(2026, 3, 10, 12, 50, tzinfo=UTC))
-    d.tick(TEAM)  # the break ends (at 12:30); ann was on a break, not away
+    clock.set(datetime(2026, 3, 10, 12, 30, tzinfo=UTC))
+    d.tick(TEAM)  # the break ends at the end of hours; ann was on a break, not away
     clock.advance(3)
     d.tick(TEAM)
     assert d.advisor_stats(TEAM, "ann").state == "online"

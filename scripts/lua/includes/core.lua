@@ -163,8 +163,11 @@ local function end_break(cfg, a, at, why)
   add_break(cfg, a.id, s, at)
   redis.call('HSET', K.adv(a.id), 'st', 'on', 'bs', '', 'bu', '')
   a.st = 'on'
-  -- The presence clock starts again: whoever ends the break, the advisor was not away.
-  redis.call('ZADD', K.online, ms(now_ms()), a.id)
+  -- The presence clock starts again where the break ended: the advisor was not away during
+  -- it (silent after it, they are reaped as usual).
+  if at > (tonumber(redis.call('ZSCORE', K.online, a.id)) or 0) then
+    redis.call('ZADD', K.online, ms(at), a.id)
+  end
   event(cfg, 'break_ended', at, {'a', a.id, 'ms', at - s, 'why', why})
   return at - s
 end
