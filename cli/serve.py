@@ -27,6 +27,8 @@ def config_from_env() -> ServiceConfig:
         max_batch=int(os.environ.get("PUSHINBOX_MAX_BATCH", defaults.INGEST_BATCH_MAX)),
         access_log=os.environ.get("PUSHINBOX_ACCESS_LOG", "1") == "1",
         token_cache_s=float(os.environ.get("PUSHINBOX_TOKEN_CACHE_S", defaults.TOKEN_CACHE_S)),
+        stream_presence_s=float(os.environ.get("PUSHINBOX_STREAM_PRESENCE_S",
+                                               defaults.STREAM_PRESENCE_S)),
     )
 
 

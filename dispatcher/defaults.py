@@ -115,6 +115,10 @@ MAX_AUTH_HEADER = 1024
 #: the memory an attacker can make it hold with distinct well-formed tokens (~2 MB).
 TOKEN_CACHE_MAX = 10_000
 
+#: An advisor's open live stream refreshes their presence this often (well inside the 600 s
+#: presence timeout): the console open counts as being there.
+STREAM_PRESENCE_S = 60.0
+
 #: A comment is sent on an idle live-update stream this often, so proxies keep it open.
 SSE_KEEPALIVE_S = 15.0
 

@@ -229,3 +229,44 @@ def test_the_console_says_when_the_dispatcher_is_unreachable_and_recovers(
     finally:
         svc.stop()
         server.stop()
+
+
+def test_logging_out_leaves_no_customer_text_on_the_page(
+        browser: Any, api: Api, service: ServiceProcess) -> None:
+    api.push(message(1, body={"text": "My secret address is 12 Elm Street"}))
+    page = open_console(browser, service, api.advisor["ann"])
+    page.click("#next")
+    page.wait_for_selector("article.message[data-id=m1]")
+    page.keyboard.press("l")  # log out
+    page.wait_for_selector("#login:not([hidden])")
+    assert "Elm Street" not in page.content()  # not merely hidden: gone from the DOM
+    assert not page.is_visible("#console") and not page.is_visible("#work")
+    page.close()
+
+
+def test_an_advisor_logged_out_by_someone_else_is_told_and_loses_the_cards(
+        browser: Any, api: Api, service: ServiceProcess) -> None:
+    api.push(message(1, body={"text": "Where is my parcel?"}))
+    page = open_console(browser, service, api.advisor["ann"])
+    page.click("#next")
+    page.wait_for_selector("article.message[data-id=m1]")
+    api.d.logout(TEAM, "ann")  # the reaper, a supervisor or the end of hours
+    page.wait_for_selector("#logged-out:not([hidden])", timeout=10_000)
+    assert "logged out" in page.text_content("#logged-out")
+    assert page.query_selector("article.message[data-id=m1]") is None
+    page.close()
+
+
+def test_a_held_message_stays_apart_and_the_advisor_can_press_on(
+        browser: Any, api: Api, service: ServiceProcess) -> None:
+    api.push(message(1, body={"text": "first"}), message(2, body={"text": "second"}))
+    page = open_console(browser, service, api.advisor["ann"])
+    page.click("#next")
+    page.wait_for_selector("article.message[data-id=m1]")
+    page.click("article.message[data-id=m1] button[data-action='put on hold']")
+    page.wait_for_selector("#on-hold article.message[data-id=m1]")
+    page.click("#next")
+    page.wait_for_selector("article.message[data-id=m2]")
+    assert page.query_selector("#on-hold article.message[data-id=m1]") is not None
+    assert "Process the message above first" not in page.content()
+    page.close()

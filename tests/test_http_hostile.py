@@ -235,3 +235,30 @@ def test_long_lists_are_paged_with_a_link_to_the_next_page(api: Api) -> None:
     assert len(small.json()) == 10 and "cursor=10" in small.headers["link"]
     for bad in ("cursor=-1", "cursor=abc", "limit=0", "limit=1001"):
         assert api.adv("GET", "ann", f"/messages?{bad}").status_code in (400, 422), bad
+
+
+def test_an_open_console_keeps_its_advisor_present(redis_server: RedisServer,
+                                                   api: Api) -> None:
+    """The live stream counts as presence (one write per interval, however many tabs)."""
+    from test_http_live import Stream
+
+    svc = ServiceProcess(redis_server.url, env={"PUSHINBOX_STREAM_PRESENCE_S": "0.5"},
+                         access_log=False).start()
+    try:
+        api.adv("POST", "ann", "/session")
+        online = f"pi:{{{TEAM}}}:online"
+        first = api.d.redis.zscore(online, "ann")
+        api.http.base_url = svc.url  # type: ignore[assignment]
+        tabs = [Stream(api, f"/v1/teams/{TEAM}/advisors/ann/live", api.advisor["ann"])
+                for _ in range(3)]
+        for tab in tabs:
+            tab.wait_for(lambda e: e[0] == "figures")
+        before = api.d.redis.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
+        time.sleep(2.2)
+        assert api.d.redis.zscore(online, "ann") > first  # refreshed with no request at all
+        after = api.d.redis.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
+        assert after - before <= 6, after - before  # ~4 beats in 2.2 s, not one per tab
+        for tab in tabs:
+            tab.close()
+    finally:
+        svc.stop()

@@ -111,6 +111,8 @@ class ServiceConfig:
     token_cache_s: float = defaults.TOKEN_CACHE_S
     clock: Callable[[], int] | None = None
     access_log: bool = True
+    #: How often an advisor's open live stream counts as presence (see _keep_present).
+    stream_presence_s: float = defaults.STREAM_PRESENCE_S
 
 
 def _problem(status: int, title: str, detail: str, field: str | None = None,
@@ -517,17 +519,34 @@ async def team_live(request: Request[Any, Any, Any], team: TeamPath) -> ServerSe
 
 async def _still_allowed(request: Request[Any, Any, Any], team: str,
                          advisor: str | None) -> str | None:
-    """Why an open stream must end now (token revoked, team or advisor deleted), or None."""
+    """Why an open stream must end now (token revoked, team or advisor deleted), or None;
+    None too while Redis cannot say (the stream waits for it like the feed does)."""
     st = request.app.state
     _, _, raw = request.headers.get("authorization", "").partition(" ")
-    if await st.tokens.lookup(st.d, raw.strip()) is None:
+    try:
+        found = await st.tokens.lookup(st.d, raw.strip())
+        exists, member = await st.d.run(ops.still_there(team, advisor))
+    except UnavailableError:
+        return None
+    if found is None:
         return "the token was revoked"
-    exists, member = await st.d.run(ops.still_there(team, advisor))
     if not exists:
         return "the team was deleted"
     if not member:
         return "the advisor was removed"
     return None
+
+
+async def _keep_present(request: Request[Any, Any, Any], team: str, advisor: str,
+                        now: float) -> None:
+    """An advisor with the console open is present: their own live stream refreshes presence,
+    at most once per STREAM_PRESENCE_S per advisor and process, whatever the number of tabs."""
+    beats: dict[tuple[str, str], float] = request.app.state.hub.beats
+    if now - beats.get((team, advisor), -1e9) < request.app.state.config.stream_presence_s:
+        return
+    beats[(team, advisor)] = now
+    with contextlib.suppress(PushinboxError):  # logged out meanwhile: a stream never logs in
+        await _d(request).run(ops.heartbeat(team, advisor))
 
 
 async def _stream(request: Request[Any, Any, Any], team: str,
@@ -536,6 +555,8 @@ async def _stream(request: Request[Any, Any, Any], team: str,
     a revocation or deletion ends it within that delay, as it ends new requests."""
     d, hub = _d(request), request.app.state.hub
     recheck = max(0.1, request.app.state.config.token_cache_s)
+    tok = request.scope["state"].get("token")
+    own = advisor is not None and tok is not None and tok.scope == "advisor"
     sub = hub.subscribe(team, advisor)
     metrics.SSE_CLIENTS.inc()
     try:
@@ -549,6 +570,8 @@ async def _stream(request: Request[Any, Any, Any], team: str,
             now = loop.time()
             if now >= next_check:  # also between updates of a busy feed
                 next_check = now + recheck
+                if own:
+                    await _keep_present(request, team, str(advisor), now)
                 reason = await _still_allowed(request, team, advisor)
                 if reason is not None:
                     yield ServerSentEventMessage(data=json.dumps({"reason": reason}),

@@ -72,6 +72,7 @@ class Hub:
         self.subscribers: dict[str, set[Subscriber]] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.reads = 0  # XREAD calls made: what a test counts to prove there is no polling
+        self.beats: dict[tuple[str, str], float] = {}  # (team, advisor) -> last presence write
 
     def subscribe(self, team: str, advisor: str | None) -> Subscriber:
         sub = Subscriber(team, advisor)

@@ -6,7 +6,17 @@ const S = { team: null, advisor: null, state: "offline", breakSince: null, pushe
 
 function base() { return `/v1/teams/${encodeURIComponent(S.team)}/advisors/${encodeURIComponent(S.advisor)}`; }
 
+// Nothing of the last session stays in the page: a shared desk shows the next user nothing.
+function clearScreen() {
+  S.pushed = []; S.state = "offline"; clearInterval(S.timer);
+  for (const id of ["work", "on-hold", "stock-channels"]) $(id).replaceChildren();
+  for (const id of ["stock-total", "fig-responses", "fig-archives", "fig-assigned", "fig-stock",
+                    "team", "advisor-name", "logged-out"]) $(id).textContent = "";
+  $("on-hold").hidden = true; $("logged-out").hidden = true;
+}
+
 function showLogin(message) {
+  clearScreen();
   $("console").hidden = true; $("who").hidden = true; $("login").hidden = false;
   $("login-error").textContent = message || "";
   $("token").focus();
@@ -46,11 +56,31 @@ $("login").addEventListener("submit", async (ev) => {
 
 function onLive(event, data) {
   if (event === "stock") renderStock(data);
-  else if (event === "figures") renderFigures(data);
+  else if (event === "figures") {
+    const was = S.state;
+    renderFigures(data);
+    if (data.state === "offline" && was !== "offline") loggedOutElsewhere();
+  }
   else if (event === "assigned") {
     const note = Pi.el("p", { class: "hint" }, `A message was assigned to you (${data.channel}): see Your current messages.`);
     $("work").prepend(note);
   }
+}
+
+// Logged out by the reaper, a supervisor or the end of hours: say so, drop the cards (the
+// messages went back to the team), offer to log in again.
+function loggedOutElsewhere() {
+  S.pushed = [];
+  $("work").replaceChildren(); $("on-hold").replaceChildren(); $("on-hold").hidden = true;
+  const box = $("logged-out");
+  box.replaceChildren(
+    Pi.el("p", {}, "You were logged out (not seen for too long, by a supervisor, or at the end of working hours). Your messages went back to the team."),
+    Pi.el("button", { class: "primary", onclick: async () => {
+      await Pi.call("POST", base() + "/session");
+      box.hidden = true;
+      render(await Pi.call("GET", base() + "/screen"));
+    } }, "Log in again"));
+  box.hidden = false;
 }
 
 function render(screen) {
@@ -100,16 +130,27 @@ function messageCard(m, actions) {
       Pi.el("button", { onclick: fn, "data-action": label.toLowerCase() }, label, Pi.el("kbd", {}, key)))));
 }
 
+function cardActions(m) {
+  return [
+    ["Reply", "R", () => act(m.id, "reply")],
+    ["Archive", "A", () => act(m.id, "archive")],
+    ["Request help", "H", () => act(m.id, "help")],
+    [m.on_hold ? "Take off hold" : "Put on hold", "O", () => act(m.id, m.on_hold ? "unhold" : "hold")],
+  ];
+}
+
+function active() { return S.pushed.filter((m) => !m.on_hold); }
+
+// Pushed messages to process now; held ones apart below: they no longer block a press.
 function renderWork(extra) {
   const work = $("work");
-  if (S.pushed.length) {
+  const held = S.pushed.filter((m) => m.on_hold);
+  $("on-hold").replaceChildren(...(held.length ? [Pi.el("h2", {}, `On hold (${held.length})`),
+    ...held.map((m) => messageCard(m, cardActions(m)))] : []));
+  $("on-hold").hidden = !held.length;
+  if (active().length) {
     work.replaceChildren(Pi.el("h2", {}, "Process this message"),
-      ...S.pushed.map((m) => messageCard(m, [
-        ["Reply", "R", () => act(m.id, "reply")],
-        ["Archive", "A", () => act(m.id, "archive")],
-        ["Request help", "H", () => act(m.id, "help")],
-        [m.on_hold ? "Take off hold" : "Put on hold", "O", () => act(m.id, m.on_hold ? "unhold" : "hold")],
-      ])));
+      ...active().map((m) => messageCard(m, cardActions(m))));
   } else {
     work.replaceChildren(...(extra ? [extra] : []));
   }
@@ -124,17 +165,19 @@ async function act(id, action) {
     } else {
       S.pushed = S.pushed.filter((m) => m.id !== id);
     }
-    renderWork(S.pushed.length ? null : Pi.el("p", { class: "empty" }, "Done. Press Process a new message for the next one."));
+    renderWork(active().length ? null : Pi.el("p", { class: "empty" }, "Done. Press Process a new message for the next one."));
   } catch (e) { flash(e.message); }
 }
 
 async function processNext() {
-  if (S.pushed.length) return flash("Process the message above first.");
+  if (active().length) return flash("Process the message above first.");
   $("next").disabled = true;
+  const held = S.pushed.filter((m) => m.on_hold);
   try {
     const push = await Pi.call("POST", base() + "/next");
-    if (push === null) { S.pushed = []; renderWork(Pi.el("p", { class: "empty", id: "empty-stock" }, "No message is waiting. Well done!")); return; }
-    S.pushed = push.messages;
+    if (push === null) { S.pushed = held; renderWork(Pi.el("p", { class: "empty", id: "empty-stock" }, "No message is waiting. Well done!")); return; }
+    const known = new Set(held.map((m) => m.id));
+    S.pushed = [...held, ...push.messages.filter((m) => !known.has(m.id))];
     renderWork();
   } catch (e) { flash(e.message); $("next").disabled = false; }
 }
@@ -177,7 +220,7 @@ $("logout").addEventListener("click", logout);
 document.addEventListener("keydown", (ev) => {
   if (ev.target.tagName === "INPUT" || ev.ctrlKey || ev.metaKey || ev.altKey || $("console").hidden) return;
   const key = ev.key.toLowerCase();
-  const first = S.pushed[0];
+  const first = active()[0];
   const map = { n: processNext, c: showCurrent, b: toggleBreak, l: logout,
     r: first && (() => act(first.id, "reply")), a: first && (() => act(first.id, "archive")),
     h: first && (() => act(first.id, "help")), o: first && (() => act(first.id, first.on_hold ? "unhold" : "hold")) };
