@@ -233,8 +233,8 @@ def test_the_neighbour_from_hell_leaves_an_ordinary_team_untouched_and_on_pace(
     print(json.dumps({"idle_p99_ms": _p99(idle) * 1000, "busy_p99_ms": _p99(busy) * 1000,
                       "ratio": ratio, "busy_max_ms": max(busy) * 1000, "presses": len(busy)}))
     # Measured alone: 1.2-1.9x (the target is 2x); in a full `make test` on 2 shared cores one
-    # run of ten read 2.17x. The bound leaves that noise room: a stall of the kind this test
-    # exists for (one neighbour call holding Redis 300 ms, as before the caps) reads 5x+.
+    # run read 2.17x. The bound leaves room for that noise; the Redis time this test
+    # exists for shows plainly: with the neighbour's heaviest calls back to back it read 4-6x.
     assert ratio <= 3.0, f"presses p99 {_p99(busy) * 1000:.2f} ms vs idle {_p99(idle) * 1000:.2f}"
     assert d.check("calm").ok
 
