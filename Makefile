@@ -30,8 +30,9 @@ chromium:
 screenshots: install chromium
 	PUSHINBOX_SCREENSHOTS=1 $(BIN)/pytest -q tests/test_browser.py
 
+# make run HTTP_PORT=8081 REDIS_PORT=6391 when those ports are taken.
 run: install
-	$(BIN)/pushinbox up --demo
+	$(BIN)/pushinbox up --demo $(if $(HTTP_PORT),--http-port $(HTTP_PORT)) $(if $(REDIS_PORT),--port $(REDIS_PORT))
 
 test: install chromium
 	$(BIN)/ruff check dispatcher workers cli tests bench

@@ -26,6 +26,9 @@ def run_stack(ctx: Any, *, demo: bool, data_dir: str, port: int, http_port: int,
     children: list[subprocess.Popen[bytes]] = []
     url = ctx.url
     configure_logging()
+    if not url_given:
+        _require_free(port, "--port", "a Redis")
+    _require_free(http_port, "--http-port", "an HTTP service")
     try:
         if not url_given:
             folder = Path(data_dir).resolve() / "redis"
@@ -45,20 +48,27 @@ def run_stack(ctx: Any, *, demo: bool, data_dir: str, port: int, http_port: int,
         # A stack on one's own machine: webhooks may reach local receivers (serve and worker
         # alone refuse loopback and private addresses unless the operator allows them).
         env = {"PUSHINBOX_HOOK_ALLOW": "127.0.0.0/8,::1/128", **os.environ, "REDIS_URL": url}
+        # Children in sessions of their own: Ctrl-C reaches only this process, which stops
+        # them in order (service, worker, then Redis), so none dies with Redis gone under it.
         children.append(subprocess.Popen(
-            [sys.executable, "-m", "cli", "--redis-url", url, "worker"], env=env))
+            [sys.executable, "-m", "cli", "--redis-url", url, "worker"], env=env,
+            start_new_session=True))
         click.echo("Worker     RQ worker with scheduler and reconciler (pid "
                    f"{children[-1].pid})")
         children.append(subprocess.Popen(
             [sys.executable, "-m", "cli", "--redis-url", url, "serve", "--port",
-             str(http_port), "--no-access-log"], env=env, stdout=subprocess.DEVNULL))
+             str(http_port), "--no-access-log"], env=env, stdout=subprocess.DEVNULL,
+            start_new_session=True))
         http = f"http://127.0.0.1:{http_port}"
         _wait_http(http, children[-1])
         click.echo(f"HTTP       {http}  (OpenAPI: {http}/openapi.json, docs: {http}/docs)")
         click.echo(f"Console    {http}/  (advisors)   {http}/ui/supervisor.html  (supervisors)")
         if demo:
-            counts = seed(d)
-            click.echo(f"Demo       team '{TEAM}' seeded: {counts}")
+            if TEAM in d.teams():  # seeded before: a supervisor's edits and the tokens stay
+                click.echo(f"Demo       team '{TEAM}' kept as it is")
+            else:
+                counts = seed(d)
+                click.echo(f"Demo       team '{TEAM}' seeded: {counts}")
             env_file = Path(data_dir).resolve() / "demo.env"
             made = _write_demo_tokens(d, env_file, http)
             click.echo(f"Tokens     log in to the console as alice with  {made['PI_ALICE']}")
@@ -72,16 +82,31 @@ def run_stack(ctx: Any, *, demo: bool, data_dir: str, port: int, http_port: int,
     except KeyboardInterrupt:
         click.echo("\nstopping…")
     finally:
-        for ch in children:
+        # The service first, then the worker (RQ's warm shutdown deregisters it and releases
+        # its scheduler lock, which needs Redis), Redis last.
+        for ch in reversed(children):
             if ch.poll() is None:
                 ch.send_signal(signal.SIGTERM)
-        for ch in children:
             try:
-                ch.wait(timeout=10)
+                ch.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 ch.kill()
+                ch.wait()
         if server is not None:
             server.stop()
+
+
+def _require_free(port: int, option: str, what: str) -> None:
+    """Refuse, in one line, a port something already listens on (a stranger's Redis would be
+    adopted and seeded otherwise)."""
+    import socket
+
+    with socket.socket() as s:
+        s.settimeout(1)
+        if s.connect_ex(("127.0.0.1", port)) == 0:
+            raise click.ClickException(
+                f"port {port} is already in use: another stack or {what} listens there; "
+                f"choose another with {option}")
 
 
 def _wait_http(base: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
@@ -99,10 +124,20 @@ def _wait_http(base: str, proc: subprocess.Popen[bytes], timeout: float = 30) ->
 
 
 def _write_demo_tokens(d: Dispatcher, path: Path, http: str) -> dict[str, str]:
-    """One token per scope for the curl walkthrough; the previous demo tokens are revoked."""
+    """One token per scope for the curl walkthrough, kept across restarts while they still
+    work (open tabs stay logged in); otherwise the previous ones are revoked and new made."""
     from dispatcher import tokens
 
     if path.exists():
+        found = dict(line.removeprefix("export ").split("=", 1)
+                     for line in path.read_text().splitlines() if line.startswith("export PI_"))
+        if set(found) == {"PI_ADMIN", "PI_SUPERVISOR", "PI_ALICE", "PI_INGEST"} and all(
+                d.run(tokens.authenticate(t)) is not None for t in found.values()):
+            text = path.read_text()
+            lines = [f"export PI={http}" if ln.startswith("export PI=") else ln
+                     for ln in text.splitlines()]
+            path.write_text("\n".join(lines) + "\n")
+            return found
         for line in path.read_text().splitlines():
             if line.startswith("# ids:"):
                 for token_id in line.split(":", 1)[1].split():

@@ -24,11 +24,12 @@ def _cli(port: int, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _up(tmp_path: Path, port: int, *extra: str, data: str = "data") -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # a process group of its own, as a terminal's job is
         [sys.executable, "-m", "cli", "up", "--port", str(port), "--http-port", str(free_port()),
          "--data-dir", str(tmp_path / data), *extra],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "RQ_REDIS_URL")},
+        start_new_session=True,
     )
     assert proc.stdout is not None
     deadline = time.monotonic() + 60
@@ -106,5 +107,56 @@ def test_the_curl_walkthrough_in_docs_api_md_works_verbatim_against_up_demo(
         assert "event: stock" in out and "event: figures" in out
         assert '"status":409' in out  # next after logging out
         assert _cli(port, "check").returncode == 0
+    finally:
+        _stop(proc)
+
+
+def test_up_refuses_busy_ports_naming_the_option(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        for flag in ("--port", "--http-port"):
+            other = "--http-port" if flag == "--port" else "--port"
+            done = subprocess.run(
+                [sys.executable, "-m", "cli", "up", flag, str(busy), other, str(free_port()),
+                 "--data-dir", str(tmp_path / "d")], capture_output=True, text=True, timeout=60,
+                env={k: v for k, v in os.environ.items() if k not in ("REDIS_URL",)})
+            assert done.returncode == 1, done.stdout + done.stderr
+            assert flag in done.stderr and "Traceback" not in done.stdout + done.stderr
+            assert not (tmp_path / "d" / "demo.env").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_stack_quietly_and_a_restart_keeps_the_demo_as_edited(
+        tmp_path: Path) -> None:
+    port = free_port()
+    proc = _up(tmp_path, port, "--demo")
+    env_file = tmp_path / "data" / "demo.env"
+    try:
+        tokens_before = [ln for ln in env_file.read_text().splitlines() if "PI_" in ln]
+        edited = subprocess.run([sys.executable, "-m", "cli", "--redis-url",
+                                 f"redis://127.0.0.1:{port}/0", "groups", "set", "demo", "-"],
+                                input="groups: []\n", capture_output=True, text=True, timeout=60)
+        assert edited.returncode == 0, edited.stderr
+    finally:  # Ctrl-C in a terminal reaches the whole foreground process group
+        os.killpg(os.getpgid(proc.pid), signal.SIGINT)
+        out = proc.communicate(timeout=60)[0]
+    assert "Traceback" not in out, out[-3000:]
+    proc = _up(tmp_path, port, "--demo")
+    try:
+        tokens_after = [ln for ln in env_file.read_text().splitlines() if "PI_" in ln]
+        assert tokens_after == tokens_before  # open tabs stay logged in
+        groups = json.loads(_cli(port, "--json", "groups", "show", "demo").stdout)
+        assert groups["groups"] == []  # the supervisor's edit survived the restart
+        stock = json.loads(_cli(port, "--json", "stock", "demo").stdout)
+        assert stock["total"] == 300  # not seeded twice
+        workers = subprocess.run([sys.executable, "-c",
+                                  "import redis,sys; r=redis.Redis(port=int(sys.argv[1]));"
+                                  "print(r.scard('rq:workers'))", str(port)],
+                                 capture_output=True, text=True)
+        assert workers.stdout.strip() == "1", workers  # the old worker deregistered
     finally:
         _stop(proc)
