@@ -270,3 +270,36 @@ def test_a_held_message_stays_apart_and_the_advisor_can_press_on(
     assert page.query_selector("#on-hold article.message[data-id=m1]") is not None
     assert "Process the message above first" not in page.content()
     page.close()
+
+
+def test_cards_show_their_age_and_current_messages_do_not_repeat_the_push(
+        browser: Any, api: Api, service: ServiceProcess) -> None:
+    api.push(message(1, conv="c1"), message(2, conv="c2"))
+    api.d.login(TEAM, "ann")
+    api.d.assign(TEAM, "ann", "m2")  # by hand: in current messages, not pushed
+    page = open_console(browser, service, api.advisor["ann"])
+    page.click("#next")
+    card = page.wait_for_selector("article.message[data-id=m1]")
+    assert "received" in card.text_content() and "ago" in card.text_content()
+    page.click("#show-current")
+    page.wait_for_selector("#current article.message[data-id=m2]")
+    assert page.query_selector("#current article.message[data-id=m1]") is None
+    assert page.query_selector("#current kbd:empty") is None
+    page.close()
+
+
+def test_the_assign_list_offers_only_advisors_who_can_receive(
+        browser: Any, api: Api, service: ServiceProcess) -> None:
+    api.push(message(1))
+    api.d.login(TEAM, "bob")
+    page = browser.new_page()
+    page.goto(service.url + "/ui/supervisor.html")
+    page.fill("#token", api.supervisor)
+    page.click("#login button[type=submit]")
+    page.wait_for_selector("#preview tr select")
+    options = page.eval_on_selector_all("#preview tr:first-child select option",
+                                        "els => els.map(e => e.value).filter(Boolean)")
+    assert options == ["bob"]
+    assert page.query_selector("link[rel=icon]") is not None
+    assert api.http.get("/ui/favicon.svg").status_code == 200
+    page.close()

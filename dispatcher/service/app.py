@@ -510,6 +510,8 @@ async def advisor_live(request: Request[Any, Any, Any], team: TeamPath,
 
 @get("/v1/teams/{team:str}/live", opt=TEAM_READ, tags=["live"], responses=_errors(),
      summary="Live team stock per channel (Server-Sent Events)",
+     description="Events: `stock` (per channel), `advisors` (someone logged in or out, or "
+                 "started or ended a break: who can receive changed), `closed`.",
      media_type="text/event-stream")
 async def team_live(request: Request[Any, Any, Any], team: TeamPath) -> ServerSentEvent:
     live.check_last_event_id(request.headers.get("last-event-id"))

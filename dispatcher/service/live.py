@@ -31,6 +31,8 @@ STOCK_EVENTS = frozenset({"ingested", "assigned", "requeued", "quarantined", "he
 FIGURE_EVENTS = frozenset({"assigned", "replied", "archived", "help_requested", "requeued",
                            "logged_in", "logged_out", "break_started", "break_ended", "held",
                            "unheld"})
+#: Events after which who may receive messages changed: team streams get `advisors`.
+PRESENCE_EVENTS = frozenset({"logged_in", "logged_out", "break_started", "break_ended"})
 STREAM_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
 #: Most events a reconnecting client is replayed; one further behind gets ``resync`` (reload
 #: your current messages) with the state now, so a replay costs a bounded read.
@@ -138,6 +140,10 @@ class Hub:
             stock = await self.d.run(ops.team_stock(team))
             for sub in subs:
                 self._send(sub, Update("stock", last, stock))
+        if kinds & PRESENCE_EVENTS:
+            for sub in subs:
+                if sub.advisor is None:
+                    self._send(sub, Update("advisors", last, {"changed": True}))
         watched = {s.advisor for s in subs if s.advisor}
         touched = {f.get("a") for _, f in entries if f["e"] in FIGURE_EVENTS} | (
             watched if kinds & STOCK_EVENTS else set())

@@ -122,12 +122,21 @@ function setState(state, since) {
   }
 }
 
+function age(ms) {
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.round(s / 60)} min ago`;
+  return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min ago`;
+}
+
 function messageCard(m, actions) {
+  const at = m.received_at ? new Date(m.received_at) : null;
   return Pi.el("article", { class: "message", "data-id": m.id },
-    Pi.el("div", { class: "meta" }, `${m.channel} · customer ${m.customer} · ${m.group || ""}${m.why ? " (" + m.why + ")" : ""}${m.on_hold ? " · on hold" : ""}`),
+    Pi.el("div", { class: "meta" }, `${m.channel} · customer ${m.customer} · ${m.group || ""}${m.why ? " (" + m.why + ")" : ""}${m.on_hold ? " · on hold" : ""}`,
+      at ? Pi.el("time", { datetime: at.toISOString(), title: at.toISOString() }, ` · received ${at.toLocaleTimeString()} (${age(m.received_at)})`) : ""),
     Pi.el("div", { class: "body" }, Pi.text(m.body)),
     Pi.el("div", { class: "actions" }, actions.map(([label, key, fn]) =>
-      Pi.el("button", { onclick: fn, "data-action": label.toLowerCase() }, label, Pi.el("kbd", {}, key)))));
+      Pi.el("button", { onclick: fn, "data-action": label.toLowerCase() }, label, key ? Pi.el("kbd", {}, key) : ""))));
 }
 
 function cardActions(m) {
@@ -183,7 +192,8 @@ async function processNext() {
 }
 
 async function showCurrent() {
-  const list = await Pi.call("GET", base() + "/messages");
+  const shown = new Set(S.pushed.map((m) => m.id));  // the pushed cards are on screen already
+  const list = (await Pi.call("GET", base() + "/messages")).filter((m) => !shown.has(m.id));
   const box = Pi.el("div", { id: "current" }, Pi.el("h2", {}, `Your current messages (${list.length})`),
     list.length ? Pi.el("p", { class: "hint" }, "Handle these before processing new messages.") : Pi.el("p", { class: "empty" }, "Nothing assigned to you."),
     ...list.map((m) => messageCard(m, [

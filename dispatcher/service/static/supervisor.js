@@ -34,14 +34,15 @@ async function start() {
   if (!TEAM) { return showLogin("An admin token needs a team."); }
   $("team").textContent = "Team " + TEAM;
   $("login").hidden = true; $("page").hidden = false; $("signout").hidden = false;
-  ADVISORS = (await Pi.call("GET", tbase() + "/advisors")).map((a) => a.advisor);
+  ADVISORS = await Pi.call("GET", tbase() + "/advisors");
   renderGroups(await Pi.call("GET", tbase() + "/groups"));
   renderHours(await Pi.call("GET", tbase() + "/hours"));
   const monday = new Date(); monday.setUTCDate(monday.getUTCDate() - ((monday.getUTCDay() + 6) % 7));
   $("week").value = monday.toISOString().slice(0, 10);
   loadChart();
   refreshPreview();
-  Pi.live(tbase() + "/live", (event) => { if (event === "stock") refreshPreview(); });
+  // stock: the preview changed; advisors: who can receive changed (the assign lists)
+  Pi.live(tbase() + "/live", (event) => { if (event === "stock" || event === "advisors") refreshPreview(); });
 }
 
 // --- priority groups -----------------------------------------------------------------------
@@ -125,12 +126,16 @@ async function refreshPreview() {
   previewBusy = true;
   try {
     const rows = await Pi.call("GET", tbase() + "/preview?n=10");
+    ADVISORS = await Pi.call("GET", tbase() + "/advisors");
+    // Only advisors who can receive: logged in (online or on a break).
+    const able = ADVISORS.filter((a) => a.state !== "offline").map((a) => a.advisor);
     $("preview").replaceChildren(...rows.map((r) => {
       const pick = Pi.el("select", { "aria-label": "Assign to" }, Pi.el("option", { value: "" }, "—"),
-        ...ADVISORS.map((a) => Pi.el("option", { value: a }, a)));
+        ...able.map((a) => Pi.el("option", { value: a }, a)));
       pick.addEventListener("change", () => assign(r.messages[0].id, pick.value));
       return Pi.el("tr", { "data-conversation": r.conversation },
-        Pi.el("td", {}, r.position), Pi.el("td", {}, r.conversation), Pi.el("td", {}, r.messages[0].channel),
+        Pi.el("td", {}, r.position), Pi.el("td", {}, r.conversation), Pi.el("td", { class: "channels" },
+          [...new Set(r.messages.map((m) => m.channel))].join(", ") + (r.waiting > r.messages.length ? ` (+${r.waiting - r.messages.length})` : "")),
         Pi.el("td", { class: "group-name" }, r.group), Pi.el("td", {}, r.why), Pi.el("td", {}, pick));
     }));
   } finally { previewBusy = false; }
