@@ -262,3 +262,14 @@ def test_an_open_console_keeps_its_advisor_present(redis_server: RedisServer,
             tab.close()
     finally:
         svc.stop()
+
+
+def test_the_api_docs_page_needs_no_cdn(api: Api) -> None:
+    import re
+
+    page = api.http.get("/docs")
+    assert page.status_code == 200
+    urls = re.findall(r"""(?:src|href)=['"]([^'"]+)['"]""", page.text)
+    assert urls and not [u for u in urls if "//" in u], urls  # same origin only
+    for url in urls:
+        assert api.http.get(url).status_code == 200, url

@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 
 import msgspec
 import structlog
+import swagger_ui_bundle
 from litestar import Litestar, Request, Response, delete, get, post, put
 from litestar.connection import ASGIConnection
 from litestar.datastructures import CacheControlHeader, State
@@ -29,6 +30,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, Example, SecurityScheme
 from litestar.params import Body, Parameter
 from litestar.response import Redirect, ServerSentEvent
@@ -803,6 +805,8 @@ async def openapi_json(request: Request[Any, Any, Any]) -> Response[bytes]:
     return Response(json.dumps(schema).encode(), media_type="application/json")
 
 
+DOCS_ASSETS = "/docs-assets"
+
 ROUTES = [
     ingest_one, ingest_batch, customer_tags,
     login, logout, next_message, current, reply, archive, hold, unhold, request_help,
@@ -814,6 +818,9 @@ ROUTES = [
     healthz, readyz, metrics_view, openapi_json, whoami, home,
     create_static_files_router("/ui", [Path(__file__).parent / "static"], name="ui",
                                cache_control=CacheControlHeader(no_cache=True)),
+    create_static_files_router(DOCS_ASSETS, [Path(swagger_ui_bundle.swagger_ui_path)],
+                               name="docs-assets", include_in_schema=False,
+                               cache_control=CacheControlHeader(max_age=86400)),
 ]
 
 
@@ -857,6 +864,12 @@ def create_app(config: ServiceConfig | None = None) -> Litestar:
             components=Components(security_schemes={
                 "bearer": SecurityScheme(type="http", scheme="bearer")}),
             path="/docs",
+            # Swagger UI from the swagger-ui-bundle package, served here: /docs works offline.
+            render_plugins=[SwaggerRenderPlugin(
+                path="/", js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+                css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+                standalone_preset_js_url=f"{DOCS_ASSETS}/swagger-ui-standalone-preset.js",
+                favicon="<link rel='icon' href='/ui/favicon.svg' type='image/svg+xml'>")],
         ),
         debug=False,
     )

@@ -181,10 +181,19 @@ async function loadChart() {
   const data = await Pi.call("GET", `${tbase()}/breaks?start=${$("week").value}&days=7`);
   const advisors = [...new Set(data.days.flatMap((d) => Object.keys(d.advisors)))].sort();
   const colors = ["#2857d6", "#12805c", "#b54708", "#9e77ed", "#d92d20", "#0e9384", "#475467"];
-  const max = Math.max(60, ...data.days.map((d) => d.team_seconds));
-  const W = 560, H = 220, bar = W / 7;
-  const svg = [`<svg viewBox="0 0 ${W} ${H + 40}" width="100%" role="img" aria-label="Break minutes per day">`];
-  data.days.forEach((d, i) => {
+  // A y axis in minutes with round steps, so the bars can be read.
+  const peakMin = Math.max(1, ...data.days.map((d) => d.team_seconds / 60));
+  const step = [1, 2, 5, 10, 15, 30, 60, 120, 240].find((s) => peakMin / s <= 5) || 480;
+  const top = Math.ceil(peakMin / step) * step, max = top * 60;
+  const L = 48, W = 560 + L, H = 220, bar = (W - L) / 7;
+  const svg = [`<svg viewBox="0 -12 ${W} ${H + 52}" width="100%" role="img" aria-label="Break minutes per day" font-size="12">`];
+  for (let m = 0; m <= top; m += step) {
+    const y = H - (m / top) * H;
+    svg.push(`<line x1="${L}" x2="${W}" y1="${y}" y2="${y}" stroke="#eaecf0"/>`);
+    svg.push(`<text x="${L - 6}" y="${y + 4}" text-anchor="end" class="axis">${m} min</text>`);
+  }
+  data.days.forEach((d, i0) => {
+    const i = i0 + L / bar;
     let y = H;
     advisors.forEach((a, j) => {
       const s = d.advisors[a] || 0;
@@ -192,8 +201,9 @@ async function loadChart() {
       y -= h;
       if (h > 0) svg.push(`<rect x="${i * bar + 8}" y="${y}" width="${bar - 16}" height="${h}" fill="${colors[j % colors.length]}"><title>${esc(a)}: ${Math.round(s / 60)} min</title></rect>`);
     });
-    svg.push(`<text x="${i * bar + bar / 2}" y="${H + 16}" text-anchor="middle" font-size="11">${esc(d.day.slice(5))}</text>`);
-    svg.push(`<text x="${i * bar + bar / 2}" y="${H + 32}" text-anchor="middle" font-size="11">${Math.round(d.team_seconds / 60)} min</text>`);
+    const label = new Date(d.day + "T00:00:00Z").toLocaleDateString(undefined, { weekday: "short", day: "numeric", month: "short", timeZone: "UTC" });
+    svg.push(`<text x="${i * bar + bar / 2}" y="${H + 16}" text-anchor="middle">${esc(label)}</text>`);
+    svg.push(`<text x="${i * bar + bar / 2}" y="${H + 32}" text-anchor="middle" font-weight="bold">${Math.round(d.team_seconds / 60)} min</text>`);
   });
   svg.push("</svg>");
   const legend = advisors.map((a, j) => `<span style="color:${colors[j % colors.length]}">■</span> ${esc(a)}`).join(" &nbsp; ");
