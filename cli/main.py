@@ -172,22 +172,34 @@ def worker(c: Ctx, burst: bool) -> None:
 
     from rq import Worker
 
+    from dispatcher.log import get_logger
     from workers.hooks import HookPump
     from workers.scheduling import Ticker, hook_queue, queue
 
+    log = get_logger("pushinbox.worker")
     os.environ["REDIS_URL"] = c.url
     configure_logging()
     q = queue()
     hq = hook_queue(q.connection)
-    ticker, pump = Ticker(q), HookPump(Dispatcher.from_url(c.url), hq)
+    pumps = [HookPump(Dispatcher.from_url(c.url), hq)]
+
+    def keep_pumping() -> None:
+        """The ticker's watchdog: a pump that died anyway is logged and started again."""
+        if not pumps[-1].is_alive() and not pumps[-1].stopped.is_set():
+            log.error("hook_pump_died_restarting")
+            pumps.append(HookPump(Dispatcher.from_url(c.url), hq))
+            pumps[-1].start()
+
+    ticker = Ticker(q, on_tick=keep_pumping)
     if not burst:
         ticker.start()
-        pump.start()
+        pumps[0].start()
     try:  # the dispatcher's jobs first, webhook deliveries after
         Worker([q, hq], connection=q.connection).work(with_scheduler=True, burst=burst)
     finally:
         ticker.stopped.set()
-        pump.stopped.set()
+        for p in pumps:
+            p.stopped.set()
 
 
 @cli.command()

@@ -348,3 +348,24 @@ def test_the_end_of_a_break_restarts_the_presence_clock(online: Dispatcher,
     clock.advance(3)
     d.tick(TEAM)
     assert d.advisor_stats(TEAM, "ann").state == "online"
+
+
+def test_the_ticker_runs_its_watchdog_and_survives_it_failing(redis_client: redis.Redis) -> None:
+    import threading
+
+    from workers.scheduling import Ticker, queue
+
+    calls = threading.Semaphore(0)
+
+    def watchdog() -> None:
+        calls.release()
+        raise RuntimeError("a broken watchdog")
+
+    ticker = Ticker(queue(redis_client), interval=0.05, on_tick=watchdog)
+    ticker.start()
+    try:
+        for _ in range(3):  # called again and again although it raises
+            assert calls.acquire(timeout=5)
+        assert ticker.is_alive()
+    finally:
+        ticker.stopped.set()

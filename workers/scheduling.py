@@ -94,14 +94,21 @@ def enqueue_tick(q: Queue, now: float) -> str:
 class Ticker(threading.Thread):
     """Enqueues the reconciler every TICK_INTERVAL_S until stopped."""
 
-    def __init__(self, q: Queue, interval: float = defaults.TICK_INTERVAL_S) -> None:
+    def __init__(self, q: Queue, interval: float = defaults.TICK_INTERVAL_S,
+                 on_tick: Callable[[], None] | None = None) -> None:
         super().__init__(name="pushinbox-ticker", daemon=True)
         self.queue = q
         self.interval = interval
+        self.on_tick = on_tick  # the worker's watchdog (restarts a dead webhook pump)
         self.stopped = threading.Event()
 
     def run(self) -> None:
         while not self.stopped.is_set():
             with contextlib.suppress(redis.RedisError):  # Redis away: the next tick retries
                 enqueue_tick(self.queue, datetime.now(UTC).timestamp())
+            if self.on_tick is not None:
+                try:
+                    self.on_tick()
+                except Exception:  # the watchdog must not end the ticker
+                    log.exception("watchdog_failed")
             self.stopped.wait(self.interval)
