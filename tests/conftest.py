@@ -36,6 +36,20 @@ def message(n: int | str, *, conv: str | None = None, customer: str | None = Non
     }
 
 
+class LaterJobs:
+    """A jobs runner that runs nothing now: the test runs the requeue or re-bucketing when it
+    chooses, as a late worker would."""
+
+    def requeue_advisor(self, team: str, advisor: str, epoch: int) -> None:
+        return None
+
+    def rebucket(self, team: str) -> None:
+        return None
+
+    def end_break_at(self, team: str, advisor: str, epoch: int, at_ms: int) -> None:
+        return None
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(datetime(2026, 3, 10, 9, 0, tzinfo=UTC))

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 import pytest
 import redis
+from conftest import LaterJobs
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -39,19 +40,6 @@ ADVISORS = ("ann", "bob")
 CONVS = ("c1", "c2")
 EXAMPLES = int(os.environ.get("PUSHINBOX_MODEL_EXAMPLES", "40"))
 STEPS = int(os.environ.get("PUSHINBOX_MODEL_STEPS", "50"))
-
-
-class Later:
-    """Jobs wait until a rule runs them (a late worker), so requeues interleave with the rest."""
-
-    def requeue_advisor(self, team: str, advisor: str, epoch: int) -> None:
-        return None
-
-    def rebucket(self, team: str) -> None:
-        return None
-
-    def end_break_at(self, team: str, advisor: str, epoch: int, at_ms: int) -> None:
-        return None
 
 
 @dataclass
@@ -75,7 +63,7 @@ class Conversations(RuleBasedStateMachine):
         super().__init__()
         client.flushdb()
         self.clock = FakeClock(datetime(2026, 3, 10, 9, 0, tzinfo=UTC))
-        self.d = Dispatcher(client, clock=self.clock, jobs=Later(), batch_size=1)
+        self.d = Dispatcher(client, clock=self.clock, jobs=LaterJobs(), batch_size=1)
         self.d.create_team(T)
         self.d.set_role(T, "agent", push=True, capacity=1)
         self.d.configure(T, untouched_after_s=30, max_requeues=3)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 import redis
-from conftest import message
+from conftest import LaterJobs, message
 
 from dispatcher import Dispatcher
 from dispatcher.errors import ConflictError
@@ -16,23 +16,9 @@ from dispatcher.testing import FakeClock
 T = "t"
 
 
-class Later:
-    """A jobs runner that runs nothing now: the test runs the requeue when it chooses (as a
-    worker that is late would)."""
-
-    def requeue_advisor(self, team: str, advisor: str, epoch: int) -> None:
-        return None
-
-    def rebucket(self, team: str) -> None:
-        return None
-
-    def end_break_at(self, team: str, advisor: str, epoch: int, at_ms: int) -> None:
-        return None
-
-
 @pytest.fixture
 def d(redis_client: redis.Redis, clock: FakeClock) -> Dispatcher:
-    d = Dispatcher(redis_client, clock=clock, jobs=Later())
+    d = Dispatcher(redis_client, clock=clock, jobs=LaterJobs())
     d.create_team(T)
     d.set_role(T, "agent", push=True, capacity=1)
     for a in ("ann", "bob", "cid"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis
 from click.testing import CliRunner
-from conftest import message
+from conftest import LaterJobs, message
 
 from cli.main import cli
 from dispatcher import Dispatcher, keys
@@ -248,24 +248,11 @@ def test_a_conversation_holds_a_bounded_number_of_unprocessed_messages(
     dispatcher.ingest("acme", message(22, conv="big"))  # one was processed: room again
 
 
-class _JobsLeftWaiting:
-    """A jobs runner that runs nothing: the test drives the batches itself."""
-
-    def requeue_advisor(self, team: str, advisor: str, epoch: int) -> None:
-        return None
-
-    def rebucket(self, team: str) -> None:
-        return None
-
-    def end_break_at(self, team: str, advisor: str, epoch: int, at_ms: int) -> None:
-        return None
-
-
 def test_a_rebucketing_call_is_bounded_by_its_batch_whatever_the_queues(
         redis_client: redis.Redis) -> None:
     """50 + 400 waiting conversations in two groups, n = 50: no call moves more than 50
     (a call used to read the whole next queue when the first emptied at exactly n)."""
-    d = Dispatcher(redis_client, jobs=_JobsLeftWaiting())
+    d = Dispatcher(redis_client, jobs=LaterJobs())
     d.create_team("acme")
     d.set_groups("acme", {"groups": [{"name": "Web", "match": {"channel_in": ["web"]}}]})
     d.ingest_many("acme", [message(100 + i, channel="web") for i in range(50)])
