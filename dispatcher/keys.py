@@ -84,6 +84,11 @@ def conversation_waiting(team: str, conv: str) -> str:
     return f"{prefix(team)}cw:{conv}"
 
 
+def conversation_held(team: str, conv: str) -> str:
+    """The conversation's messages in advisors' hands (set): a requeue finds them together."""
+    return f"{prefix(team)}hd:{conv}"
+
+
 def message(team: str, msg: str) -> str:
     return f"{prefix(team)}m:{msg}"
 

@@ -180,6 +180,15 @@ scan('c:*', function(k)
   end
 end)
 
+-- 7a. Each conversation's set of messages in hands holds exactly those (rebuilt).
+scan('hd:*', function(k) redis.call('DEL', k) end)
+for _, adv in ipairs(advisors) do
+  for _, id in ipairs(redis.call('ZRANGE', K.cur(adv), 0, -1)) do
+    local conv = redis.call('HGET', K.msg(id), 'conv')
+    if conv then redis.call('SADD', K.held(conv), id) end
+  end
+end
+
 -- 7b. One conversation, one holder, in arrival order. A conversation that two advisors hold
 -- goes whole to one of them (its recorded owner when logged in, else the first logged-in one);
 -- waiting messages of a conversation a logged-in advisor holds go to them; waiting lists are

@@ -41,6 +41,7 @@ K.cfg = KEYS[1]
 function K.q(ver, i) return P .. 'q:' .. ver .. ':' .. i end
 function K.conv(c) return P .. 'c:' .. c end
 function K.cw(c) return P .. 'cw:' .. c end
+function K.held(c) return P .. 'hd:' .. c end
 function K.msg(m) return P .. 'm:' .. m end
 function K.ch(ch) return P .. 'ch:' .. ch end
 K.channels = P .. 'channels'
@@ -339,6 +340,7 @@ end
 -- Take a message out of an advisor's hands (any of cur / push / hold).
 local function release(adv, id, conv)
   redis.call('ZREM', K.cur(adv), id)
+  redis.call('SREM', K.held(conv), id)
   if redis.call('ZREM', K.push(adv), id) == 1 then
     if redis.call('HINCRBY', K.pconv(adv), conv, -1) <= 0 then
       redis.call('HDEL', K.pconv(adv), conv)
@@ -395,13 +397,14 @@ end
 -- Give one message to an advisor: its hash, the advisor's indexes, the event. `pushed`: it
 -- counts against the push capacity. `extra`: more message fields, written in the same HSET.
 -- In the advisor's hands a message is scored by the time its conversation reached them
--- (`ot`), so all of a conversation's messages share a score: a requeue batch or an expiry
--- finds them together (ZRANGEBYSCORE ot ot) without reading the advisor's whole list.
+-- (`ot`), so a conversation's messages list together; `hd:<conv>` holds them for a requeue
+-- batch or an expiry to find without reading the advisor's whole list.
 local function hand_over(cfg, adv, id, conv, via, now, pushed, why, extra, ot)
   local t = ms(now)
   redis.call('HSET', K.msg(id), 'st', 'a', 'adv', adv, 'via', via, 'at_', t,
     'pt', pushed and t or '', unpack(extra or {}))
   redis.call('ZADD', K.cur(adv), ot or t, id)
+  redis.call('SADD', K.held(conv), id)  -- a conversation's messages in hands: found together
   if pushed then redis.call('ZADD', K.push(adv), t, id) end
   event(cfg, 'assigned', now, {'m', id, 'a', adv, 'c', conv, 'via', via, 'why', why or ''})
 end
@@ -434,19 +437,12 @@ local function holder_of(conv, except)
   return nil
 end
 
--- The messages of a conversation in an advisor's hands (they share the score `ot` when the
--- advisor is the conversation's owner; otherwise the advisor's whole list is read).
+-- The messages of a conversation in an advisor's hands: the conversation's set of messages
+-- in hands (`hd:<conv>`, at most MAX_CONVERSATION), those with this advisor. O(conversation).
 local function held_ids(adv, conv)
-  local o = redis.call('HMGET', K.conv(conv), 'owner', 'ot')
-  local ids
-  if o[1] == adv and o[2] then
-    ids = redis.call('ZRANGEBYSCORE', K.cur(adv), o[2], o[2])
-  else
-    ids = redis.call('ZRANGE', K.cur(adv), 0, -1)
-  end
   local out = {}
-  for _, id in ipairs(ids) do
-    if redis.call('HGET', K.msg(id), 'conv') == conv then out[#out + 1] = id end
+  for _, id in ipairs(redis.call('SMEMBERS', K.held(conv))) do
+    if redis.call('HGET', K.msg(id), 'adv') == adv then out[#out + 1] = id end
   end
   return out
 end
@@ -561,9 +557,13 @@ local function requeue_from(cfg, adv, ids, now, why)
   return #ids
 end
 
--- The messages of the advisor's conversations that `ids` belong to: whole conversations.
+-- The messages of the advisor's conversations that `ids` belong to: whole conversations
+-- (`ids` themselves always included).
 local function whole_convs(adv, ids)
   local seen, out, inc = {}, {}, {}
+  for _, id in ipairs(ids) do
+    if not inc[id] then inc[id] = true; out[#out + 1] = id end
+  end
   for _, id in ipairs(ids) do
     local conv = redis.call('HGET', K.msg(id), 'conv')
     if conv and not seen[conv] then
