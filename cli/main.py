@@ -168,18 +168,18 @@ def worker(c: Ctx, burst: bool) -> None:
     Example:
       REDIS_URL=redis://localhost:6379/0 pushinbox worker
     """
-    import os
 
     from rq import Worker
 
     from dispatcher.log import get_logger
+    from workers import jobs
     from workers.hooks import HookPump
     from workers.scheduling import Ticker, hook_queue, queue
 
     log = get_logger("pushinbox.worker")
-    os.environ["REDIS_URL"] = c.url
+    jobs.use_redis(c.url)  # no os.environ change: nothing leaks to what runs after
     configure_logging()
-    q = queue()
+    q = queue(data_url=c.url)
     hq = hook_queue(q.connection)
     pumps = [HookPump(Dispatcher.from_url(c.url), hq)]
 
@@ -200,6 +200,7 @@ def worker(c: Ctx, burst: bool) -> None:
         ticker.stopped.set()
         for p in pumps:
             p.stopped.set()
+        jobs.use_redis(None)
 
 
 @cli.command()

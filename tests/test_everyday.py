@@ -369,3 +369,27 @@ def test_the_ticker_runs_its_watchdog_and_survives_it_failing(redis_client: redi
         assert ticker.is_alive()
     finally:
         ticker.stopped.set()
+
+
+def test_a_worker_run_as_users_run_it_does_the_logout_requeue_and_leaks_nothing(
+        redis_server: RedisServer, redis_client: redis.Redis,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`pushinbox --redis-url X logout`, then `pushinbox --redis-url X worker --burst`: the
+    worker (not the reconciler) runs the job, and no environment variable is left behind."""
+    import os
+
+    from workers import jobs
+
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("RQ_REDIS_URL", raising=False)
+    d = make_team(Dispatcher(redis_client), login=True)
+    d.ingest(TEAM, message(1))
+    d.next(TEAM, "ann")
+    run = lambda *a: CliRunner().invoke(cli, ["--redis-url", redis_server.url, *a])  # noqa: E731
+    assert run("logout", TEAM, "ann").exit_code == 0
+    assert d.stock(TEAM).total == 0  # queued as a job, not done inline
+    done = run("worker", "--burst")
+    assert done.exit_code == 0, done.output
+    assert d.stock(TEAM).total == 1 and d.current(TEAM, "ann") == []
+    assert "REDIS_URL" not in os.environ
+    assert jobs.redis_url() == "redis://127.0.0.1:6379/0"

@@ -15,9 +15,18 @@ from dispatcher.log import get_logger
 log = get_logger("pushinbox.worker")
 
 
+_USE: list[str] = []  # set by the worker command for its process (and its work-horses)
+
+
+def use_redis(url: str | None) -> None:
+    """The worker's data Redis for this process, without touching os.environ (None: forget)."""
+    _USE[:] = [url] if url else []
+
+
 def redis_url() -> str:
-    """Where the dispatcher's data lives (RQ's own queues may be elsewhere: RQ_REDIS_URL)."""
-    return os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    """Where the dispatcher's data lives (RQ's own queues may be elsewhere: RQ_REDIS_URL):
+    the worker's --redis-url, else REDIS_URL."""
+    return _USE[0] if _USE else os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @cache
