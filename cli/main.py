@@ -177,7 +177,6 @@ def worker(c: Ctx, burst: bool) -> None:
     from workers.scheduling import Ticker, hook_queue, queue
 
     log = get_logger("pushinbox.worker")
-    jobs.use_redis(c.url)  # no os.environ change: nothing leaks to what runs after
     configure_logging()
     q = queue(data_url=c.url)
     hq = hook_queue(q.connection)
@@ -194,6 +193,7 @@ def worker(c: Ctx, burst: bool) -> None:
     if not burst:
         ticker.start()
         pumps[0].start()
+    jobs.use_redis(c.url)  # no os.environ change: nothing leaks to what runs after
     try:  # the dispatcher's jobs first, webhook deliveries after
         Worker([q, hq], connection=q.connection).work(with_scheduler=True, burst=burst)
     finally:
