@@ -18,4 +18,4 @@ def test_a_short_soak_accounts_for_every_message(redis_server: RedisServer,
     assert report.operations > 2000, summary
     assert report.check_ok, report.problems
     assert report.accounted, summary
-    assert report.counts["done"] > 0 and report.counts["waiting"] > 0, summary
+    assert report.counts["done"] > 0, summary  # the stock may well be empty at the end
