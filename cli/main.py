@@ -166,7 +166,7 @@ def worker(c: Ctx, burst: bool) -> None:
 
     \b
     Example:
-      REDIS_URL=redis://localhost:6379/0 pushinbox worker
+      pushinbox --redis-url redis://localhost:6379/0 worker
     """
 
     from rq import Worker
