@@ -165,7 +165,8 @@ def worker(c: Ctx, burst: bool) -> None:
     """Run an RQ worker with the scheduler (break ends) and the reconciler ticker.
 
     \b
-    Example:
+    Examples:
+      pushinbox worker                                      # the Redis of pushinbox up
       pushinbox --redis-url redis://localhost:6379/0 worker
     """
 
