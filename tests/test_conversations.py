@@ -55,6 +55,40 @@ def test_a_late_logout_requeue_hands_the_message_to_whoever_holds_its_conversati
     clean(d)
 
 
+def test_logging_back_in_before_the_requeue_hands_over_what_another_advisor_took_up(
+        d: Dispatcher) -> None:
+    # Found by the conversation model in CI: ann leaves holding m1, bob takes up the
+    # conversation's next message, ann is back before her requeue ran.
+    d.ingest(T, message(1, conv="c1"))
+    assert pushed(d, "ann") == ["m1"]
+    d.logout(T, "ann")
+    d.ingest(T, message(2, conv="c1"))
+    assert pushed(d, "bob") == ["m2"]
+    d.login(T, "ann")
+    assert held(d, "ann") == []
+    assert held(d, "bob") == ["m1", "m2"]
+    d.ingest(T, message(3, conv="c1"))
+    assert held(d, "bob") == ["m1", "m2", "m3"]
+    clean(d)
+
+
+def test_logging_back_in_makes_the_advisor_the_holder_when_the_other_holder_left_too(
+        d: Dispatcher) -> None:
+    d.ingest(T, message(1, conv="c1"))
+    assert pushed(d, "ann") == ["m1"]
+    d.logout(T, "ann")
+    d.ingest(T, message(2, conv="c1"))
+    assert pushed(d, "bob") == ["m2"]
+    d.logout(T, "bob")
+    d.login(T, "ann")  # neither requeue has run: ann is back, bob is gone
+    d.ingest(T, message(3, conv="c1"))
+    assert held(d, "ann") == ["m1", "m3"]
+    assert d.next(T, "cid").status == "empty"
+    d.tick(T)  # bob's requeue: his part goes to ann
+    assert held(d, "ann") == ["m1", "m2", "m3"]
+    clean(d)
+
+
 def test_a_requeue_in_batches_of_one_moves_whole_conversations(d: Dispatcher) -> None:
     d.ingest(T, message(1, conv="c1"))
     assert pushed(d, "ann") == ["m1"]
