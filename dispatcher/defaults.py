@@ -35,6 +35,9 @@ DELETE_BATCH = 1000
 
 #: How often the worker's ticker runs the reaper and reconciler (seconds).
 TICK_INTERVAL_S = 15
+#: A worker that could not start because Redis was away tries again after 0.5 s, doubling up
+#: to this: back within seconds of a restart, a few connection attempts a minute while down.
+WORKER_RESTART_MAX_S = 8.0
 
 #: Longest message body accepted at ingest (bytes); larger payloads belong in object storage.
 MAX_BODY_BYTES = 64 * 1024

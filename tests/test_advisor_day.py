@@ -195,13 +195,15 @@ def test_a_message_requeued_too_often_is_quarantined(online: Dispatcher) -> None
     d = online
     d.configure(TEAM, max_requeues=2)
     d.ingest(TEAM, message(1))
-    for _ in range(2):
+    for bounce in (1, 2):  # up to the limit: back in the stock each time
         d.login(TEAM, "ann")
-        d.next(TEAM, "ann")
+        assert d.next(TEAM, "ann").messages[0].id == "m1"
         d.logout(TEAM, "ann")
+        assert d.message(TEAM, "m1").requeues == bounce
+        assert d.stock(TEAM).total == 1 and d.quarantined(TEAM) == []
     d.login(TEAM, "ann")
-    d.next(TEAM, "ann")
-    d.logout(TEAM, "ann")
+    assert d.next(TEAM, "ann").messages[0].id == "m1"
+    d.logout(TEAM, "ann")  # past the limit
     assert [m.id for m in d.quarantined(TEAM)] == ["m1"]
     assert d.stock(TEAM).total == 0
     d.login(TEAM, "ann")

@@ -6,21 +6,53 @@ from collections.abc import Callable
 
 import pytest
 import redis
-from conftest import TEAM, message
+from conftest import PRODUCT_GROUPS, TEAM, message
 
 from dispatcher import Dispatcher, keys
 
 
 def _scene(d: Dispatcher) -> None:
+    """A message in every place check knows: ann holds m0 (pushed), m1 done by bob, cid holds
+    m2 on hold, m3 in help requests, m4 in quarantine, c5 waits with m5 and m6, c7 with m7;
+    three priority queues (VIP, reassigned, everything else)."""
+    d.set_groups(TEAM, PRODUCT_GROUPS)
+    d.configure(TEAM, max_requeues=1)
     d.ingest_many(TEAM, [message(i, channel="email") for i in range(4)])
-    d.next(TEAM, "ann")  # m0 with ann
-    d.next(TEAM, "bob")
-    d.reply(TEAM, "bob", "m1")  # m1 done
-    assert d.check(TEAM).ok
+    assert d.next(TEAM, "ann").messages[0].id == "m0"
+    assert d.next(TEAM, "bob").messages[0].id == "m1"
+    d.reply(TEAM, "bob", "m1")
+    assert d.next(TEAM, "cid").messages[0].id == "m2"
+    d.hold(TEAM, "cid", "m2")
+    assert d.next(TEAM, "cid").messages[0].id == "m3"
+    d.request_help(TEAM, "cid", "m3")
+    d.ingest(TEAM, message(4, channel="email"))
+    for outcome in ("ok", "quarantined"):  # two bounces past a limit of one
+        assert d.next(TEAM, "bob").messages[0].id == "m4"
+        assert d.send_to_stock(TEAM, "m4") == outcome
+    d.ingest_many(TEAM, [message(5, conv="c5", channel="email"),
+                         message(6, conv="c5", channel="email"), message(7, channel="email")])
+    report = d.check(TEAM)
+    assert report.ok, report.problems
+    assert report.counts == {"messages": 8, "waiting": 3, "assigned": 2, "help": 1,
+                             "quarantine": 1, "done": 1, "conversations_waiting": 2}
+
+
+Q0, Q2 = keys.queue(TEAM, 2, 0), keys.queue(TEAM, 2, 2)  # VIP and everything else
+
+
+def _both(*commands: Callable[[redis.client.Pipeline], object]) -> Callable[[redis.Redis], object]:
+    """Several commands that must all run (an HSET of an existing field answers 0: `a and b`
+    would skip b)."""
+    def run(r: redis.Redis) -> object:
+        pipe = r.pipeline()
+        for c in commands:
+            c(pipe)
+        return pipe.execute()
+    return run
 
 
 #: Each corruption and exactly the problems check must report for it (a rule deleted or gone
-#: quiet shows up as a missing line).
+#: quiet shows up as a missing line). Every rule of check.lua is violated by at least one.
 CORRUPTIONS: dict[str, tuple[Callable[[redis.Redis], object], list[str]]] = {
     "message in two places": (
         lambda r: r.zadd(keys.help_requests(TEAM), {"m0": 1}),
@@ -31,28 +63,79 @@ CORRUPTIONS: dict[str, tuple[Callable[[redis.Redis], object], list[str]]] = {
         ["pushed message m0 of ann is not in their current messages",
          "message m0 (state a) is in no place",
          "conversation c0 records 1 messages held, advisors hold 0"]),
+    "an id in a place with no record": (
+        lambda r: r.zadd(keys.help_requests(TEAM), {"ghost": 1}),
+        ["help requests holds ghost, which has no message record"]),
     "stock count drift": (
-        lambda r: r.zrem(keys.channel_waiting(TEAM, "email"), "m2"),
-        ["waiting message m2 is missing from the email stock count"]),
+        lambda r: r.zrem(keys.channel_waiting(TEAM, "email"), "m5"),
+        ["waiting message m5 is missing from the email stock count"]),
     "phantom in a channel count": (
         lambda r: r.zadd(keys.channel_waiting(TEAM, "email"), {"m0": 1}),
         ["channel email counts m0, which is not waiting on that channel"]),
     "state disagrees with place": (
-        lambda r: r.hset(keys.message(TEAM, "m2"), "st", "a"),
-        ["message m2 is in waiting stock but its state is a",
-         "channel email counts m2, which is not waiting on that channel"]),
+        lambda r: r.hset(keys.message(TEAM, "m5"), "st", "a"),
+        ["message m5 is in waiting stock but its state is a",
+         "channel email counts m5, which is not waiting on that channel"]),
+    "conversation in two queues": (
+        lambda r: r.zadd(Q0, {"c7": 1}),
+        ["conversation c7 is in two queues",
+         f"conversation c7 is in {Q0} but records {Q2}",
+         "message m7 is in 2 places: waiting stock, waiting stock"]),
+    "conversation records the wrong queue": (
+        lambda r: r.hset(keys.conversation(TEAM, "c7"), "q", Q0),
+        [f"conversation c7 is in {Q2} but records {Q0}"]),
+    "queued conversation with nothing waiting": (
+        lambda r: r.zadd(Q2, {"c1": 1}),
+        [f"conversation c1 is in {Q2} but records ",
+         "conversation c1 is queued with no waiting message"]),
+    "message waiting under another conversation": (
+        lambda r: r.hset(keys.message(TEAM, "m7"), "conv", "c5"),
+        ["message m7 waits under conversation c7 but belongs to c5"]),
+    "conversation out of arrival order": (
+        _both(lambda p: p.delete(keys.conversation_waiting(TEAM, "c5")),
+              lambda p: p.rpush(keys.conversation_waiting(TEAM, "c5"), "m6", "m5")),
+        ["conversation c5 waits out of arrival order (m5)"]),
+    "waiting list in no queue": (
+        lambda r: r.zrem(Q2, "c7"),
+        ["conversation c7 has waiting messages but is in no queue",
+         "message m7 (state w) is in no place"]),
     "figure drift": (
         lambda r: r.hincrby(keys.day(TEAM, 20522), "r:bob", 1),
         ["figure r:bob today is 2, done messages say 1"]),
+    "figure with no done message": (
+        lambda r: r.hset(keys.day(TEAM, 20522), "x:ann", 1),
+        ["figure x:ann today is 1, done messages say 0"]),
     "capacity drift": (
         lambda r: r.hincrby(keys.pushed_conversations(TEAM, "ann"), "c0", 1),
         ["advisor ann capacity counts 2 for c0, pushed holds 1"]),
+    "capacity missing a conversation": (
+        lambda r: r.hdel(keys.pushed_conversations(TEAM, "ann"), "c0"),
+        ["advisor ann capacity misses conversation c0"]),
+    "message recording another advisor": (
+        lambda r: r.hset(keys.message(TEAM, "m0"), "adv", "bob"),
+        ["message m0 is with ann but records advisor bob"]),
+    "on hold but not in hands": (
+        lambda r: r.sadd(keys.on_hold(TEAM, "ann"), "m2"),
+        ["message m2 is on hold for ann but not in their hands"]),
+    "presence disagrees with state": (
+        lambda r: r.zrem(keys.online(TEAM), "bob"),
+        ["advisor bob is on but presence says offline"]),
+    "conversation held by two advisors": (
+        lambda r: r.hset(keys.message(TEAM, "m2"), "conv", "c0"),
+        ["conversation c0 is held by ann and cid",
+         "conversation c0 records 1 messages held, advisors hold 2",
+         "conversation c2 records 1 messages held, advisors hold 0"]),
+    "conversation waiting while an advisor holds it": (
+        lambda r: r.hset(keys.message(TEAM, "m2"), "conv", "c7"),
+        ["conversation c7 is waiting while cid holds it",
+         "conversation c7 records 0 messages held, advisors hold 1",
+         "conversation c2 records 1 messages held, advisors hold 0"]),
     "channel indexed with nothing waiting": (
         lambda r: r.sadd(keys.channels(TEAM), "fax"),
         ["channel fax is indexed with no waiting message"]),
-    "stranded with a logged-out advisor": (  # both commands run (HSET answers 0 here)
-        lambda r: r.pipeline().hset(keys.advisor(TEAM, "ann"), "st", "off")
-        .zrem(keys.online(TEAM), "ann").execute(),
+    "stranded with a logged-out advisor": (
+        _both(lambda p: p.hset(keys.advisor(TEAM, "ann"), "st", "off"),
+              lambda p: p.zrem(keys.online(TEAM), "ann")),
         ["advisor ann is logged out but still holds 1 messages (stranded)"]),
 }
 
@@ -78,10 +161,10 @@ def test_repair_puts_each_kind_of_drift_back_in_order(online: Dispatcher, name: 
     assert d.repair(TEAM) > 0
     report = d.check(TEAM)
     assert report.ok, report.problems
-    assert report.counts["messages"] == 4
-    found = {m.id: m.state for m in d.messages(TEAM, [f"m{i}" for i in range(4)])}
+    assert report.counts["messages"] == 8
+    found = {m.id: m.state for m in d.messages(TEAM, [f"m{i}" for i in range(8)])}
     assert found["m1"] == "done"
-    assert set(found) == {"m0", "m1", "m2", "m3"}
+    assert set(found) == {f"m{i}" for i in range(8)}
     assert d.repair(TEAM) == 0  # nothing left to fix
 
 

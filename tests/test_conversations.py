@@ -269,3 +269,38 @@ def test_assigning_a_help_request_takes_the_rest_from_the_advisor_who_asked(
     d.assign(T, "bob", "m1")
     assert held(d, "ann") == [] and held(d, "bob") == ["m1", "m2"]
     clean(d)
+
+
+def test_a_requeue_of_an_old_session_leaves_the_new_sessions_messages(d: Dispatcher) -> None:
+    d.ingest(T, message(1))
+    assert pushed(d, "ann") == ["m1"]
+    d.logout(T, "ann")
+    old = int(d.redis.hget(f"pi:{{{T}}}:a:ann", "ep"))
+    d.login(T, "ann")  # back: keeps m1
+    d.logout(T, "ann")  # gone again: the new session's requeue is queued, not run
+    res = d.call("requeue_batch", T, adv="ann", epoch=old, n=100)  # the old job, late
+    assert res["fenced"] and int(res["moved"]) == 0
+    assert held(d, "ann") == ["m1"]
+    new = int(d.redis.hget(f"pi:{{{T}}}:a:ann", "ep"))
+    assert int(d.call("requeue_batch", T, adv="ann", epoch=new, n=100)["moved"]) == 1
+    assert pushed(d, "bob") == ["m1"]
+    clean(d)
+
+
+def test_a_press_hands_a_waiting_conversation_to_the_logged_in_advisor_holding_the_rest(
+        d: Dispatcher) -> None:
+    # Login pulls back what arrived meanwhile for the first 1,000 messages an advisor holds;
+    # past those, the next press by anyone hands the conversation over instead.
+    d.set_role(T, "agent", push=True, capacity=3)
+    d.ingest_many(T, [message(f"a{i}", conv="A") for i in range(500)])
+    d.ingest_many(T, [message(f"b{i}", conv="B") for i in range(500)])
+    d.ingest(T, message("c0", conv="C"))
+    for _ in range(3):
+        d.next(T, "ann")
+    assert len(held(d, "ann")) == 1001
+    d.logout(T, "ann")
+    d.ingest(T, message("c1", conv="C"))  # queued: ann is gone
+    d.login(T, "ann")  # her first 1,000 messages are A and B
+    assert d.next(T, "bob").status == "empty"  # C went to ann, not to bob
+    assert held(d, "ann")[-2:] == ["mc0", "mc1"]
+    clean(d)

@@ -15,7 +15,7 @@ from conftest import TEAM, make_team, message
 
 from cli.main import cli
 from dispatcher import Dispatcher
-from dispatcher.errors import ForbiddenError
+from dispatcher.errors import ConflictError, ForbiddenError, NotFoundError, NotYoursError
 from dispatcher.testing import FakeClock, RedisServer
 
 
@@ -393,3 +393,80 @@ def test_a_worker_run_as_users_run_it_does_the_logout_requeue_and_leaks_nothing(
     assert d.stock(TEAM).total == 1 and d.current(TEAM, "ann") == []
     assert "REDIS_URL" not in os.environ
     assert jobs.redis_url() == "redis://127.0.0.1:6379/0"
+
+
+def test_a_break_ended_before_it_started_counts_nothing(online: Dispatcher,
+                                                        clock: FakeClock) -> None:
+    # A scheduled end computed for an earlier range, or a client clock behind the server's.
+    d = online
+    d.start_break(TEAM, "ann")
+    started = d.now_ms()
+    clock.advance(60)
+    assert d.end_break(TEAM, "ann", at_ms=started - 60_000) == 0
+    assert d.advisor_stats(TEAM, "ann").break_seconds == 0
+    assert d.next(TEAM, "ann").status == "empty"  # back at work, not on break
+
+
+def _state(r: redis.Redis) -> dict[bytes, Any]:
+    """Every key's content but the event stream: to prove an action changed nothing."""
+    return {k: r.dump(k) for k in r.scan_iter(count=1000) if not k.endswith(b":events")}
+
+
+@pytest.fixture
+def desk(online: Dispatcher) -> Dispatcher:
+    """m0 done by ann, m1 with bob, m2 and m3 waiting; dan works in a classic role (picks)."""
+    d = online
+    d.set_role(TEAM, "classic", push=False, capacity=5)
+    d.set_advisor(TEAM, "dan", "classic")
+    d.login(TEAM, "dan")
+    d.ingest_many(TEAM, [message(i) for i in range(4)])
+    d.next(TEAM, "ann")
+    d.reply(TEAM, "ann", "m0")
+    d.next(TEAM, "bob")
+    return d
+
+
+WRONG_MESSAGE = {
+    "assign an unknown message": (lambda d: d.assign(TEAM, "cid", "nope"), NotFoundError),
+    "assign a done message": (lambda d: d.assign(TEAM, "cid", "m0"), ConflictError),
+    "take an unknown message": (lambda d: d.take(TEAM, "dan", "nope"), NotFoundError),
+    "take a message someone holds": (lambda d: d.take(TEAM, "dan", "m1"), ConflictError),
+    "send an unknown message to the stock": (lambda d: d.send_to_stock(TEAM, "nope"),
+                                             NotFoundError),
+    "send a done message to the stock": (lambda d: d.send_to_stock(TEAM, "m0"), ConflictError),
+    "hold another advisor's message": (lambda d: d.hold(TEAM, "ann", "m1"), NotYoursError),
+    "reply to another advisor's message": (lambda d: d.reply(TEAM, "cid", "m1"), NotYoursError),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WRONG_MESSAGE))
+def test_an_action_on_the_wrong_message_is_refused_naming_it_and_changes_nothing(
+        desk: Dispatcher, case: str) -> None:
+    act, error = WRONG_MESSAGE[case]
+    before = _state(desk.redis)
+    with pytest.raises(error) as exc:
+        act(desk)
+    assert exc.value.field == "message"
+    assert _state(desk.redis) == before
+
+
+@pytest.mark.parametrize("case", ["send a waiting message to the stock",
+                                  "unhold a message not on hold"])
+def test_an_action_already_in_effect_is_a_noop(desk: Dispatcher, case: str) -> None:
+    before = _state(desk.redis)
+    answer = {"send a waiting message to the stock": lambda: desk.send_to_stock(TEAM, "m2"),
+              "unhold a message not on hold": lambda: desk.unhold(TEAM, "bob", "m1")}[case]()
+    assert answer == "noop"
+    assert _state(desk.redis) == before
+
+
+def test_assigning_a_held_message_moves_it_and_assigning_it_again_changes_nothing(
+        desk: Dispatcher) -> None:
+    d = desk
+    assert [m.id for m in d.assign(TEAM, "cid", "m1")] == ["m1"]
+    assert d.current(TEAM, "bob") == [] and [m.id for m in d.current(TEAM, "cid")] == ["m1"]
+    before = _state(d.redis)
+    assert d.assign(TEAM, "cid", "m1") == []
+    assert _state(d.redis) == before
+    report = d.check(TEAM)
+    assert report.ok, report.problems

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import TEAM, assert_clean, message
+from conftest import TEAM, assert_clean, make_team, message
 
 from dispatcher import Dispatcher, UnavailableError
 from dispatcher.testing import RedisServer
@@ -40,45 +44,73 @@ def test_redis_unreachable_is_a_clear_error_and_the_dispatcher_recovers_by_itsel
         shutil.rmtree(tmp_path, ignore_errors=True)
 
 
-def test_a_worker_reconnects_after_redis_was_away_for_some_seconds(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-    import time
-
-    from workers.scheduling import RQJobs, queue
-
-    server = RedisServer(appendonly=True, appendfsync="always", directory=str(tmp_path)).start()
+@contextlib.contextmanager
+def worker_of(server: RedisServer) -> Iterator[subprocess.Popen[bytes]]:
+    """`pushinbox --redis-url URL worker`, as ops start it."""
     worker = subprocess.Popen([sys.executable, "-m", "cli", "--redis-url", server.url, "worker"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        import os
-
-        os.environ["REDIS_URL"] = server.url
-        d = Dispatcher(server.client())
-        d.create_team(TEAM)
-        d.set_role(TEAM, "agent")
-        d.set_advisor(TEAM, "ann", "agent")
-        d.login(TEAM, "ann")
-        time.sleep(1)  # the worker is listening
-        server.stop()
-        time.sleep(3)
-        server.start()
-        d.jobs = RQJobs(queue(server.client()))
-        d.ingest(TEAM, message(1))
-        d.next(TEAM, "ann")
-        assert d.logout(TEAM, "ann") is not None  # a requeue job for the same worker
-        deadline = time.monotonic() + 30
-        while d.current(TEAM, "ann"):
-            assert time.monotonic() < deadline, "the worker did not come back"
-            time.sleep(0.2)
-        assert d.stock(TEAM).total == 1
-        assert_clean(d)
+        yield worker
     finally:
-        os.environ.pop("REDIS_URL", None)
         worker.terminate()
         worker.wait(timeout=30)
+
+
+def wait_until_listening(server: RedisServer, worker: subprocess.Popen[bytes]) -> None:
+    from rq import Worker
+
+    deadline = time.monotonic() + 30
+    while not Worker.all(connection=server.client()):
+        assert worker.poll() is None, "the worker exited"
+        assert time.monotonic() < deadline, "the worker never registered"
+        time.sleep(0.05)
+
+
+def assert_the_worker_runs_a_logout_requeue(d: Dispatcher) -> None:
+    """ann holds a message and logs out: the worker's job (not the reconciler, 15 s away)
+    hands it back within seconds."""
+    from workers.scheduling import RQJobs, queue
+
+    d.jobs = RQJobs(queue(d.redis))
+    d.ingest(TEAM, message(1))
+    d.next(TEAM, "ann")
+    assert d.logout(TEAM, "ann") is not None
+    deadline = time.monotonic() + 10
+    while d.current(TEAM, "ann"):
+        assert time.monotonic() < deadline, "the worker did not run the requeue"
+        time.sleep(0.05)
+    assert d.stock(TEAM).total == 1
+    assert_clean(d)
+
+
+def test_a_worker_reconnects_after_redis_was_away_for_some_seconds(tmp_path: Path) -> None:
+    server = RedisServer(appendonly=True, appendfsync="always", directory=str(tmp_path)).start()
+    try:
+        with worker_of(server) as worker:
+            d = make_team(Dispatcher(server.client()), login=True)
+            wait_until_listening(server, worker)
+            server.stop()
+            time.sleep(3)  # Redis away for some seconds: the fault under test
+            server.start()
+            assert_the_worker_runs_a_logout_requeue(d)
+    finally:
         server.stop()
-        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_a_worker_started_before_its_redis_starts_working_once_redis_is_up(
+        tmp_path: Path) -> None:
+    # docker compose or systemd may start the worker first: it waits, it does not exit.
+    server = RedisServer(directory=str(tmp_path))
+    try:
+        with worker_of(server) as worker:
+            time.sleep(2)  # the worker tries, and fails, to reach a Redis not started yet
+            assert worker.poll() is None, "the worker exited while Redis was down"
+            server.start()
+            wait_until_listening(server, worker)
+            assert_the_worker_runs_a_logout_requeue(
+                make_team(Dispatcher(server.client()), login=True))
+    finally:
+        server.stop()
 
 
 def test_a_service_process_killed_mid_request_leaves_nothing_half_applied(

@@ -161,11 +161,19 @@ def test_a_new_hook_gets_no_backlog_and_a_removed_hook_gets_nothing(
     hook = register(api, receiver.url, ["logged_out", "logged_in"])
     api.adv("DELETE", "ann", "/session")
     assert pump(api.d, hook_queue(), TEAM, "test") == 1
+    run_jobs()
+    assert [b["type"] for b in receiver.bodies()] == ["logged_out"]
     assert api.sup("DELETE", f"/webhooks/{hook['id']}").status_code == 200
     api.adv("POST", "ann", "/session")
     assert pump(api.d, hook_queue(), TEAM, "test") == 0
-    run_jobs()  # the queued delivery finds its hook gone
-    assert receiver.received == []
+    run_jobs()
+    assert [b["type"] for b in receiver.bodies()] == ["logged_out"]
+    # Registered again after every hook was removed: still nothing from before.
+    register(api, receiver.url, ["logged_out", "logged_in"])
+    api.adv("DELETE", "ann", "/session")
+    assert pump(api.d, hook_queue(), TEAM, "test") == 1
+    run_jobs()
+    assert [b["type"] for b in receiver.bodies()] == ["logged_out", "logged_out"]
 
 
 def test_bad_webhook_registrations_are_refused_naming_the_field(api: Api) -> None:

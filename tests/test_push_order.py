@@ -156,3 +156,73 @@ def test_preview_shows_exactly_what_the_next_presses_get(online: Dispatcher,
     groups = [r["group"] for r in preview]
     assert groups[:3] == ["VIP"] * 3
     assert pushed_ids(d, "ann", 12) == expected
+
+
+#: Each match condition, a message it takes and one it leaves (customer tags come with the
+#: message here, as upstream sends them).
+CONDITIONS = {
+    "customer_tags_any": ({"customer_tags_any": ["VIP", "gold"]},
+                          {"customer_tags": ["gold"]}, {"customer_tags": ["silver"]}),
+    "customer_tags_all": ({"customer_tags_all": ["VIP", "gold"]},
+                          {"customer_tags": ["gold", "VIP"]}, {"customer_tags": ["VIP"]}),
+    "channel_in": ({"channel_in": ["whatsapp", "sms"]},
+                   {"channel": "sms"}, {"channel": "email"}),
+    "message_tags_any": ({"message_tags_any": ["refund", "legal"]},
+                         {"tags": ["legal"]}, {"tags": ["other"]}),
+    "message_tags_all": ({"message_tags_all": ["refund", "legal"]},
+                         {"tags": ["legal", "refund"]}, {"tags": ["refund"]}),
+    "language_in": ({"language_in": ["ko", "ja"]}, {"language": "ja"}, {"language": "en"}),
+    "attribute_equals": ({"attribute_equals": {"plan": "pro"}},
+                         {"attributes": {"plan": "pro"}}, {"attributes": {"plan": "free"}}),
+    "attribute_in": ({"attribute_in": {"plan": ["pro", "team"]}},
+                     {"attributes": {"plan": "team"}}, {"attributes": {"plan": "free"}}),
+    "all conditions together": ({"channel_in": ["sms"], "language_in": ["ko"]},
+                                {"channel": "sms", "language": "ko"},
+                                {"channel": "sms", "language": "en"}),
+}
+
+
+@pytest.mark.parametrize("condition", sorted(CONDITIONS))
+def test_each_match_condition_takes_exactly_the_messages_it_names(online: Dispatcher,
+                                                                  clock: FakeClock,
+                                                                  condition: str) -> None:
+    d = online
+    match, taken, left = CONDITIONS[condition]
+    d.set_groups(TEAM, {"groups": [{"name": "G", "match": match}]})
+    d.ingest(TEAM, message("left", **left))  # older: first in the team's order otherwise
+    clock.advance(1)
+    d.ingest(TEAM, message("taken", **taken))
+    first = d.next(TEAM, "ann").messages[0]
+    assert (first.id, first.group) == ("mtaken", "G")
+    second = d.next(TEAM, "bob").messages[0]
+    assert (second.id, second.group) == ("mleft", "everything else")
+    assert_clean(d)
+
+
+REFUNDS = {"groups": [{"name": "Refunds", "match": {"message_tags_any": ["refund"]}}]}
+
+
+def test_a_conversation_waits_in_the_best_group_of_its_messages(online: Dispatcher,
+                                                                clock: FakeClock) -> None:
+    d = online
+    d.ingest(TEAM, message("X", conv="X"))  # older, in no group
+    clock.advance(1)
+    d.ingest_many(TEAM, [message("C1", conv="C"), message("C2", conv="C", tags=["refund"])])
+    d.set_groups(TEAM, REFUNDS)  # re-bucketed: C by its best message
+    push = d.next(TEAM, "ann").messages
+    assert [(m.id, m.group) for m in push] == [("mC1", "Refunds"), ("mC2", "Refunds")]
+    assert_clean(d)
+
+
+def test_a_new_message_in_a_better_group_promotes_its_waiting_conversation(
+        online: Dispatcher, clock: FakeClock) -> None:
+    d = online
+    d.set_groups(TEAM, REFUNDS)
+    d.ingest(TEAM, message("X", conv="X"))
+    clock.advance(1)
+    d.ingest(TEAM, message("C1", conv="C"))  # everything else, behind X
+    clock.advance(1)
+    d.ingest(TEAM, message("C2", conv="C", tags=["refund"]))  # C is a refund now
+    assert [m.id for m in d.next(TEAM, "ann").messages] == ["mC1", "mC2"]
+    assert d.next(TEAM, "bob").messages[0].id == "mX"
+    assert_clean(d)

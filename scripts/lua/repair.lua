@@ -73,7 +73,8 @@ for _, conv in ipairs(lists) do
       local m = msgs[id]
       if not m or m.st ~= 'w' or m.conv ~= conv then redis.call('LREM', K.cw(conv), 0, id); fix() end
     end
-    touched[conv] = true
+    touched[conv] = true  -- queued again by place_conv below (or dropped when now empty)
+    fix()
   end
 end
 -- Which waiting messages are in their conversation's list now.
