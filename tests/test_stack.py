@@ -61,14 +61,22 @@ def test_up_demo_starts_everything_and_ctrl_c_stops_it_keeping_the_data(tmp_path
         assert pushed["status"] == "assigned"
         first = pushed["messages"][0]["id"]
         assert _cli(port, "reply", "demo", "alice", first).returncode == 0
-        # the worker started by `up` runs the logout requeue job
-        assert _cli(port, "logout", "demo", "alice").returncode == 0
-        for _ in range(100):
-            if json.loads(_cli(port, "--json", "current", "demo", "alice").stdout) == []:
-                break
+        held = json.loads(_cli(port, "--json", "next", "demo", "alice").stdout)["messages"]
+        assert held  # alice holds a conversation when she logs out
+        # the worker started by `up` runs the logout requeue job, within seconds (the
+        # reconciler's round is 15 s away at most: the job itself must have finished)
+        out = _cli(port, "--json", "logout", "demo", "alice")
+        job_id = json.loads(out.stdout)["requeue_job"]
+        assert job_id and job_id.startswith("pushinbox-requeue-"), out.stdout
+        import redis
+        from rq.job import Job, JobStatus
+
+        conn = redis.Redis(port=port)
+        deadline = time.monotonic() + 10
+        while Job.fetch(job_id, connection=conn).get_status() != JobStatus.FINISHED:
+            assert time.monotonic() < deadline, "the worker did not run the requeue job"
             time.sleep(0.1)
-        else:
-            pytest.fail("the worker did not requeue alice's messages")
+        assert json.loads(_cli(port, "--json", "current", "demo", "alice").stdout) == []
         assert _cli(port, "check").returncode == 0
     finally:
         _stop(proc)
