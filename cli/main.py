@@ -27,6 +27,7 @@ from dispatcher.api import Dispatcher
 from dispatcher.errors import PushinboxError, UnavailableError, ValidationError
 from dispatcher.log import configure as configure_logging
 from dispatcher.model import IncomingMessage
+from dispatcher.webhooks import EVENTS as HOOK_EVENTS
 
 DEFAULT_URL = f"redis://127.0.0.1:{defaults.LOCAL_REDIS_PORT}/0"
 
@@ -232,6 +233,7 @@ def tick(c: Ctx, team: str | None) -> None:
     teams = [team] if team else c.d.teams()
     out = {t: c.d.tick(t) for t in teams}
     emit(out, c.json, rows=[{"team": t, **v} for t, v in out.items()])
+
 
 
 # --- teams, roles, advisors ---------------------------------------------------------------
@@ -1018,8 +1020,7 @@ def hook() -> None:
 @click.argument("team_id")
 @click.argument("url")
 @click.option("--event", "events", multiple=True, required=True,
-              help="Event type (repeat): assigned, replied, archived, help_requested, requeued, "
-                   "logged_in, logged_out, break_started, break_ended.")
+              help="Event type (repeat): " + ", ".join(HOOK_EVENTS) + ".")
 @pass_ctx
 def hook_add(c: Ctx, team_id: str, url: str, events: tuple[str, ...]) -> None:
     """Register a webhook; prints its signing secret (shown once)."""

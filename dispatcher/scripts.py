@@ -1,7 +1,9 @@
 """The one module that loads the Lua scripts.
 
 Each ``scripts/lua/<operation>.lua`` is read once, its ``--@include <name>`` lines replaced by
-``scripts/lua/includes/<name>.lua``, and registered with redis-py, whose Script objects call
+``scripts/lua/includes/<name>.lua`` (which declare their own includes, spliced before them,
+each once per script: one concept per include, like BullMQ's ``src/commands/includes``), and
+registered with redis-py, whose Script objects call
 EVALSHA and fall back to loading the script again on NOSCRIPT (a flushed or evicted cache).
 """
 
@@ -12,7 +14,14 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-_INCLUDE_RE = re.compile(r"^--@include (\w+)\s*$", re.MULTILINE)
+from dispatcher.errors import PushinboxError
+
+_INCLUDE_RE = re.compile(r"^--@include (\S+)[ \t]*$", re.MULTILINE)
+
+
+class ScriptSourceError(PushinboxError, ValueError):
+    """A script cannot be put together: an include missing or including itself in a circle.
+    The message names the file and line of the offending ``--@include``."""
 
 
 def _lua_dir() -> Any:
@@ -28,22 +37,41 @@ def names() -> list[str]:
     )
 
 
-@cache
-def source(name: str) -> str:
-    """The script's text with its includes spliced in (each include at most once)."""
-    base = _lua_dir()
-    text: str = base.joinpath(f"{name}.lua").read_text(encoding="utf-8")
-    seen: set[str] = set()
+def includes_of(text: str) -> list[str]:
+    """The includes a script or include declares itself (in order)."""
+    return _INCLUDE_RE.findall(text)
 
-    def splice(match: re.Match[str]) -> str:
+
+def _splice(base: Any, text: str, where: str, chain: tuple[str, ...], seen: set[str]) -> str:
+    """``text`` with each ``--@include name`` replaced by the include (its own includes first),
+    each include spliced once per script."""
+
+    def one(match: re.Match[str]) -> str:
         inc = match.group(1)
+        line = text.count("\n", 0, match.start()) + 1
+        if inc in chain:
+            circle = " -> ".join((*chain[chain.index(inc):], inc))
+            raise ScriptSourceError(f"{where}:{line}: circular include {circle}")
         if inc in seen:
             return ""
+        path = base.joinpath("includes", f"{inc}.lua")
+        if not re.fullmatch(r"\w+", inc) or not path.is_file():
+            raise ScriptSourceError(
+                f"{where}:{line}: no include named {inc!r} (scripts/lua/includes/{inc}.lua)")
         seen.add(inc)
-        body: str = base.joinpath("includes", f"{inc}.lua").read_text(encoding="utf-8")
-        return _INCLUDE_RE.sub(splice, body)
+        body: str = path.read_text(encoding="utf-8")
+        return _splice(base, body, f"scripts/lua/includes/{inc}.lua", (*chain, inc), seen)
 
-    return _INCLUDE_RE.sub(splice, text)
+    return _INCLUDE_RE.sub(one, text)
+
+
+@cache
+def source(name: str) -> str:
+    """The script's text with its includes spliced in (each include once, before its first
+    user; a missing or circular include is a ScriptSourceError naming the file and line)."""
+    base = _lua_dir()
+    text: str = base.joinpath(f"{name}.lua").read_text(encoding="utf-8")
+    return _splice(base, text, f"scripts/lua/{name}.lua", (), set())
 
 
 class ScriptSet:

@@ -27,23 +27,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from dispatcher import keys
+from dispatcher import events, keys
 from dispatcher.errors import ValidationError
 from dispatcher.model import pack, unpack
 from dispatcher.ops import Now, Op, Script, _read, require_team
 
-#: Event types a hook may subscribe to (the stream's own names).
-EVENTS = (
-    "assigned",
-    "replied",
-    "archived",
-    "help_requested",
-    "requeued",
-    "logged_in",
-    "logged_out",
-    "break_started",
-    "break_ended",
-)
+#: Event types a hook may subscribe to (the stream's own names; dispatcher/events.py).
+EVENTS = tuple(e.name for e in events.REGISTRY if e.hook)
 #: Stream field -> payload field.
 _FIELDS = {"m": "message", "a": "advisor", "c": "conversation", "via": "via", "why": "why",
            "note": "note", "ms": "break_ms"}

@@ -2,25 +2,166 @@
 
 from __future__ import annotations
 
+import inspect
+import re
 import shutil
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
+import lua_static
 import pytest
 import redis
 from conftest import PRODUCT_GROUPS, TEAM, message
 
-from dispatcher import Dispatcher, scripts
+from dispatcher import Dispatcher, events, keys, scripts
 from dispatcher.testing import FakeClock, RedisServer, embedded_redis_server_binary
 
 
 @pytest.mark.parametrize("name", scripts.names())
-def test_every_script_names_its_operation_and_lists_its_keys_and_argv(name: str) -> None:
-    raw = (scripts._lua_dir() / f"{name}.lua").read_text()
-    header = raw.split("\n--@include")[0]
+def test_every_script_header_says_keys_argv_returns_failures_and_events(name: str) -> None:
+    header = lua_static.header(name)
     assert header.startswith(f"-- {name}:"), f"{name}.lua must start with '-- {name}: ...'"
     assert "-- KEYS[1]" in header
     assert "-- ARGV[1]" in header and "-- ARGV[2]" in header
+    fields = dict(re.findall(r"^-- (Returns|Fails|Events): (.*)$", header, re.M))
+    assert fields.get("Returns", "").strip(), f"{name}.lua: no '-- Returns: ...' line"
+    events, fails = lua_static.script_effects(name)
+    listed = lambda text, none: set() if text == none else set(text.split(", "))  # noqa: E731
+    assert listed(fields.get("Fails", "?"), "never") == fails, (
+        f"{name}.lua may fail with {sorted(fails)}: its '-- Fails:' line says otherwise")
+    assert listed(fields.get("Events", "?"), "none") == events, (
+        f"{name}.lua may emit {sorted(events)}: its '-- Events:' line says otherwise")
+
+
+@pytest.mark.parametrize("name", scripts.names())
+def test_every_helper_a_script_uses_is_spliced_in_before_its_first_use(name: str) -> None:
+    # Lua resolves a name when the function using it is compiled: a helper spliced after its
+    # user, or not at all, is a nil global that fails only when that path runs.
+    code = lua_static.code_of(scripts.source(name))
+    own = lua_static.defined(lua_static.code_of((scripts._lua_dir() / f"{name}.lua").read_text()))
+    for include, names in lua_static.include_names().items():
+        for helper in names - own:
+            used = lua_static.uses(code, helper)
+            if not used:
+                continue
+            where = re.search(rf"^local (?:function )?(?:\w+, *)*{helper}\b", code, re.M)
+            assert where, f"{name}.lua uses {helper} but does not include {include}"
+            assert min(used) >= where.start(), f"{name}.lua uses {helper} before {include}"
+
+
+def test_each_script_splices_only_the_includes_it_declares() -> None:
+    sizes = {}
+    for name in scripts.names():
+        text = (scripts._lua_dir() / f"{name}.lua").read_text()
+        spliced = scripts.source(name)
+        wanted = set(scripts.includes_of(text))
+        while True:  # with the includes those declare
+            more = {i for inc in wanted
+                    for i in scripts.includes_of((scripts._lua_dir() / "includes" /
+                                                  f"{inc}.lua").read_text())} - wanted
+            if not more:
+                break
+            wanted |= more
+        present = {inc for inc in lua_static.include_names()
+                   if lua_static.header_line(inc) in spliced}
+        assert present == wanted, name
+        sizes[name] = len(spliced)
+    assert sizes["purge_done"] < sizes["next"] < sizes["repair"]
+
+
+def _lua_tree(tmp_path: Path, files: dict[str, str]) -> Path:
+    (tmp_path / "includes").mkdir()
+    for rel, text in files.items():
+        (tmp_path / rel).write_text(text)
+    return tmp_path
+
+
+def test_a_missing_include_names_the_file_and_line(tmp_path: Path) -> None:
+    base = _lua_tree(tmp_path, {"op.lua": "-- op: x\n--@include keys\n--@include nope\n",
+                                "includes/keys.lua": "local P = ARGV[1]\n"})
+    with pytest.raises(scripts.ScriptSourceError,
+                       match=r"scripts/lua/op.lua:3: no include named 'nope'"):
+        scripts._splice(base, (base / "op.lua").read_text(), "scripts/lua/op.lua", (), set())
+
+
+def test_a_circular_include_names_the_file_line_and_circle(tmp_path: Path) -> None:
+    base = _lua_tree(tmp_path, {"op.lua": "--@include a\n",
+                                "includes/a.lua": "--@include b\n",
+                                "includes/b.lua": "-- b\n--@include a\n"})
+    with pytest.raises(scripts.ScriptSourceError,
+                       match=r"scripts/lua/includes/b.lua:2: circular include a -> b -> a"):
+        scripts._splice(base, (base / "op.lua").read_text(), "scripts/lua/op.lua", (), set())
+
+
+def test_one_registry_of_event_names_agrees_with_the_scripts_live_feed_webhooks_and_cli(
+) -> None:
+    from click.testing import CliRunner
+
+    from cli.main import cli
+    from dispatcher import webhooks
+    from dispatcher.service import live
+
+    emitted = set().union(*(lua_static.script_effects(n)[0] for n in scripts.names()))
+    assert emitted == set(events.EVENTS), "dispatcher/events.py and the scripts disagree"
+    assert emitted >= live.STOCK_EVENTS | live.FIGURE_EVENTS | live.PRESENCE_EVENTS
+    assert set(webhooks.EVENTS) == events.names(hook=True)
+    help_text = " ".join(CliRunner().invoke(cli, ["hook", "add", "--help"]).output.split())
+    for name in webhooks.EVENTS:
+        assert name in help_text
+
+
+#: The Lua key builders (includes/keys.lua) and their twins in dispatcher/keys.py.
+KEY_TWINS = {
+    "cfg": ("cfg", lambda t: keys.cfg(t)),
+    "q": ("q('7', '3')", lambda t: keys.queue(t, 7, 3)),
+    "conv": ("conv('c')", lambda t: keys.conversation(t, "c")),
+    "cw": ("cw('c')", lambda t: keys.conversation_waiting(t, "c")),
+    "held": ("held('c')", lambda t: keys.conversation_held(t, "c")),
+    "msg": ("msg('m')", lambda t: keys.message(t, "m")),
+    "ch": ("ch('x')", lambda t: keys.channel_waiting(t, "x")),
+    "channels": ("channels", lambda t: keys.channels(t)),
+    "adv": ("adv('a')", lambda t: keys.advisor(t, "a")),
+    "advisors": ("advisors", lambda t: keys.advisors(t)),
+    "cur": ("cur('a')", lambda t: keys.current(t, "a")),
+    "push": ("push('a')", lambda t: keys.pushed(t, "a")),
+    "pconv": ("pconv('a')", lambda t: keys.pushed_conversations(t, "a")),
+    "hold": ("hold('a')", lambda t: keys.on_hold(t, "a")),
+    "online": ("online", lambda t: keys.online(t)),
+    "help": ("help", lambda t: keys.help_requests(t)),
+    "quar": ("quar", lambda t: keys.quarantine(t)),
+    "done": ("done", lambda t: keys.done(t)),
+    "role": ("role('r')", lambda t: keys.role(t, "r")),
+    "roles": ("roles", lambda t: keys.roles(t)),
+    "day": ("day('20522')", lambda t: keys.day(t, 20522)),
+    "events": ("events", lambda t: keys.events(t)),
+    "hooks": ("hooks", lambda t: keys.hooks(t)),
+    "hookjobs": ("hookjobs", lambda t: keys.hook_jobs(t)),
+    "cust": ("cust('u')", lambda t: keys.customer(t, "u")),
+    "custconvs": ("custconvs('u')", lambda t: keys.customer_conversations(t, "u")),
+}
+
+
+def test_the_lua_key_builders_and_keys_py_agree(redis_client: redis.Redis) -> None:
+    lua_keys = (scripts._lua_dir() / "includes" / "keys.lua").read_text()
+    declared = set(re.findall(r"^(?:function )?K\.(\w+)", lua_keys, re.M))
+    assert declared == set(KEY_TWINS), "a key builder without its twin (or the reverse)"
+    python_builders = {n for n, f in vars(keys).items()
+                       if inspect.isfunction(f) and f.__module__ == keys.__name__
+                       and next(iter(inspect.signature(f).parameters)) == "team"
+                       and n != "prefix"}
+    assert python_builders == {"cfg", "queue", "conversation", "conversation_waiting",
+                               "conversation_held", "message", "channel_waiting", "channels",
+                               "advisor", "advisors", "current", "pushed",
+                               "pushed_conversations", "on_hold", "online", "help_requests",
+                               "quarantine", "done", "role", "roles", "day", "events",
+                               "customer", "customer_conversations", "hooks", "hook_jobs"}
+    names = sorted(KEY_TWINS)
+    probe = scripts._splice(scripts._lua_dir(), "--@include keys\nreturn {" + ", ".join(
+        "K." + KEY_TWINS[n][0] for n in names) + "}", "probe", (), set())
+    for team in ("acme", "a.b~c:d@e+f=g"):
+        got = redis_client.eval(probe, 1, keys.cfg(team), keys.prefix(team))
+        assert [k.decode() for k in got] == [KEY_TWINS[n][1](team) for n in names]
 
 
 def test_scripts_survive_a_flushed_script_cache(online: Dispatcher) -> None:

@@ -18,21 +18,18 @@ from typing import Any
 import redis.asyncio as aredis
 import structlog
 
-from dispatcher import keys, ops
+from dispatcher import events, keys, ops
 from dispatcher.api import AsyncDispatcher
 from dispatcher.errors import MalformedError, PushinboxError
 
 log = structlog.get_logger("pushinbox.live")
 
-#: Events after which the team's waiting stock may have changed.
-STOCK_EVENTS = frozenset({"ingested", "assigned", "requeued", "quarantined", "help_requested",
-                          "customer_tags", "logged_out"})
+#: Events after which the team's waiting stock may have changed (dispatcher/events.py).
+STOCK_EVENTS = events.names(stock=True)
 #: Events after which an advisor's own figures may have changed.
-FIGURE_EVENTS = frozenset({"assigned", "replied", "archived", "help_requested", "requeued",
-                           "logged_in", "logged_out", "break_started", "break_ended", "held",
-                           "unheld"})
+FIGURE_EVENTS = events.names(figures=True)
 #: Events after which who may receive messages changed: team streams get `advisors`.
-PRESENCE_EVENTS = frozenset({"logged_in", "logged_out", "break_started", "break_ended"})
+PRESENCE_EVENTS = events.names(presence=True)
 STREAM_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
 #: Most events a reconnecting client is replayed; one further behind gets ``resync`` (reload
 #: your current messages) with the state now, so a replay costs a bounded read.

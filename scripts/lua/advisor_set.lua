@@ -2,7 +2,12 @@
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {adv, role, name, now?}
---@include core
+-- Returns: msgpack {status = 'ok'}
+-- Fails: not_found
+-- Events: advisor_set
+--@include keys
+--@include events
+--@include advisors
 local cfg = load_cfg()
 local now = now_ms()
 load_role(O.role)

@@ -4,9 +4,14 @@
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {adv, msg, now?, by?}
--- Returns {status ('assigned' | 'noop'), messages}. Fails: unknown team, advisor or message,
--- the advisor logged out, a done message. Emits assigned per message.
---@include core
+-- Returns: msgpack {status = 'assigned' | 'noop' (theirs already), messages (the views moved)}
+-- Fails: conflict, not_found
+-- Events: assigned
+--@include keys
+--@include advisors
+--@include views
+--@include handover
+--@include requeue
 local cfg = load_cfg()
 local now = now_ms()
 local a = load_adv(O.adv)

@@ -3,7 +3,11 @@
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {adv, now?, epoch?, at? (end time, not later than now), why?}
---@include core
+-- Returns: msgpack {status = 'ok' | 'noop' (no break, or that break already ended), ms (its length)}
+-- Fails: not_found
+-- Events: break_ended
+--@include keys
+--@include advisors
 local cfg = load_cfg()
 local now = now_ms()
 local a = load_adv(O.adv)

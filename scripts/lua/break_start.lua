@@ -3,7 +3,12 @@
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {adv, now?, until?}
---@include core
+-- Returns: msgpack {status = 'ok', epoch (of the break), since, until}
+-- Fails: conflict, not_found
+-- Events: break_started
+--@include keys
+--@include events
+--@include advisors
 local cfg = load_cfg()
 local now = now_ms()
 local a = load_adv(O.adv)

@@ -4,7 +4,11 @@
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {now?, max? (problems reported at most)}
---@include core
+-- Returns: msgpack {ok, problems (at most `max`), nproblems, counts (messages per state)}
+-- Fails: not_found
+-- Events: none
+--@include keys
+--@include scan
 local cfg = load_cfg()
 local now = now_ms()
 local max = tonumber(O.max or 100)
@@ -18,17 +22,12 @@ end
 -- 1. Every message hash, by SCAN (the team's keys all live on this node).
 local msgs = {}
 local plen = #(P .. 'm:')
-local cursor = '0'
-repeat
-  local r = redis.call('SCAN', cursor, 'MATCH', pglob() .. 'm:*', 'COUNT', 1000)
-  cursor = r[1]
-  for _, k in ipairs(r[2]) do
-    local v = redis.call('HMGET', k, 'st', 'adv', 'conv', 'ch', 'dk', 'dt', 'by', 'ord')
-    msgs[string.sub(k, plen + 1)] = { st = v[1], adv = v[2], conv = v[3], ch = v[4], dk = v[5],
-                                      dt = tonumber(v[6]), by = v[7], ord = tonumber(v[8]),
-                                      places = {} }
-  end
-until cursor == '0'
+scan('m:*', function(k)
+  local v = redis.call('HMGET', k, 'st', 'adv', 'conv', 'ch', 'dk', 'dt', 'by', 'ord')
+  msgs[string.sub(k, plen + 1)] = { st = v[1], adv = v[2], conv = v[3], ch = v[4], dk = v[5],
+                                    dt = tonumber(v[6]), by = v[7], ord = tonumber(v[8]),
+                                    places = {} }
+end)
 
 local counts = { messages = 0, waiting = 0, assigned = 0, help = 0, quarantine = 0, done = 0,
                  conversations_waiting = 0 }
@@ -65,17 +64,12 @@ for _, qk in ipairs(queue_keys(cfg)) do
   end
 end
 -- Waiting lists whose conversation is in no queue (stranded).
-cursor = '0'
-repeat
-  local r = redis.call('SCAN', cursor, 'MATCH', pglob() .. 'cw:*', 'COUNT', 1000)
-  cursor = r[1]
-  for _, k in ipairs(r[2]) do
-    local conv = string.sub(k, #(P .. 'cw:') + 1)
-    if not convs_in_queue[conv] then
-      bad('conversation ' .. conv .. ' has waiting messages but is in no queue')
-    end
+scan('cw:*', function(k)
+  local conv = string.sub(k, #(P .. 'cw:') + 1)
+  if not convs_in_queue[conv] then
+    bad('conversation ' .. conv .. ' has waiting messages but is in no queue')
   end
-until cursor == '0'
+end)
 
 -- 3. Per-channel waiting indexes (stock counts and oldest age) equal the waiting messages.
 for _, ch in ipairs(redis.call('SMEMBERS', K.channels)) do
@@ -191,18 +185,13 @@ for id, m in pairs(msgs) do
 end
 
 -- 7. Conversation ownership counts.
-cursor = '0'
-repeat
-  local r = redis.call('SCAN', cursor, 'MATCH', pglob() .. 'c:*', 'COUNT', 1000)
-  cursor = r[1]
-  for _, k in ipairs(r[2]) do
-    local conv = string.sub(k, #(P .. 'c:') + 1)
-    local held = tonumber(redis.call('HGET', k, 'held') or '0')
-    if held ~= (held_by_conv[conv] or 0) then
-      bad('conversation ' .. conv .. ' records ' .. held .. ' messages held, advisors hold ' .. (held_by_conv[conv] or 0))
-    end
+scan('c:*', function(k)
+  local conv = string.sub(k, #(P .. 'c:') + 1)
+  local held = tonumber(redis.call('HGET', k, 'held') or '0')
+  if held ~= (held_by_conv[conv] or 0) then
+    bad('conversation ' .. conv .. ' records ' .. held .. ' messages held, advisors hold ' .. (held_by_conv[conv] or 0))
   end
-until cursor == '0'
+end)
 
 -- 8. Today's figures equal today's done messages (while retention keeps them).
 local dk = redis.call('HGETALL', K.day(today))

@@ -3,7 +3,12 @@
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {cust, tags (msgpack list), now?}
---@include core
+-- Returns: msgpack {status = 'ok' | 'noop' (same tags), moved (waiting conversations re-placed)}
+-- Fails: not_found
+-- Events: customer_tags
+--@include keys
+--@include events
+--@include stock
 local cfg = load_cfg()
 local now = now_ms()
 local ck = K.cust(O.cust)

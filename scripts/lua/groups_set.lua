@@ -4,7 +4,11 @@
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {groups (msgpack list of {n, m}), order, now?}
---@include core
+-- Returns: msgpack {status = 'ok', version (the new settings version), rebucket (older stock left)}
+-- Fails: not_found
+-- Events: groups_changed
+--@include keys
+--@include events
 local cfg = load_cfg()
 local now = now_ms()
 local ver = cfg.ver + 1

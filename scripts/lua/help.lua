@@ -3,7 +3,13 @@
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {adv, msg, now?, note?}
---@include core
+-- Returns: msgpack {status = 'ok' | 'noop' (asked already)}
+-- Fails: conflict, not_found, not_yours
+-- Events: help_requested
+--@include keys
+--@include events
+--@include advisors
+--@include handover
 --@include actions
 local cfg = load_cfg()
 local now = now_ms()

@@ -3,7 +3,12 @@
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {adv, msg, off?, now?}
---@include core
+-- Returns: msgpack {status = 'ok' | 'noop' (already in that state)}
+-- Fails: conflict, not_found, not_yours
+-- Events: held, unheld
+--@include keys
+--@include events
+--@include advisors
 --@include actions
 local cfg = load_cfg()
 local now = now_ms()

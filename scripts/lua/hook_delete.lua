@@ -3,8 +3,11 @@
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {id, now?}
--- Returns {status = 'ok'}. Fails: unknown team, unknown webhook. Emits hook_deleted.
---@include core
+-- Returns: msgpack {status = 'ok'}
+-- Fails: not_found
+-- Events: hook_deleted
+--@include keys
+--@include events
 local cfg = load_cfg()
 local now = now_ms()
 if redis.call('HDEL', K.hooks, O.id) == 0 then

@@ -4,9 +4,11 @@
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {id, hook (msgpack record), max (hooks per team), now?}
--- Returns {status = 'ok'}. Fails: unknown team; invalid url when the team already has `max`
--- hooks (checked here, so concurrent registrations cannot pass the limit). Emits hook_set.
---@include core
+-- Returns: msgpack {status = 'ok'}
+-- Fails: invalid, not_found
+-- Events: hook_set
+--@include keys
+--@include events
 local cfg = load_cfg()
 local now = now_ms()
 if redis.call('HEXISTS', K.hooks, O.id) == 0 and O.max

@@ -7,7 +7,14 @@
 -- ARGV[1] team key prefix "pi:{team}:"
 -- ARGV[2] msgpack {now?, maxch?, maxconv?, msgs = [{id, conv, cust, ch, lang, mt, at, body, sum, ctags?}]}
 --         mt / at / body / ctags are msgpack-encoded by the caller (validated there).
---@include core
+-- Returns: msgpack a status per message: 'queued', 'duplicate' or 'assigned:<advisor>'
+-- Fails: conflict, invalid, not_found
+-- Events: assigned, ingested
+--@include keys
+--@include events
+--@include matching
+--@include stock
+--@include handover
 local cfg = load_cfg()
 local now = now_ms()
 

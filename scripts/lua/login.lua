@@ -2,7 +2,14 @@
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {adv, now?, touch_only? (a heartbeat: presence only, never logs in)}
---@include core
+-- Returns: msgpack {status = 'ok' | 'noop' (in session already, or a heartbeat), epoch}
+-- Fails: conflict, not_found
+-- Events: assigned, logged_in, quarantined, requeued
+--@include keys
+--@include events
+--@include advisors
+--@include handover
+--@include requeue
 local cfg = load_cfg()
 local now = now_ms()
 local a = load_adv(O.adv)

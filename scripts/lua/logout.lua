@@ -3,7 +3,12 @@
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {adv, now?, why?}
---@include core
+-- Returns: msgpack {status = 'ok' | 'noop' (logged out already), epoch (fences the requeue), held}
+-- Fails: not_found
+-- Events: break_ended, logged_out
+--@include keys
+--@include events
+--@include advisors
 local cfg = load_cfg()
 local now = now_ms()
 local a = load_adv(O.adv)

@@ -6,7 +6,13 @@
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {adv, now?, req? (client request id: a repeat returns the same answer)}
---@include core
+-- Returns: msgpack {status = 'assigned' | 'pending' (at capacity: the pushes again) | 'empty', messages}
+-- Fails: conflict, forbidden, not_found
+-- Events: assigned, break_ended
+--@include keys
+--@include advisors
+--@include views
+--@include handover
 local cfg = load_cfg()
 local now = now_ms()
 local a = load_adv(O.adv)

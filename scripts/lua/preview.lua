@@ -4,10 +4,11 @@
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {n, m? (messages shown per conversation, default 20), total? (messages
 --         shown in all, default 200: the views are most of the cost)}
--- Returns [{conversation, group, why, waiting (its waiting messages), messages (its first m,
--- while the total lasts)}].
--- Fails: unknown team. Emits nothing.
---@include core
+-- Returns: msgpack [{conversation, group, why, waiting, messages (the first m, while the total lasts)}]
+-- Fails: not_found
+-- Events: none
+--@include keys
+--@include views
 local cfg = load_cfg()
 local n = tonumber(O.n)
 local per = tonumber(O.m or 20)

@@ -6,8 +6,10 @@
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {cutoff, n}
--- Returns {purged}. Fails: unknown team. Emits nothing.
---@include core
+-- Returns: msgpack {purged}
+-- Fails: not_found
+-- Events: none
+--@include keys
 load_cfg()
 local rows = redis.call('ZRANGEBYSCORE', K.done, '-inf', O.cutoff, 'WITHSCORES', 'LIMIT', 0, O.n)
 local newest = nil

@@ -4,7 +4,12 @@
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {cutoff, n, why?, now?}
---@include core
+-- Returns: msgpack [{adv, epoch}] of the advisors logged out
+-- Fails: not_found
+-- Events: break_ended, logged_out
+--@include keys
+--@include events
+--@include advisors
 local cfg = load_cfg()
 local now = now_ms()
 local out = {}

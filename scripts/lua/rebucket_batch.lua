@@ -6,9 +6,11 @@
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {n, now?}
--- Returns {moved (conversations), left (conversations still in older versions)}.
--- Fails: unknown team. Emits nothing (the conversations stay waiting).
---@include core
+-- Returns: msgpack {moved (conversations), left (conversations still in older versions)}
+-- Fails: not_found
+-- Events: none
+--@include keys
+--@include stock
 local cfg = load_cfg()
 local n = tonumber(O.n)
 local moved, work = 0, 0

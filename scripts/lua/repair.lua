@@ -8,20 +8,19 @@
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {now?}
---@include core
+-- Returns: msgpack {fixed (how many fixes were made)}
+-- Fails: not_found
+-- Events: assigned, requeued
+--@include keys
+--@include scan
+--@include events
+--@include stock
+--@include handover
+--@include requeue
 local cfg = load_cfg()
 local now = now_ms()
 local fixed = 0
 local function fix(n) fixed = fixed + (n or 1) end
-
-local function scan(pattern, each)
-  local cursor = '0'
-  repeat
-    local r = redis.call('SCAN', cursor, 'MATCH', pglob() .. pattern, 'COUNT', 1000)
-    cursor = r[1]
-    for _, k in ipairs(r[2]) do each(k) end
-  until cursor == '0'
-end
 
 -- The truth: every message record.
 local msgs = {}

@@ -2,6 +2,8 @@
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {adv, msg, now?}
---@include core
+-- Returns: msgpack {status = 'ok' | 'noop' (replied already)}
+-- Fails: conflict, not_found, not_yours
+-- Events: replied
 --@include actions
-return finish('replied', 'r', 'replied')
+return finish('replied', 'r')

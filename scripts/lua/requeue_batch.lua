@@ -6,7 +6,12 @@
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {adv, epoch, n, now?, why?}
---@include core
+-- Returns: msgpack {moved, left (still in the advisor's hands), fenced (an old session: nothing done)}
+-- Fails: not_found
+-- Events: assigned, quarantined, requeued
+--@include keys
+--@include advisors
+--@include requeue
 local cfg = load_cfg()
 local now = now_ms()
 local a = load_adv(O.adv)

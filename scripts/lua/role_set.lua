@@ -3,7 +3,11 @@
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {role, push (bool), cap, now?}
---@include core
+-- Returns: msgpack {status = 'ok'}
+-- Fails: not_found
+-- Events: role_set
+--@include keys
+--@include events
 local cfg = load_cfg()
 local now = now_ms()
 redis.call('HSET', K.role(O.role), 'push', O.push and '1' or '0', 'cap', O.cap)

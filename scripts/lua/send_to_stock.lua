@@ -4,10 +4,12 @@
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {msg, now?}
--- Returns {status}: 'ok' (waiting in the stock), 'assigned' (another advisor holds the rest
--- of its conversation: it went to them), 'quarantined' (past the requeue limit on the way),
--- 'noop' (already waiting). Fails: unknown team or message, a done message.
---@include core
+-- Returns: msgpack {status = 'ok' | 'assigned' (to the conversation's holder) | 'quarantined' | 'noop' (waiting already)}
+-- Fails: conflict, not_found
+-- Events: assigned, quarantined, requeued
+--@include keys
+--@include handover
+--@include requeue
 local cfg = load_cfg()
 local now = now_ms()
 local v = redis.call('HMGET', K.msg(O.msg), 'st', 'conv', 'adv')

@@ -3,7 +3,11 @@
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {fields = {name = value}, now?}
---@include core
+-- Returns: msgpack {status = 'ok' | 'noop' (nothing changed)}
+-- Fails: invalid, not_found
+-- Events: settings_changed
+--@include keys
+--@include events
 local cfg = load_cfg()
 local now = now_ms()
 local allowed = {name = 1, pto = 1, uto = 1, lae = 1, mreq = 1, ret = 1, hours = 1, evmax = 1}

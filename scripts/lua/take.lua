@@ -3,7 +3,12 @@
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {adv, msg, now?}
---@include core
+-- Returns: msgpack {status = 'assigned' | 'noop' (theirs already), messages}
+-- Fails: conflict, forbidden, not_found
+-- Events: assigned
+--@include keys
+--@include advisors
+--@include handover
 local cfg = load_cfg()
 local now = now_ms()
 local a = load_adv(O.adv)

@@ -2,10 +2,12 @@
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {name, order, mreq, ret, evmax, dttl, pto, now?}
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  error('PI conflict team team ' .. (string.match(ARGV[1], '{(.*)}') or '') .. ' already exists', 0)
-end
---@include core
+-- Returns: msgpack {status = 'ok'}
+-- Fails: conflict, not_found
+-- Events: team_created
+--@include keys
+--@include events
+if redis.call('EXISTS', K.cfg) == 1 then fail('conflict', 'team', 'team ' .. TEAM .. ' already exists') end
 if redis.call('EXISTS', P .. 'deleting') == 1 then
   fail('conflict', 'team', 'team ' .. TEAM .. ' is being deleted; finish the deletion first ' ..
     '(pushinbox team delete ' .. TEAM .. ' --yes)')

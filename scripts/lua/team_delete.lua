@@ -7,8 +7,11 @@
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {cursor, n, first}
--- Returns {cursor, deleted}. Fails: unknown team (on the first call).
---@include core
+-- Returns: msgpack {cursor (0: done), deleted (keys unlinked by this call)}
+-- Fails: not_found
+-- Events: none
+--@include keys
+--@include scan
 -- Until the last call, the key `deleting` stays (skipped below): team_create refuses the id
 -- meanwhile, so a later batch can never unlink keys of a team created again under it.
 local marker = P .. 'deleting'

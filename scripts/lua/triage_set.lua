@@ -2,7 +2,11 @@
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {rules (msgpack list of {n, m, a}), now?}
---@include core
+-- Returns: msgpack {status = 'ok'}
+-- Fails: not_found
+-- Events: triage_changed
+--@include keys
+--@include events
 local cfg = load_cfg()
 local now = now_ms()
 for i, r in ipairs(cmsgpack.unpack(O.rules)) do

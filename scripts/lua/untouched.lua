@@ -4,7 +4,11 @@
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {cutoff, n, now?}
---@include core
+-- Returns: msgpack {moved (messages handed back)}
+-- Fails: not_found
+-- Events: assigned, quarantined, requeued
+--@include keys
+--@include requeue
 local cfg = load_cfg()
 local now = now_ms()
 local moved = 0

@@ -3,9 +3,12 @@
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {ids? | adv? | place? ('help' | 'quarantine'), from?, n?}
--- Returns: the messages' views; for adv / place, a page {items, more}: `n` messages from
--- position `from` (0-based) and whether more follow. Fails: unknown team or advisor.
---@include core
+-- Returns: msgpack the messages' views; for adv / place a page {items, more}
+-- Fails: not_found
+-- Events: none
+--@include keys
+--@include advisors
+--@include views
 load_cfg()
 local n = tonumber(O.n or 1000)
 local from = tonumber(O.from or 0)

@@ -1,4 +1,9 @@
 -- actions.lua: what reply / archive / help / hold share: finding the advisor's own message.
+--@include keys
+--@include events
+--@include advisors
+--@include handover
+
 -- Returns the message's conversation, or nil when the same action was already done (a no-op).
 local function own_message(a, id, action, done_kind)
   local v = redis.call('HMGET', K.msg(id), 'st', 'adv', 'conv', 'dk', 'by')
@@ -13,8 +18,9 @@ local function own_message(a, id, action, done_kind)
   return v[3]
 end
 
--- Reply or archive: the message is done, and counted in today's figures.
-local function finish(kind, field, ev)
+-- Reply or archive: the message is done, counted in today's figures (`field`), and the event
+-- is named by the kind ('replied' or 'archived').
+local function finish(kind, field)
   local cfg = load_cfg()
   local now = now_ms()
   local a = load_adv(O.adv)
@@ -26,6 +32,6 @@ local function finish(kind, field, ev)
   redis.call('ZADD', K.done, ms(now), O.msg)
   day_add(cfg, now, field, 1)
   day_add(cfg, now, field .. ':' .. a.id, 1)
-  event(cfg, ev, now, {'m', O.msg, 'a', a.id, 'c', conv})
+  event(cfg, kind, now, {'m', O.msg, 'a', a.id, 'c', conv})
   return reply({status = 'ok'})
 end

@@ -1,0 +1,58 @@
+-- advisors.lua: an advisor's record and role, presence, and breaks (which end at the end of
+-- the working-hours range whoever ends them). Emits break_ended.
+--@include keys
+--@include events
+
+local function load_adv(adv)
+  local v = redis.call('HMGET', K.adv(adv), 'st', 'role', 'ep', 'bep', 'bs', 'req', 'bu')
+  if not v[1] then fail('not_found', 'advisor', 'unknown advisor ' .. adv .. ' in team ' .. TEAM) end
+  return { id = adv, st = v[1], role = v[2], ep = tonumber(v[3]), bep = tonumber(v[4]),
+           bs = tonumber(v[5]), req = v[6], bu = tonumber(v[7]) }
+end
+
+local function load_role(name)
+  local v = redis.call('HMGET', K.role(name), 'push', 'cap')
+  if not v[1] then fail('not_found', 'role', 'unknown role ' .. name) end
+  return { push = v[1] == '1', cap = tonumber(v[2]) }
+end
+
+local function require_logged_in(a)
+  if a.st == 'off' then fail('conflict', 'advisor', 'advisor ' .. a.id .. ' is not logged in') end
+end
+
+-- Add a break's milliseconds to the UTC days it spans (a break over midnight is split).
+local function add_break(cfg, adv, s, e)
+  local t = s
+  while t < e do
+    local d = math.floor(t / DAY_MS)
+    local seg = math.min((d + 1) * DAY_MS, e)
+    local dk = K.day(d)
+    day_add(cfg, t, 'b', seg - t)
+    day_add(cfg, t, 'b:' .. adv, seg - t)
+    t = seg
+  end
+end
+
+-- End a running break at time `at`, or at its scheduled end when that came first (the end of
+-- the working-hours range: a break never counts past it, whoever ends it and when); returns
+-- its length in ms (0 when not on break).
+local function end_break(cfg, a, at, why)
+  if a.st ~= 'brk' then return 0 end
+  local s = a.bs or at
+  if a.bu and at > a.bu then at = a.bu end
+  if at < s then at = s end
+  add_break(cfg, a.id, s, at)
+  redis.call('HSET', K.adv(a.id), 'st', 'on', 'bs', '', 'bu', '')
+  a.st = 'on'
+  -- The presence clock starts again where the break ended: the advisor was not away during
+  -- it (silent after it, they are reaped as usual).
+  if at > (tonumber(redis.call('ZSCORE', K.online, a.id)) or 0) then
+    redis.call('ZADD', K.online, ms(at), a.id)
+  end
+  event(cfg, 'break_ended', at, {'a', a.id, 'ms', at - s, 'why', why})
+  return at - s
+end
+
+local function touch(a, now)
+  if a.st ~= 'off' then redis.call('ZADD', K.online, ms(now), a.id) end
+end

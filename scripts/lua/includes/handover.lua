@@ -1,0 +1,109 @@
+-- handover.lua: messages into and out of an advisor's hands, one conversation one holder
+-- (its owner while they hold some of it). Emits assigned.
+--@include keys
+--@include events
+--@include views
+
+-- Take a message out of an advisor's hands (any of cur / push / hold).
+local function release(adv, id, conv)
+  redis.call('ZREM', K.cur(adv), id)
+  redis.call('SREM', K.held(conv), id)
+  if redis.call('ZREM', K.push(adv), id) == 1 then
+    if redis.call('HINCRBY', K.pconv(adv), conv, -1) <= 0 then
+      redis.call('HDEL', K.pconv(adv), conv)
+    end
+  end
+  redis.call('SREM', K.hold(adv), id)
+  local ck = K.conv(conv)
+  if redis.call('HINCRBY', ck, 'held', -1) <= 0 then
+    redis.call('HSET', ck, 'owner', '', 'held', 0)
+  end
+end
+
+-- Give one message to an advisor: its hash, the advisor's indexes, the event. `pushed`: it
+-- counts against the push capacity. `extra`: more message fields, written in the same HSET.
+-- In the advisor's hands a message is scored by the time its conversation reached them
+-- (`ot`), so a conversation's messages list together; `hd:<conv>` holds them for a requeue
+-- batch or an expiry to find without reading the advisor's whole list.
+local function hand_over(cfg, adv, id, conv, via, now, pushed, why, extra, ot)
+  local t = ms(now)
+  redis.call('HSET', K.msg(id), 'st', 'a', 'adv', adv, 'via', via, 'at_', t,
+    'pt', pushed and t or '', unpack(extra or {}))
+  redis.call('ZADD', K.cur(adv), ot or t, id)
+  redis.call('SADD', K.held(conv), id)  -- a conversation's messages in hands: found together
+  if pushed then redis.call('ZADD', K.push(adv), t, id) end
+  event(cfg, 'assigned', now, {'m', id, 'a', adv, 'c', conv, 'via', via, 'why', why or ''})
+end
+
+-- When `adv` already holds the conversation, the time it reached them; else now.
+local function owner_time(ck, adv, now)
+  local o = redis.call('HMGET', ck, 'owner', 'held', 'ot')
+  if o[1] == adv and (tonumber(o[2]) or 0) > 0 and o[3] then return o[3] end
+  return ms(now)
+end
+
+-- Give one message to an advisor, and its conversation with it.
+local function give(cfg, adv, id, conv, via, now, pushed, why)
+  local ck = K.conv(conv)
+  local ot = owner_time(ck, adv, now)
+  hand_over(cfg, adv, id, conv, via, now, pushed, why, nil, ot)
+  if pushed then redis.call('HINCRBY', K.pconv(adv), conv, 1) end
+  redis.call('HSET', ck, 'owner', adv, 'ot', ot)
+  redis.call('HINCRBY', ck, 'held', 1)
+end
+
+-- The advisor other than `except` who holds messages of a conversation, if logged in.
+local function holder_of(conv, except)
+  local o = redis.call('HMGET', K.conv(conv), 'owner', 'held')
+  local owner = o[1]
+  if owner and owner ~= '' and owner ~= except and (tonumber(o[2]) or 0) > 0 then
+    local st = redis.call('HGET', K.adv(owner), 'st')
+    if st and st ~= 'off' then return owner end
+  end
+  return nil
+end
+
+-- The messages of a conversation in an advisor's hands: the conversation's set of messages
+-- in hands (`hd:<conv>`, at most MAX_CONVERSATION), those with this advisor. O(conversation).
+local function held_ids(adv, conv)
+  local out = {}
+  for _, id in ipairs(redis.call('SMEMBERS', K.held(conv))) do
+    if redis.call('HGET', K.msg(id), 'adv') == adv then out[#out + 1] = id end
+  end
+  return out
+end
+
+-- Move every waiting message of a conversation to an advisor. `popped`: the caller already
+-- took the conversation out of its queue. Returns the messages as clients see them (read
+-- while moving them: no second read per message).
+local function give_conv(cfg, adv, conv, via, now, pushed, popped)
+  local ck = K.conv(conv)
+  local c = redis.call('HMGET', ck, 'q', 'g', 'why', 'owner', 'held', 'ot')
+  if not popped and c[1] and c[1] ~= '' then redis.call('ZREM', c[1], conv) end
+  local ot = (c[4] == adv and (tonumber(c[5]) or 0) > 0 and c[6]) or ms(now)
+  local ids = redis.call('LRANGE', K.cw(conv), 0, -1)
+  local g, cwhy = c[2] or '', c[3] or ''
+  local out = {}
+  local chans = {}
+  for i, id in ipairs(ids) do
+    local v = redis.call('HMGET', K.msg(id), unpack(VIEW_FIELDS))
+    redis.call('ZREM', K.ch(v[3]), id)
+    chans[v[3]] = true
+    hand_over(cfg, adv, id, conv, via, now, pushed, g .. ': ' .. cwhy, {'g', g, 'why', cwhy},
+      ot)
+    v[5], v[6], v[7], v[8], v[9] = 'a', adv, via, g, cwhy  -- what hand_over just wrote
+    out[i] = as_view(id, v, false)
+  end
+  redis.call('DEL', K.cw(conv))
+  for ch in pairs(chans) do  -- a channel with nothing waiting leaves the index
+    if redis.call('EXISTS', K.ch(ch)) == 0 then redis.call('SREM', K.channels, ch) end
+  end
+  if #ids == 0 then
+    redis.call('HSET', ck, 'q', '')
+    return out
+  end
+  if pushed then redis.call('HINCRBY', K.pconv(adv), conv, #ids) end
+  redis.call('HSET', ck, 'q', '', 'owner', adv, 'ot', ot)
+  redis.call('HINCRBY', ck, 'held', #ids)
+  return out
+end

@@ -1,0 +1,98 @@
+-- matching.lua: the match language priority groups and triage rules share: a message's
+-- fields, its customer's tags, and the first group a message falls in.
+--@include keys
+
+local function toset(arr)
+  local s = {}
+  if type(arr) == 'table' then for _, x in ipairs(arr) do s[x] = true end end
+  return s
+end
+
+-- A rule's list as a set, built once per call (the decoded settings live for the call): a
+-- team's groups are evaluated for every message, and rebuilding 32-entry sets per group per
+-- message was most of a batch ingest's cost at the settings caps.
+local SETS = setmetatable({}, {__mode = 'k'})
+local function setof(list)
+  local s = SETS[list]
+  if not s then s = toset(list); SETS[list] = s end
+  return s
+end
+
+local function cust_tags(cust)
+  local raw = redis.call('HGET', K.cust(cust), 'tags')
+  if not raw then return {} end
+  return toset(cmsgpack.unpack(raw))
+end
+
+-- The fields a rule can look at, read from the message hash.
+local function match_view(id)
+  local v = redis.call('HMGET', K.msg(id), 'ch', 'lang', 're', 'mt', 'at', 'ord', 'cust')
+  return { id = id, ch = v[1], lang = v[2], re = v[3] == '1', mt = toset(cmsgpack.unpack(v[4])),
+           at = cmsgpack.unpack(v[5]), ord = tonumber(v[6]), cust = v[7] }
+end
+
+local function any_in(list, set)
+  for _, x in ipairs(list) do if set[x] then return x end end
+  return nil
+end
+
+-- Returns a human-readable criterion when `r` matches, nil otherwise. All conditions AND.
+local function match(r, m, ct)
+  local why = {}
+  if r.ct_any then
+    local t = any_in(r.ct_any, ct)
+    if not t then return nil end
+    why[#why + 1] = 'customer tag ' .. t
+  end
+  if r.ct_all then
+    for _, t in ipairs(r.ct_all) do if not ct[t] then return nil end end
+    why[#why + 1] = 'customer tags ' .. table.concat(r.ct_all, ' + ')
+  end
+  if r.ch then
+    if not setof(r.ch)[m.ch] then return nil end
+    why[#why + 1] = 'channel ' .. m.ch
+  end
+  if r.re ~= nil then
+    if r.re ~= m.re then return nil end
+    why[#why + 1] = m.re and 'automatically reassigned' or 'not reassigned'
+  end
+  if r.mt_any then
+    local t = any_in(r.mt_any, m.mt)
+    if not t then return nil end
+    why[#why + 1] = 'message tag ' .. t
+  end
+  if r.mt_all then
+    for _, t in ipairs(r.mt_all) do if not m.mt[t] then return nil end end
+    why[#why + 1] = 'message tags ' .. table.concat(r.mt_all, ' + ')
+  end
+  if r.lang then
+    if not setof(r.lang)[m.lang] then return nil end
+    why[#why + 1] = 'language ' .. m.lang
+  end
+  if r.attr_eq then
+    for k, val in pairs(r.attr_eq) do
+      if m.at[k] ~= val then return nil end
+      why[#why + 1] = k .. ' = ' .. tostring(val)
+    end
+  end
+  if r.attr_in then
+    for k, vals in pairs(r.attr_in) do
+      local x = m.at[k]
+      if x == nil or not setof(vals)[x] then return nil end
+      why[#why + 1] = k .. ' = ' .. tostring(x)
+    end
+  end
+  if #why == 0 then why[1] = 'matches every message' end
+  return table.concat(why, ' and ')
+end
+
+-- Index of the first group matching (0-based), its name and the criterion; the last index
+-- (#groups) is "everything else".
+local function classify(cfg, m, ct)
+  local groups = cfg_groups(cfg)
+  for i, g in ipairs(groups) do
+    local why = match(g.m, m, ct)
+    if why then return i - 1, g.n, why end
+  end
+  return #groups, 'everything else', 'matched no priority group'
+end

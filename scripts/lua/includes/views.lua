@@ -1,0 +1,44 @@
+-- views.lua: messages as clients see them, and an advisor's messages in the order they hold
+-- them (a conversation's messages together, in arrival order).
+--@include keys
+
+-- A message as clients see it: `v` holds the VIEW_FIELDS of its hash, in that order.
+local VIEW_FIELDS = {'conv', 'cust', 'ch', 'ts', 'st', 'adv', 'via', 'g', 'why', 're', 'rq', 'body',
+  'lang', 'mt', 'at', 'dk'}
+local function as_view(id, v, hold)
+  return { id = id, conversation = v[1], customer = v[2], channel = v[3], ts = tonumber(v[4]),
+           state = v[5], advisor = v[6], via = v[7], group = v[8], why = v[9],
+           reassigned = v[10] == '1', requeues = tonumber(v[11] or '0'), body = v[12],
+           language = v[13], tags = v[14], attrs = v[15], done = v[16], hold = hold }
+end
+
+local function msg_view(id)
+  local v = redis.call('HMGET', K.msg(id), unpack(VIEW_FIELDS))
+  return as_view(id, v, v[6] ~= nil and v[6] ~= '' and
+                        redis.call('SISMEMBER', K.hold(v[6]), id) == 1)
+end
+
+-- Members of a sorted set from `start` to `stop`, by score then arrival: a conversation's
+-- messages share a score in an advisor's hands, and ties would otherwise sort by id
+-- ('msg-10' before 'msg-9').
+local function ordered(zkey, start, stop)
+  local raw = redis.call('ZRANGE', zkey, start, stop, 'WITHSCORES')
+  local rows = {}
+  for i = 1, #raw, 2 do
+    rows[#rows + 1] = {id = raw[i], s = tonumber(raw[i + 1]),
+                       ord = tonumber(redis.call('HGET', K.msg(raw[i]), 'ord')) or 0}
+  end
+  table.sort(rows, function(x, y)
+    if x.s ~= y.s then return x.s < y.s end
+    return x.ord < y.ord
+  end)
+  local ids = {}
+  for i, r in ipairs(rows) do ids[i] = r.id end
+  return ids
+end
+
+local function views(ids)
+  local out = {}
+  for i, id in ipairs(ids) do out[i] = msg_view(id) end
+  return out
+end
