@@ -35,7 +35,7 @@ run: install
 	$(BIN)/pushinbox up --demo $(if $(HTTP_PORT),--http-port $(HTTP_PORT)) $(if $(REDIS_PORT),--port $(REDIS_PORT))
 
 test: install chromium
-	$(BIN)/ruff check dispatcher workers cli tests bench
+	$(BIN)/ruff check dispatcher httpapi workers cli tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 
@@ -98,7 +98,7 @@ mutate: install
 	$(BIN)/python tests/mutate.py
 
 lint: install
-	$(BIN)/ruff check dispatcher workers cli tests bench
+	$(BIN)/ruff check dispatcher httpapi workers cli tests bench
 
 typecheck: install
 	$(BIN)/mypy

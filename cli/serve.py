@@ -10,7 +10,7 @@ import uvicorn
 from litestar import Litestar
 
 from dispatcher import defaults
-from dispatcher.service import ServiceConfig, create_app
+from httpapi import ServiceConfig, create_app
 
 
 def config_from_env() -> ServiceConfig:
@@ -50,4 +50,4 @@ def serve(url: str, host: str, port: int, workers: int, inline: bool, access_log
     uvicorn.run("cli.serve:app_from_env", factory=True, host=host, port=port, workers=workers,
                 access_log=False, log_level="warning", timeout_graceful_shutdown=3,
                 proxy_headers=True, timeout_keep_alive=5,
-                http="dispatcher.service.protocol:GuardedHttpToolsProtocol")
+                http="httpapi.protocol:GuardedHttpToolsProtocol")

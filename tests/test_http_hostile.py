@@ -98,7 +98,7 @@ def test_a_cached_token_check_is_keyed_by_digest_and_malformed_tokens_are_not_ke
 
     from dispatcher.api import AsyncDispatcher
     from dispatcher.connection import connect_async
-    from dispatcher.service.app import TokenCache
+    from httpapi.auth import TokenCache
 
     async def run() -> None:
         client = connect_async(redis_server.url)

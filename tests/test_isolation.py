@@ -215,7 +215,7 @@ def test_a_team_cannot_invent_more_channels_than_the_cap(dispatcher: Dispatcher,
 
 def test_metrics_keep_a_bounded_number_of_channel_labels_per_team() -> None:
     from dispatcher.model import ChannelStock, Stock
-    from dispatcher.service import metrics
+    from httpapi import metrics
 
     for round_ in range(3):  # new channels every round: still at most 20 + "_other"
         chans = [ChannelStock(f"r{round_}-c{i}", i + 1, 1.0) for i in range(200)]

@@ -42,10 +42,13 @@ def test_the_wheel_carries_every_lua_script(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for script in scripts.names():
         assert f"scripts/lua/{script}.lua" in names
-    assert "scripts/lua/includes/core.lua" in names
+    for include in (scripts._lua_dir() / "includes").iterdir():
+        if include.name.endswith(".lua"):
+            assert f"scripts/lua/includes/{include.name}" in names
     assert "dispatcher/py.typed" in names
-    assert "dispatcher/service/app.py" in names
-    assert "dispatcher/service/static/console.js" in names
+    assert "httpapi/app.py" in names
+    assert "httpapi/routes/advisor.py" in names
+    assert "httpapi/static/console.js" in names
 
 
 def test_the_package_without_extras_runs_the_stack(tmp_path: Path) -> None:

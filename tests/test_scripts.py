@@ -100,7 +100,7 @@ def test_one_registry_of_event_names_agrees_with_the_scripts_live_feed_webhooks_
 
     from cli.main import cli
     from dispatcher import webhooks
-    from dispatcher.service import live
+    from httpapi import live
 
     emitted = set().union(*(lua_static.script_effects(n)[0] for n in scripts.names()))
     assert emitted == set(events.EVENTS), "dispatcher/events.py and the scripts disagree"

@@ -1,0 +1,106 @@
+"""An open live stream (Server-Sent Events): the team's feed as it reaches one client, the
+checks that end it (token revoked, team or advisor deleted) and the presence it keeps."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from litestar import Request
+from litestar.response.sse import ServerSentEventMessage
+
+from dispatcher import defaults, ops
+from dispatcher.api import AsyncDispatcher
+from dispatcher.errors import PushinboxError, UnavailableError
+from dispatcher.model import Stock
+from httpapi import live, metrics
+from httpapi.common import stock_out
+
+__all__ = ["stream"]
+
+
+async def _still_allowed(request: Request[Any, Any, Any], team: str,
+                         advisor: str | None) -> str | None:
+    """Why an open stream must end now (token revoked, team or advisor deleted), or None;
+    None too while Redis cannot say (the stream waits for it like the feed does)."""
+    st = request.app.state
+    _, _, raw = request.headers.get("authorization", "").partition(" ")
+    try:
+        found = await st.tokens.lookup(st.d, raw.strip())
+        exists, member = await st.d.run(ops.still_there(team, advisor))
+    except UnavailableError:
+        return None
+    if found is None:
+        return "the token was revoked"
+    if not exists:
+        return "the team was deleted"
+    if not member:
+        return "the advisor was removed"
+    return None
+
+
+async def _keep_present(request: Request[Any, Any, Any], d: AsyncDispatcher, team: str,
+                        advisor: str, now: float) -> None:
+    """An advisor with the console open is present: their own live stream refreshes presence,
+    at most once per STREAM_PRESENCE_S per advisor and process, whatever the number of tabs."""
+    beats: dict[tuple[str, str], float] = request.app.state.hub.beats
+    if now - beats.get((team, advisor), -1e9) < request.app.state.config.stream_presence_s:
+        return
+    beats[(team, advisor)] = now
+    with contextlib.suppress(PushinboxError):  # logged out meanwhile: a stream never logs in
+        await d.run(ops.heartbeat(team, advisor))
+
+
+async def stream(request: Request[Any, Any, Any], d: AsyncDispatcher, team: str,
+                 advisor: str | None) -> AsyncIterator[ServerSentEventMessage]:
+    """The live feed; it re-checks its token, team and advisor every token-cache period, so
+    a revocation or deletion ends it within that delay, as it ends new requests."""
+    hub = request.app.state.hub
+    recheck = max(0.1, request.app.state.config.token_cache_s)
+    tok = request.scope["state"].get("token")
+    own = advisor is not None and tok is not None and tok.scope == "advisor"
+    sub = hub.subscribe(team, advisor)
+    metrics.SSE_CLIENTS.inc()
+    try:
+        first = await live.opening(d, hub, team, advisor, request.headers.get("last-event-id"))
+        for upd in first:
+            yield _sse(upd)
+        loop = asyncio.get_running_loop()
+        next_check = loop.time() + recheck
+        next_alive = loop.time() + defaults.SSE_KEEPALIVE_S
+        while True:
+            now = loop.time()
+            if now >= next_check:  # also between updates of a busy feed
+                next_check = now + recheck
+                if own:
+                    await _keep_present(request, d, team, str(advisor), now)
+                reason = await _still_allowed(request, team, advisor)
+                if reason is not None:
+                    yield ServerSentEventMessage(data=json.dumps({"reason": reason}),
+                                                 event="closed")
+                    return
+            if now >= next_alive:
+                next_alive = now + defaults.SSE_KEEPALIVE_S
+                yield ServerSentEventMessage(data=None, comment="keep-alive")
+            try:
+                upd = await asyncio.wait_for(sub.queue.get(),
+                                             max(0.0, min(next_check, next_alive) - now))
+            except TimeoutError:
+                continue
+            if upd is None:
+                return
+            next_alive = loop.time() + defaults.SSE_KEEPALIVE_S
+            yield _sse(upd)
+    finally:
+        metrics.SSE_CLIENTS.dec()
+        hub.unsubscribe(sub)
+
+
+def _sse(upd: live.Update) -> ServerSentEventMessage:
+    data = stock_out(upd.data) if isinstance(upd.data, Stock) else upd.data
+    body = msgspec.json.encode(data).decode()
+    return ServerSentEventMessage(data=body, event=upd.event, id=upd.id)
