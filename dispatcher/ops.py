@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from dispatcher import defaults, keys
-from dispatcher.errors import NotFoundError, ValidationError
+from dispatcher.errors import ConflictError, NotFoundError, ValidationError
 from dispatcher.hours import WorkingHours
 from dispatcher.model import (
     AdvisorStats,
@@ -720,6 +720,20 @@ def requeue_advisor(team: str, advisor: str, epoch: int, batch: int,
             progress(moved, int(res["left"]))
         if res["fenced"] or not res["left"]:
             return moved
+
+
+def requeue_now(team: str, advisor: str, batch: int, progress: Progress = None) -> Op[int]:
+    """Hand a logged-out advisor's messages back now, in batches: what their logout's job
+    does, for when that job was lost. Refused while they are logged in (their messages are
+    theirs) and for an unknown advisor, naming the advisor."""
+    keys.check_id(advisor, "advisor")
+    row = next((r for r in (yield from advisor_rows(team)) if r["id"] == advisor), None)
+    if row is None:
+        raise NotFoundError(f"unknown advisor {advisor} in team {team}", field="advisor")
+    if row["st"] != "off":
+        raise ConflictError(f"advisor {advisor} is logged in; log them out first",
+                            field="advisor")
+    return (yield from requeue_advisor(team, advisor, row["ep"], batch, progress))
 
 
 def rebucket(team: str, batch: int, progress: Progress = None) -> Op[int]:

@@ -307,3 +307,21 @@ def test_bench_measures_a_deployment_in_a_scratch_team_it_then_removes(
     table = run("bench", "--waiting", "500", "--advisors", "2", "--seconds", "0.2",
                 "--reps", "1").stdout
     assert "minimal assign ceiling calls/s" in table and "ratio" in table
+
+
+def test_requeue_hands_a_logged_out_advisors_messages_back_and_refuses_a_logged_in_one(
+        run) -> None:
+    run("team", "create", "acme")
+    run("role", "set", "acme", "agent", "--push")
+    run("advisor", "add", "acme", "ann", "--role", "agent")
+    run("ingest", "acme", "--id", "m1", "--conversation", "c1", "--customer", "u1",
+        "--channel", "email", "--text", "hi")
+    run("login", "acme", "ann")
+    run("next", "acme", "ann")
+    busy = run("requeue", "acme", "ann", ok=False)
+    assert busy.exit_code == 1
+    assert busy.output.strip() == "error: advisor ann is logged in; log them out first (advisor)"
+    assert "unknown advisor zed" in run("requeue", "acme", "zed", ok=False).output
+    run("logout", "acme", "ann")  # --inline: the requeue ran already
+    assert json.loads(run("--json", "requeue", "acme", "ann").stdout) == {
+        "advisor": "ann", "requeued": 0}

@@ -9,8 +9,8 @@ import pytest
 import redis
 from conftest import LaterJobs, message
 
-from dispatcher import Dispatcher
-from dispatcher.errors import ConflictError
+from dispatcher import Dispatcher, ops
+from dispatcher.errors import ConflictError, NotFoundError
 from dispatcher.testing import FakeClock
 
 T = "t"
@@ -303,4 +303,20 @@ def test_a_press_hands_a_waiting_conversation_to_the_logged_in_advisor_holding_t
     d.login(T, "ann")  # her first 1,000 messages are A and B
     assert d.next(T, "bob").status == "empty"  # C went to ann, not to bob
     assert held(d, "ann")[-2:] == ["mc0", "mc1"]
+    clean(d)
+
+
+def test_requeueing_a_logged_out_advisor_now_hands_their_messages_back(d: Dispatcher) -> None:
+    # What ops run when a requeue job was lost: `pushinbox requeue TEAM ADVISOR`.
+    d.ingest_many(T, [message(1, conv="c1"), message(2, conv="c1")])
+    assert pushed(d, "ann") == ["m1", "m2"]
+    with pytest.raises(ConflictError) as logged_in:
+        d.run(ops.requeue_now(T, "ann", 10))
+    assert logged_in.value.field == "advisor"
+    with pytest.raises(NotFoundError) as unknown:
+        d.run(ops.requeue_now(T, "zed", 10))
+    assert unknown.value.field == "advisor"
+    d.logout(T, "ann")  # the job has not run
+    assert d.run(ops.requeue_now(T, "ann", 1)) == 2  # whole conversations, in batches
+    assert pushed(d, "bob") == ["m1", "m2"]
     clean(d)

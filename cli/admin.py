@@ -1,0 +1,197 @@
+"""Admins: teams, roles, advisors and tokens."""
+
+from __future__ import annotations
+
+import click
+
+from cli.base import (
+    Ctx,
+    advisor_arg,
+    cli,
+    pass_ctx,
+    team_arg,
+)
+from cli.output import emit
+from dispatcher.errors import ValidationError
+
+
+# --- teams, roles, advisors ---------------------------------------------------------------
+@cli.group()
+def team() -> None:
+    """Create, list and configure teams."""
+
+
+@team.command("create")
+@team_arg
+@click.option("--name", help="Display name.")
+@pass_ctx
+def team_create(c: Ctx, team_id: str, name: str | None) -> None:
+    """Create a team.  Example: pushinbox team create acme --name "Acme care" """
+    c.d.create_team(team_id, name)
+    emit({"team": team_id, "created": True}, c.json)
+
+
+@team.command("delete")
+@team_arg
+@click.option("--yes", is_flag=True, help="Confirm: everything the team holds is removed.")
+@pass_ctx
+def team_delete(c: Ctx, team_id: str, yes: bool) -> None:
+    """Delete a team and everything it holds (messages, advisors, figures, webhooks).
+
+    Example: pushinbox team delete old-team --yes
+    """
+    if not yes:
+        raise ValidationError(f"deleting team {team_id} removes all it holds; add --yes",
+                              field="yes")
+    emit({"team": team_id, "deleted_keys": c.d.delete_team(team_id)}, c.json)
+
+
+@team.command("list")
+@pass_ctx
+def team_list(c: Ctx) -> None:
+    """List teams."""
+    teams = c.d.teams()
+    emit(teams, c.json, rows=[{"team": t} for t in teams])
+
+
+@team.command("show")
+@team_arg
+@pass_ctx
+def team_show(c: Ctx, team_id: str) -> None:
+    """Show a team's settings."""
+    emit(c.d.team_settings(team_id), c.json)
+
+
+@team.command("set")
+@team_arg
+@click.option("--name")
+@click.option("--presence-timeout", type=int, help="Seconds of silence before the reaper logs "
+              "an advisor out.")
+@click.option("--untouched-after", type=int,
+              help="Seconds after which an untouched pushed message goes back (0: off).")
+@click.option("--logout-at-end-of-hours/--no-logout-at-end-of-hours", default=None)
+@click.option("--max-requeues", type=int, help="Requeues before a message is quarantined.")
+@click.option("--retention", type=int, help="Seconds done messages are kept.")
+@pass_ctx
+def team_set(c: Ctx, team_id: str, name: str | None, presence_timeout: int | None,
+             untouched_after: int | None, logout_at_end_of_hours: bool | None,
+             max_requeues: int | None, retention: int | None) -> None:
+    """Change team options.  Example: pushinbox team set acme --untouched-after 600"""
+    c.d.configure(team_id, name=name, presence_timeout_s=presence_timeout,
+                  untouched_after_s=untouched_after,
+                  logout_at_end_of_hours=logout_at_end_of_hours,
+                  max_requeues=max_requeues, retention_s=retention)
+    emit(c.d.team_settings(team_id), c.json)
+
+
+@cli.group()
+def role() -> None:
+    """Roles: push mode on or off, and push capacity."""
+
+
+@role.command("set")
+@team_arg
+@click.argument("role_name")
+@click.option("--push/--no-push", default=True, show_default=True,
+              help="Push mode: advisors are pushed messages and cannot pick.")
+@click.option("--capacity", default=1, show_default=True,
+              help="Pushed conversations an advisor may hold unprocessed.")
+@pass_ctx
+def role_set(c: Ctx, team_id: str, role_name: str, push: bool, capacity: int) -> None:
+    """Create or change a role.  Example: pushinbox role set acme agent --push"""
+    c.d.set_role(team_id, role_name, push=push, capacity=capacity)
+    emit(c.d.roles(team_id), c.json, rows=c.d.roles(team_id))
+
+
+@role.command("list")
+@team_arg
+@pass_ctx
+def role_list(c: Ctx, team_id: str) -> None:
+    """List roles."""
+    rows = c.d.roles(team_id)
+    emit(rows, c.json, rows=rows)
+
+
+@cli.group()
+def advisor() -> None:
+    """Advisors of a team."""
+
+
+@advisor.command("add")
+@team_arg
+@advisor_arg
+@click.option("--role", "role_name", required=True)
+@click.option("--name")
+@pass_ctx
+def advisor_add(c: Ctx, team_id: str, advisor_id: str, role_name: str, name: str | None) -> None:
+    """Create or change an advisor.  Example: pushinbox advisor add acme ann --role agent"""
+    c.d.set_advisor(team_id, advisor_id, role_name, name)
+    emit({"advisor": advisor_id, "role": role_name}, c.json)
+
+
+@advisor.command("list")
+@team_arg
+@pass_ctx
+def advisor_list(c: Ctx, team_id: str) -> None:
+    """List advisors with their state and assigned messages."""
+    rows = c.d.advisors(team_id)
+    emit(rows, c.json, rows=rows)
+
+
+# --- tokens and webhooks ----------------------------------------------------------------------
+@cli.group()
+def token() -> None:
+    """API tokens for the HTTP service (stored hashed; shown once, at creation)."""
+
+
+@token.command("create")
+@click.argument("scope", type=click.Choice(["advisor", "supervisor", "ingest", "admin"]))
+@click.option("--team", help="Team of an advisor or supervisor token.")
+@click.option("--advisor", help="Advisor of an advisor token.")
+@click.option("--teams", help="Comma-separated teams an ingest token acts for.")
+@click.option("--all-teams", is_flag=True, help="An ingest token for every team (say so).")
+@click.option("--name", default="", help="What the token is for.")
+@pass_ctx
+def token_create(c: Ctx, scope: str, team: str | None, advisor: str | None,
+                 teams: str | None, all_teams: bool, name: str) -> None:
+    """Create a token and print it (the only time it is shown).
+
+    \b
+    Examples:
+      pushinbox token create admin --name ops
+      pushinbox token create supervisor --team demo
+      pushinbox token create advisor --team demo --advisor alice
+      pushinbox token create ingest --teams demo,sales --name whatsapp-connector
+      pushinbox token create ingest --all-teams --name shared-connector
+    """
+    from dispatcher import tokens
+
+    limited = None if teams is None else [t.strip() for t in teams.split(",") if t.strip()]
+    new = c.d.run(tokens.create_token(scope, team=team, advisor=advisor, teams=limited,
+                                      all_teams=all_teams, name=name))
+    if c.json:
+        emit({"token": new.token, **new.info.to_dict()}, True)
+    else:
+        click.echo(new.token)
+        click.echo(f"(id {new.info.id}; keep the token now: only its hash is stored)", err=True)
+
+
+@token.command("list")
+@pass_ctx
+def token_list(c: Ctx) -> None:
+    """List tokens (ids and scopes; never the tokens themselves)."""
+    from dispatcher import tokens
+
+    rows = [t.to_dict() for t in c.d.run(tokens.list_tokens())]
+    emit(rows, c.json, rows=rows)
+
+
+@token.command("revoke")
+@click.argument("token_id")
+@pass_ctx
+def token_revoke(c: Ctx, token_id: str) -> None:
+    """Revoke a token by id (services stop accepting it within a few seconds)."""
+    from dispatcher import tokens
+
+    c.d.run(tokens.revoke_token(token_id))
+    emit({"revoked": token_id}, c.json)

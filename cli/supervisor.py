@@ -1,0 +1,212 @@
+"""Supervisors: hand assignment, requeues, the stock, figures, the ordered list, help
+requests, quarantine, events, webhooks."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import click
+
+from cli.base import (
+    Ctx,
+    advisor_arg,
+    cli,
+    message_arg,
+    msg_row,
+    pass_ctx,
+    team_arg,
+)
+from cli.output import emit
+from dispatcher import ops
+from dispatcher.errors import ValidationError
+from dispatcher.webhooks import EVENTS as HOOK_EVENTS
+
+
+# --- supervisors -------------------------------------------------------------------------------
+@cli.command()
+@team_arg
+@advisor_arg
+@message_arg
+@pass_ctx
+def assign(c: Ctx, team_id: str, advisor_id: str, message_id: str) -> None:
+    """Assign a message by hand (from the stock, help requests, quarantine or an advisor)."""
+    rows = [msg_row(m) for m in c.d.assign(team_id, advisor_id, message_id, by="cli")]
+    emit(rows, c.json, rows=rows)
+
+
+@cli.command()
+@team_arg
+@click.argument("advisor_id", required=False)
+@click.option("--message", "message_id", help="Send this message back to the stock instead.")
+@pass_ctx
+def requeue(c: Ctx, team_id: str, advisor_id: str | None, message_id: str | None) -> None:
+    """Hand messages back to the team's stock, marked reassigned.
+
+    \b
+    Examples:
+      pushinbox requeue demo bob              # a logged-out advisor's messages, now
+      pushinbox requeue demo --message m42    # one message (and its conversation)
+    """
+    if message_id:
+        emit({"message": message_id, "status": c.d.send_to_stock(team_id, message_id)}, c.json)
+        return
+    if not advisor_id:
+        raise ValidationError("give an advisor, or --message", field="advisor")
+    with contextlib.ExitStack() as stack:
+        bars: list[Any] = []
+
+        def progress(done: int, left: int) -> None:  # a bar once there is something to show
+            if not bars:
+                bars.append(stack.enter_context(click.progressbar(
+                    length=max(1, done + left), label="requeueing", file=sys.stderr,
+                    hidden=c.json)))
+            bars[0].update(done - bars[0].pos)
+
+        moved = c.d.run(ops.requeue_now(team_id, advisor_id, c.d.batch_size, progress))
+    emit({"advisor": advisor_id, "requeued": moved}, c.json)
+
+
+@cli.command()
+@team_arg
+@pass_ctx
+def stock(c: Ctx, team_id: str) -> None:
+    """The team's waiting messages, total and per channel, with the oldest one's age."""
+    s = c.d.stock(team_id)
+    rows: list[dict[str, Any]] = [{"channel": ch.channel, "waiting": ch.waiting,
+                                   "oldest_age_s": ch.oldest_age_s} for ch in s.channels]
+    rows.append({"channel": "TOTAL", "waiting": s.total, "oldest_age_s": None})
+    emit(s.to_dict(), c.json, rows=rows)
+
+
+@cli.command()
+@team_arg
+@advisor_arg
+@click.option("--day", type=click.DateTime(["%Y-%m-%d"]), help="UTC day (default today).")
+@pass_ctx
+def stats(c: Ctx, team_id: str, advisor_id: str, day: datetime | None) -> None:
+    """An advisor's figures for the UTC day: responses, archives, breaks, assigned, stock."""
+    s = c.d.advisor_stats(team_id, advisor_id, day.date() if day else None)
+    emit(s.to_dict(), c.json)
+
+
+@cli.command()
+@team_arg
+@click.option("--start", type=click.DateTime(["%Y-%m-%d"]),
+              help="First UTC day (default: 6 days ago).")
+@click.option("--days", default=7, show_default=True)
+@pass_ctx
+def breaks(c: Ctx, team_id: str, start: datetime | None, days: int) -> None:
+    """Break time per advisor and for the team, per UTC day.
+
+    \b
+    Examples:
+      pushinbox breaks demo                       # the last 7 days
+      pushinbox breaks demo --start 2026-11-01 --days 30
+    """
+    first = start.date() if start else datetime.fromtimestamp(
+        c.d.now_ms() / 1000, UTC).date() - timedelta(days=days - 1)
+    out = c.d.breaks(team_id, first, days)
+    rows = [{"day": d["day"], "advisor": a, "break_s": s}
+            for d in out["days"] for a, s in d["advisors"].items()]
+    rows += [{"day": d["day"], "advisor": "TEAM", "break_s": d["team_seconds"]}
+             for d in out["days"]]
+    emit(out, c.json, rows=sorted(rows, key=lambda r: (r["day"], r["advisor"])))
+
+
+@cli.command()
+@team_arg
+@click.option("-n", default=10, show_default=True, help="How many conversations.")
+@pass_ctx
+def preview(c: Ctx, team_id: str, n: int) -> None:
+    """The first N conversations of the ordered list: exactly what the next N presses get."""
+    rows = c.d.preview(team_id, n)
+    emit([{**r, "messages": [m.to_dict() for m in r["messages"]]} for r in rows], c.json,
+         rows=[{"position": r["position"], "conversation": r["conversation"],
+                "group": r["group"], "why": r["why"],
+                "messages": ",".join(m.id for m in r["messages"])} for r in rows])
+
+
+@cli.command("help-requests")
+@team_arg
+@pass_ctx
+def help_requests(c: Ctx, team_id: str) -> None:
+    """The team's help requests (assign one to an advisor with `pushinbox assign`)."""
+    msgs = c.d.help_requests(team_id)
+    emit([m.to_dict() for m in msgs], c.json, rows=[msg_row(m) for m in msgs])
+
+
+@cli.command()
+@team_arg
+@pass_ctx
+def quarantine(c: Ctx, team_id: str) -> None:
+    """Messages set aside after too many requeues (`pushinbox requeue --message` releases)."""
+    msgs = c.d.quarantined(team_id)
+    emit([m.to_dict() for m in msgs], c.json, rows=[msg_row(m) for m in msgs])
+
+
+@cli.command()
+@team_arg
+@click.option("--since", default="-", help="Event id to read after.")
+@click.option("--count", default=50, show_default=True)
+@pass_ctx
+def events(c: Ctx, team_id: str, since: str, count: int) -> None:
+    """The team's audit trail (a capped Redis Stream): the newest first, or with --since
+    the events after that id, oldest first.
+
+    \b
+    Examples:
+      pushinbox events demo --count 20
+      pushinbox events demo --since 1795631795236-0
+    """
+    rows = c.d.events(team_id, since, count, newest_first=since in ("-", ""))
+    table_rows = [{"id": r["id"], "at": int(r.get("t", 0)), "event": r.get("e"),
+                   "message": r.get("m"), "advisor": r.get("a"), "why": r.get("why")}
+                  for r in rows]
+    emit(rows, c.json, rows=table_rows)
+
+
+@cli.group()
+def hook() -> None:
+    """Webhooks: signed HTTP callbacks to upstream services on team events."""
+
+
+@hook.command("add")
+@team_arg
+@click.argument("url")
+@click.option("--event", "events", multiple=True, required=True,
+              help="Event type (repeat): " + ", ".join(HOOK_EVENTS) + ".")
+@pass_ctx
+def hook_add(c: Ctx, team_id: str, url: str, events: tuple[str, ...]) -> None:
+    """Register a webhook; prints its signing secret (shown once)."""
+    from dispatcher import webhooks
+
+    webhooks.check_events(list(events))
+    webhooks.check_destination(url)
+    made = c.d.run(webhooks.create_hook(team_id, url, list(events)))
+    emit(made.to_dict(), c.json)
+
+
+@hook.command("list")
+@team_arg
+@pass_ctx
+def hook_list(c: Ctx, team_id: str) -> None:
+    """The team's webhooks."""
+    from dispatcher import webhooks
+
+    rows = [h.to_dict() for h in c.d.run(webhooks.list_hooks(team_id))]
+    emit(rows, c.json, rows=rows)
+
+
+@hook.command("remove")
+@team_arg
+@click.argument("hook_id")
+@pass_ctx
+def hook_remove(c: Ctx, team_id: str, hook_id: str) -> None:
+    """Remove a webhook."""
+    from dispatcher import webhooks
+
+    c.d.run(webhooks.delete_hook(team_id, hook_id))
+    emit({"removed": hook_id}, c.json)
