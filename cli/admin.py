@@ -12,6 +12,7 @@ from cli.base import (
     team_arg,
 )
 from cli.output import emit
+from dispatcher import defaults, ops
 from dispatcher.errors import ValidationError
 
 
@@ -27,7 +28,7 @@ def team() -> None:
 @pass_ctx
 def team_create(c: Ctx, team_id: str, name: str | None) -> None:
     """Create a team.  Example: pushinbox team create acme --name "Acme care" """
-    c.d.create_team(team_id, name)
+    c.d.run(ops.create_team(team_id, name))
     emit({"team": team_id, "created": True}, c.json)
 
 
@@ -43,14 +44,15 @@ def team_delete(c: Ctx, team_id: str, yes: bool) -> None:
     if not yes:
         raise ValidationError(f"deleting team {team_id} removes all it holds; add --yes",
                               field="yes")
-    emit({"team": team_id, "deleted_keys": c.d.delete_team(team_id)}, c.json)
+    deleted = c.d.run(ops.delete_team(team_id, defaults.DELETE_BATCH))
+    emit({"team": team_id, "deleted_keys": deleted}, c.json)
 
 
 @team.command("list")
 @pass_ctx
 def team_list(c: Ctx) -> None:
     """List teams."""
-    teams = c.d.teams()
+    teams = c.d.run(ops.teams())
     emit(teams, c.json, rows=[{"team": t} for t in teams])
 
 
@@ -59,7 +61,7 @@ def team_list(c: Ctx) -> None:
 @pass_ctx
 def team_show(c: Ctx, team_id: str) -> None:
     """Show a team's settings."""
-    emit(c.d.team_settings(team_id), c.json)
+    emit(c.d.run(ops.team_settings(team_id)), c.json)
 
 
 @team.command("set")
@@ -77,11 +79,11 @@ def team_set(c: Ctx, team_id: str, name: str | None, presence_timeout: int | Non
              untouched_after: int | None, logout_at_end_of_hours: bool | None,
              max_requeues: int | None, retention: int | None) -> None:
     """Change team options.  Example: pushinbox team set acme --untouched-after 600"""
-    c.d.configure(team_id, name=name, presence_timeout_s=presence_timeout,
-                  untouched_after_s=untouched_after,
-                  logout_at_end_of_hours=logout_at_end_of_hours,
-                  max_requeues=max_requeues, retention_s=retention)
-    emit(c.d.team_settings(team_id), c.json)
+    c.d.run(ops.configure(team_id, name=name, presence_timeout_s=presence_timeout,
+                          untouched_after_s=untouched_after,
+                          logout_at_end_of_hours=logout_at_end_of_hours,
+                          max_requeues=max_requeues, retention_s=retention))
+    emit(c.d.run(ops.team_settings(team_id)), c.json)
 
 
 @cli.group()
@@ -99,8 +101,8 @@ def role() -> None:
 @pass_ctx
 def role_set(c: Ctx, team_id: str, role_name: str, push: bool, capacity: int) -> None:
     """Create or change a role.  Example: pushinbox role set acme agent --push"""
-    c.d.set_role(team_id, role_name, push=push, capacity=capacity)
-    emit(c.d.roles(team_id), c.json, rows=c.d.roles(team_id))
+    c.d.run(ops.set_role(team_id, role_name, push=push, capacity=capacity))
+    emit(c.d.run(ops.roles(team_id)), c.json, rows=c.d.run(ops.roles(team_id)))
 
 
 @role.command("list")
@@ -108,7 +110,7 @@ def role_set(c: Ctx, team_id: str, role_name: str, push: bool, capacity: int) ->
 @pass_ctx
 def role_list(c: Ctx, team_id: str) -> None:
     """List roles."""
-    rows = c.d.roles(team_id)
+    rows = c.d.run(ops.roles(team_id))
     emit(rows, c.json, rows=rows)
 
 
@@ -125,7 +127,7 @@ def advisor() -> None:
 @pass_ctx
 def advisor_add(c: Ctx, team_id: str, advisor_id: str, role_name: str, name: str | None) -> None:
     """Create or change an advisor.  Example: pushinbox advisor add acme ann --role agent"""
-    c.d.set_advisor(team_id, advisor_id, role_name, name)
+    c.d.run(ops.set_advisor(team_id, advisor_id, role_name, name))
     emit({"advisor": advisor_id, "role": role_name}, c.json)
 
 
@@ -134,7 +136,7 @@ def advisor_add(c: Ctx, team_id: str, advisor_id: str, role_name: str, name: str
 @pass_ctx
 def advisor_list(c: Ctx, team_id: str) -> None:
     """List advisors with their state and assigned messages."""
-    rows = c.d.advisors(team_id)
+    rows = c.d.run(ops.advisors(team_id))
     emit(rows, c.json, rows=rows)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 
@@ -16,6 +17,7 @@ from cli.base import (
     team_arg,
 )
 from cli.output import emit, table
+from dispatcher import ops
 
 
 # --- advisor actions --------------------------------------------------------------------------
@@ -25,7 +27,7 @@ from cli.output import emit, table
 @pass_ctx
 def login(c: Ctx, team_id: str, advisor_id: str) -> None:
     """Log an advisor in.  Example: pushinbox login demo alice"""
-    emit({"advisor": advisor_id, "session": c.d.login(team_id, advisor_id)}, c.json)
+    emit({"advisor": advisor_id, "session": c.d.run(ops.login(team_id, advisor_id))}, c.json)
 
 
 @cli.command()
@@ -34,7 +36,7 @@ def login(c: Ctx, team_id: str, advisor_id: str) -> None:
 @pass_ctx
 def logout(c: Ctx, team_id: str, advisor_id: str) -> None:
     """Log an advisor out; their messages go back to the team, marked reassigned."""
-    job = c.d.logout(team_id, advisor_id)
+    job = c.d.run(ops.logout(team_id, advisor_id))
     emit({"advisor": advisor_id, "logged_out": True, "requeue_job": job}, c.json)
 
 
@@ -48,7 +50,7 @@ def next_cmd(c: Ctx, team_id: str, advisor_id: str, request_id: str | None) -> N
 
     Example: pushinbox next demo alice
     """
-    p = c.d.next(team_id, advisor_id, request_id)
+    p = c.d.run(ops.next_message(team_id, advisor_id, request_id))
     if c.json:
         emit(p.to_dict(), True)
         return
@@ -60,14 +62,14 @@ def next_cmd(c: Ctx, team_id: str, advisor_id: str, request_id: str | None) -> N
     table([msg_row(m) for m in p.messages])
 
 
-def _action(name: str, method: str, doc: str, hidden: bool = False) -> None:
+def _action(name: str, action: str, doc: str, hidden: bool = False, **extra: Any) -> None:
     @cli.command(name, help=doc, hidden=hidden)
     @team_arg
     @advisor_arg
     @message_arg
     @pass_ctx
     def cmd(c: Ctx, team_id: str, advisor_id: str, message_id: str) -> None:
-        status = getattr(c.d, method)(team_id, advisor_id, message_id)
+        status = c.d.run(ops.act(action, team_id, advisor_id, message_id, **extra))
         emit({"message": message_id, "action": name, "status": status}, c.json)
 
 
@@ -75,14 +77,14 @@ _action("reply", "reply", "Reply to a message (it is done and counts as a respon
         "Example: pushinbox reply demo alice demo-msg-12")
 _action("archive", "archive", "Archive a message (done; archiving twice is a no-op).\n\n"
         "Example: pushinbox archive demo alice demo-msg-12")
-_action("request-help", "request_help",
+_action("request-help", "help",
         "Request help on a message: it goes to the team's help requests.\n\n"
         "Example: pushinbox request-help demo alice demo-msg-12")
-_action("help", "request_help", "Old name of request-help.", hidden=True)
+_action("help", "help", "Old name of request-help.", hidden=True)
 _action("hold", "hold", "Put a message on hold: it stays yours but no longer blocks pushes."
         "\n\nExample: pushinbox hold demo alice demo-msg-12")
-_action("unhold", "unhold", "Take a message off hold.\n\n"
-        "Example: pushinbox unhold demo alice demo-msg-12")
+_action("unhold", "hold", "Take a message off hold.\n\n"
+        "Example: pushinbox unhold demo alice demo-msg-12", off=True)
 
 
 @cli.command()
@@ -92,7 +94,7 @@ _action("unhold", "unhold", "Take a message off hold.\n\n"
 @pass_ctx
 def take(c: Ctx, team_id: str, advisor_id: str, message_id: str) -> None:
     """Pick a waiting message (advisors whose role has push mode off)."""
-    rows = [msg_row(m) for m in c.d.take(team_id, advisor_id, message_id)]
+    rows = [msg_row(m) for m in c.d.run(ops.take(team_id, advisor_id, message_id))]
     emit(rows, c.json, rows=rows)
 
 
@@ -113,7 +115,7 @@ def break_group() -> None:
 @pass_ctx
 def break_start(c: Ctx, team_id: str, advisor_id: str) -> None:
     """Start a break.  Example: pushinbox break start demo alice"""
-    b = c.d.start_break(team_id, advisor_id)
+    b = c.d.run(ops.start_break(team_id, advisor_id))
     until = datetime.fromtimestamp(b.until / 1000, UTC).isoformat() if b.until else None
     emit({"advisor": advisor_id, "status": b.status,
           "since": datetime.fromtimestamp(b.since / 1000, UTC).isoformat(),
@@ -126,7 +128,7 @@ def break_start(c: Ctx, team_id: str, advisor_id: str) -> None:
 @pass_ctx
 def break_end(c: Ctx, team_id: str, advisor_id: str) -> None:
     """End a break."""
-    ms = c.d.end_break(team_id, advisor_id)
+    ms = c.d.run(ops.end_break(team_id, advisor_id))
     emit({"advisor": advisor_id, "break_seconds": ms / 1000}, c.json)
 
 
@@ -136,5 +138,5 @@ def break_end(c: Ctx, team_id: str, advisor_id: str) -> None:
 @pass_ctx
 def current(c: Ctx, team_id: str, advisor_id: str) -> None:
     """Your current messages: pushed, triaged, assigned by hand, on hold."""
-    msgs = c.d.current(team_id, advisor_id)
+    msgs = c.d.run(ops.current(team_id, advisor_id))
     emit([m.to_dict() for m in msgs], c.json, rows=[msg_row(m) for m in msgs])

@@ -17,7 +17,7 @@ from cli.base import (
     pass_ctx,
 )
 from cli.output import emit
-from dispatcher import defaults
+from dispatcher import defaults, ops
 from dispatcher.api import Dispatcher
 from dispatcher.errors import PushinboxError, UnavailableError
 from dispatcher.log import configure as configure_logging
@@ -137,8 +137,8 @@ def tick(c: Ctx, team: str | None) -> None:
       pushinbox tick          # every team
       pushinbox tick demo
     """
-    teams = [team] if team else c.d.teams()
-    out = {t: c.d.tick(t) for t in teams}
+    teams = [team] if team else c.d.run(ops.teams())
+    out = {t: c.d.run(ops.tick(t, c.d.batch_size)) for t in teams}
     emit(out, c.json, rows=[{"team": t, **v} for t, v in out.items()])
 
 
@@ -164,7 +164,7 @@ def check(c: Ctx, teams: tuple[str, ...], repair: bool) -> None:
     back to the stock marked reassigned), the reconciler hands stranded messages back, and
     the teams are checked again.
     """
-    names = list(teams) or c.d.teams()
+    names = list(teams) or c.d.run(ops.teams())
     failed: dict[str, str] = {}  # one team's failure is reported; the others still run
 
     def attempt(team: str, action: Callable[[str], Any]) -> Any:

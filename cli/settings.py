@@ -12,6 +12,7 @@ from cli.base import (
     team_arg,
 )
 from cli.output import emit
+from dispatcher import ops
 
 
 # --- settings -------------------------------------------------------------------------------
@@ -25,7 +26,7 @@ def groups() -> None:
 @pass_ctx
 def groups_show(c: Ctx, team_id: str) -> None:
     """Show the priority groups (the implicit last group is 'everything else')."""
-    s = c.d.groups(team_id)
+    s = c.d.run(ops.groups(team_id))
     rows = [{"position": i + 1, "name": g["name"], "match": g["match"]}
             for i, g in enumerate(s.groups)]
     rows.append({"position": len(rows) + 1, "name": "everything else", "match": {}})
@@ -50,7 +51,7 @@ def groups_set(c: Ctx, team_id: str, file: str) -> None:
     Conditions: customer_tags_any, customer_tags_all, channel_in, reassigned,
     message_tags_any, message_tags_all, language_in, attribute_equals, attribute_in.
     """
-    res = c.d.set_groups(team_id, load_file(file))
+    res = c.d.run(ops.set_groups(team_id, load_file(file)))
     emit(res, c.json)
 
 
@@ -72,7 +73,7 @@ def triage_set(c: Ctx, team_id: str, file: str) -> None:
         match: {language_in: [ko]}
         advisor: minji
     """
-    rules = c.d.set_triage(team_id, load_file(file))
+    rules = c.d.run(ops.set_triage(team_id, load_file(file)))
     emit([r.to_dict() for r in rules], c.json, rows=[r.to_dict() for r in rules])
 
 
@@ -81,7 +82,7 @@ def triage_set(c: Ctx, team_id: str, file: str) -> None:
 @pass_ctx
 def triage_show(c: Ctx, team_id: str) -> None:
     """Show triage rules."""
-    rows = [r.to_dict() for r in c.d.triage(team_id)]
+    rows = [r.to_dict() for r in c.d.run(ops.triage(team_id))]
     emit(rows, c.json, rows=rows)
 
 
@@ -104,7 +105,7 @@ def hours_set(c: Ctx, team_id: str, file: str) -> None:
         mon: ["09:00-12:30", "13:30-18:00"]
         sat: ["10:00-14:00"]
     """
-    h = c.d.set_hours(team_id, load_file(file))
+    h = c.d.run(ops.set_hours(team_id, load_file(file)))
     emit(h.to_dict(), c.json)
 
 
@@ -113,5 +114,5 @@ def hours_set(c: Ctx, team_id: str, file: str) -> None:
 @pass_ctx
 def hours_show(c: Ctx, team_id: str) -> None:
     """Show working hours."""
-    h = c.d.hours(team_id)
+    h = c.d.run(ops.hours(team_id))
     emit(h.to_dict() if h else None, c.json)

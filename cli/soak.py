@@ -13,7 +13,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from dispatcher import ConflictError, Dispatcher, PushinboxError, UnavailableError
+from dispatcher import (
+    ConflictError,
+    Dispatcher,
+    NotYoursError,
+    PushinboxError,
+    UnavailableError,
+)
 from dispatcher.connection import connect
 
 
@@ -22,9 +28,10 @@ class SoakReport:
     seconds: float
     operations: int = 0
     ingested: int = 0
-    # The only refusal the product allows here: a supervisor assigning a help request to an
-    # advisor who has just logged out. Anything else an advisor, upstream or the supervisor
-    # meets is an error of the run (kept, never a silently dead thread).
+    # The refusals the product allows here: a supervisor assigning a help request to an
+    # advisor who has just logged out, and an advisor acting on a message whose conversation
+    # a supervisor just assigned elsewhere. Anything else an advisor, upstream or the
+    # supervisor meets is an error of the run (kept, never a silently dead thread).
     expected_refusals: int = 0
     errors: list[str] = field(default_factory=list)
     next_ms: list[float] = field(default_factory=list)
@@ -146,7 +153,12 @@ def run(url: str, team: str | None = None, seconds: float = 60, advisors: int = 
                 with lock:
                     report.errors.append(f"{name}: {exc}")
                 time.sleep(0.1)
-            except Exception as exc:  # nobody else moves an advisor's messages here: a defect
+            except NotYoursError:
+                # The race the product allows: the supervisor assigned a help request of this
+                # conversation elsewhere, and the whole conversation went with it.
+                with lock:
+                    report.expected_refusals += 1
+            except Exception as exc:  # anything else an advisor meets is a defect
                 with lock:
                     report.errors.append(f"{name}: {type(exc).__name__}: {exc}")
 

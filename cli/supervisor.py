@@ -33,7 +33,7 @@ from dispatcher.webhooks import EVENTS as HOOK_EVENTS
 @pass_ctx
 def assign(c: Ctx, team_id: str, advisor_id: str, message_id: str) -> None:
     """Assign a message by hand (from the stock, help requests, quarantine or an advisor)."""
-    rows = [msg_row(m) for m in c.d.assign(team_id, advisor_id, message_id, by="cli")]
+    rows = [msg_row(m) for m in c.d.run(ops.assign(team_id, advisor_id, message_id, by="cli"))]
     emit(rows, c.json, rows=rows)
 
 
@@ -51,7 +51,8 @@ def requeue(c: Ctx, team_id: str, advisor_id: str | None, message_id: str | None
       pushinbox requeue demo --message m42    # one message (and its conversation)
     """
     if message_id:
-        emit({"message": message_id, "status": c.d.send_to_stock(team_id, message_id)}, c.json)
+        status = c.d.run(ops.send_to_stock(team_id, message_id))
+        emit({"message": message_id, "status": status}, c.json)
         return
     if not advisor_id:
         raise ValidationError("give an advisor, or --message", field="advisor")
@@ -74,7 +75,7 @@ def requeue(c: Ctx, team_id: str, advisor_id: str | None, message_id: str | None
 @pass_ctx
 def stock(c: Ctx, team_id: str) -> None:
     """The team's waiting messages, total and per channel, with the oldest one's age."""
-    s = c.d.stock(team_id)
+    s = c.d.run(ops.team_stock(team_id))
     rows: list[dict[str, Any]] = [{"channel": ch.channel, "waiting": ch.waiting,
                                    "oldest_age_s": ch.oldest_age_s} for ch in s.channels]
     rows.append({"channel": "TOTAL", "waiting": s.total, "oldest_age_s": None})
@@ -88,7 +89,7 @@ def stock(c: Ctx, team_id: str) -> None:
 @pass_ctx
 def stats(c: Ctx, team_id: str, advisor_id: str, day: datetime | None) -> None:
     """An advisor's figures for the UTC day: responses, archives, breaks, assigned, stock."""
-    s = c.d.advisor_stats(team_id, advisor_id, day.date() if day else None)
+    s = c.d.run(ops.advisor_stats(team_id, advisor_id, day.date() if day else None))
     emit(s.to_dict(), c.json)
 
 
@@ -108,7 +109,7 @@ def breaks(c: Ctx, team_id: str, start: datetime | None, days: int) -> None:
     """
     first = start.date() if start else datetime.fromtimestamp(
         c.d.now_ms() / 1000, UTC).date() - timedelta(days=days - 1)
-    out = c.d.breaks(team_id, first, days)
+    out = c.d.run(ops.breaks(team_id, first, days))
     rows = [{"day": d["day"], "advisor": a, "break_s": s}
             for d in out["days"] for a, s in d["advisors"].items()]
     rows += [{"day": d["day"], "advisor": "TEAM", "break_s": d["team_seconds"]}
@@ -122,7 +123,7 @@ def breaks(c: Ctx, team_id: str, start: datetime | None, days: int) -> None:
 @pass_ctx
 def preview(c: Ctx, team_id: str, n: int) -> None:
     """The first N conversations of the ordered list: exactly what the next N presses get."""
-    rows = c.d.preview(team_id, n)
+    rows = c.d.run(ops.preview(team_id, n))
     emit([{**r, "messages": [m.to_dict() for m in r["messages"]]} for r in rows], c.json,
          rows=[{"position": r["position"], "conversation": r["conversation"],
                 "group": r["group"], "why": r["why"],
@@ -134,7 +135,7 @@ def preview(c: Ctx, team_id: str, n: int) -> None:
 @pass_ctx
 def help_requests(c: Ctx, team_id: str) -> None:
     """The team's help requests (assign one to an advisor with `pushinbox assign`)."""
-    msgs = c.d.help_requests(team_id)
+    msgs = c.d.run(ops.place(team_id, "help"))
     emit([m.to_dict() for m in msgs], c.json, rows=[msg_row(m) for m in msgs])
 
 
@@ -143,7 +144,7 @@ def help_requests(c: Ctx, team_id: str) -> None:
 @pass_ctx
 def quarantine(c: Ctx, team_id: str) -> None:
     """Messages set aside after too many requeues (`pushinbox requeue --message` releases)."""
-    msgs = c.d.quarantined(team_id)
+    msgs = c.d.run(ops.place(team_id, "quarantine"))
     emit([m.to_dict() for m in msgs], c.json, rows=[msg_row(m) for m in msgs])
 
 
@@ -161,7 +162,7 @@ def events(c: Ctx, team_id: str, since: str, count: int) -> None:
       pushinbox events demo --count 20
       pushinbox events demo --since 1795631795236-0
     """
-    rows = c.d.events(team_id, since, count, newest_first=since in ("-", ""))
+    rows = c.d.run(ops.events(team_id, since, count, newest_first=since in ("-", "")))
     table_rows = [{"id": r["id"], "at": int(r.get("t", 0)), "event": r.get("e"),
                    "message": r.get("m"), "advisor": r.get("a"), "why": r.get("why")}
                   for r in rows]

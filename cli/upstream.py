@@ -16,6 +16,7 @@ from cli.base import (
     team_arg,
 )
 from cli.output import emit
+from dispatcher import ops
 from dispatcher.errors import ValidationError
 from dispatcher.model import IncomingMessage
 
@@ -60,7 +61,7 @@ def ingest(c: Ctx, team_id: str, file: str | None, msg_id: str | None,
             message["tags"] = list(tags)
         if language:
             message["language"] = language
-        status = c.d.ingest(team_id, message)
+        status = c.d.run(ops.ingest_one(team_id, message))
         emit({"id": msg_id, "status": status}, c.json)
         return
     try:
@@ -88,7 +89,7 @@ def ingest(c: Ctx, team_id: str, file: str | None, msg_id: str | None,
         for start in range(0, len(msgs), batch):
             chunk = msgs[start:start + batch]
             try:
-                results = c.d.ingest_many(team_id, chunk)
+                results = c.d.run(ops.ingest_many(team_id, chunk))
             except ValidationError as exc:  # refused by Redis state (a conflict, a cap)
                 stored = f"lines up to {line_of[start - 1]} were stored" if start else (
                     "nothing was stored")
@@ -113,5 +114,5 @@ def customer_tags(c: Ctx, team_id: str, customer: str, tags: tuple[str, ...]) ->
 
     Example: pushinbox customer-tags demo customer-3 VIP
     """
-    moved = c.d.set_customer_tags(team_id, customer, list(tags))
+    moved = c.d.run(ops.set_customer_tags(team_id, customer, list(tags)))
     emit({"customer": customer, "tags": list(tags), "conversations_moved": moved}, c.json)

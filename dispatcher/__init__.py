@@ -1,6 +1,7 @@
 """pushinbox: push-mode dispatching of customer messages on Redis."""
 
-from dispatcher.api import Dispatcher, InlineJobs, Jobs
+from dispatcher.api import AsyncDispatcher, Dispatcher, InlineJobs, Jobs
+from dispatcher.clock import FakeClock
 from dispatcher.errors import (
     ConflictError,
     ForbiddenError,
@@ -16,9 +17,11 @@ from dispatcher.rules import PrioritySettings, TriageRule
 
 __all__ = [
     "AdvisorStats",
+    "AsyncDispatcher",
     "CheckReport",
     "ConflictError",
     "Dispatcher",
+    "FakeClock",
     "ForbiddenError",
     "InlineJobs",
     "Jobs",

@@ -12,10 +12,11 @@ without a worker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date
 from typing import Any, Protocol, TypeVar
 
@@ -32,13 +33,16 @@ from dispatcher.rules import PrioritySettings, TriageRule
 from dispatcher.scripts import ScriptSet
 from dispatcher.scripts import names as scripts_names
 
-__all__ = ["AsyncDispatcher", "BreakInfo", "Dispatcher", "InlineJobs", "Jobs"]
+__all__ = ["AsyncDispatcher", "BreakInfo", "Dispatcher", "InlineJobs", "Jobs", "inline_job",
+           "reachable", "replicas_to_wait"]
 
 log = get_logger("pushinbox")
 T = TypeVar("T")
 
 _SCRIPT_ERROR = re.compile(r"PI (\w+) (\S+) (.*?)(?: script: [0-9a-f]+, on @user_script:\d+\.)?$")
 _DOWN = (redis.ConnectionError, redis.TimeoutError)
+_SyncRedis = redis.Redis
+_AsyncRedis = aredis.Redis
 
 
 class Jobs(Protocol):
@@ -51,22 +55,48 @@ class Jobs(Protocol):
     def end_break_at(self, team: str, advisor: str, epoch: int, at_ms: int) -> str | None: ...
 
 
+def inline_job(job: ops.Job, batch: int) -> Op[Any] | None:
+    """The one inline-jobs policy of both drivers, when no jobs runner is given: a move runs
+    at once in the caller, batch by batch; a break's scheduled end is left to ``tick``."""
+    if job.kind == "requeue_advisor":
+        team, advisor, epoch = job.args
+        return ops.requeue_advisor(team, advisor, epoch, batch)
+    if job.kind == "rebucket":
+        return ops.rebucket(job.args[0], batch)
+    return None
+
+
 class InlineJobs:
-    """Runs moves at once in the caller; a break's scheduled end is left to ``tick``."""
+    """``inline_job`` as a Jobs runner of a Dispatcher (what ``jobs=None`` does)."""
 
     def __init__(self, dispatcher: Dispatcher) -> None:
         self._d = dispatcher
 
+    def _run(self, kind: str, *args: Any) -> None:
+        op = inline_job(ops.Job(kind, args), self._d.batch_size)
+        if op is not None:
+            self._d.run(op)
+
     def requeue_advisor(self, team: str, advisor: str, epoch: int) -> str | None:
-        self._d.requeue_advisor(team, advisor, epoch)
+        self._run("requeue_advisor", team, advisor, epoch)
         return None
 
     def rebucket(self, team: str) -> str | None:
-        self._d.rebucket(team)
+        self._run("rebucket", team)
         return None
 
     def end_break_at(self, team: str, advisor: str, epoch: int, at_ms: int) -> str | None:
         return None
+
+
+@contextlib.contextmanager
+def reachable() -> Iterator[None]:
+    """The one place where Redis being away (connection refused, reset, timed out) becomes
+    UnavailableError (HTTP 503 with Retry-After), for every call of both drivers."""
+    try:
+        yield
+    except _DOWN as exc:
+        raise UnavailableError(f"Redis is unreachable: {exc}") from exc
 
 
 def replicas_to_wait(given: int | None) -> int:
@@ -81,34 +111,71 @@ def _behind(name: str, acknowledged: Any, wanted: int) -> None:
                     wanted=wanted)
 
 
-class Dispatcher:
-    """Push-mode dispatching on Redis.
+class _Driver:
+    """What both drivers share: their settings, the scripts on their client, how each kind
+    of request an operation yields is prepared (only the awaiting differs), the inline-jobs
+    policy, the replication wait and the per-script hook.
 
     ``clock`` (milliseconds since the epoch) replaces Redis ``TIME`` for tests that control
     time; in production every process uses the Redis clock, so they all agree.
     ``wait_replicas`` > 0 makes every script call wait (Redis ``WAIT``, at most
     ``wait_timeout_ms``) until that many replicas hold its writes, so a failover cannot lose
     an acknowledged operation; it costs a replication round trip per call
-    (docs/reliability.md). Default: PUSHINBOX_WAIT_REPLICAS, else 0.
+    (docs/reliability.md). Default: PUSHINBOX_WAIT_REPLICAS, else 0. ``on_script`` is called
+    with each script's name and seconds (the service's latency histogram).
     """
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: Any,
         *,
         jobs: Jobs | None = None,
         clock: Callable[[], int] | None = None,
         batch_size: int = defaults.BATCH_SIZE,
         wait_replicas: int | None = None,
         wait_timeout_ms: int = defaults.WAIT_TIMEOUT_MS,
+        on_script: Callable[[str, float], None] | None = None,
     ) -> None:
         self.redis = client
         self.scripts = ScriptSet(client)
-        self.jobs: Jobs = jobs if jobs is not None else InlineJobs(self)
+        #: Where long moves go (RQ in production); None runs them inline (``inline_job``).
+        self.jobs = jobs
         self.clock = clock
         self.batch_size = batch_size
         self.wait_replicas = replicas_to_wait(wait_replicas)
         self.wait_timeout_ms = wait_timeout_ms
+        self.on_script = on_script
+
+    def _pipeline(self, request: ops.Commands) -> Any:
+        pipe = self.redis.pipeline(transaction=False)
+        for cmd in request.cmds:
+            getattr(pipe, cmd.name)(*cmd.args, **cmd.kwargs)
+        return pipe
+
+    def _wait(self, pipe: Any) -> Any:
+        """With ``wait_replicas``, a script call and WAIT go on one connection (a pipeline the
+        caller queued the script on), so WAIT covers the script's writes."""
+        pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
+        return pipe
+
+    def _result(self, name: str, raw: Any, started: float) -> Any:
+        if self.wait_replicas:
+            raw, replicas = raw
+            _behind(name, replicas, self.wait_replicas)
+        if self.on_script is not None:
+            self.on_script(name, time.perf_counter() - started)
+        return unpack(raw)
+
+    def _now(self, sec: Any, usec: Any) -> int:
+        return int(sec) * 1000 + int(usec) // 1000
+
+
+class Dispatcher(_Driver):
+    """Push-mode dispatching on Redis, on a blocking redis-py client (the CLI, the workers,
+    library users). ``d.run(op)`` executes any operation of ``dispatcher.ops``; the methods
+    below are shorthands for the common ones. See ``_Driver`` for the options."""
+
+    redis: _SyncRedis
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Dispatcher:
@@ -132,55 +199,40 @@ class Dispatcher:
         if isinstance(request, ops.Script):
             return self.call(request.name, request.team, **request.opts)
         if isinstance(request, ops.Commands):
-            pipe = self.redis.pipeline(transaction=False)
-            for cmd in request.cmds:
-                getattr(pipe, cmd.name)(*cmd.args, **cmd.kwargs)
-            try:
-                return pipe.execute()
-            except _DOWN as exc:
-                raise UnavailableError(f"Redis is unreachable: {exc}") from exc
+            with reachable():
+                return self._pipeline(request).execute()
         if isinstance(request, ops.Now):
             return self.now_ms()
-        return getattr(self.jobs, request.kind)(*request.args)
+        if self.jobs is not None:
+            return getattr(self.jobs, request.kind)(*request.args)
+        inline = inline_job(request, self.batch_size)
+        if inline is not None:
+            self.run(inline)
+        return None
 
     def call(self, script: str, team: str, /, **opts: Any) -> Any:
         """Run one script for ``team``; script errors become PushinboxError subclasses."""
         name, args = _script_args(script, team, opts, self.clock)
-        try:
+        started = time.perf_counter()
+        with reachable(), _translated():
             if self.wait_replicas:
-                raw = self._call_and_wait(name, args)
+                pipe = self.redis.pipeline(transaction=False)
+                self.scripts[name](keys=args[:1], args=args[1:], client=pipe)
+                raw = self._wait(pipe).execute()
             else:
                 raw = self.scripts[name](keys=args[:1], args=args[1:])
-        except redis.ResponseError as exc:
-            raise _translate(exc) from exc
-        except _DOWN as exc:
-            raise UnavailableError(f"Redis is unreachable: {exc}") from exc
-        return unpack(raw)
-
-    def _call_and_wait(self, name: str, args: list[Any]) -> Any:
-        """The script and WAIT on one connection (a pipeline), so WAIT covers its writes."""
-        pipe = self.redis.pipeline(transaction=False)
-        self.scripts[name](keys=args[:1], args=args[1:], client=pipe)
-        pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)  # type: ignore[no-untyped-call]
-        raw, replicas = pipe.execute()
-        _behind(name, replicas, self.wait_replicas)
-        return raw
+        return self._result(name, raw, started)
 
     def now_ms(self) -> int:
         """The dispatcher's clock: the test clock, else Redis TIME (one clock for everyone)."""
         if self.clock is not None:
             return self.clock()
-        try:
-            sec, usec = self.redis.time()
-        except _DOWN as exc:
-            raise UnavailableError(f"Redis is unreachable: {exc}") from exc
-        return int(sec) * 1000 + int(usec) // 1000
+        with reachable():
+            return self._now(*self.redis.time())
 
     def ping(self) -> bool:
-        try:
+        with reachable():
             return bool(self.redis.ping())
-        except _DOWN as exc:
-            raise UnavailableError(f"Redis is unreachable: {exc}") from exc
 
     # --- teams, roles, advisors, settings (see dispatcher.ops for each) ------------------------
     def create_team(self, team: str, name: str | None = None) -> None:
@@ -351,32 +403,12 @@ class Dispatcher:
         return self.run(ops.tick(team, self.batch_size))
 
 
-class AsyncDispatcher:
-    """The same operations on ``redis.asyncio``, for the HTTP service's event loop.
+class AsyncDispatcher(_Driver):
+    """The same operations on ``redis.asyncio``, for the HTTP service's event loop:
+    ``await d.run(op)``. ``jobs`` is called in a worker thread (RQ's client is blocking);
+    without one, moves run inline on this loop, batch by batch (``inline_job``)."""
 
-    ``jobs`` is called in a worker thread (RQ's client is blocking); without one, moves run
-    inline on this loop, batch by batch.
-    """
-
-    def __init__(
-        self,
-        client: aredis.Redis,
-        *,
-        jobs: Jobs | None = None,
-        clock: Callable[[], int] | None = None,
-        batch_size: int = defaults.BATCH_SIZE,
-        on_script: Callable[[str, float], None] | None = None,
-        wait_replicas: int | None = None,
-        wait_timeout_ms: int = defaults.WAIT_TIMEOUT_MS,
-    ) -> None:
-        self.redis = client
-        self.scripts = ScriptSet(client)
-        self.jobs = jobs
-        self.wait_replicas = replicas_to_wait(wait_replicas)
-        self.wait_timeout_ms = wait_timeout_ms
-        self.clock = clock
-        self.batch_size = batch_size
-        self.on_script = on_script  # (script, seconds): the service's latency histogram
+    redis: _AsyncRedis
 
     async def run(self, op: Op[T]) -> T:
         """Execute one operation of ``dispatcher.ops`` without blocking the loop."""
@@ -392,64 +424,44 @@ class AsyncDispatcher:
         if isinstance(request, ops.Script):
             return await self.call(request.name, request.team, **request.opts)
         if isinstance(request, ops.Commands):
-            pipe = self.redis.pipeline(transaction=False)
-            for cmd in request.cmds:
-                getattr(pipe, cmd.name)(*cmd.args, **cmd.kwargs)
-            try:
-                return await pipe.execute()
-            except _DOWN as exc:
-                raise UnavailableError(f"Redis is unreachable: {exc}") from exc
+            with reachable():
+                return await self._pipeline(request).execute()
         if isinstance(request, ops.Now):
             return await self.now_ms()
         if self.jobs is not None:
             return await asyncio.to_thread(getattr(self.jobs, request.kind), *request.args)
-        if request.kind == "requeue_advisor":
-            team, advisor, epoch = request.args
-            await self.run(ops.requeue_advisor(team, advisor, epoch, self.batch_size))
-        elif request.kind == "rebucket":
-            await self.run(ops.rebucket(request.args[0], self.batch_size))
+        inline = inline_job(request, self.batch_size)
+        if inline is not None:
+            await self.run(inline)
         return None
 
     async def call(self, script: str, team: str, /, **opts: Any) -> Any:
         name, args = _script_args(script, team, opts, self.clock)
         started = time.perf_counter()
-        try:
-            if self.wait_replicas:  # the script and WAIT on one connection (see Dispatcher)
+        with reachable(), _translated():
+            if self.wait_replicas:
                 pipe = self.redis.pipeline(transaction=False)
                 await self.scripts[name](keys=args[:1], args=args[1:], client=pipe)
-                pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
-                raw, replicas = await pipe.execute()
-                _behind(name, replicas, self.wait_replicas)
+                raw = await self._wait(pipe).execute()
             else:
                 raw = await self.scripts[name](keys=args[:1], args=args[1:])
-        except redis.ResponseError as exc:
-            raise _translate(exc) from exc
-        except _DOWN as exc:
-            raise UnavailableError(f"Redis is unreachable: {exc}") from exc
-        if self.on_script is not None:
-            self.on_script(name, time.perf_counter() - started)
-        return unpack(raw)
+        return self._result(name, raw, started)
 
     async def now_ms(self) -> int:
         if self.clock is not None:
             return self.clock()
-        try:
-            sec, usec = await self.redis.time()
-        except _DOWN as exc:
-            raise UnavailableError(f"Redis is unreachable: {exc}") from exc
-        return int(sec) * 1000 + int(usec) // 1000
+        with reachable():
+            return self._now(*await self.redis.time())
 
     async def ready(self) -> bool:
         """Redis answers and holds every script (loading any that the cache lost)."""
-        try:
+        with reachable():
             shas = [self.scripts[n].sha for n in scripts_names()]
             present = await self.redis.script_exists(*shas)
             for name, ok in zip(scripts_names(), present, strict=True):
                 if not ok:
                     await self.redis.script_load(self.scripts[name].script)
             return True
-        except _DOWN as exc:
-            raise UnavailableError(f"Redis is unreachable: {exc}") from exc
 
 
 def _script_args(
@@ -461,6 +473,15 @@ def _script_args(
         opts = {**opts, "now": clock()}
     packed = pack({k: v for k, v in opts.items() if v is not None})
     return script, [keys.cfg(team), keys.prefix(team), packed]
+
+
+@contextlib.contextmanager
+def _translated() -> Iterator[None]:
+    """A script's refusal (``PI <code> <field> <message>``) as its PushinboxError."""
+    try:
+        yield
+    except redis.ResponseError as exc:
+        raise _translate(exc) from exc
 
 
 def _translate(exc: redis.ResponseError) -> PushinboxError:

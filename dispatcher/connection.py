@@ -18,6 +18,9 @@ from redis.sentinel import Sentinel
 from dispatcher import defaults
 from dispatcher.errors import ValidationError
 
+__all__ = ["CLUSTER_SCHEMES", "SENTINEL_SCHEME", "check_url", "connect", "connect_async",
+           "is_cluster"]
+
 CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
 SENTINEL_SCHEME = "redis+sentinel://"
 

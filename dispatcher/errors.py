@@ -6,6 +6,10 @@ This module imports nothing of ours, so any layer (API, CLI, HTTP, workers) can 
 
 from __future__ import annotations
 
+__all__ = ["ConflictError", "ForbiddenError", "MalformedError", "NotFoundError", "NotYoursError",
+           "PushinboxError", "TooLargeError", "UnauthorizedError", "UnavailableError",
+           "ValidationError", "error_for_code"]
+
 
 class PushinboxError(Exception):
     """Base of every pushinbox error; ``code`` is a stable machine-readable name."""

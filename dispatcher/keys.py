@@ -12,6 +12,13 @@ import re
 from dispatcher.defaults import KEY_PREFIX
 from dispatcher.errors import ValidationError
 
+__all__ = ["ID_PATTERN", "TEAMS", "TEAM_ID_PATTERN", "TOKENS", "advisor", "advisors", "cfg",
+           "channel_waiting", "channels", "check_id", "check_team", "conversation",
+           "conversation_held", "conversation_waiting", "current", "customer",
+           "customer_conversations", "day", "done", "events", "glob_escape", "help_requests",
+           "hook_jobs", "hooks", "message", "on_hold", "online", "prefix", "pushed",
+           "pushed_conversations", "quarantine", "queue", "role", "roles"]
+
 #: Ids (advisors, messages, conversations, customers, roles, hooks): 1-200 printable ASCII
 #: characters without spaces, braces (cluster hash tags) or / ? # % (ids appear in URL paths).
 #: ``(?![\s\S])`` ends the pattern instead of ``$``, which also matches before a final newline

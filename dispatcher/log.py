@@ -8,6 +8,8 @@ from typing import Any
 
 import structlog
 
+__all__ = ["QuietLogger", "configure", "get_logger"]
+
 
 def configure(json: bool | None = None, level: int = logging.INFO) -> None:
     """Configure structlog once per process; ``json`` defaults to "stderr is not a TTY"."""

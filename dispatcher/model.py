@@ -18,6 +18,9 @@ from dispatcher import defaults
 from dispatcher.errors import TooLargeError, ValidationError
 from dispatcher.keys import check_id
 
+__all__ = ["AdvisorStats", "ChannelStock", "CheckReport", "IncomingMessage", "Message", "Push",
+           "Stock", "pack", "unpack", "unpack_field"]
+
 _MESSAGE_FIELDS = {
     "id",
     "conversation",

@@ -24,6 +24,8 @@ from dispatcher.errors import ValidationError
 from dispatcher.keys import check_id
 from dispatcher.model import pack
 
+__all__ = ["PrioritySettings", "TriageRule", "compile_match", "decompile_match"]
+
 _LIST_CONDITIONS = {
     "customer_tags_any": "ct_any",
     "customer_tags_all": "ct_all",

@@ -16,6 +16,8 @@ from typing import Any
 
 from dispatcher.errors import PushinboxError
 
+__all__ = ["ScriptSet", "ScriptSourceError", "includes_of", "names", "source"]
+
 _INCLUDE_RE = re.compile(r"^--@include (\S+)[ \t]*$", re.MULTILINE)
 
 

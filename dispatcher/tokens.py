@@ -24,6 +24,18 @@ from dispatcher.errors import NotFoundError, ValidationError
 from dispatcher.model import pack, unpack
 from dispatcher.ops import Cmd, Commands, Now, Op, _read, require_team
 
+__all__ = [
+    "SCOPES",
+    "NewToken",
+    "Token",
+    "authenticate",
+    "create_token",
+    "forget_team",
+    "list_tokens",
+    "revoke_token",
+    "well_formed",
+]
+
 SCOPES = ("advisor", "supervisor", "ingest", "admin")
 
 

@@ -32,6 +32,25 @@ from dispatcher.errors import ValidationError
 from dispatcher.model import pack, unpack
 from dispatcher.ops import Now, Op, Script, _read, require_team
 
+__all__ = [
+    "ALLOW_ENV",
+    "EVENTS",
+    "MAX_HOOKS",
+    "SIGNATURE_HEADER",
+    "TOLERANCE_S",
+    "Allowed",
+    "Hook",
+    "body_bytes",
+    "check_destination",
+    "check_events",
+    "create_hook",
+    "delete_hook",
+    "list_hooks",
+    "payload",
+    "sign",
+    "verify_signature",
+]
+
 #: Event types a hook may subscribe to (the stream's own names; dispatcher/events.py).
 EVENTS = tuple(e.name for e in events.REGISTRY if e.hook)
 #: Stream field -> payload field.

@@ -22,6 +22,22 @@ from dispatcher import events, keys, ops
 from dispatcher.api import AsyncDispatcher
 from dispatcher.errors import MalformedError, PushinboxError
 
+__all__ = [
+    "BLOCK_MS",
+    "FIGURE_EVENTS",
+    "PRESENCE_EVENTS",
+    "QUEUE_SIZE",
+    "REPLAY_MAX",
+    "STOCK_EVENTS",
+    "STREAM_ID",
+    "Hub",
+    "Subscriber",
+    "Update",
+    "assigned_updates",
+    "check_last_event_id",
+    "opening",
+]
+
 log = structlog.get_logger("pushinbox.live")
 
 #: Events after which the team's waiting stock may have changed (dispatcher/events.py).

@@ -18,6 +18,9 @@ from prometheus_client import multiprocess as _mp
 
 from dispatcher.model import Push, Stock
 
+__all__ = ["ASSIGNMENTS", "CONTENT_TYPE", "LATENCY", "MAX_CHANNEL_LABELS", "REQUESTS", "SCRIPT",
+           "SSE_CLIENTS", "WAIT", "WAITING", "observe_push", "render", "set_stock", "set_waiting"]
+
 #: The text exposition format, its charset named once: prometheus-client's constant names it
 #: and Litestar appends "; charset=utf-8" to every text/* type, which made it appear twice
 #: (strict parsers such as Go's mime.ParseMediaType, hence Prometheus, refuse that).

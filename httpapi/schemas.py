@@ -13,6 +13,14 @@ from dispatcher import defaults
 from dispatcher.keys import ID_PATTERN, TEAM_ID_PATTERN
 from dispatcher.model import Message
 
+__all__ = ["ActionOut", "AdvisorIn", "AdvisorOut", "AssignIn", "BreakDay", "BreakEndOut",
+           "BreakOut", "BreaksOut", "ChannelOut", "CustomerTagsIn", "CustomerTagsOut",
+           "FiguresOut", "GroupIn", "GroupsChangedOut", "GroupsIn", "GroupsOut", "Health",
+           "HelpIn", "HookIn", "HookOut", "HoursIn", "Id", "IngestResult", "MessageBatchIn",
+           "MessageBatchOut", "MessageIn", "Order", "PreviewRow", "Problem", "RebucketingOut",
+           "RoleIn", "Scalar", "ScreenOut", "SessionOut", "StockOut", "TeamIdField", "TeamIn",
+           "TeamOut", "WhoAmI"]
+
 Id = Annotated[str, Meta(pattern=ID_PATTERN,
                          description="1-200 printable ASCII characters, no space { } / ? # %")]
 TeamIdField = Annotated[str, Meta(

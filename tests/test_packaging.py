@@ -108,3 +108,29 @@ def test_building_the_package_warns_about_nothing(tmp_path: Path) -> None:
                            str(tmp_path), str(ROOT)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "Warning" not in done.stdout + done.stderr, (done.stdout + done.stderr)[-3000:]
+
+
+def test_every_module_of_the_core_service_and_workers_declares_its_public_names() -> None:
+    import importlib
+    import pkgutil
+
+    import dispatcher
+    import httpapi
+    import workers
+
+    for package in (dispatcher, httpapi, workers):
+        for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            if info.name.endswith((".static", ".testing", ".demo", ".defaults")):
+                continue
+            module = importlib.import_module(info.name)
+            names = getattr(module, "__all__", None)
+            assert names is not None, f"{info.name} has no __all__"
+            for name in names:
+                assert hasattr(module, name), f"{info.name}.__all__ names {name}, undefined"
+
+
+def test_what_the_readme_documents_is_exported_by_the_package() -> None:
+    import dispatcher
+
+    for name in ("Dispatcher", "AsyncDispatcher", "FakeClock", "PushinboxError", "Message"):
+        assert name in dispatcher.__all__ and hasattr(dispatcher, name)

@@ -40,6 +40,8 @@ from dispatcher.log import get_logger
 from dispatcher.model import unpack
 from workers import jobs
 
+__all__ = ["RECLAIM_IDLE_MS", "DeliveryFailed", "HookPump", "deliver", "group", "pump"]
+
 log = get_logger("pushinbox.hooks")
 #: Entries a pump read but never acknowledged are claimed again after this long (ms).
 RECLAIM_IDLE_MS = 60_000

@@ -12,6 +12,9 @@ from dispatcher import defaults
 from dispatcher.api import Dispatcher
 from dispatcher.log import get_logger
 
+__all__ = ["dispatcher", "end_break", "rebucket", "redis_url", "requeue_advisor", "tick",
+           "use_redis"]
+
 log = get_logger("pushinbox.worker")
 
 

@@ -20,6 +20,8 @@ from dispatcher.errors import ValidationError
 from dispatcher.log import get_logger
 from workers import jobs
 
+__all__ = ["RQJobs", "Ticker", "enqueue_tick", "hook_queue", "queue", "rq_redis_url"]
+
 log = get_logger("pushinbox.jobs")
 
 

@@ -16,6 +16,8 @@ from httpapi.routes import Audience
 from httpapi.routes.supervisor import team_out
 from httpapi.schemas import AdvisorIn, Health, RoleIn, TeamIn, TeamOut, WhoAmI
 
+__all__ = ["AdminController"]
+
 
 class AdminController(Audience):
     path = "/v1"

@@ -31,6 +31,8 @@ from httpapi.schemas import (
 )
 from httpapi.streams import stream
 
+__all__ = ["AdvisorController", "LiveController"]
+
 
 async def _act(d: AsyncDispatcher, action: str, team: str, advisor: str, message: str,
                **extra: Any) -> ActionOut:

@@ -37,6 +37,8 @@ from httpapi.schemas import (
     TeamOut,
 )
 
+__all__ = ["GROUPS_EXAMPLE", "SupervisorController", "WebhookController", "team_out"]
+
 GROUPS_EXAMPLE = {
     "order": "oldest_conversation",
     "groups": [{"name": "VIP", "match": {"customer_tags_any": ["VIP"]}},

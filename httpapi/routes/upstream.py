@@ -25,6 +25,8 @@ from httpapi.schemas import (
     MessageIn,
 )
 
+__all__ = ["MESSAGE_EXAMPLE", "UpstreamController"]
+
 MESSAGE_EXAMPLE = {
     "id": "wa-1001", "conversation": "conv-77", "customer": "cust-42", "channel": "whatsapp",
     "body": {"text": "Hello, my parcel has not arrived"}, "language": "en",
