@@ -22,7 +22,8 @@ from typing import Any
 from dispatcher import keys
 from dispatcher.errors import NotFoundError, ValidationError
 from dispatcher.model import pack, unpack
-from dispatcher.ops import Cmd, Commands, Now, Op, _read, require_team
+from dispatcher.ops import require_team
+from dispatcher.ops.effects import Cmd, Commands, Now, Op, read
 
 __all__ = [
     "SCOPES",
@@ -99,7 +100,7 @@ def create_token(
             raise ValidationError("an advisor token needs an advisor", field="advisor")
         assert team is not None
         keys.check_id(advisor, "advisor")
-        if not (yield from _read("sismember", keys.advisors(team), advisor)):
+        if not (yield from read("sismember", keys.advisors(team), advisor)):
             raise NotFoundError(f"unknown advisor {advisor} in team {team}", field="advisor")
     elif advisor is not None:
         raise ValidationError("only an advisor token names an advisor", field="advisor")
@@ -132,7 +133,7 @@ def _token(record: dict[str, Any]) -> Token:
 
 
 def list_tokens() -> Op[list[Token]]:
-    rows = yield from _read("hgetall", keys.TOKENS)
+    rows = yield from read("hgetall", keys.TOKENS)
     return sorted((_token(unpack(v)) for v in rows.values()), key=lambda t: t.created_at)
 
 
@@ -147,7 +148,7 @@ def forget_team(team: str) -> Op[int]:
     revoked, ingest tokens lose the team (and are revoked when it was their only one), so a
     team created again with the same id is not reached by old tokens. Answers how many
     tokens changed."""
-    rows = yield from _read("hgetall", keys.TOKENS)
+    rows = yield from read("hgetall", keys.TOKENS)
     cmds = []
     for token_id, raw in rows.items():
         record = unpack(raw)
@@ -175,7 +176,7 @@ def authenticate(token: str) -> Op[Token | None]:
     if not well_formed(token):
         return None
     parts = token.split("_", 2)
-    raw = yield from _read("hget", keys.TOKENS, parts[1])
+    raw = yield from read("hget", keys.TOKENS, parts[1])
     if raw is None:
         return None
     record = unpack(raw)

@@ -30,7 +30,8 @@ from urllib.parse import urlsplit
 from dispatcher import events, keys
 from dispatcher.errors import ValidationError
 from dispatcher.model import pack, unpack
-from dispatcher.ops import Now, Op, Script, _read, require_team
+from dispatcher.ops import require_team
+from dispatcher.ops.effects import Now, Op, Script, read
 
 __all__ = [
     "ALLOW_ENV",
@@ -173,7 +174,7 @@ def create_hook(team: str, url: object, events: object) -> Op[Hook]:
 
 def list_hooks(team: str) -> Op[list[Hook]]:
     yield from require_team(team)
-    rows = yield from _read("hgetall", keys.hooks(team))
+    rows = yield from read("hgetall", keys.hooks(team))
     hooks = [unpack(v) for v in rows.values()]
     return sorted((Hook(h["id"], h["url"], h["events"], h["created_at"]) for h in hooks),
                   key=lambda h: h.created_at)

@@ -1,4 +1,6 @@
-"""Every dispatcher operation, written once, free of I/O.
+"""Every dispatcher operation, written once, free of I/O (the vocabulary of what an
+operation may ask for is ``dispatcher.ops.effects``; the operations on tokens and webhooks
+are ``dispatcher.tokens`` and ``dispatcher.webhooks``, built on the same vocabulary).
 
 An operation is a generator: it validates its input, then *yields* what it needs done (run a
 Lua script, read a few keys in one pipeline, the clock, hand a job over) and receives the answer.
@@ -9,8 +11,8 @@ the transport; the state changes themselves are the Lua scripts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -28,6 +30,7 @@ from dispatcher.model import (
     pack,
     unpack,
 )
+from dispatcher.ops.effects import Cmd, Commands, Effect, Job, Now, Op, Script, read
 from dispatcher.rules import PrioritySettings, TriageRule, decompile_match
 
 __all__ = [
@@ -72,6 +75,7 @@ __all__ = [
     "place",
     "place_page",
     "preview",
+    "read",
     "rebucket",
     "rebucket_progress",
     "repair",
@@ -104,52 +108,6 @@ PAGE_MAX = 1000
 STATES = {"off": "offline", "on": "online", "brk": "on break"}
 
 
-@dataclass(frozen=True, slots=True)
-class Script:
-    """Run one Lua script for a team; the answer is the script's unpacked result."""
-
-    name: str
-    team: str
-    opts: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Cmd:
-    """One read-only redis-py client method call (``name`` is the method)."""
-
-    name: str
-    args: tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Commands:
-    """Plain commands in one pipeline (one round trip); the answer is the list of results.
-
-    Reads, and single-command writes outside the queue state (the team registry, tokens,
-    webhook registrations): one command is atomic by itself.
-    """
-
-    cmds: list[Cmd]
-
-
-@dataclass(frozen=True, slots=True)
-class Now:
-    """The dispatcher's clock in ms: a test clock, else Redis TIME (one clock for all)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """Hand long or delayed work to the jobs runner (``Jobs`` method ``kind``); answer: job id."""
-
-    kind: str
-    args: tuple[Any, ...]
-
-
-Effect = Script | Commands | Now | Job
-Op = Generator[Effect, Any, T]
-
-
 @dataclass(frozen=True)
 class BreakInfo:
     status: str
@@ -175,12 +133,6 @@ def _overlap(since: int, now: int, day_num: int) -> int:
     """Milliseconds of [since, now) inside UTC day ``day_num``."""
     lo, hi = max(since, day_num * DAY_MS), min(now, (day_num + 1) * DAY_MS)
     return max(0, hi - lo)
-
-
-def _read(name: str, *args: Any, **kwargs: Any) -> Op[Any]:
-    """One read on its own."""
-    rows = yield Commands([Cmd(name, args, kwargs)])
-    return rows[0]
 
 
 def _messages(rows: Any) -> list[Message]:
@@ -231,13 +183,13 @@ def delete_team(team: str, batch: int) -> Op[int]:
 
 
 def teams() -> Op[list[str]]:
-    found = yield from _read("smembers", keys.TEAMS)
+    found = yield from read("smembers", keys.TEAMS)
     return sorted(_s(t) for t in found)
 
 
 def require_team(team: str) -> Op[None]:
     keys.check_team(team)
-    if not (yield from _read("exists", keys.cfg(team))):
+    if not (yield from read("exists", keys.cfg(team))):
         raise NotFoundError(f"unknown team {team}", field="team")
 
 
@@ -250,7 +202,7 @@ def still_there(team: str, advisor: str | None = None) -> Op[tuple[bool, bool]]:
 
 def team_settings(team: str) -> Op[dict[str, Any]]:
     keys.check_team(team)
-    raw = yield from _read("hgetall", keys.cfg(team))
+    raw = yield from read("hgetall", keys.cfg(team))
     if not raw:
         raise NotFoundError(f"unknown team {team}", field="team")
     cfg = {_s(k): v for k, v in raw.items()}
@@ -322,7 +274,7 @@ def set_role(team: str, role: str, *, push: bool = True, capacity: int = 1) -> O
 
 
 def roles(team: str) -> Op[list[dict[str, Any]]]:
-    found = yield from _read("smembers", keys.roles(team))
+    found = yield from read("smembers", keys.roles(team))
     names = sorted(_s(r) for r in found)
     rows = yield Commands([Cmd("hmget", (keys.role(team, r), "push", "cap")) for r in names])
     return [
@@ -339,7 +291,7 @@ def set_advisor(team: str, advisor: str, role: str, name: str | None = None) -> 
 
 
 def advisors(team: str) -> Op[list[dict[str, Any]]]:
-    found = yield from _read("smembers", keys.advisors(team))
+    found = yield from read("smembers", keys.advisors(team))
     names = sorted(_s(a) for a in found)
     cmds = []
     for a in names:
@@ -366,7 +318,7 @@ def set_groups(team: str, spec: object) -> Op[dict[str, Any]]:
 
 def groups(team: str) -> Op[PrioritySettings]:
     keys.check_team(team)
-    raw = yield from _read("hmget", keys.cfg(team), "groups", "order")
+    raw = yield from read("hmget", keys.cfg(team), "groups", "order")
     if raw[0] is None:
         raise NotFoundError(f"unknown team {team}", field="team")
     return PrioritySettings(
@@ -392,7 +344,7 @@ def set_triage(team: str, rules: object) -> Op[list[TriageRule]]:
 
 def triage(team: str) -> Op[list[TriageRule]]:
     keys.check_team(team)
-    raw = yield from _read("hget", keys.cfg(team), "triage")
+    raw = yield from read("hget", keys.cfg(team), "triage")
     if raw is None:
         raise NotFoundError(f"unknown team {team}", field="team")
     return [TriageRule(name=r["n"], match=decompile_match(r["m"] or {}), advisor=r["a"])
@@ -625,7 +577,7 @@ def preview(team: str, n: int = 10) -> Op[list[dict[str, Any]]]:
 def team_stock(team: str) -> Op[Stock]:
     """The team's waiting messages, total and per channel, with the oldest one's age."""
     yield from require_team(team)
-    found = yield from _read("smembers", keys.channels(team))
+    found = yield from read("smembers", keys.channels(team))
     chans = sorted(_s(c) for c in found)
     cmds = []
     for c in chans:
@@ -644,7 +596,7 @@ def team_stock(team: str) -> Op[Stock]:
 def waiting_counts(limit: int = 1000) -> Op[dict[str, dict[str, int]]]:
     """Waiting messages per channel of the first ``limit`` teams (by name), in two round trips
     whatever the number of teams: what /metrics exports at scrape time."""
-    names = sorted(_s(t) for t in (yield from _read("smembers", keys.TEAMS)))[:limit]
+    names = sorted(_s(t) for t in (yield from read("smembers", keys.TEAMS)))[:limit]
     chans = yield Commands([Cmd("smembers", (keys.channels(t),)) for t in names])
     pairs = [(t, _s(c)) for t, cs in zip(names, chans, strict=True) for c in sorted(cs)]
     counts = yield Commands([Cmd("zcard", (keys.channel_waiting(t, c),)) for t, c in pairs])
@@ -727,10 +679,10 @@ def events(team: str, since: str = "-", count: int = 100,
     ``newest_first``, the latest ``count`` events, newest first."""
     yield from require_team(team)
     if newest_first:
-        rows = yield from _read("xrevrange", keys.events(team), "+", "-", count=count)
+        rows = yield from read("xrevrange", keys.events(team), "+", "-", count=count)
     else:
         start = "(" + since if since not in ("-", "0") else "-"
-        rows = yield from _read("xrange", keys.events(team), start, "+", count=count)
+        rows = yield from read("xrange", keys.events(team), start, "+", count=count)
     return [{"id": _s(eid), **{_s(k): _s(v) for k, v in f.items()}} for eid, f in rows]
 
 
@@ -756,7 +708,7 @@ def repair(team: str, batch: int) -> Op[int]:
 
 def advisor_rows(team: str) -> Op[list[dict[str, Any]]]:
     """The raw state of every advisor: what the reconciler and analytics work from."""
-    found = yield from _read("smembers", keys.advisors(team))
+    found = yield from read("smembers", keys.advisors(team))
     names = [_s(a) for a in found]
     cmds = []
     for a in names:
