@@ -89,7 +89,7 @@ def test_the_dispatcher_follows_a_sentinel_failover_under_load() -> None:
               f"ingest {timings[0]:.0f} us without WAIT, {timings[1]:.0f} us with WAIT 1 "
               f"({timings[1] / timings[0]:.2f}x)")
         assert unexpected == []
-        assert len(acked_waited) >= 100  # "nothing lost with WAIT" is about real acks
+        assert len(acked_waited) >= 50  # "nothing lost with WAIT" is about real acks (360 seen)
         assert lost_waited == []
         assert after > 0
         assert len(lost) <= 50, lost  # in-flight replication only: bounded, measured, documented
