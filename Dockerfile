@@ -5,6 +5,7 @@ COPY pyproject.toml README.md ./
 COPY dispatcher ./dispatcher
 COPY workers ./workers
 COPY cli ./cli
+COPY httpapi ./httpapi
 COPY scripts ./scripts
 RUN pip install --no-cache-dir .
 ENV REDIS_URL=redis://redis:6379/0

@@ -30,8 +30,13 @@ def test_docker_compose_runs_redis_with_the_append_only_file_and_real_cli_comman
 
 
 def test_the_dockerfile_installs_the_package_and_runs_the_cli() -> None:
+    import tomllib
+
     text = (ROOT / "Dockerfile").read_text()
-    assert "COPY scripts ./scripts" in text
+    shipped = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "packages"]
+    for top in sorted({p.split(".")[0] for p in shipped}):  # `pip install .` needs them all
+        assert f"COPY {top} ./{top}" in text, f"the image does not get {top}/"
     assert 'ENTRYPOINT ["pushinbox"]' in text
 
 
