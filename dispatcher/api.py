@@ -12,11 +12,10 @@ without a worker.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from datetime import date
 from typing import Any, Protocol, TypeVar
 
@@ -89,14 +88,36 @@ class InlineJobs:
         return None
 
 
-@contextlib.contextmanager
-def reachable() -> Iterator[None]:
-    """The one place where Redis being away (connection refused, reset, timed out) becomes
-    UnavailableError (HTTP 503 with Retry-After), for every call of both drivers."""
-    try:
-        yield
-    except _DOWN as exc:
-        raise UnavailableError(f"Redis is unreachable: {exc}") from exc
+class _Translate:
+    """A context that turns Redis being away (connection refused, reset, timed out) into
+    UnavailableError (HTTP 503 with Retry-After), and with ``scripts`` a script's refusal
+    (``PI <code> <field> <message>``) into its PushinboxError. Stateless and class-based:
+    entered on every call of both drivers, it costs no generator per call."""
+
+    __slots__ = ("scripts",)
+
+    def __init__(self, scripts: bool) -> None:
+        self.scripts = scripts
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: Any) -> None:
+        if isinstance(exc, _DOWN):
+            raise UnavailableError(f"Redis is unreachable: {exc}") from exc
+        if self.scripts and isinstance(exc, redis.ResponseError):
+            raise _translate(exc) from exc
+
+
+_REACHABLE = _Translate(scripts=False)
+_SCRIPT_CALL = _Translate(scripts=True)
+
+
+def reachable() -> _Translate:
+    """The one place where Redis being away becomes UnavailableError, for every call of both
+    drivers: ``with reachable(): ...``."""
+    return _REACHABLE
 
 
 def replicas_to_wait(given: int | None) -> int:
@@ -214,7 +235,7 @@ class Dispatcher(_Driver):
         """Run one script for ``team``; script errors become PushinboxError subclasses."""
         name, args = _script_args(script, team, opts, self.clock)
         started = time.perf_counter()
-        with reachable(), _translated():
+        with _SCRIPT_CALL:
             if self.wait_replicas:
                 pipe = self.redis.pipeline(transaction=False)
                 self.scripts[name](keys=args[:1], args=args[1:], client=pipe)
@@ -438,7 +459,7 @@ class AsyncDispatcher(_Driver):
     async def call(self, script: str, team: str, /, **opts: Any) -> Any:
         name, args = _script_args(script, team, opts, self.clock)
         started = time.perf_counter()
-        with reachable(), _translated():
+        with _SCRIPT_CALL:
             if self.wait_replicas:
                 pipe = self.redis.pipeline(transaction=False)
                 await self.scripts[name](keys=args[:1], args=args[1:], client=pipe)
@@ -473,15 +494,6 @@ def _script_args(
         opts = {**opts, "now": clock()}
     packed = pack({k: v for k, v in opts.items() if v is not None})
     return script, [keys.cfg(team), keys.prefix(team), packed]
-
-
-@contextlib.contextmanager
-def _translated() -> Iterator[None]:
-    """A script's refusal (``PI <code> <field> <message>``) as its PushinboxError."""
-    try:
-        yield
-    except redis.ResponseError as exc:
-        raise _translate(exc) from exc
 
 
 def _translate(exc: redis.ResponseError) -> PushinboxError:
