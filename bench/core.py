@@ -102,7 +102,8 @@ def _async_tasks(server: RedisServer, tasks: int, seconds: float,
     return {"per_s": calls / elapsed, "p99_ms": p99(lat)}
 
 
-def case_assign_async(server: RedisServer, advisors: int, seconds: float) -> dict[str, float]:
+def case_assign_async(server: RedisServer, advisors: int, seconds: float,
+                      functions: bool | None = None) -> dict[str, float]:
     """The same cycles through AsyncDispatcher (what the HTTP service uses): 50 advisors as
     tasks on one event loop, one connection pool. The latency is that of *next* alone."""
     from dispatcher import ops
@@ -110,7 +111,7 @@ def case_assign_async(server: RedisServer, advisors: int, seconds: float) -> dic
 
     def make(client: Any, i: int) -> tuple[Callable[[], Awaitable[None]],
                                            Callable[[], Awaitable[bool]]]:
-        d = AsyncDispatcher(client)
+        d = AsyncDispatcher(client, functions=functions)
         adv = f"a{i}"
         pending: list[str] = []
 

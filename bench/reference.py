@@ -49,11 +49,11 @@ def main_thread_cpu(client: redis.Redis) -> float:
     return float(info["used_cpu_user_main_thread"]) + float(info["used_cpu_sys_main_thread"])
 
 
-def pushinbox_run(waiting: int, seconds: float) -> dict[str, float]:
+def pushinbox_run(waiting: int, seconds: float, functions: bool) -> dict[str, float]:
     server = RedisServer().start()
     try:
         client = server.client()
-        d = Dispatcher(client)
+        d = Dispatcher(client, functions=functions)
         d.create_team(TEAM)
         d.set_role(TEAM, "agent", push=True)
         d.set_groups(TEAM, {"groups": [
@@ -68,7 +68,7 @@ def pushinbox_run(waiting: int, seconds: float) -> dict[str, float]:
         ingest_s = time.monotonic() - started
         ingest_cpu = main_thread_cpu(client) - cpu
         cpu = main_thread_cpu(client)
-        done = case_assign_async(server, CONCURRENCY, seconds)
+        done = case_assign_async(server, CONCURRENCY, seconds, functions=functions)
         cycle_cpu = main_thread_cpu(client) - cpu
         # the messages the cycles finished, read back rather than estimated
         replied = waiting - d.stock(TEAM).total - sum(len(d.current(TEAM, f"a{a}"))
@@ -128,7 +128,8 @@ def main() -> None:
     if args.quick:
         args.waiting, args.reps, args.seconds = 20_000, 1, 10.0
     skipped = why_no_node()
-    ours = [pushinbox_run(args.waiting, args.seconds) for _ in range(args.reps)]
+    ours = [pushinbox_run(args.waiting, args.seconds, False) for _ in range(args.reps)]
+    lib = [pushinbox_run(args.waiting, args.seconds, True) for _ in range(args.reps)]
     theirs = [] if skipped else [bullmq_run(args.waiting) for _ in range(args.reps)]
 
     def row(case: str, values: list[float]) -> dict[str, Any]:
@@ -142,6 +143,8 @@ def main() -> None:
         row("pushinbox Redis µs per assign+reply cycle", col(ours, "cycle_us")),
         row("pushinbox assign+reply cycles/s (50 tasks)", col(ours, "cycles_per_s")),
         row("pushinbox Redis µs per message ingested (500s)", col(ours, "ingest_us_per_msg")),
+        row("the same cycle, scripts as a function library (FCALL)", col(lib, "cycle_us")),
+        row("the same ingest, scripts as a function library", col(lib, "ingest_us_per_msg")),
     ]
     if theirs:
         table += [
@@ -149,11 +152,14 @@ def main() -> None:
             row("BullMQ jobs/s (one worker, concurrency 50)", col(theirs, "jobs_per_s")),
             row("BullMQ Redis µs per job added (addBulk of 500)", col(theirs, "add_us_per_job")),
         ]
-        cycle, job = table[0]["median"], table[3]["median"]
-        add_ours, add_theirs = table[2]["median"], table[5]["median"]
+        cycle, job = table[0]["median"], table[5]["median"]
+        add_ours, add_theirs = table[2]["median"], table[7]["median"]
+        fcycle = table[3]["median"]
         table += [
             {**row("Redis µs per cycle vs BullMQ per job", [cycle / job]),
              "ratio": cycle / job},
+            {**row("the same with FCALL vs BullMQ per job", [fcycle / job]),
+             "ratio": fcycle / job},
             {**row("Redis µs per ingest vs BullMQ per add", [add_ours / add_theirs]),
              "ratio": add_ours / add_theirs},
         ]
@@ -163,7 +169,8 @@ def main() -> None:
     results = HERE / "results"
     results.mkdir(exist_ok=True)
     out = results / f"reference-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps({"args": vars(args), "pushinbox": ours, "bullmq": theirs,
+    out.write_text(json.dumps({"args": vars(args), "pushinbox": ours, "functions": lib,
+                               "bullmq": theirs,
                                "skipped": skipped}, indent=1))
     print(f"raw results: {out.relative_to(HERE.parent)}")
 

@@ -29,7 +29,7 @@ from dispatcher.log import get_logger
 from dispatcher.model import AdvisorStats, CheckReport, Message, Push, Stock, pack, unpack
 from dispatcher.ops import BreakInfo, Op
 from dispatcher.rules import PrioritySettings, TriageRule
-from dispatcher.scripts import ScriptSet
+from dispatcher.scripts import ScriptSet, library
 from dispatcher.scripts import names as scripts_names
 
 __all__ = ["AsyncDispatcher", "BreakInfo", "Dispatcher", "InlineJobs", "Jobs", "inline_job",
@@ -38,7 +38,7 @@ __all__ = ["AsyncDispatcher", "BreakInfo", "Dispatcher", "InlineJobs", "Jobs", "
 log = get_logger("pushinbox")
 T = TypeVar("T")
 
-_SCRIPT_ERROR = re.compile(r"PI (\w+) (\S+) (.*?)(?: script: [0-9a-f]+, on @user_script:\d+\.)?$")
+_SCRIPT_ERROR = re.compile(r"PI (\w+) (\S+) (.*?)(?: script: \w+, on @user_\w+:\d+\.)?$")
 _DOWN = (redis.ConnectionError, redis.TimeoutError)
 _SyncRedis = redis.Redis
 _AsyncRedis = aredis.Redis
@@ -156,9 +156,15 @@ class _Driver:
         wait_replicas: int | None = None,
         wait_timeout_ms: int = defaults.WAIT_TIMEOUT_MS,
         on_script: Callable[[str, float], None] | None = None,
+        functions: bool | None = None,
     ) -> None:
         self.redis = client
         self.scripts = ScriptSet(client)
+        #: Call the scripts as one function library (FCALL, Redis >= 7): the helpers are
+        #: defined once per load instead of once per call. Default: PUSHINBOX_FUNCTIONS=1.
+        self.functions = (os.environ.get("PUSHINBOX_FUNCTIONS") == "1" if functions is None
+                          else functions)
+        self._library, self._prefix = library() if self.functions else ("", "")
         #: Where long moves go (RQ in production); None runs them inline (``inline_job``).
         self.jobs = jobs
         self.clock = clock
@@ -172,6 +178,13 @@ class _Driver:
         for cmd in request.cmds:
             getattr(pipe, cmd.name)(*cmd.args, **cmd.kwargs)
         return pipe
+
+    def _queue_call(self, target: Any, name: str, args: list[Any]) -> Any:
+        """The script's call on ``target`` (the client or a pipeline): FCALL of the library's
+        function, else redis-py's EVALSHA (which reloads the script on NOSCRIPT)."""
+        if self.functions:
+            return target.fcall(self._prefix + name, 1, *args)
+        return self.scripts[name](keys=args[:1], args=args[1:], client=target)
 
     def _wait(self, pipe: Any) -> Any:
         """With ``wait_replicas``, a script call and WAIT go on one connection (a pipeline the
@@ -236,13 +249,21 @@ class Dispatcher(_Driver):
         name, args = _script_args(script, team, opts, self.clock)
         started = time.perf_counter()
         with _SCRIPT_CALL:
-            if self.wait_replicas:
-                pipe = self.redis.pipeline(transaction=False)
-                self.scripts[name](keys=args[:1], args=args[1:], client=pipe)
-                raw = self._wait(pipe).execute()
-            else:
-                raw = self.scripts[name](keys=args[:1], args=args[1:])
+            try:
+                raw = self._once(name, args)
+            except redis.ResponseError as exc:
+                if not _missing_function(exc, self.functions):
+                    raise
+                self.redis.function_load(self._library, replace=True)  # flushed or restarted
+                raw = self._once(name, args)
         return self._result(name, raw, started)
+
+    def _once(self, name: str, args: list[Any]) -> Any:
+        if self.wait_replicas:
+            pipe = self.redis.pipeline(transaction=False)
+            self._queue_call(pipe, name, args)
+            return self._wait(pipe).execute()
+        return self._queue_call(self.redis, name, args)
 
     def now_ms(self) -> int:
         """The dispatcher's clock: the test clock, else Redis TIME (one clock for everyone)."""
@@ -460,13 +481,23 @@ class AsyncDispatcher(_Driver):
         name, args = _script_args(script, team, opts, self.clock)
         started = time.perf_counter()
         with _SCRIPT_CALL:
-            if self.wait_replicas:
-                pipe = self.redis.pipeline(transaction=False)
-                await self.scripts[name](keys=args[:1], args=args[1:], client=pipe)
-                raw = await self._wait(pipe).execute()
-            else:
-                raw = await self.scripts[name](keys=args[:1], args=args[1:])
+            try:
+                raw = await self._once(name, args)
+            except redis.ResponseError as exc:
+                if not _missing_function(exc, self.functions):
+                    raise
+                await self.redis.function_load(self._library, replace=True)
+                raw = await self._once(name, args)
         return self._result(name, raw, started)
+
+    async def _once(self, name: str, args: list[Any]) -> Any:
+        if self.wait_replicas:
+            pipe = self.redis.pipeline(transaction=False)
+            queued = self._queue_call(pipe, name, args)
+            if not self.functions:
+                await queued  # redis.asyncio's Script call is a coroutine, even on a pipeline
+            return await self._wait(pipe).execute()
+        return await self._queue_call(self.redis, name, args)
 
     async def now_ms(self) -> int:
         if self.clock is not None:
@@ -477,6 +508,9 @@ class AsyncDispatcher(_Driver):
     async def ready(self) -> bool:
         """Redis answers and holds every script (loading any that the cache lost)."""
         with reachable():
+            if self.functions:
+                await self.redis.function_load(self._library, replace=True)
+                return True
             shas = [self.scripts[n].sha for n in scripts_names()]
             present = await self.redis.script_exists(*shas)
             for name, ok in zip(scripts_names(), present, strict=True):
@@ -494,6 +528,12 @@ def _script_args(
         opts = {**opts, "now": clock()}
     packed = pack({k: v for k, v in opts.items() if v is not None})
     return script, [keys.cfg(team), keys.prefix(team), packed]
+
+
+def _missing_function(exc: redis.ResponseError, functions: bool) -> bool:
+    """FCALL of a library the server does not hold (flushed, restarted without persistence,
+    a new version): load it and call again, as EVALSHA does on NOSCRIPT."""
+    return functions and "Function not found" in str(exc)
 
 
 def _translate(exc: redis.ResponseError) -> PushinboxError:

@@ -9,6 +9,7 @@ EVALSHA and fall back to loading the script again on NOSCRIPT (a flushed or evic
 
 from __future__ import annotations
 
+import hashlib
 import re
 from functools import cache
 from importlib import resources
@@ -16,7 +17,7 @@ from typing import Any
 
 from dispatcher.errors import PushinboxError
 
-__all__ = ["ScriptSet", "ScriptSourceError", "includes_of", "names", "source"]
+__all__ = ["ScriptSet", "ScriptSourceError", "includes_of", "names", "source", "with_begin"]
 
 _INCLUDE_RE = re.compile(r"^--@include (\S+)[ \t]*$", re.MULTILINE)
 
@@ -73,7 +74,53 @@ def source(name: str) -> str:
     user; a missing or circular include is a ScriptSourceError naming the file and line)."""
     base = _lua_dir()
     text: str = base.joinpath(f"{name}.lua").read_text(encoding="utf-8")
-    return _splice(base, text, f"scripts/lua/{name}.lua", (), set())
+    return _splice(base, with_begin(text), f"scripts/lua/{name}.lua", (), set())
+
+
+def with_begin(text: str) -> str:
+    """The script with the call's start (``begin``, keys.lua) after its own includes: the
+    helpers are defined, then the call's keys and arguments set, then the body runs."""
+    ends = [m.end() + 1 for m in _INCLUDE_RE.finditer(text)]
+    at = ends[-1] if ends else 0
+    return text[:at] + "begin(KEYS, ARGV)\n" + text[at:]
+
+
+#: Every include, in an order where each comes after the includes it declares.
+def _all_includes() -> list[str]:
+    base = _lua_dir() / "includes"
+    order: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in order:
+            return
+        for dep in includes_of((base / f"{name}.lua").read_text(encoding="utf-8")):
+            visit(dep)
+        order.append(name)
+
+    for p in sorted(base.iterdir(), key=lambda p: p.name):
+        if p.name.endswith(".lua"):
+            visit(p.name[: -len(".lua")])
+    return order
+
+
+@cache
+def library() -> tuple[str, str]:
+    """The whole script set as one Redis function library (Redis >= 7: ``FUNCTION LOAD``,
+    ``FCALL``): every include once, defined when the library loads, then one function per
+    script holding the script's own body. Returns (the library's text, the prefix of its
+    function names); both carry a digest of the sources, so two versions never collide."""
+    base = _lua_dir()
+    heads = "".join(f"--@include {inc}\n" for inc in _all_includes())
+    parts = [_splice(base, heads, "library", (), set())]
+    for name in names():
+        text = base.joinpath(f"{name}.lua").read_text(encoding="utf-8")
+        body = _INCLUDE_RE.sub("", text)
+        parts.append(f"redis.register_function('{{prefix}}{name}', function(KEYS, ARGV)\n"
+                     f"begin(KEYS, ARGV)\n{body}\nend)\n")
+    code = "\n".join(parts)
+    digest = hashlib.sha1(code.encode()).hexdigest()[:12]
+    prefix = f"pi{digest}_"
+    return f"#!lua name=pushinbox_{digest}\n" + code.replace("{prefix}", prefix), prefix
 
 
 class ScriptSet:

@@ -144,7 +144,7 @@ KEY_TWINS = {
 
 def test_the_lua_key_builders_and_keys_py_agree(redis_client: redis.Redis) -> None:
     lua_keys = (scripts._lua_dir() / "includes" / "keys.lua").read_text()
-    declared = set(re.findall(r"^(?:function )?K\.(\w+)", lua_keys, re.M))
+    declared = set(re.findall(r"^ *(?:function )?K\.(\w+)", lua_keys, re.M))
     assert declared == set(KEY_TWINS), "a key builder without its twin (or the reverse)"
     python_builders = {n for n, f in vars(keys).items()
                        if inspect.isfunction(f) and f.__module__ == keys.__name__
@@ -157,8 +157,9 @@ def test_the_lua_key_builders_and_keys_py_agree(redis_client: redis.Redis) -> No
                                "quarantine", "done", "role", "roles", "day", "events",
                                "customer", "customer_conversations", "hooks", "hook_jobs"}
     names = sorted(KEY_TWINS)
-    probe = scripts._splice(scripts._lua_dir(), "--@include keys\nreturn {" + ", ".join(
-        "K." + KEY_TWINS[n][0] for n in names) + "}", "probe", (), set())
+    body = "return {" + ", ".join("K." + KEY_TWINS[n][0] for n in names) + "}"
+    probe = scripts._splice(scripts._lua_dir(), "--@include keys\nbegin(KEYS, ARGV)\n" + body,
+                            "probe", (), set())
     for team in ("acme", "a.b~c:d@e+f=g"):
         got = redis_client.eval(probe, 1, keys.cfg(team), keys.prefix(team))
         assert [k.decode() for k in got] == [KEY_TWINS[n][1](team) for n in names]

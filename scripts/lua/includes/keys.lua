@@ -5,10 +5,11 @@
 -- the reply (msgpack).
 -- Effects replication (the default since Redis 5) lets scripts call TIME before writing.
 
-local P = ARGV[1]
-local O = {}
-if ARGV[2] and ARGV[2] ~= '' then O = cmsgpack.unpack(ARGV[2]) end
-local TEAM = string.match(P, '{(.*)}') or P
+-- The call's state, set by `begin` before a script's body runs (the loader writes that call
+-- first, as EVAL's chunk or as each function of a library: the helpers below are then defined
+-- once per library load, not per call).
+local P, O, TEAM = '', {}, ''
+local CALL = 0  -- counts calls: per-call caches of other includes start afresh
 
 -- Errors: "PI <code> <field> <message>"; Python maps code to an exception class.
 -- Scripts validate before their first write, so an error leaves nothing half-done.
@@ -32,38 +33,47 @@ local function now_ms()
 end
 
 local K = {}
-K.cfg = KEYS[1]
 function K.q(ver, i) return P .. 'q:' .. ver .. ':' .. i end
 function K.conv(c) return P .. 'c:' .. c end
 function K.cw(c) return P .. 'cw:' .. c end
 function K.held(c) return P .. 'hd:' .. c end
 function K.msg(m) return P .. 'm:' .. m end
 function K.ch(ch) return P .. 'ch:' .. ch end
-K.channels = P .. 'channels'
 function K.adv(a) return P .. 'a:' .. a end
-K.advisors = P .. 'advisors'
 function K.cur(a) return P .. 'cur:' .. a end
 function K.push(a) return P .. 'push:' .. a end
 function K.pconv(a) return P .. 'pconv:' .. a end
 function K.hold(a) return P .. 'hold:' .. a end
-K.online = P .. 'online'
-K.help = P .. 'help'
-K.quar = P .. 'quar'
-K.done = P .. 'done'
 function K.role(r) return P .. 'role:' .. r end
-K.roles = P .. 'roles'
 function K.day(d) return P .. 'd:' .. d end
-K.events = P .. 'events'
-K.hooks = P .. 'hooks'
-K.hookjobs = P .. 'hookjobs'
 function K.cust(c) return P .. 'cu:' .. c end
 function K.custconvs(c) return P .. 'cuv:' .. c end
+
+-- Start a call: KEYS[1] is the team's cfg hash, ARGV[1] the team prefix, ARGV[2] the options.
+local function begin(keys, args)
+  CALL = CALL + 1
+  P = args[1]
+  O = {}
+  if args[2] and args[2] ~= '' then O = cmsgpack.unpack(args[2]) end
+  TEAM = string.match(P, '{(.*)}') or P
+  K.cfg = keys[1]
+  K.channels = P .. 'channels'
+  K.advisors = P .. 'advisors'
+  K.online = P .. 'online'
+  K.help = P .. 'help'
+  K.quar = P .. 'quar'
+  K.done = P .. 'done'
+  K.roles = P .. 'roles'
+  K.events = P .. 'events'
+  K.hooks = P .. 'hooks'
+  K.hookjobs = P .. 'hookjobs'
+end
 
 local DAY_MS = 86400000
 
 -- Groups and triage rules are decoded only by the scripts that match (cmsgpack decoding
 -- is the largest fixed cost of a call); `ng` and `old` are all that `next` needs.
-local EMPTY_LIST = cmsgpack.pack({})
+local EMPTY_LIST = '\144'  -- msgpack's empty array (no library call when a function library loads)
 local function load_cfg()
   local v = redis.call('HMGET', K.cfg, 'ver', 'ng', 'order', 'old', 'mreq', 'ret', 'evmax',
     'dttl')

@@ -11,8 +11,9 @@ end
 -- A rule's list as a set, built once per call (the decoded settings live for the call): a
 -- team's groups are evaluated for every message, and rebuilding 32-entry sets per group per
 -- message was most of a batch ingest's cost at the settings caps.
-local SETS = setmetatable({}, {__mode = 'k'})
+local SETS, SETS_CALL = {}, nil  -- per call: a library keeps its state between calls
 local function setof(list)
+  if SETS_CALL ~= CALL then SETS, SETS_CALL = {}, CALL end
   local s = SETS[list]
   if not s then s = toset(list); SETS[list] = s end
   return s
