@@ -34,6 +34,24 @@ def per_call_us(client: redis.Redis, text: str, calls: int) -> float:
     return float(stats["usec_per_call"])
 
 
+def fcall_us(client: redis.Redis, every: str, calls: int) -> float:
+    """The same trivial call as a function of a library holding every helper (FCALL): the
+    helpers are defined when the library loads; a call only starts (``begin``)."""
+    code = ("#!lua name=bench_fixed_cost\n" + scripts._splice(scripts._lua_dir(), every,
+                                                               "bench", (), set())
+            + "\nredis.register_function('noop', function(KEYS, ARGV)\n"
+              "begin(KEYS, ARGV)\nreturn 1\nend)\n")
+    client.function_load(code, replace=True)
+    client.config_resetstat()
+    pipe = client.pipeline(transaction=False)
+    for i in range(calls):
+        pipe.fcall("noop", 1, keys.cfg("bench"), keys.prefix("bench"), "")
+        if i % 1000 == 999:
+            pipe.execute()
+    pipe.execute()
+    return float(client.info("commandstats")["cmdstat_fcall"]["usec_per_call"])
+
+
 def preamble(name: str) -> str:
     """The script's includes, spliced as the loader does, without its own body."""
     text = (scripts._lua_dir() / f"{name}.lua").read_text()
@@ -62,6 +80,9 @@ def main() -> None:
         for _ in range(args.reps):  # round robin: a noisy moment touches every case alike
             for label, text in cases.items():
                 runs[label].append(per_call_us(client, text, args.calls))
+        label = "every include as a function library (FCALL)"
+        runs[label] = [fcall_us(client, every, args.calls) for _ in range(args.reps)]
+        cases[label] = ""
         out = {label: min(r) for label, r in runs.items()}
         for label, text in cases.items():
             print(f"{label:45} {out[label]:6.2f} us/call  ({len(text):,} bytes)")

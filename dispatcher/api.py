@@ -23,7 +23,7 @@ import redis
 import redis.asyncio as aredis
 
 from dispatcher import defaults, keys, ops
-from dispatcher.errors import PushinboxError, UnavailableError, error_for_code
+from dispatcher.errors import PushinboxError, UnavailableError, ValidationError, error_for_code
 from dispatcher.hours import WorkingHours
 from dispatcher.log import get_logger
 from dispatcher.model import AdvisorStats, CheckReport, Message, Push, Stock, pack, unpack
@@ -164,6 +164,10 @@ class _Driver:
         #: defined once per load instead of once per call. Default: PUSHINBOX_FUNCTIONS=1.
         self.functions = (os.environ.get("PUSHINBOX_FUNCTIONS") == "1" if functions is None
                           else functions)
+        if self.functions and isinstance(client, redis.RedisCluster | aredis.RedisCluster):
+            raise ValidationError("the scripts as a function library (PUSHINBOX_FUNCTIONS=1) "
+                                  "need one server or Sentinel, not a Cluster",
+                                  field="PUSHINBOX_FUNCTIONS")
         self._library, self._prefix = library() if self.functions else ("", "")
         #: Where long moves go (RQ in production); None runs them inline (``inline_job``).
         self.jobs = jobs

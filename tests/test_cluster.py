@@ -152,3 +152,12 @@ def test_a_team_is_deleted_and_a_deployment_benchmarked_on_the_cluster(
     assert rows["Redis µs per assign+reply cycle"]["min"] > 0
     assert rows["Redis µs per ceiling assign"]["min"] > 0
     assert not [t for t in d.teams() if t.startswith("bench-")]
+
+
+def test_the_function_library_is_refused_on_a_cluster_naming_the_setting(
+        redis_cluster: RedisClusterServers) -> None:
+    from dispatcher import ValidationError
+
+    with pytest.raises(ValidationError) as exc:
+        Dispatcher.from_url(redis_cluster.url, functions=True)
+    assert exc.value.field == "PUSHINBOX_FUNCTIONS"
