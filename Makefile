@@ -84,10 +84,10 @@ bench-frameworks: install
 soak: install
 	$(BIN)/pushinbox soak --private-redis --seconds 180 --advisors 30
 
-# The core in ~30 s: ordering, an advisor's day, ingest, check and repair, conversations (with
+# The core in ~40 s: ordering, an advisor's day, ingest, check and repair, conversations (with
 # the model-based test), isolation, re-bucketing, hours, scripts, bad input, everyday flows,
-# concurrency (threads; the 50-process variant runs in make test). No
-# service process, browser, cluster or fault test: run make test before you commit.
+# concurrency (threads; the 50-process variant runs in make test). No browser, cluster or
+# fault test: run make test before you commit.
 FAST := test_push_order test_advisor_day test_ingest test_check test_conversations \
 	test_conversation_model test_isolation test_rebucketing test_hours_and_presence \
 	test_scripts test_bad_input test_everyday
