@@ -60,6 +60,8 @@ def requeue(c: Ctx, team_id: str, advisor_id: str | None, message_id: str | None
         bars: list[Any] = []
 
         def progress(done: int, left: int) -> None:  # a bar once there is something to show
+            if not bars and done + left == 0:
+                return
             if not bars:
                 bars.append(stack.enter_context(click.progressbar(
                     length=max(1, done + left), label="requeueing", file=sys.stderr,

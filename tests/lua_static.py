@@ -60,11 +60,10 @@ def helper_bodies() -> dict[str, str]:
 
 
 def _direct(raw: str) -> tuple[set[str], set[str]]:
-    code = code_of(raw)
     events = set(_EVENT.findall(raw))
     for helper in _EVENT_FROM_ARG:
         events.update(re.findall(r"\b" + helper + r"\('(\w+)'", raw))
-    return events, set(_FAIL.findall(raw)) | ({""} if not code else set())
+    return events, set(_FAIL.findall(raw))
 
 
 def _called(raw: str) -> set[str]:
@@ -81,7 +80,7 @@ def helper_effects(name: str, _seen: tuple[str, ...] = ()) -> tuple[frozenset[st
         e, f = helper_effects(callee, (*_seen, name))
         events |= e
         fails |= f
-    return frozenset(events), frozenset(fails - {""})
+    return frozenset(events), frozenset(fails)
 
 
 def script_effects(name: str) -> tuple[set[str], set[str]]:
@@ -93,7 +92,7 @@ def script_effects(name: str) -> tuple[set[str], set[str]]:
         e, f = helper_effects(helper)
         events |= e
         fails |= f
-    return events, fails - {""}
+    return events, fails
 
 
 def header(name: str) -> str:
