@@ -32,12 +32,12 @@ from cli.bench import (
     ceiling,
     ceiling_keys,
     cycles,
-    evalsha_usec,
     format_table,
     ingest,
     messages,
     p99,
     run_threads,
+    script_usec,
     seed_ceiling,
     seed_team,
     summarize,
@@ -165,7 +165,7 @@ def _ingest_case(client: redis.Redis, batch: int, seconds: float, start: int,
         return one
 
     calls, lat, elapsed = run_threads(4, seconds, work)
-    usec, _n = evalsha_usec(client, TEAM)
+    usec, _n = script_usec(client, TEAM)
     return {"per_s": calls * batch / elapsed, "p99_ms": p99(lat),
             "redis_us_per_msg": usec / max(calls * batch, 1)}
 

@@ -115,20 +115,21 @@ def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[98] if len(values) >= 100 else max(values or [0])
 
 
-def evalsha_usec(client: Any, team: str) -> tuple[float, int]:
-    """EVALSHA time and calls so far on the node holding ``team`` (INFO commandstats)."""
+def script_usec(client: Any, team: str) -> tuple[float, int]:
+    """Script time and calls so far (EVALSHA and FCALL: the scripts go by either, see
+    ``Dispatcher.functions``) on the node holding ``team`` (INFO commandstats)."""
     if isinstance(client, redis.RedisCluster):
         node = client.get_node_from_key(keys.cfg(team))  # type: ignore[no-untyped-call]
         stats = client.info("commandstats", target_nodes=node)
     else:
         stats = client.info("commandstats")
-    evalsha = stats.get("cmdstat_evalsha", {"usec": 0, "calls": 0})
-    return float(evalsha["usec"]), int(evalsha["calls"])
+    calls = [stats.get(f"cmdstat_{c}", {"usec": 0, "calls": 0}) for c in ("evalsha", "fcall")]
+    return float(sum(c["usec"] for c in calls)), int(sum(c["calls"] for c in calls))
 
 
 def cycles(d: Dispatcher, team: str, advisors: int, seconds: float) -> dict[str, float]:
     """``advisors`` threads pressing next and replying to what they get, for ``seconds``."""
-    before = evalsha_usec(d.redis, team)
+    before = script_usec(d.redis, team)
 
     def work(i: int) -> Callable[[], bool]:
         adv = f"a{i}"
@@ -143,7 +144,7 @@ def cycles(d: Dispatcher, team: str, advisors: int, seconds: float) -> dict[str,
         return cycle
 
     calls, lat, elapsed = run_threads(advisors, seconds, work)
-    usec, _ = evalsha_usec(d.redis, team)
+    usec, _ = script_usec(d.redis, team)
     return {"per_s": calls / elapsed, "p99_ms": p99(lat), "calls": calls,
             "redis_us_per_cycle": (usec - before[0]) / max(calls, 1)}
 
@@ -151,13 +152,13 @@ def cycles(d: Dispatcher, team: str, advisors: int, seconds: float) -> dict[str,
 def ceiling(client: Any, team: str, advisors: int, seconds: float) -> dict[str, float]:
     script = client.register_script(CEILING)
     ks = ceiling_keys(team)
-    before = evalsha_usec(client, team)
+    before = script_usec(client, team)
 
     def work(i: int) -> Callable[[], bool]:
         return lambda: script(keys=ks, args=[f"a{i}"]) is not None
 
     calls, lat, elapsed = run_threads(advisors, seconds, work)
-    usec, n = evalsha_usec(client, team)
+    usec, n = script_usec(client, team)
     return {"per_s": calls / elapsed, "p99_ms": p99(lat), "calls": calls,
             "redis_us_per_call": (usec - before[0]) / max(n - before[1], 1)}
 

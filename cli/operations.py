@@ -247,7 +247,7 @@ def bench(c: Ctx, waiting: int, advisors: int, seconds: float, reps: int) -> Non
 
     Works in a scratch team (bench-<random>) deleted at the end. It loads the Redis it
     measures: run it before going live or in a quiet hour. Redis µs figures come from
-    INFO commandstats deltas, so other EVALSHA traffic on that server counts too.
+    INFO commandstats deltas, so other EVALSHA and FCALL traffic on that server counts too.
 
     Example: pushinbox --redis-url redis://cache:6379/0 bench --waiting 100000
     """

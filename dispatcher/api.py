@@ -161,14 +161,17 @@ class _Driver:
         self.redis = client
         self.scripts = ScriptSet(client)
         #: Call the scripts as one function library (FCALL, Redis >= 7): the helpers are
-        #: defined once per load instead of once per call. Default: PUSHINBOX_FUNCTIONS=1.
-        self.functions = (os.environ.get("PUSHINBOX_FUNCTIONS") == "1" if functions is None
-                          else functions)
-        if self.functions and isinstance(client, redis.RedisCluster | aredis.RedisCluster):
-            raise ValidationError("the scripts as a function library (PUSHINBOX_FUNCTIONS=1) "
-                                  "need one server or Sentinel, not a Cluster",
-                                  field="PUSHINBOX_FUNCTIONS")
-        self._library, self._prefix = library() if self.functions else ("", "")
+        #: defined once per load instead of once per call (a quarter of a cycle's Redis CPU,
+        #: docs/performance.md). None: decided at the first call, from the server (Redis >= 7
+        #: and not a Cluster: FCALL; else EVALSHA). PUSHINBOX_FUNCTIONS=1 / 0 forces it.
+        self.functions: bool | None = _functions_setting(functions)
+        if isinstance(client, redis.RedisCluster | aredis.RedisCluster):
+            if self.functions:
+                raise ValidationError("the scripts as a function library (PUSHINBOX_FUNCTIONS=1) "
+                                      "need one server or Sentinel, not a Cluster",
+                                      field="PUSHINBOX_FUNCTIONS")
+            self.functions = False  # a library would have to be loaded on every master
+        self._library, self._prefix = library()
         #: Where long moves go (RQ in production); None runs them inline (``inline_job``).
         self.jobs = jobs
         self.clock = clock
@@ -251,6 +254,8 @@ class Dispatcher(_Driver):
     def call(self, script: str, team: str, /, **opts: Any) -> Any:
         """Run one script for ``team``; script errors become PushinboxError subclasses."""
         name, args = _script_args(script, team, opts, self.clock)
+        if self.functions is None:
+            self._decide()
         started = time.perf_counter()
         with _SCRIPT_CALL:
             try:
@@ -268,6 +273,19 @@ class Dispatcher(_Driver):
             self._queue_call(pipe, name, args)
             return self._wait(pipe).execute()
         return self._queue_call(self.redis, name, args)
+
+    def _decide(self) -> None:
+        """Auto mode, at the first call: FCALL where the server has functions (the library
+        loaded now), else EVALSHA."""
+        with reachable():
+            use = _supports_functions(self.redis.info("server"))
+            if use:
+                try:
+                    self.redis.function_load(self._library, replace=True)
+                except redis.ResponseError as exc:
+                    _library_refused(exc)
+                    use = False
+        self.functions = use
 
     def now_ms(self) -> int:
         """The dispatcher's clock: the test clock, else Redis TIME (one clock for everyone)."""
@@ -483,6 +501,8 @@ class AsyncDispatcher(_Driver):
 
     async def call(self, script: str, team: str, /, **opts: Any) -> Any:
         name, args = _script_args(script, team, opts, self.clock)
+        if self.functions is None:
+            await self._decide()
         started = time.perf_counter()
         with _SCRIPT_CALL:
             try:
@@ -503,6 +523,17 @@ class AsyncDispatcher(_Driver):
             return await self._wait(pipe).execute()
         return await self._queue_call(self.redis, name, args)
 
+    async def _decide(self) -> None:
+        with reachable():
+            use = _supports_functions(await self.redis.info("server"))
+            if use:
+                try:
+                    await self.redis.function_load(self._library, replace=True)
+                except redis.ResponseError as exc:
+                    _library_refused(exc)
+                    use = False
+        self.functions = use
+
     async def now_ms(self) -> int:
         if self.clock is not None:
             return self.clock()
@@ -511,6 +542,8 @@ class AsyncDispatcher(_Driver):
 
     async def ready(self) -> bool:
         """Redis answers and holds every script (loading any that the cache lost)."""
+        if self.functions is None:
+            await self._decide()
         with reachable():
             if self.functions:
                 await self.redis.function_load(self._library, replace=True)
@@ -534,10 +567,38 @@ def _script_args(
     return script, [keys.cfg(team), keys.prefix(team), packed]
 
 
-def _missing_function(exc: redis.ResponseError, functions: bool) -> bool:
+def _functions_setting(functions: bool | None) -> bool | None:
+    """The driver's ``functions`` option, else PUSHINBOX_FUNCTIONS (1 / 0 / auto, the
+    default); None means *decide from the server at the first call*."""
+    if functions is not None:
+        return functions
+    env = os.environ.get("PUSHINBOX_FUNCTIONS", "").strip().lower()
+    if env in ("1", "true", "yes", "on"):
+        return True
+    if env in ("0", "false", "no", "off"):
+        return False
+    if env in ("", "auto"):
+        return None
+    raise ValidationError(f"PUSHINBOX_FUNCTIONS must be 1, 0 or auto, not {env!r}",
+                          field="PUSHINBOX_FUNCTIONS")
+
+
+def _supports_functions(info: dict[str, Any]) -> bool:
+    """Redis 7 and later have FUNCTION LOAD / FCALL (6.2, the embedded server, has not)."""
+    major = str(info.get("redis_version", "0")).split(".", 1)[0]
+    return major.isdigit() and int(major) >= 7
+
+
+def _library_refused(exc: redis.ResponseError) -> None:
+    """A server that refuses FUNCTION LOAD (an ACL without @scripting's FUNCTION, a managed
+    service that disables it) is served with EVALSHA instead: said once, in the log."""
+    log.warning("function_library_refused", reason=str(exc)[:200], using="EVALSHA")
+
+
+def _missing_function(exc: redis.ResponseError, functions: bool | None) -> bool:
     """FCALL of a library the server does not hold (flushed, restarted without persistence,
     a new version): load it and call again, as EVALSHA does on NOSCRIPT."""
-    return functions and "Function not found" in str(exc)
+    return bool(functions) and "Function not found" in str(exc)
 
 
 def _translate(exc: redis.ResponseError) -> PushinboxError:

@@ -9,8 +9,8 @@ import pytest
 import redis
 from conftest import TEAM, make_team, message
 
-from dispatcher import AsyncDispatcher, Dispatcher, NotFoundError, ops, scripts
-from dispatcher.testing import FakeClock
+from dispatcher import AsyncDispatcher, Dispatcher, NotFoundError, ValidationError, ops, scripts
+from dispatcher.testing import FakeClock, RedisServer
 
 
 def _day(d: Dispatcher) -> list[object]:
@@ -85,3 +85,67 @@ def test_the_asyncio_driver_loads_and_calls_the_library(redis_client: redis.Redi
         return [m.id for m in push.messages]
 
     assert asyncio.run(go()) == ["m1"]
+
+
+def test_by_default_redis_7_is_called_through_the_library(redis_client: redis.Redis) -> None:
+    redis_client.function_flush()
+    d = make_team(Dispatcher(redis_client), login=True)
+    d.ingest(TEAM, message(1))
+    assert d.functions is True
+    library = redis_client.function_list()[0]
+    assert dict(zip(library[::2], library[1::2], strict=True))[b"library_name"].startswith(
+        b"pushinbox_")
+    before = redis_client.info("commandstats").get("cmdstat_fcall", {}).get("calls", 0)
+    assert d.next(TEAM, "ann").messages[0].id == "m1"
+    assert redis_client.info("commandstats")["cmdstat_fcall"]["calls"] == before + 1
+
+
+def test_the_setting_forces_evalsha_and_names_itself_when_wrong(
+        redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PUSHINBOX_FUNCTIONS", "0")
+    redis_client.function_flush()
+    d = make_team(Dispatcher(redis_client), login=True)
+    d.ingest(TEAM, message(1))
+    assert d.functions is False and redis_client.function_list() == []
+    monkeypatch.setenv("PUSHINBOX_FUNCTIONS", "sometimes")
+    with pytest.raises(ValidationError) as exc:
+        Dispatcher(redis_client)
+    assert exc.value.field == "PUSHINBOX_FUNCTIONS"
+
+
+def test_a_server_that_refuses_function_load_is_served_with_evalsha(
+        redis_client: redis.Redis, redis_server: RedisServer) -> None:
+    # An ACL user that may run scripts but not load functions (a managed service's policy).
+    redis_client.acl_setuser("nofunctions", enabled=True, nopass=True, keys="*", channels="*",
+                             commands=["+@all", "-function"], reset=True)
+    try:
+        client = redis.Redis(port=redis_server.port, username="nofunctions", password="x")
+        with pytest.raises(redis.ResponseError):
+            client.function_list()
+        d = make_team(Dispatcher(client), login=True)
+        d.ingest(TEAM, message(1))
+        assert d.functions is False
+        assert d.next(TEAM, "ann").messages[0].id == "m1"
+    finally:
+        redis_client.acl_deluser("nofunctions")
+
+
+@pytest.mark.parametrize("functions", [False, True])
+def test_readiness_loads_what_the_server_lost_on_either_path(
+        redis_client: redis.Redis, redis_server: RedisServer, functions: bool) -> None:
+    import redis.asyncio as aredis
+
+    redis_client.script_flush()
+    redis_client.function_flush()
+
+    async def go() -> bool:
+        client = aredis.Redis(port=redis_server.port)
+        d = AsyncDispatcher(client, functions=functions)
+        ok = await d.ready()
+        await client.aclose()
+        return ok
+
+    assert asyncio.run(go())
+    sha = Dispatcher(redis_client, functions=False).scripts["next"].sha
+    assert redis_client.script_exists(sha) == [not functions]
+    assert bool(redis_client.function_list()) is functions
