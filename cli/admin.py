@@ -124,20 +124,50 @@ def advisor() -> None:
 @advisor_arg
 @click.option("--role", "role_name", required=True)
 @click.option("--name")
+@click.option("--skill", "skills", multiple=True,
+              help="A skill (repeat for several); replaces the advisor's skills when given.")
 @pass_ctx
-def advisor_add(c: Ctx, team_id: str, advisor_id: str, role_name: str, name: str | None) -> None:
-    """Create or change an advisor.  Example: pushinbox advisor add acme ann --role agent"""
-    c.d.run(ops.set_advisor(team_id, advisor_id, role_name, name))
-    emit({"advisor": advisor_id, "role": role_name}, c.json)
+def advisor_add(c: Ctx, team_id: str, advisor_id: str, role_name: str, name: str | None,
+                skills: tuple[str, ...]) -> None:
+    """Create or change an advisor.
+
+    \b
+    Examples:
+      pushinbox advisor add acme ann --role agent
+      pushinbox advisor add acme kim --role agent --skill ko --skill refunds
+    """
+    c.d.run(ops.set_advisor(team_id, advisor_id, role_name, name,
+                            list(skills) if skills else None))
+    emit({"advisor": advisor_id, "role": role_name, **({"skills": sorted(set(skills))}
+                                                       if skills else {})}, c.json)
+
+
+@advisor.command("set")
+@team_arg
+@advisor_arg
+@click.option("--skill", "add", multiple=True, help="Give a skill (repeatable).")
+@click.option("--no-skill", "remove", multiple=True, help="Take a skill away (repeatable).")
+@pass_ctx
+def advisor_set(c: Ctx, team_id: str, advisor_id: str, add: tuple[str, ...],
+                remove: tuple[str, ...]) -> None:
+    """Give or take skills: groups that require skills are pushed only to advisors who have
+    them all, from their next press.
+
+    \b
+    Example:
+      pushinbox advisor set acme kim --skill ko --no-skill refunds
+    """
+    skills = c.d.run(ops.set_skills(team_id, advisor_id, add=list(add), remove=list(remove)))
+    emit({"advisor": advisor_id, "skills": skills}, c.json)
 
 
 @advisor.command("list")
 @team_arg
 @pass_ctx
 def advisor_list(c: Ctx, team_id: str) -> None:
-    """List advisors with their state and assigned messages."""
+    """List advisors with their state, assigned messages and skills."""
     rows = c.d.run(ops.advisors(team_id))
-    emit(rows, c.json, rows=rows)
+    emit(rows, c.json, rows=[{**r, "skills": ",".join(r["skills"])} for r in rows])
 
 
 # --- tokens and webhooks ----------------------------------------------------------------------

@@ -27,9 +27,11 @@ def groups() -> None:
 def groups_show(c: Ctx, team_id: str) -> None:
     """Show the priority groups (the implicit last group is 'everything else')."""
     s = c.d.run(ops.groups(team_id))
-    rows = [{"position": i + 1, "name": g["name"], "match": g["match"]}
+    rows = [{"position": i + 1, "name": g["name"], "match": g["match"],
+             "requires_skills": ",".join(g.get("requires_skills", [])) or "-"}
             for i, g in enumerate(s.groups)]
-    rows.append({"position": len(rows) + 1, "name": "everything else", "match": {}})
+    rows.append({"position": len(rows) + 1, "name": "everything else", "match": {},
+                 "requires_skills": "-"})
     emit(s.to_dict(), c.json, rows=rows, title=f"order inside groups: {s.order}")
 
 

@@ -122,10 +122,29 @@ def breaks(c: Ctx, team_id: str, start: datetime | None, days: int) -> None:
 @cli.command()
 @team_arg
 @click.option("-n", default=10, show_default=True, help="How many conversations.")
+@click.option("--advisor", "advisor_id", help="What this advisor's next presses get "
+              "(the groups whose required skills they have).")
+@click.option("--groups", "by_group", is_flag=True,
+              help="Per group: waiting conversations and the logged-in advisors who may take "
+                   "them; UNSERVED where some wait and nobody logged in may.")
 @pass_ctx
-def preview(c: Ctx, team_id: str, n: int) -> None:
-    """The first N conversations of the ordered list: exactly what the next N presses get."""
-    rows = c.d.run(ops.preview(team_id, n))
+def preview(c: Ctx, team_id: str, n: int, advisor_id: str | None, by_group: bool) -> None:
+    """The first N conversations of the ordered list: exactly what the next N presses get.
+
+    \b
+    Examples:
+      pushinbox preview demo -n 5
+      pushinbox preview demo --advisor kim      # only the groups kim has the skills for
+      pushinbox preview demo --groups           # who may take each group
+    """
+    if by_group:
+        groups = c.d.run(ops.group_stock(team_id))
+        emit(groups, c.json, rows=[
+            {"group": g["group"], "requires": ",".join(g["requires_skills"]) or "-",
+             "waiting": g["waiting"], "may_take": g["advisors_who_may_take"],
+             "flag": "UNSERVED" if g["unserved"] else ""} for g in groups])
+        return
+    rows = c.d.run(ops.preview(team_id, n, advisor_id))
     emit([{**r, "messages": [m.to_dict() for m in r["messages"]]} for r in rows], c.json,
          rows=[{"position": r["position"], "conversation": r["conversation"],
                 "group": r["group"], "why": r["why"],

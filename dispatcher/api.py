@@ -331,8 +331,9 @@ class Dispatcher(_Driver):
     def roles(self, team: str) -> list[dict[str, Any]]:
         return self.run(ops.roles(team))
 
-    def set_advisor(self, team: str, advisor: str, role: str, name: str | None = None) -> None:
-        self.run(ops.set_advisor(team, advisor, role, name))
+    def set_advisor(self, team: str, advisor: str, role: str, name: str | None = None,
+                    skills: list[str] | None = None) -> None:
+        self.run(ops.set_advisor(team, advisor, role, name, skills))
 
     def advisors(self, team: str) -> list[dict[str, Any]]:
         return self.run(ops.advisors(team))
@@ -431,8 +432,9 @@ class Dispatcher(_Driver):
     def quarantined(self, team: str) -> list[Message]:
         return self.run(ops.place(team, "quarantine"))
 
-    def preview(self, team: str, n: int = 10) -> list[dict[str, Any]]:
-        return self.run(ops.preview(team, n))
+    def preview(self, team: str, n: int = 10,
+                advisor: str | None = None) -> list[dict[str, Any]]:
+        return self.run(ops.preview(team, n, advisor))
 
     # --- statistics ---------------------------------------------------------------------------
     def stock(self, team: str) -> Stock:

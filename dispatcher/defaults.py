@@ -63,6 +63,12 @@ MAX_CHANNELS = 1000
 #: before an answer; an upstream loop does.
 MAX_CONVERSATION = 500
 
+#: Skills (routing): most an advisor may carry and a group may require, and the longest
+#: name. An advisor's skills are read on every press of a team whose groups require some:
+#: the cap bounds that read, and 16 covers the languages and specialities of a care team.
+MAX_SKILLS = 16
+MAX_SKILL_LEN = 64
+
 #: Most priority groups and triage rules a team may have (each is evaluated per ingest).
 MAX_GROUPS = 32
 MAX_TRIAGE_RULES = 64

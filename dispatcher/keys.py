@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from dispatcher.defaults import KEY_PREFIX
+from dispatcher.defaults import KEY_PREFIX, MAX_SKILL_LEN, MAX_SKILLS
 from dispatcher.errors import ValidationError
 
 __all__ = ["ID_PATTERN", "TEAMS", "TEAM_ID_PATTERN", "TOKENS", "advisor", "advisors", "cfg",
@@ -49,6 +49,26 @@ def check_id(value: object, field: str) -> str:
             field=field,
         )
     return value
+
+
+_SKILL_RE = re.compile(rf"[A-Za-z0-9._:+-]{{1,{MAX_SKILL_LEN}}}")
+
+
+def check_skills(value: object, field: str) -> list[str]:
+    """A list of skill names (letters, digits and . _ : + -, at most MAX_SKILLS of at most
+    MAX_SKILL_LEN characters), sorted and without repeats; else a ValidationError naming
+    ``field`` or the bad entry (``field[i]``)."""
+    if not isinstance(value, list | tuple):
+        raise ValidationError(f"{field} must be a list of skill names", field=field)
+    if len(set(value)) > MAX_SKILLS:
+        raise ValidationError(f"{field} has {len(set(value))} skills; at most "
+                              f"{MAX_SKILLS} are allowed", field=field)
+    for i, s in enumerate(value):
+        if not isinstance(s, str) or not _SKILL_RE.fullmatch(s):
+            raise ValidationError(
+                f"{field}[{i}] must be 1-{MAX_SKILL_LEN} letters, digits or . _ : + -, "
+                f"got {s!r}", field=f"{field}[{i}]")
+    return sorted(set(value))
 
 
 def check_team(value: object) -> str:

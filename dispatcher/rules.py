@@ -10,7 +10,9 @@ A supervisor writes (YAML or JSON)::
         match: {reassigned: true}
 
 Every condition of a match must hold (AND); an empty match matches every message. Messages
-that match no group form the implicit last group, *everything else*. The compiled form uses
+that match no group form the implicit last group, *everything else*. A group may require
+skills (``requires_skills: [ko]``): only advisors with all of them are pushed its messages;
+everything else requires none. The compiled form uses
 the short names the Lua matcher reads (``includes/core.lua``: ``match``).
 """
 
@@ -21,7 +23,7 @@ from typing import Any
 
 from dispatcher import defaults
 from dispatcher.errors import ValidationError
-from dispatcher.keys import check_id
+from dispatcher.keys import check_id, check_skills
 from dispatcher.model import pack
 
 __all__ = ["PrioritySettings", "TriageRule", "compile_match", "decompile_match"]
@@ -156,7 +158,7 @@ class PrioritySettings:
             where = f"groups[{i}]"
             if not isinstance(g, dict):
                 raise ValidationError(f"{where} must be an object with name and match", where)
-            extra = sorted(set(g) - {"name", "match"})
+            extra = sorted(set(g) - {"name", "match", "requires_skills"})
             if extra:
                 raise ValidationError(f"{where}.{extra[0]} is not a group field", where)
             name = g.get("name")
@@ -166,13 +168,21 @@ class PrioritySettings:
                 raise ValidationError(f"{where}.name {name!r} is used twice", f"{where}.name")
             seen.add(name)
             compile_match(g.get("match", {}), f"{where}.match")
-            clean.append({"name": name, "match": dict(g.get("match", {}))})
+            group = {"name": name, "match": dict(g.get("match", {}))}
+            if g.get("requires_skills"):
+                group["requires_skills"] = check_skills(g["requires_skills"],
+                                                        f"{where}.requires_skills")
+            elif "requires_skills" in g and not isinstance(g["requires_skills"], list):
+                check_skills(g["requires_skills"], f"{where}.requires_skills")
+            clean.append(group)
         found = cls(order=order, groups=clean)
         _packed_size(found.compiled(), "groups", "priority groups")
         return found
 
     def compiled(self) -> list[dict[str, Any]]:
-        return [{"n": g["name"], "m": compile_match(g["match"], "match")} for g in self.groups]
+        return [{"n": g["name"], "m": compile_match(g["match"], "match"),
+                 **({"rs": g["requires_skills"]} if g.get("requires_skills") else {})}
+                for g in self.groups]
 
     def to_dict(self) -> dict[str, Any]:
         return {"order": self.order, "groups": self.groups}

@@ -19,7 +19,8 @@ from prometheus_client import multiprocess as _mp
 from dispatcher.model import Push, Stock
 
 __all__ = ["ASSIGNMENTS", "CONTENT_TYPE", "LATENCY", "MAX_CHANNEL_LABELS", "REQUESTS", "SCRIPT",
-           "SSE_CLIENTS", "WAIT", "WAITING", "observe_push", "render", "set_stock", "set_waiting"]
+           "SSE_CLIENTS", "UNSERVED", "WAIT", "WAITING", "observe_push", "render", "set_stock",
+           "set_waiting"]
 
 #: The text exposition format, its charset named once: prometheus-client's constant names it
 #: and Litestar appends "; charset=utf-8" to every text/* type, which made it appear twice
@@ -43,6 +44,10 @@ LATENCY = Histogram(
 WAITING = Gauge(
     "pushinbox_waiting_messages", "Messages waiting in a team's stock, per channel",
     ["team", "channel"], multiprocess_mode="mostrecent")
+UNSERVED = Gauge(
+    "pushinbox_unserved_groups", "Priority groups of a team with waiting conversations and no "
+    "logged-in advisor who has the skills they require (or nobody logged in at all)",
+    ["team"], multiprocess_mode="mostrecent")
 SSE_CLIENTS = Gauge(
     "pushinbox_sse_clients", "Open live-update streams", multiprocess_mode="livesum")
 

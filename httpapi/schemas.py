@@ -152,9 +152,11 @@ class PreviewRow(msgspec.Struct):
     messages: list[Message]
 
 
-class GroupIn(msgspec.Struct, forbid_unknown_fields=True):
+class GroupIn(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     name: str
     match: dict[str, Any] = msgspec.field(default_factory=dict)
+    #: only advisors with all of these skills are pushed this group's messages
+    requires_skills: list[str] = msgspec.field(default_factory=list)
 
 
 class GroupsIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -201,6 +203,27 @@ class AdvisorOut(msgspec.Struct):
     role: str
     state: str
     assigned: int
+    skills: list[str]
+
+
+class SkillsIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Replace an advisor's skills (``skills``), then add and remove some, in one step."""
+    skills: list[str] | None = None
+    add: list[str] = msgspec.field(default_factory=list)
+    remove: list[str] = msgspec.field(default_factory=list)
+
+
+class SkillsOut(msgspec.Struct):
+    advisor: str
+    skills: list[str]
+
+
+class GroupStockRow(msgspec.Struct):
+    group: str
+    requires_skills: list[str]
+    waiting: int  # conversations
+    advisors_who_may_take: int  # logged in (on a break or not) with every required skill
+    unserved: bool  # some wait and nobody logged in may take them
 
 
 class TeamOut(msgspec.Struct):
@@ -229,6 +252,7 @@ class RoleIn(msgspec.Struct, forbid_unknown_fields=True):
 class AdvisorIn(msgspec.Struct, forbid_unknown_fields=True):
     role: Id
     name: str | None = None
+    skills: list[str] | None = None  # replaces the advisor's skills when given
 
 
 class HookIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -325,3 +325,34 @@ def test_requeue_hands_a_logged_out_advisors_messages_back_and_refuses_a_logged_
     run("logout", "acme", "ann")  # --inline: the requeue ran already
     assert json.loads(run("--json", "requeue", "acme", "ann").stdout) == {
         "advisor": "ann", "requeued": 0}
+
+
+def test_skills_are_given_taken_and_previewed_per_advisor_and_per_group(
+        run, tmp_path: Path) -> None:
+    run("team", "create", "acme")
+    run("role", "set", "acme", "agent", "--push")
+    run("advisor", "add", "acme", "kim", "--role", "agent", "--skill", "ko", "--skill", "refunds")
+    run("advisor", "add", "acme", "lou", "--role", "agent")
+    groups = tmp_path / "groups.yaml"
+    groups.write_text("groups:\n  - name: Korean\n    match: {language_in: [ko]}\n"
+                      "    requires_skills: [ko]\n")
+    run("groups", "set", "acme", str(groups))
+    assert "REQUIRES_SKILLS" in run("groups", "show", "acme").output
+    run("ingest", "acme", "--id", "m1", "--conversation", "c1", "--customer", "u1",
+        "--channel", "webchat", "--text", "annyeong", "--language", "ko")
+    run("ingest", "acme", "--id", "m2", "--conversation", "c2", "--customer", "u2",
+        "--channel", "webchat", "--text", "hello")
+    run("login", "acme", "lou")
+    by_group = run("preview", "acme", "--groups").output
+    assert "UNSERVED" in by_group and "Korean" in by_group
+    assert [r["conversation"] for r in json.loads(
+        run("--json", "preview", "acme", "--advisor", "lou").stdout)] == ["c2"]
+    assert [r["conversation"] for r in json.loads(
+        run("--json", "preview", "acme", "--advisor", "kim").stdout)] == ["c1", "c2"]
+    assert json.loads(run("--json", "next", "acme", "lou").stdout)["messages"][0]["id"] == "m2"
+    out = json.loads(run("--json", "advisor", "set", "acme", "kim", "--no-skill", "refunds",
+                         "--skill", "fr").stdout)
+    assert out["skills"] == ["fr", "ko"]
+    assert "fr,ko" in run("advisor", "list", "acme").output
+    bad = run("advisor", "set", "acme", "kim", "--skill", "no spaces", ok=False)
+    assert bad.exit_code != 0 and "add[0]" in bad.output

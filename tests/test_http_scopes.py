@@ -48,6 +48,8 @@ MATRIX: list[tuple[str, str, set[str], Any]] = [
     ("GET", TEAM_PATH + "/stock", TEAM_READERS, None),
     ("GET", TEAM_PATH + "/advisors", SUPERVISORS, None),
     ("GET", TEAM_PATH + "/preview", SUPERVISORS, None),
+    ("PUT", TEAM_PATH + "/advisors/{advisor}/skills", SUPERVISORS, {"add": ["ko"]}),
+    ("GET", TEAM_PATH + "/groups/stock", SUPERVISORS, None),
     ("POST", TEAM_PATH + "/messages/{message}/assign", SUPERVISORS, {"advisor": "ann"}),
     ("GET", TEAM_PATH + "/messages/{message}", SUPERVISORS, None),
     ("GET", TEAM_PATH + "/help-requests", SUPERVISORS, None),

@@ -62,7 +62,9 @@ __all__ = [
     "delete_team",
     "end_break",
     "events",
+    "group_stock",
     "groups",
+    "groups_stock_of",
     "heartbeat",
     "hours",
     "ingest_many",
@@ -89,6 +91,7 @@ __all__ = [
     "set_groups",
     "set_hours",
     "set_role",
+    "set_skills",
     "set_triage",
     "start_break",
     "still_there",
@@ -283,11 +286,33 @@ def roles(team: str) -> Op[list[dict[str, Any]]]:
     ]
 
 
-def set_advisor(team: str, advisor: str, role: str, name: str | None = None) -> Op[None]:
+def set_advisor(team: str, advisor: str, role: str, name: str | None = None,
+                skills: list[str] | None = None) -> Op[None]:
+    """Create or change an advisor; ``skills`` replaces theirs (None keeps them)."""
     keys.check_id(advisor, "advisor")
     keys.check_id(role, "role")
     _name(name, "name")
-    yield Script("advisor_set", team, {"adv": advisor, "role": role, "name": name or advisor})
+    opts: dict[str, Any] = {"adv": advisor, "role": role, "name": name or advisor}
+    if skills is not None:
+        opts["skills"] = keys.check_skills(skills, "skills")
+        opts["max"] = defaults.MAX_SKILLS
+    yield Script("advisor_set", team, opts)
+
+
+def set_skills(team: str, advisor: str, *, skills: list[str] | None = None,
+               add: list[str] | tuple[str, ...] = (), remove: list[str] | tuple[str, ...] = ()
+               ) -> Op[list[str]]:
+    """Change an advisor's skills: replace them (``skills``), then add and remove some, in
+    one atomic step (two supervisors editing at once lose nothing). Returns the new skills;
+    more than MAX_SKILLS is refused, naming "skills", and changes nothing."""
+    keys.check_id(advisor, "advisor")
+    opts: dict[str, Any] = {"adv": advisor, "add": keys.check_skills(list(add), "add"),
+                            "rm": keys.check_skills(list(remove), "remove"),
+                            "max": defaults.MAX_SKILLS}
+    if skills is not None:
+        opts["skills"] = keys.check_skills(skills, "skills")
+    res = yield Script("advisor_skills", team, opts)
+    return [_s(x) for x in res["skills"]]
 
 
 def advisors(team: str) -> Op[list[dict[str, Any]]]:
@@ -295,7 +320,7 @@ def advisors(team: str) -> Op[list[dict[str, Any]]]:
     names = sorted(_s(a) for a in found)
     cmds = []
     for a in names:
-        cmds += [Cmd("hmget", (keys.advisor(team, a), "name", "role", "st")),
+        cmds += [Cmd("hmget", (keys.advisor(team, a), "name", "role", "st", "sk")),
                  Cmd("zcard", (keys.current(team, a),))]
     rows = yield Commands(cmds)
     out = []
@@ -303,8 +328,14 @@ def advisors(team: str) -> Op[list[dict[str, Any]]]:
         v, held = rows[2 * i], rows[2 * i + 1]
         state = _s(v[2])
         out.append({"advisor": a, "name": _s(v[0]), "role": _s(v[1]),
-                    "state": STATES.get(state, state), "assigned": int(held)})
+                    "state": STATES.get(state, state), "assigned": int(held),
+                    "skills": _skills(v[3])})
     return out
+
+
+def _skills(raw: bytes | None) -> list[str]:
+    """An advisor's skills as stored (a msgpack list, or empty for none)."""
+    return [_s(x) for x in unpack(raw)] if raw else []
 
 
 def set_groups(team: str, spec: object) -> Op[dict[str, Any]]:
@@ -323,7 +354,9 @@ def groups(team: str) -> Op[PrioritySettings]:
         raise NotFoundError(f"unknown team {team}", field="team")
     return PrioritySettings(
         order=_s(raw[1]),
-        groups=[{"name": g["n"], "match": decompile_match(g["m"] or {})} for g in unpack(raw[0])],
+        groups=[{"name": g["n"], "match": decompile_match(g["m"] or {}),
+                 **({"requires_skills": g["rs"]} if g.get("rs") else {})}
+                for g in unpack(raw[0])],
     )
 
 
@@ -560,17 +593,65 @@ def place(team: str, where: str) -> Op[list[Message]]:
     return (yield from _all(lambda c: place_page(team, where, c)))
 
 
-def preview(team: str, n: int = 10) -> Op[list[dict[str, Any]]]:
+def preview(team: str, n: int = 10, advisor: str | None = None) -> Op[list[dict[str, Any]]]:
     """The first ``n`` conversations of the ordered list: what the next presses get (each
-    with its waiting count and its first 20 messages, 200 messages in all)."""
+    with its waiting count and its first 20 messages, 200 messages in all). With ``advisor``:
+    what that advisor's next presses get (the groups whose skills they have)."""
     if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 1000:
         raise ValidationError("n must be from 1 to 1000", field="n")
-    rows = yield Script("preview", team, {"n": n})
+    opts: dict[str, Any] = {"n": n}
+    if advisor is not None:
+        opts["adv"] = keys.check_id(advisor, "advisor")
+    rows = yield Script("preview", team, opts)
     return [
         {"position": i + 1, "conversation": r["conversation"], "group": r["group"],
          "why": r["why"], "waiting": int(r["waiting"]), "messages": _messages(r["messages"])}
         for i, r in enumerate(rows)
     ]
+
+
+def group_stock(team: str) -> Op[list[dict[str, Any]]]:
+    """Per priority group of the current settings (then *everything else*): the waiting
+    conversations, the skills it requires, how many logged-in advisors (on a break or not)
+    have them, and ``unserved`` when some wait and none of those may take them."""
+    keys.check_team(team)
+    found = yield from groups_stock_of([team])
+    if team not in found:
+        raise NotFoundError(f"unknown team {team}", field="team")
+    return found[team]
+
+
+def groups_stock_of(teams: list[str]) -> Op[dict[str, list[dict[str, Any]]]]:
+    """``group_stock`` of several teams in two round trips whatever their number (what
+    /metrics exports at scrape time); unknown teams are left out. Per team: a ZCARD per group
+    and an HMGET per logged-in advisor."""
+    first = yield Commands([c for t in teams for c in (
+        Cmd("hmget", (keys.cfg(t), "ver", "groups")), Cmd("zrange", (keys.online(t), 0, -1)))])
+    plan = []
+    cmds: list[Cmd] = []
+    for i, t in enumerate(teams):
+        cfg, online = first[2 * i], first[2 * i + 1]
+        if cfg[0] is None:
+            continue
+        groups = [(_s(g["n"]), [_s(x) for x in g.get("rs") or []]) for g in unpack(cfg[1])]
+        groups.append(("everything else", []))
+        names = [_s(a) for a in online]
+        plan.append((t, groups, len(cmds), len(names)))
+        cmds += [Cmd("zcard", (keys.queue(t, int(cfg[0]), g),)) for g in range(len(groups))]
+        cmds += [Cmd("hmget", (keys.advisor(t, a), "st", "sk")) for a in names]
+    rows = yield Commands(cmds)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for t, groups, at, n_adv in plan:
+        waiting = rows[at:at + len(groups)]
+        advs = rows[at + len(groups):at + len(groups) + n_adv]
+        has = [set(_skills(v[1])) for v in advs if v[0] is not None and _s(v[0]) != "off"]
+        out[t] = []
+        for (name, needs), count in zip(groups, waiting, strict=True):
+            may = sum(1 for h in has if set(needs) <= h)
+            out[t].append({"group": name, "requires_skills": needs, "waiting": int(count),
+                           "advisors_who_may_take": may,
+                           "unserved": int(count) > 0 and may == 0})
+    return out
 
 
 # --- statistics (O(1) reads of what the scripts keep) -----------------------------------------

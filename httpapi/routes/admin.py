@@ -41,7 +41,7 @@ class AdminController(Audience):
          summary="Create or change an advisor")
     async def advisor_set(self, d: AsyncDispatcher, team: TeamPath, advisor: TeamId,
                           data: AdvisorIn) -> Health:
-        await d.run(ops.set_advisor(team, advisor, data.role, data.name))
+        await d.run(ops.set_advisor(team, advisor, data.role, data.name, data.skills))
         return Health("ok")
 
     @get("/whoami", opt=ANY_TOKEN, responses=errors(),

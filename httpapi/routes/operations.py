@@ -47,11 +47,18 @@ class OperationsController(Controller):
     @get("/metrics", summary="Prometheus metrics", media_type="text/plain",
          include_in_schema=False)
     async def metrics_view(self, d: AsyncDispatcher) -> Response[bytes]:
-        # Waiting counts are read now, for every team (two round trips), not left from the
-        # last time someone happened to read a stock.
+        # Waiting counts are read now, for every team (four round trips in all), not left
+        # from the last time someone happened to read a stock.
         with contextlib.suppress(PushinboxError):
-            for team, channels in (await d.run(ops.waiting_counts())).items():
+            counts = await d.run(ops.waiting_counts())
+            for team, channels in counts.items():
                 metrics.set_waiting(team, channels)
+            # groups nobody logged in may take, read where something waits (two round trips)
+            busy = [t for t, channels in counts.items() if any(channels.values())]
+            found = await d.run(ops.groups_stock_of(busy)) if busy else {}
+            for team in counts:
+                metrics.UNSERVED.labels(team).set(
+                    sum(1 for g in found.get(team, []) if g["unserved"]))
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 

@@ -27,12 +27,15 @@ from httpapi.schemas import (
     GroupsChangedOut,
     GroupsIn,
     GroupsOut,
+    GroupStockRow,
     Health,
     HookIn,
     HookOut,
     HoursIn,
     PreviewRow,
     RebucketingOut,
+    SkillsIn,
+    SkillsOut,
     StockOut,
     TeamOut,
 )
@@ -74,10 +77,27 @@ class SupervisorController(Audience):
     async def advisors(self, d: AsyncDispatcher, team: TeamPath) -> list[AdvisorOut]:
         return [AdvisorOut(**a) for a in await d.run(ops.advisors(team))]
 
-    @get("/preview", responses=errors(), summary="The ordered list: what the next presses get")
+    @put("/advisors/{advisor:str}/skills", responses=errors(),
+         summary="Change an advisor's skills (replace, add, remove: one atomic step)")
+    async def skills_set(self, d: AsyncDispatcher, team: TeamPath, advisor: TeamId,
+                         data: SkillsIn) -> SkillsOut:
+        skills = await d.run(ops.set_skills(team, advisor, skills=data.skills, add=data.add,
+                                            remove=data.remove))
+        return SkillsOut(advisor, skills)
+
+    @get("/preview", responses=errors(), summary="The ordered list: what the next presses get",
+         description="With `advisor`: what that advisor's next presses get (the groups whose "
+                     "required skills they have).")
     async def preview(self, d: AsyncDispatcher, team: TeamPath,
-                      n: Annotated[int, Parameter(ge=1, le=1000)] = 10) -> list[PreviewRow]:
-        return [PreviewRow(**r) for r in await d.run(ops.preview(team, n))]
+                      n: Annotated[int, Parameter(ge=1, le=1000)] = 10,
+                      advisor: Annotated[str | None, Parameter(max_length=200)] = None,
+                      ) -> list[PreviewRow]:
+        return [PreviewRow(**r) for r in await d.run(ops.preview(team, n, advisor))]
+
+    @get("/groups/stock", responses=errors(),
+         summary="Per priority group: waiting conversations and who may take them")
+    async def groups_stock(self, d: AsyncDispatcher, team: TeamPath) -> list[GroupStockRow]:
+        return [GroupStockRow(**g) for g in await d.run(ops.group_stock(team))]
 
     @post("/messages/{message:str}/assign", status_code=200, responses=errors(),
           summary="Assign a message (its conversation) to an advisor by hand")

@@ -3,7 +3,7 @@
 -- by rebucket_batch, and until then is pushed after the new version's queues.
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
--- ARGV[2] msgpack {groups (msgpack list of {n, m}), order, now?}
+-- ARGV[2] msgpack {groups (msgpack list of {n, m, rs? (required skills)}), order, now?}
 -- Returns: msgpack {status = 'ok', version (the new settings version), rebucket (older stock left)}
 -- Fails: not_found
 -- Events: groups_changed
@@ -15,8 +15,15 @@ local ver = cfg.ver + 1
 local old = cfg.old
 local waiting = 0
 for i = 0, cfg.ng do waiting = waiting + redis.call('ZCARD', K.q(cfg.ver, i)) end
-if waiting > 0 then old[#old + 1] = {cfg.ver, cfg.ng} end
-redis.call('HSET', K.cfg, 'ver', ver, 'groups', O.groups, 'ng', #cmsgpack.unpack(O.groups),
-  'order', O.order, 'old', cmsgpack.pack(old))
+-- Older stock keeps the skills its groups required until it is re-bucketed.
+if waiting > 0 then old[#old + 1] = {cfg.ver, cfg.ng, group_skills(cfg)} end
+local groups = cmsgpack.unpack(O.groups)
+local needs, any = {}, false
+for i, g in ipairs(groups) do
+  needs[i] = g.rs or {}
+  if g.rs and #g.rs > 0 then any = true end
+end
+redis.call('HSET', K.cfg, 'ver', ver, 'groups', O.groups, 'ng', #groups,
+  'order', O.order, 'old', cmsgpack.pack(old), 'gsk', any and cmsgpack.pack(needs) or EMPTY_LIST)
 event(cfg, 'groups_changed', now, {'ver', ver})
 return reply({status = 'ok', version = ver, rebucket = #old > 0})

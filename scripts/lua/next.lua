@@ -2,6 +2,7 @@
 -- (priority groups in order, then the team's order inside a group) with all its waiting
 -- messages. Ends a running break. While the advisor holds as many unprocessed pushed
 -- conversations as their role allows, answers those again (so a retry is safe).
+-- Only the groups whose required skills the advisor has are looked at.
 -- Cost: one ZPOPMIN per group at most, O(G + log N); never a scan of the stock.
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
@@ -41,7 +42,7 @@ end
 -- advisor (one conversation, one holder); the press takes the next one. Rare (a session
 -- resumed while its requeue was under way), and bounded per press.
 local handed = 0
-for _, qk in ipairs(queue_keys(cfg)) do
+for _, qk in ipairs(push_queue_keys(cfg, a.sk)) do
   while true do
     local top = redis.call('ZPOPMIN', qk)
     if #top == 0 then break end

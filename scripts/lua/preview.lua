@@ -1,20 +1,23 @@
 -- preview: the first n conversations of the ordered list with their waiting messages and
--- group: exactly what the next n presses would get (read-only, one consistent snapshot).
+-- group: exactly what the next n presses would get (read-only, one consistent snapshot); with
+-- an advisor, what their next presses get (the groups whose required skills they have).
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {n, m? (messages shown per conversation, default 20), total? (messages
---         shown in all, default 200: the views are most of the cost)}
+--         shown in all, default 200: the views are most of the cost), adv?}
 -- Returns: msgpack [{conversation, group, why, waiting, messages (the first m, while the total lasts)}]
 -- Fails: not_found
 -- Events: none
 --@include keys
 --@include views
+--@include advisors
 local cfg = load_cfg()
+local qks = O.adv and push_queue_keys(cfg, load_adv(O.adv).sk) or queue_keys(cfg)
 local n = tonumber(O.n)
 local per = tonumber(O.m or 20)
 local budget = tonumber(O.total or 200)
 local out = {}
-for _, qk in ipairs(queue_keys(cfg)) do
+for _, qk in ipairs(qks) do
   if #out >= n then break end
   for _, conv in ipairs(redis.call('ZRANGE', qk, 0, n - #out - 1)) do
     local c = redis.call('HMGET', K.conv(conv), 'g', 'why')

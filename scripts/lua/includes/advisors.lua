@@ -4,10 +4,30 @@
 --@include events
 
 local function load_adv(adv)
-  local v = redis.call('HMGET', K.adv(adv), 'st', 'role', 'ep', 'bep', 'bs', 'req', 'bu')
+  local v = redis.call('HMGET', K.adv(adv), 'st', 'role', 'ep', 'bep', 'bs', 'req', 'bu', 'sk')
   if not v[1] then fail('not_found', 'advisor', 'unknown advisor ' .. adv .. ' in team ' .. TEAM) end
   return { id = adv, st = v[1], role = v[2], ep = tonumber(v[3]), bep = tonumber(v[4]),
-           bs = tonumber(v[5]), req = v[6], bu = tonumber(v[7]) }
+           bs = tonumber(v[5]), req = v[6], bu = tonumber(v[7]), sk = v[8] }
+end
+
+-- Change an advisor's skills: replace them (`replace`, a list or nil), then add and remove
+-- some; refused past `max` (nothing written). Stored sorted, as msgpack ('' for none).
+-- Returns the new list.
+local function write_skills(adv, current, replace, add, rm, max)
+  local has = {}
+  local from = replace or ((current and current ~= '') and cmsgpack.unpack(current) or {})
+  for _, s in ipairs(from) do has[s] = true end
+  for _, s in ipairs(add or {}) do has[s] = true end
+  for _, s in ipairs(rm or {}) do has[s] = nil end
+  local list = {}
+  for s in pairs(has) do list[#list + 1] = s end
+  table.sort(list)
+  if max and #list > tonumber(max) then
+    fail('invalid', 'skills', 'advisor ' .. adv .. ' would have ' .. #list ..
+      ' skills; at most ' .. max .. ' are allowed')
+  end
+  redis.call('HSET', K.adv(adv), 'sk', #list > 0 and cmsgpack.pack(list) or '')
+  return list
 end
 
 local function load_role(name)

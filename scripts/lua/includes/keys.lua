@@ -76,7 +76,7 @@ local DAY_MS = 86400000
 local EMPTY_LIST = '\144'  -- msgpack's empty array (no library call when a function library loads)
 local function load_cfg()
   local v = redis.call('HMGET', K.cfg, 'ver', 'ng', 'order', 'old', 'mreq', 'ret', 'evmax',
-    'dttl')
+    'dttl', 'gsk')
   if not v[1] then fail('not_found', 'team', 'unknown team ' .. TEAM) end
   return {
     ver = tonumber(v[1]),
@@ -87,6 +87,7 @@ local function load_cfg()
     ret = tonumber(v[6]),
     evmax = v[7],  -- only ever an XADD argument: kept as Redis gave it
     dttl = tonumber(v[8]),
+    gsk = v[9],  -- the skills each group requires (msgpack), EMPTY_LIST or nil when none do
   }
 end
 
@@ -107,6 +108,40 @@ local function queue_keys(cfg)
   for i = 0, cfg.ng do ks[#ks + 1] = K.q(cfg.ver, i) end
   for _, o in ipairs(cfg.old) do
     for i = 0, o[2] do ks[#ks + 1] = K.q(o[1], i) end
+  end
+  return ks
+end
+
+-- The skills each group of the current settings requires: a list by group index (1-based),
+-- or nil when no group requires any (the common case: nothing decoded).
+local function group_skills(cfg)
+  if not cfg.gsk or cfg.gsk == EMPTY_LIST or cfg.gsk == '' then return nil end
+  return cmsgpack.unpack(cfg.gsk)
+end
+
+local function covers(needs, has)
+  for _, s in ipairs(needs or {}) do if not has[s] then return false end end
+  return true
+end
+
+-- The queue keys an advisor may be pushed from, in push order: `queue_keys` without the
+-- groups whose required skills the advisor lacks (older settings versions keep the skills of
+-- their time until re-bucketed). `sk`: the advisor's skills as stored (msgpack or empty).
+local function push_queue_keys(cfg, sk)
+  local needs = group_skills(cfg)
+  local old_needs = false
+  for _, o in ipairs(cfg.old) do if o[3] then old_needs = true end end
+  if not needs and not old_needs then return queue_keys(cfg) end
+  local has = {}
+  if sk and sk ~= '' then for _, s in ipairs(cmsgpack.unpack(sk)) do has[s] = true end end
+  local ks = {}
+  for i = 0, cfg.ng do
+    if not needs or covers(needs[i + 1], has) then ks[#ks + 1] = K.q(cfg.ver, i) end
+  end
+  for _, o in ipairs(cfg.old) do
+    for i = 0, o[2] do
+      if not o[3] or covers(o[3][i + 1], has) then ks[#ks + 1] = K.q(o[1], i) end
+    end
   end
   return ks
 end
