@@ -297,3 +297,39 @@ def test_the_assign_list_offers_only_advisors_who_can_receive(
     assert page.query_selector("link[rel=icon]") is not None
     assert api.http.get("/ui/favicon.svg").status_code == 200
     page.close()
+
+
+def test_a_supervisor_requires_a_skill_and_advisors_without_it_never_get_those_messages(
+        browser: Any, api: Api, service: ServiceProcess) -> None:
+    api.sup("PUT", "/groups", json={"groups": [
+        {"name": "Korean", "match": {"language_in": ["ko"]}}]})
+    api.push(message("k1", language="ko"), message("k2"))
+    page = browser.new_page(viewport={"width": 1280, "height": 1200})
+    page.goto(service.url + "/ui/supervisor.html")
+    page.fill("#token", api.supervisor)
+    page.click("#login button[type=submit]")
+    page.wait_for_selector(".group[data-name=Korean]")
+    page.fill(".group[data-name=Korean] input[data-rs]", "ko")
+    page.click("#save-groups")
+    page.wait_for_selector("#group-stock tr.unserved[data-group=Korean]")
+    assert api.sup("GET", "/groups").json()["groups"][0]["requires_skills"] == ["ko"]
+
+    bob = open_console(browser, service, api.advisor["bob"])  # no skills: only k2, then none
+    bob.click("#next")
+    bob.wait_for_selector("article.message[data-id=mk2]")
+    bob.click("article.message button[data-action=reply]")
+    bob.wait_for_function("!document.querySelector('article.message[data-id=mk2]')")
+    bob.click("#next")
+    bob.wait_for_timeout(500)
+    assert bob.query_selector("article.message[data-id=mk1]") is None
+
+    page.wait_for_selector("#skills tr[data-advisor=ann] input")
+    page.fill("#skills tr[data-advisor=ann] input", "ko")
+    page.click("#skills tr[data-advisor=ann] button")
+    page.wait_for_function("document.querySelector('#skills-status').textContent.includes('ko')")
+    assert [a["skills"] for a in api.sup("GET", "/advisors").json()
+            if a["advisor"] == "ann"] == [["ko"]]
+    ann = open_console(browser, service, api.advisor["ann"])
+    ann.click("#next")
+    ann.wait_for_selector("article.message[data-id=mk1]")
+    page.wait_for_selector("#group-stock tr[data-group=Korean]:not(.unserved)")

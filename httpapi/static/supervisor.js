@@ -60,7 +60,9 @@ function groupCard(g) {
       Pi.el("button", { onclick: () => move(card, -1), title: "Move up" }, "↑"),
       Pi.el("button", { onclick: () => move(card, 1), title: "Move down" }, "↓"),
       Pi.el("button", { onclick: () => card.remove(), title: "Remove" }, "✕")),
-    Pi.el("div", { class: "row" }, ...listInputs, Pi.el("label", {}, "Automatically reassigned", reassigned)));
+    Pi.el("div", { class: "row" }, ...listInputs, Pi.el("label", {}, "Automatically reassigned", reassigned)),
+    Pi.el("div", { class: "row" }, Pi.el("label", {}, "Requires skills (only advisors with all of them are pushed these)",
+      Pi.el("input", { "data-rs": "1", value: (g.requires_skills || []).join(", "), placeholder: "none" }))));
   card.addEventListener("dragstart", (ev) => { card.classList.add("dragging"); ev.dataTransfer.setData("text/plain", g.name); });
   card.addEventListener("dragend", () => card.classList.remove("dragging"));
   card.addEventListener("dragover", (ev) => ev.preventDefault());
@@ -93,7 +95,8 @@ function readGroups() {
     });
     const r = card.querySelector("select[data-key=reassigned]").value;
     if (r) match.reassigned = r === "true";
-    return { name: card.querySelector("input.name").value.trim(), match };
+    const skills = card.querySelector("input[data-rs]").value.split(",").map((x) => x.trim()).filter(Boolean);
+    return { name: card.querySelector("input.name").value.trim(), match, ...(skills.length ? { requires_skills: skills } : {}) };
   });
 }
 
@@ -127,6 +130,7 @@ async function refreshPreview() {
   try {
     const rows = await Pi.call("GET", tbase() + "/preview?n=10");
     ADVISORS = await Pi.call("GET", tbase() + "/advisors");
+    renderTeam(ADVISORS, await Pi.call("GET", tbase() + "/groups/stock"));
     // Only advisors who can receive: logged in (online or on a break).
     const able = ADVISORS.filter((a) => a.state !== "offline").map((a) => a.advisor);
     $("preview").replaceChildren(...rows.map((r) => {
@@ -139,6 +143,33 @@ async function refreshPreview() {
         Pi.el("td", { class: "group-name" }, r.group), Pi.el("td", {}, r.why), Pi.el("td", {}, pick));
     }));
   } finally { previewBusy = false; }
+}
+
+// --- advisors' skills and who may take each group ---------------------------------------
+function renderTeam(advisors, groups) {
+  $("group-stock").replaceChildren(...groups.map((g) => Pi.el("tr", { "data-group": g.group, class: g.unserved ? "unserved" : "" },
+    Pi.el("td", {}, g.group), Pi.el("td", {}, g.requires_skills.join(", ") || "—"), Pi.el("td", {}, g.waiting),
+    Pi.el("td", {}, g.advisors_who_may_take), Pi.el("td", { class: "flag" }, g.unserved ? "Nobody logged in may take these" : ""))));
+  if (document.activeElement && document.activeElement.closest("#skills")) return;  // being edited
+  $("skills").replaceChildren(...advisors.map((a) => {
+    const input = Pi.el("input", { value: a.skills.join(", "), "aria-label": "Skills of " + a.advisor, placeholder: "none" });
+    const save = Pi.el("button", { onclick: () => saveSkills(a.advisor, input) }, "Save");
+    return Pi.el("tr", { "data-advisor": a.advisor }, Pi.el("td", {}, a.advisor), Pi.el("td", {}, a.state), Pi.el("td", {}, input, save));
+  }));
+}
+
+async function saveSkills(advisor, input) {
+  const skills = input.value.split(",").map((x) => x.trim()).filter(Boolean);
+  try {
+    const res = await Pi.call("PUT", tbase() + "/advisors/" + encodeURIComponent(advisor) + "/skills", { skills });
+    $("skills-status").textContent = `${advisor}: ${res.skills.join(", ") || "no skills"}.`;
+    $("skills-status").className = "";
+    input.blur();
+    refreshPreview();
+  } catch (e) {
+    $("skills-status").textContent = e.message + (e.problem && e.problem.field ? ` (${e.problem.field})` : "");
+    $("skills-status").className = "error";
+  }
 }
 
 async function assign(id, advisor) {
