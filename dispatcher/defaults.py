@@ -69,6 +69,16 @@ MAX_CONVERSATION = 500
 MAX_SKILLS = 16
 MAX_SKILL_LEN = 64
 
+#: Escalation by waiting time (`waiting_longer_than`): the longest threshold (30 days: done
+#: messages are kept 7 days by default, nobody waits a month), how many due conversations a
+#: press or a preview moves before it looks (exact while fewer than this crossed since the
+#: last move: each move re-places a conversation, ~15 commands, so 20 keep a press near 1 ms),
+#: and how often the worker's escalator looks for due conversations (a threshold is crossed
+#: within about this long on the supervisor's counts; presses never wait for it).
+MAX_WAITING_LONGER_THAN_S = 30 * 86400
+ESCALATE_ON_PRESS = 20
+ESCALATE_INTERVAL_S = 1.0
+
 #: Most priority groups and triage rules a team may have (each is evaluated per ingest).
 MAX_GROUPS = 32
 MAX_TRIAGE_RULES = 64

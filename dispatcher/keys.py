@@ -13,9 +13,10 @@ from dispatcher.defaults import KEY_PREFIX, MAX_SKILL_LEN, MAX_SKILLS
 from dispatcher.errors import ValidationError
 
 __all__ = ["ID_PATTERN", "TEAMS", "TEAM_ID_PATTERN", "TOKENS", "advisor", "advisors", "cfg",
-           "channel_waiting", "channels", "check_id", "check_team", "conversation",
+           "channel_waiting", "channels", "check_id", "check_skills", "check_team", "conversation",
            "conversation_held", "conversation_waiting", "current", "customer",
-           "customer_conversations", "day", "done", "events", "glob_escape", "help_requests",
+           "customer_conversations", "day", "done", "escalation", "events", "glob_escape",
+           "help_requests",
            "hook_jobs", "hooks", "message", "on_hold", "online", "prefix", "pushed",
            "pushed_conversations", "quarantine", "queue", "role", "roles"]
 
@@ -100,6 +101,12 @@ def cfg(team: str) -> str:
 def queue(team: str, version: int, index: int) -> str:
     """Waiting conversations of one priority group (sorted set, score = order in the group)."""
     return f"{prefix(team)}q:{version}:{index}"
+
+
+def escalation(team: str, version: int, index: int) -> str:
+    """Conversations that will match a group escalating by waiting time (sorted set, score =
+    when their oldest matching waiting message crosses its threshold, ms)."""
+    return f"{prefix(team)}esc:{version}:{index}"
 
 
 def conversation(team: str, conv: str) -> str:

@@ -10,9 +10,11 @@ A supervisor writes (YAML or JSON)::
         match: {reassigned: true}
 
 Every condition of a match must hold (AND); an empty match matches every message. Messages
-that match no group form the implicit last group, *everything else*. A group may require
-skills (``requires_skills: [ko]``): only advisors with all of them are pushed its messages;
-everything else requires none. The compiled form uses
+that match no group form the implicit last group, *everything else*. A group may escalate
+by waiting time (``waiting_longer_than: 900``: true once the message has waited that many
+seconds since it arrived; the waiting stock moves into it as its messages cross it). A group
+may require skills (``requires_skills: [ko]``): only advisors with all of them are pushed
+its messages; everything else requires none. The compiled form uses
 the short names the Lua matcher reads (``includes/core.lua``: ``match``).
 """
 
@@ -41,6 +43,7 @@ _CONDITIONS = (
     "reassigned",
     "attribute_equals",
     "attribute_in",
+    "waiting_longer_than",
 )
 
 
@@ -82,6 +85,12 @@ def compile_match(match: object, where: str) -> dict[str, Any]:
         field = f"{where}.{key}"
         if key in _LIST_CONDITIONS:
             out[_LIST_CONDITIONS[key]] = _strings(value, field)
+        elif key == "waiting_longer_than":
+            if (not isinstance(value, int) or isinstance(value, bool)
+                    or not 1 <= value <= defaults.MAX_WAITING_LONGER_THAN_S):
+                raise ValidationError(f"{field} must be a whole number of seconds from 1 to "
+                                      f"{defaults.MAX_WAITING_LONGER_THAN_S}", field=field)
+            out["wt"] = value
         elif key == "reassigned":
             if not isinstance(value, bool):
                 raise ValidationError(f"{field} must be true or false", field=field)
@@ -121,7 +130,8 @@ def compile_match(match: object, where: str) -> dict[str, Any]:
 def decompile_match(compiled: dict[str, Any]) -> dict[str, Any]:
     """The compiled form back in the supervisor's words (for `groups show`)."""
     names = {v: k for k, v in _LIST_CONDITIONS.items()}
-    names.update({"re": "reassigned", "attr_eq": "attribute_equals", "attr_in": "attribute_in"})
+    names.update({"re": "reassigned", "attr_eq": "attribute_equals", "attr_in": "attribute_in",
+                  "wt": "waiting_longer_than"})
     return {names[k]: v for k, v in compiled.items()}
 
 
@@ -216,6 +226,11 @@ class TriageRule:
             if not isinstance(name, str) or not name or len(name) > 64:
                 raise ValidationError(f"{where}.name must be a string of 1-64 characters",
                                       field=f"{where}.name")
+            if "waiting_longer_than" in (r.get("match") or {}):
+                raise ValidationError(
+                    f"{where}.match.waiting_longer_than: triage routes a message as it arrives, "
+                    "when it has waited for nothing; escalate by waiting time with a priority "
+                    "group", field=f"{where}.match.waiting_longer_than")
             compile_match(r.get("match", {}), f"{where}.match")
             out.append(
                 cls(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -83,6 +84,31 @@ def online(team: Dispatcher) -> Dispatcher:
 def assert_clean(d: Dispatcher, team: str = TEAM) -> None:
     report = d.check(team)
     assert report.ok, report.problems
+
+
+def press_until_empty(port: int, advisors: Iterable[str],
+                      also: Iterable[Callable[[], object]] = ()) -> dict[str, list[str]]:
+    """Each advisor in a thread of their own (their own connection) presses and replies until
+    the stock is empty, while ``also`` runs in threads beside them; what each one got."""
+    got: dict[str, list[str]] = {a: [] for a in advisors}
+
+    def work(a: str) -> None:
+        mine = Dispatcher(redis.Redis(port=port))
+        while True:
+            push = mine.next(TEAM, a)
+            if push.status == "empty":
+                return
+            for m in push.messages:
+                got[a].append(m.id)
+                mine.reply(TEAM, a, m.id)
+
+    threads = [threading.Thread(target=work, args=(a,)) for a in got]
+    threads += [threading.Thread(target=f) for f in also]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return got
 
 
 def pushed_ids(d: Dispatcher, advisor: str, count: int,

@@ -4,12 +4,19 @@ first message of the ordered list among the groups whose skills they have."""
 from __future__ import annotations
 
 import random
-import threading
 from collections import Counter
 
 import pytest
 import redis
-from conftest import TEAM, Api, LaterJobs, assert_clean, make_team, message
+from conftest import (
+    TEAM,
+    Api,
+    LaterJobs,
+    assert_clean,
+    make_team,
+    message,
+    press_until_empty,
+)
 
 from dispatcher import Dispatcher, ValidationError, defaults, ops
 from dispatcher.testing import FakeClock
@@ -240,23 +247,7 @@ def test_advisors_with_different_skills_pressing_at_once_get_each_message_once(
              {}]
     need = [{"ko"}, {"refunds"}, {"ko", "refunds"}, set()]
     d.ingest_many(TEAM, [message(i, **kinds[i % 4]) for i in range(400)])
-    got: dict[str, list[str]] = {a: [] for a in skills}
-
-    def work(a: str) -> None:
-        mine = Dispatcher(redis.Redis(port=redis_server.port))  # type: ignore[attr-defined]
-        while True:
-            push = mine.next(TEAM, a)
-            if push.status == "empty":
-                return
-            for m in push.messages:
-                got[a].append(m.id)
-                mine.reply(TEAM, a, m.id)
-
-    threads = [threading.Thread(target=work, args=(a,)) for a in skills]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    got = press_until_empty(redis_server.port, skills)  # type: ignore[attr-defined]
     counts = Counter(m for ids in got.values() for m in ids)
     assert sorted(counts) == sorted(f"m{i}" for i in range(400))
     assert set(counts.values()) == {1}

@@ -20,7 +20,8 @@ from dispatcher.errors import ValidationError
 from dispatcher.log import get_logger
 from workers import jobs
 
-__all__ = ["RQJobs", "Ticker", "enqueue_tick", "hook_queue", "queue", "rq_redis_url"]
+__all__ = ["Escalator", "RQJobs", "Ticker", "enqueue_tick", "hook_queue", "queue",
+           "rq_redis_url"]
 
 log = get_logger("pushinbox.jobs")
 
@@ -113,4 +114,37 @@ class Ticker(threading.Thread):
                     self.on_tick()
                 except Exception:  # the watchdog must not end the ticker
                     log.exception("watchdog_failed")
+            self.stopped.wait(self.interval)
+
+
+class Escalator(threading.Thread):
+    """Every ESCALATE_INTERVAL_S, re-places the waiting conversations whose wait crossed a
+    ``waiting_longer_than`` threshold, for the teams that have such a group (two round trips
+    to find them, then atomic batches per team). Presses and previews never wait for it (they
+    re-place what is due themselves); it keeps the counts and the live view current and moves
+    a mass crossing in the background. Several workers may run one: a batch finds what the
+    others left."""
+
+    def __init__(self, d: Any, interval: float = defaults.ESCALATE_INTERVAL_S) -> None:
+        super().__init__(name="pushinbox-escalator", daemon=True)
+        self.d = d
+        self.interval = interval
+        self.stopped = threading.Event()
+        self.moved = 0
+
+    def sweep(self) -> int:
+        from dispatcher import ops
+
+        moved = 0
+        for team in self.d.run(ops.escalating_teams()):
+            moved += self.d.run(ops.escalate(team, self.d.batch_size))
+        self.moved += moved
+        return moved
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                self.sweep()
+            except Exception:  # Redis away, a team deleted meanwhile: the next sweep retries
+                log.warning("escalation_sweep_failed", exc_info=True)
             self.stopped.wait(self.interval)

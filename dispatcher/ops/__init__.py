@@ -61,6 +61,8 @@ __all__ = [
     "day_number",
     "delete_team",
     "end_break",
+    "escalate",
+    "escalating_teams",
     "events",
     "group_stock",
     "groups",
@@ -454,7 +456,8 @@ def next_message(team: str, advisor: str, request_id: str | None = None) -> Op[P
     keys.check_id(advisor, "advisor")
     if request_id is not None:
         keys.check_id(request_id, "request_id")
-    res = yield Script("next", team, {"adv": advisor, "req": request_id})
+    res = yield Script("next", team, {"adv": advisor, "req": request_id,
+                                      "esc": defaults.ESCALATE_ON_PRESS})
     return Push(res["status"], _messages(res["messages"]))
 
 
@@ -599,7 +602,7 @@ def preview(team: str, n: int = 10, advisor: str | None = None) -> Op[list[dict[
     what that advisor's next presses get (the groups whose skills they have)."""
     if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 1000:
         raise ValidationError("n must be from 1 to 1000", field="n")
-    opts: dict[str, Any] = {"n": n}
+    opts: dict[str, Any] = {"n": n, "esc": defaults.ESCALATE_ON_PRESS}
     if advisor is not None:
         opts["adv"] = keys.check_id(advisor, "advisor")
     rows = yield Script("preview", team, opts)
@@ -857,17 +860,41 @@ def _drain(script: str, team: str, opts: dict[str, Any], count: str, batch: int)
             return done
 
 
+def escalate(team: str, batch: int, progress: Progress = None) -> Op[int]:
+    """Re-place every conversation whose wait crossed a ``waiting_longer_than`` threshold,
+    ``batch`` per atomic call (presses and previews in between see a whole state); returns
+    how many. What the worker's escalator runs every second; a no-op for a team without
+    such a group (one call)."""
+    done = 0
+    while True:
+        res = yield Script("escalate", team, {"n": batch})
+        done += int(res["moved"])
+        if progress is not None:
+            progress(done, int(res["left"]))
+        if int(res["left"]) == 0 or int(res["moved"]) == 0:
+            return done
+
+
+def escalating_teams(limit: int = 1000) -> Op[list[str]]:
+    """The teams (the first ``limit`` by name) with a group that escalates by waiting time,
+    in two round trips whatever their number: what the worker's escalator sweeps."""
+    names = sorted(_s(t) for t in (yield from read("smembers", keys.TEAMS)))[:limit]
+    marks = yield Commands([Cmd("hget", (keys.cfg(t), "tg")) for t in names])
+    return [t for t, tg in zip(names, marks, strict=True) if tg and tg != b"\x90"]
+
+
 def tick(team: str, batch: int) -> Op[dict[str, int]]:
     """The reconciler: what no RQ job may be trusted alone to do. Idempotent.
 
     Logs out silent advisors, requeues messages stranded with logged-out advisors, ends
     breaks past their working-hours end, returns untouched pushes, logs advisors out at
-    the end of working hours (team option), finishes re-bucketing, purges old done messages.
+    the end of working hours (team option), finishes re-bucketing, escalates what waited past
+    a threshold, purges old done messages.
     """
     now = yield Now()
     settings = yield from team_settings(team)
     done = {"reaped": 0, "requeued": 0, "breaks_ended": 0, "untouched": 0,
-            "logged_out_end_of_hours": 0, "rebucketed": 0, "purged": 0}
+            "logged_out_end_of_hours": 0, "rebucketed": 0, "escalated": 0, "purged": 0}
     for adv in (yield from advisor_rows(team)):
         if adv["st"] == "brk" and adv["bu"] and adv["bu"] <= now:
             ended = yield from end_break(team, adv["id"], epoch=adv["bep"], at_ms=adv["bu"],
@@ -895,6 +922,7 @@ def tick(team: str, batch: int) -> Op[dict[str, int]]:
                                               batch)
     if settings["rebucketing"]:
         done["rebucketed"] = yield from rebucket(team, batch)
+    done["escalated"] = yield from escalate(team, batch)
     done["purged"] = yield from _drain(
         "purge_done", team, {"cutoff": now - settings["retention_s"] * 1000}, "purged", batch
     )

@@ -16,11 +16,7 @@ if redis.call('HGET', ck, 'tags') == O.tags then return reply({status = 'noop', 
 redis.call('HSET', ck, 'tags', O.tags)
 local moved = 0
 for _, conv in ipairs(redis.call('SMEMBERS', K.custconvs(O.cust))) do
-  local q = redis.call('HGET', K.conv(conv), 'q')
-  if q and q ~= '' then
-    place_conv(cfg, conv)
-    moved = moved + 1
-  end
+  if replace_waiting(cfg, conv) then moved = moved + 1 end
 end
 event(cfg, 'customer_tags', now, {'cust', O.cust})
 return reply({status = 'ok', moved = moved})

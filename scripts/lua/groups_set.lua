@@ -17,13 +17,20 @@ local waiting = 0
 for i = 0, cfg.ng do waiting = waiting + redis.call('ZCARD', K.q(cfg.ver, i)) end
 -- Older stock keeps the skills its groups required until it is re-bucketed.
 if waiting > 0 then old[#old + 1] = {cfg.ver, cfg.ng, group_skills(cfg)} end
+-- An older version with nothing waiting has no use for its escalation index.
+if waiting == 0 then
+  for i = 0, cfg.ng do redis.call('UNLINK', K.esc(cfg.ver, i)) end
+end
 local groups = cmsgpack.unpack(O.groups)
 local needs, any = {}, false
+local timed = {}  -- groups escalating by waiting time, by index
 for i, g in ipairs(groups) do
   needs[i] = g.rs or {}
   if g.rs and #g.rs > 0 then any = true end
+  if g.m and g.m.wt then timed[#timed + 1] = i - 1 end
 end
 redis.call('HSET', K.cfg, 'ver', ver, 'groups', O.groups, 'ng', #groups,
-  'order', O.order, 'old', cmsgpack.pack(old), 'gsk', any and cmsgpack.pack(needs) or EMPTY_LIST)
+  'order', O.order, 'old', cmsgpack.pack(old), 'gsk', any and cmsgpack.pack(needs) or EMPTY_LIST,
+  'tg', #timed > 0 and cmsgpack.pack(timed) or EMPTY_LIST)
 event(cfg, 'groups_changed', now, {'ver', ver})
 return reply({status = 'ok', version = ver, rebucket = #old > 0})

@@ -87,13 +87,20 @@ local function enqueue(id, conv)
     return
   end
   local m = match_view(id)
-  local gi, gn, why = classify(cfg, m, cust_tags(redis.call('HGET', ck, 'cust')))
+  local gi, gn, why, pending = classify(cfg, m, cust_tags(redis.call('HGET', ck, 'cust')))
   local fw, lw = tonumber(c[4]), math.max(tonumber(c[5]), m.ord)
   local qk = c[1]
-  if gi < tonumber(c[2]) then
+  local cur = tonumber(c[2])
+  if gi < cur then
     redis.call('ZREM', qk, conv)
     qk = K.q(cfg.ver, gi)
     redis.call('HSET', ck, 'q', qk, 'gi', gi, 'g', gn, 'why', why)
+    cur = gi
+  end
+  if pending then  -- only groups before where the conversation now waits
+    local earlier = {}
+    for _, p in ipairs(pending) do if p[1] < cur then earlier[#earlier + 1] = p end end
+    schedule(cfg, conv, earlier)
   end
   redis.call('HSET', ck, 'lw', lw)
   redis.call('ZADD', qk, score(cfg.order, tonumber(c[3]), fw, lw), conv)
@@ -121,7 +128,8 @@ local function place_new(m, ord)
   local view = { id = m.id, ch = m.ch, lang = m.lang, re = false,
                  mt = toset(cmsgpack.unpack(m.mt)), at = cmsgpack.unpack(m.at), ord = ord,
                  cust = m.cust }
-  local gi, gn, why = classify(cfg, view, cust_tags(m.cust))
+  local gi, gn, why, pending = classify(cfg, view, cust_tags(m.cust))
+  schedule(cfg, m.conv, pending)
   local qk = K.q(cfg.ver, gi)
   redis.call('ZADD', qk, score(cfg.order, ord, ord, ord), m.conv)
   redis.call('HSET', K.conv(m.conv), 'cust', m.cust, 'so', ord, 'owner', '', 'held', 0, 'q', qk,

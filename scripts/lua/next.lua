@@ -2,11 +2,14 @@
 -- (priority groups in order, then the team's order inside a group) with all its waiting
 -- messages. Ends a running break. While the advisor holds as many unprocessed pushed
 -- conversations as their role allows, answers those again (so a retry is safe).
--- Only the groups whose required skills the advisor has are looked at.
+-- Only the groups whose required skills the advisor has are looked at. Conversations whose
+-- wait crossed a `waiting_longer_than` threshold are re-placed first (up to O.esc; the
+-- worker's escalator moves the rest), so the press sees the list as it stands now.
 -- Cost: one ZPOPMIN per group at most, O(G + log N); never a scan of the stock.
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
--- ARGV[2] msgpack {adv, now?, req? (client request id: a repeat returns the same answer)}
+-- ARGV[2] msgpack {adv, now?, req? (client request id: a repeat returns the same answer),
+--         esc? (due escalations re-placed first, default 20)}
 -- Returns: msgpack {status = 'assigned' | 'pending' (at capacity: the pushes again) | 'empty', messages}
 -- Fails: conflict, forbidden, not_found
 -- Events: assigned, break_ended
@@ -14,6 +17,7 @@
 --@include advisors
 --@include views
 --@include handover
+--@include stock
 local cfg = load_cfg()
 local now = now_ms()
 local a = load_adv(O.adv)
@@ -41,6 +45,7 @@ end
 -- A waiting conversation whose other messages another logged-in advisor holds goes to that
 -- advisor (one conversation, one holder); the press takes the next one. Rare (a session
 -- resumed while its requeue was under way), and bounded per press.
+escalate_due(cfg, tonumber(O.esc or 20))
 local handed = 0
 for _, qk in ipairs(push_queue_keys(cfg, a.sk)) do
   while true do

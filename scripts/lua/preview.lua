@@ -1,17 +1,21 @@
 -- preview: the first n conversations of the ordered list with their waiting messages and
 -- group: exactly what the next n presses would get (read-only, one consistent snapshot); with
 -- an advisor, what their next presses get (the groups whose required skills they have).
+-- Like a press, it first re-places conversations whose wait crossed a threshold (up to
+-- O.esc), so what it shows is what presses get now: its only writes.
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {n, m? (messages shown per conversation, default 20), total? (messages
---         shown in all, default 200: the views are most of the cost), adv?}
+--         shown in all, default 200: the views are most of the cost), adv?, esc?}
 -- Returns: msgpack [{conversation, group, why, waiting, messages (the first m, while the total lasts)}]
 -- Fails: not_found
 -- Events: none
 --@include keys
 --@include views
 --@include advisors
+--@include stock
 local cfg = load_cfg()
+escalate_due(cfg, tonumber(O.esc or 20))
 local qks = O.adv and push_queue_keys(cfg, load_adv(O.adv).sk) or queue_keys(cfg)
 local n = tonumber(O.n)
 local per = tonumber(O.m or 20)

@@ -29,6 +29,7 @@ while moved < n and work < n and #cfg.old > 0 do
     if redis.call('EXISTS', qk) == 1 then empty = false; break end
   end
   if empty then
+    for i = 0, g do redis.call('UNLINK', K.esc(v, i)) end  -- its escalation index too
     table.remove(cfg.old, 1)
     redis.call('HSET', K.cfg, 'old', cmsgpack.pack(cfg.old))
   end

@@ -26,14 +26,23 @@ local function ms(n)
   return ms_s
 end
 
+-- The call's clock: read once per call (matching by waiting time asks for it again).
+local NOW, NOW_CALL = 0, nil
 local function now_ms()
-  if O.now then return tonumber(O.now) end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if NOW_CALL == CALL then return NOW end
+  if O.now then
+    NOW = tonumber(O.now)
+  else
+    local t = redis.call('TIME')
+    NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  NOW_CALL = CALL
+  return NOW
 end
 
 local K = {}
 function K.q(ver, i) return P .. 'q:' .. ver .. ':' .. i end
+function K.esc(ver, i) return P .. 'esc:' .. ver .. ':' .. i end
 function K.conv(c) return P .. 'c:' .. c end
 function K.cw(c) return P .. 'cw:' .. c end
 function K.held(c) return P .. 'hd:' .. c end
@@ -76,7 +85,7 @@ local DAY_MS = 86400000
 local EMPTY_LIST = '\144'  -- msgpack's empty array (no library call when a function library loads)
 local function load_cfg()
   local v = redis.call('HMGET', K.cfg, 'ver', 'ng', 'order', 'old', 'mreq', 'ret', 'evmax',
-    'dttl', 'gsk')
+    'dttl', 'gsk', 'tg')
   if not v[1] then fail('not_found', 'team', 'unknown team ' .. TEAM) end
   return {
     ver = tonumber(v[1]),
@@ -88,6 +97,7 @@ local function load_cfg()
     evmax = v[7],  -- only ever an XADD argument: kept as Redis gave it
     dttl = tonumber(v[8]),
     gsk = v[9],  -- the skills each group requires (msgpack), EMPTY_LIST or nil when none do
+    tg = v[10],  -- the groups that escalate by waiting time (msgpack indexes), or none
   }
 end
 

@@ -37,7 +37,14 @@ local function any_in(list, set)
   return nil
 end
 
+local function duration(s)
+  if s % 3600 == 0 then return (s / 3600) .. ' h' end
+  if s % 60 == 0 then return (s / 60) .. ' min' end
+  return s .. ' s'
+end
+
 -- Returns a human-readable criterion when `r` matches, nil otherwise. All conditions AND.
+-- When only the waiting time is missing, returns nil and the moment (ms) it will match.
 local function match(r, m, ct)
   local why = {}
   if r.ct_any then
@@ -83,17 +90,28 @@ local function match(r, m, ct)
       why[#why + 1] = k .. ' = ' .. tostring(x)
     end
   end
+  if r.wt then  -- last: the other conditions decide whether the message ever matches
+    local due = m.ord / 1000 + r.wt * 1000
+    if now_ms() < due then return nil, due end
+    why[#why + 1] = 'waiting longer than ' .. duration(r.wt)
+  end
   if #why == 0 then why[1] = 'matches every message' end
   return table.concat(why, ' and ')
 end
 
 -- Index of the first group matching (0-based), its name and the criterion; the last index
--- (#groups) is "everything else".
+-- (#groups) is "everything else". Fourth: the earlier groups the message will match once it
+-- has waited long enough, as {index, due ms} (nil when none).
 local function classify(cfg, m, ct)
   local groups = cfg_groups(cfg)
+  local pending = nil
   for i, g in ipairs(groups) do
-    local why = match(g.m, m, ct)
-    if why then return i - 1, g.n, why end
+    local why, due = match(g.m, m, ct)
+    if why then return i - 1, g.n, why, pending end
+    if due then
+      pending = pending or {}
+      pending[#pending + 1] = {i - 1, due}
+    end
   end
-  return #groups, 'everything else', 'matched no priority group'
+  return #groups, 'everything else', 'matched no priority group', pending
 end

@@ -1,6 +1,8 @@
 -- stock.lua: the waiting stock. A conversation waits in the queue of the best group of its
 -- waiting messages, scored by the team's order; its waiting list keeps arrival order; each
--- channel indexes its waiting messages (counts and oldest age).
+-- channel indexes its waiting messages (counts and oldest age). Escalation by waiting time:
+-- a conversation that will match an earlier group once it has waited long enough is indexed
+-- by that moment (`esc:<ver>:<group>`); `escalate_due` re-places what is due.
 --@include keys
 --@include matching
 
@@ -9,6 +11,16 @@ local function score(order, so, fw, lw)
   if order == 'oldest_message' then return fw end
   if order == 'newest_message' then return -lw end
   return so
+end
+
+-- Index a waiting conversation under the groups it will match once it has waited long
+-- enough (`pending` from classify: {index, due}); the earliest due is kept (ZADD LT), and a
+-- stale entry is harmless (escalate_due re-evaluates the conversation).
+local function schedule(cfg, conv, pending)
+  if not pending then return end
+  for _, p in ipairs(pending) do
+    redis.call('ZADD', K.esc(cfg.ver, p[1]), 'LT', string.format('%d', math.ceil(p[2])), conv)
+  end
 end
 
 -- (Re)place a conversation in the queue its waiting messages now match, under the current
@@ -25,13 +37,22 @@ local function place_conv(cfg, conv)
   local ct = cust_tags(redis.call('HGET', ck, 'cust'))
   local best, bname, bwhy = nil, nil, nil
   local fw, lw = nil, nil
+  local due = {}  -- group index -> the earliest moment one of the messages will match it
   for _, id in ipairs(ids) do
     local m = match_view(id)
-    local gi, gn, why = classify(cfg, m, ct)
+    local gi, gn, why, pending = classify(cfg, m, ct)
     if best == nil or gi < best then best, bname, bwhy = gi, gn, why end
     if fw == nil or m.ord < fw then fw = m.ord end
     if lw == nil or m.ord > lw then lw = m.ord end
+    for _, p in ipairs(pending or {}) do
+      if not due[p[1]] or p[2] < due[p[1]] then due[p[1]] = p[2] end
+    end
   end
+  local pending = {}
+  for gi, at in pairs(due) do
+    if gi < best then pending[#pending + 1] = {gi, at} end
+  end
+  schedule(cfg, conv, pending)
   local qk = K.q(cfg.ver, best)
   if old and old ~= '' and old ~= qk then redis.call('ZREM', old, conv) end
   local so = tonumber(redis.call('HGET', ck, 'so'))
@@ -65,4 +86,46 @@ local function merge_waiting(conv, msgs)
   end
   redis.call('DEL', key)
   for k = 1, #merged, 500 do redis.call('RPUSH', key, unpack(merged, k, math.min(k + 499, #merged))) end
+end
+
+-- Re-place a conversation if it is still waiting; returns whether it was.
+local function replace_waiting(cfg, conv)
+  local q = redis.call('HGET', K.conv(conv), 'q')
+  if not q or q == '' then return false end
+  place_conv(cfg, conv)
+  return true
+end
+
+-- Re-place up to `n` waiting conversations whose wait crossed the threshold of a group that
+-- escalates by waiting time (earliest due first, the earliest group first); entries of
+-- conversations no longer waiting are dropped. Returns how many were re-placed. O(n log N)
+-- plus the conversations' messages; never a scan of the stock.
+local function escalate_due(cfg, n)
+  if not cfg.tg or cfg.tg == EMPTY_LIST or cfg.tg == '' then return 0 end
+  local now = ms(now_ms())
+  local moved, looked = 0, 0
+  for _, gi in ipairs(cmsgpack.unpack(cfg.tg)) do
+    local ek = K.esc(cfg.ver, gi)
+    while moved < n and looked < 4 * n do
+      local due = redis.call('ZRANGEBYSCORE', ek, '-inf', now, 'LIMIT', 0, n - moved)
+      if #due == 0 then break end
+      for _, conv in ipairs(due) do
+        looked = looked + 1
+        redis.call('ZREM', ek, conv)
+        if replace_waiting(cfg, conv) then moved = moved + 1 end
+      end
+    end
+  end
+  return moved
+end
+
+-- How many conversations are due to escalate and not yet re-placed.
+local function due_count(cfg)
+  if not cfg.tg or cfg.tg == EMPTY_LIST or cfg.tg == '' then return 0 end
+  local now = ms(now_ms())
+  local left = 0
+  for _, gi in ipairs(cmsgpack.unpack(cfg.tg)) do
+    left = left + redis.call('ZCOUNT', K.esc(cfg.ver, gi), '-inf', now)
+  end
+  return left
 end
