@@ -69,6 +69,7 @@ def one_run(waiting: int, advisors: int, idle_s: float) -> dict[str, float]:
             t.start()
         t0 = time.perf_counter()
         time.sleep(idle_s)
+        crossing = d.stock(TEAM).total  # one message per conversation
         clock.advance(THRESHOLD_S + 1)  # every waiting message crosses now
         t1 = time.perf_counter()
         moved = d.run(ops.escalate(TEAM, defaults.BATCH_SIZE))
@@ -82,6 +83,8 @@ def one_run(waiting: int, advisors: int, idle_s: float) -> dict[str, float]:
         if not report.ok:
             raise RuntimeError(f"check failed: {report.problems[:3]}")
         return {"moved": moved, "move_s": t2 - t1, "moved_per_s": moved / (t2 - t1),
+                "all_per_s": crossing / (t2 - t1), "by_presses": crossing - moved,
+                "crossing": crossing,
                 "press_p99_ms_during": p99([s[1] for s in during]),
                 "press_p99_ms_before": p99([s[1] for s in before]),
                 "presses_during": len(during),
@@ -96,16 +99,24 @@ def main() -> None:
     parser.add_argument("--waiting", type=int, default=100_000)
     parser.add_argument("--advisors", type=int, default=10)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--on-press", type=int, default=defaults.ESCALATE_ON_PRESS,
+                        help="Due conversations a press re-places before it looks.")
     args = parser.parse_args()
+    defaults.ESCALATE_ON_PRESS = args.on_press  # what ops.next_message passes to the script
     runs = [one_run(args.waiting, args.advisors, idle_s=2.0) for _ in range(args.runs)]
 
     def col(k: str) -> list[float]:
         return [float(r[k]) for r in runs]
 
     table = [
-        summarize(f"conversations re-placed per second ({args.waiting:,} crossing at once)",
-                  col("moved_per_s"), None),
+        summarize("conversations crossing at once (what the presses left of "
+                  f"{args.waiting:,})", col("crossing"), None),
         summarize("seconds to re-place them all", col("move_s"), None),
+        summarize("conversations re-placed per second, escalator and presses",
+                  col("all_per_s"), None),
+        summarize("of which the escalator's, per second", col("moved_per_s"), None),
+        summarize(f"re-placed by presses (up to {args.on_press} each)", col("by_presses"),
+                  None),
         summarize("press p99 ms while they move", col("press_p99_ms_during"), None),
         summarize("press p99 ms before (nothing due)", col("press_p99_ms_before"), None),
         summarize("presses while they move", col("presses_during"), None),

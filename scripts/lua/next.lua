@@ -9,7 +9,7 @@
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {adv, now?, req? (client request id: a repeat returns the same answer),
---         esc? (due escalations re-placed first, default 20)}
+--         esc? (due escalations re-placed first, default 10)}
 -- Returns: msgpack {status = 'assigned' | 'pending' (at capacity: the pushes again) | 'empty', messages}
 -- Fails: conflict, forbidden, not_found
 -- Events: assigned, break_ended
@@ -45,7 +45,7 @@ end
 -- A waiting conversation whose other messages another logged-in advisor holds goes to that
 -- advisor (one conversation, one holder); the press takes the next one. Rare (a session
 -- resumed while its requeue was under way), and bounded per press.
-escalate_due(cfg, tonumber(O.esc or 20))
+escalate_due(cfg, tonumber(O.esc or 10))
 local handed = 0
 for _, qk in ipairs(push_queue_keys(cfg, a.sk)) do
   while true do

@@ -15,7 +15,7 @@
 --@include advisors
 --@include stock
 local cfg = load_cfg()
-escalate_due(cfg, tonumber(O.esc or 20))
+escalate_due(cfg, tonumber(O.esc or 10))
 local qks = O.adv and push_queue_keys(cfg, load_adv(O.adv).sk) or queue_keys(cfg)
 local n = tonumber(O.n)
 local per = tonumber(O.m or 20)
