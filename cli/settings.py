@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from cli.base import (
@@ -59,7 +61,7 @@ def groups_set(c: Ctx, team_id: str, file: str) -> None:
 
 @cli.group()
 def triage() -> None:
-    """Triage rules: assign arriving messages to a named advisor."""
+    """Triage rules: route arriving messages to a named advisor or to a skill."""
 
 
 @triage.command("set")
@@ -67,16 +69,24 @@ def triage() -> None:
 @click.argument("file")
 @pass_ctx
 def triage_set(c: Ctx, team_id: str, file: str) -> None:
-    """Replace triage rules from YAML/JSON: a list of {name, match, advisor}.
+    """Replace triage rules from YAML/JSON: a list of {name, match, advisor or skill}.
 
     \b
     Example file:
       - name: Korean speakers
         match: {language_in: [ko]}
-        advisor: minji
+        advisor: minji              # assigned to minji while she is logged in
+      - name: Refund disputes
+        match: {message_tags_any: [dispute]}
+        skill: refunds              # waits in its group for advisors with the skill
     """
     rules = c.d.run(ops.set_triage(team_id, load_file(file)))
-    emit([r.to_dict() for r in rules], c.json, rows=[r.to_dict() for r in rules])
+    emit([r.to_dict() for r in rules], c.json, rows=[_rule_row(r.to_dict()) for r in rules])
+
+
+def _rule_row(rule: dict[str, Any]) -> dict[str, Any]:
+    return {"name": rule["name"], "match": rule["match"], "advisor": rule.get("advisor", "-"),
+            "skill": rule.get("skill", "-")}
 
 
 @triage.command("show")
@@ -85,7 +95,7 @@ def triage_set(c: Ctx, team_id: str, file: str) -> None:
 def triage_show(c: Ctx, team_id: str) -> None:
     """Show triage rules."""
     rows = [r.to_dict() for r in c.d.run(ops.triage(team_id))]
-    emit(rows, c.json, rows=rows)
+    emit(rows, c.json, rows=[_rule_row(r) for r in rows])
 
 
 @cli.group()

@@ -68,6 +68,11 @@ MAX_CONVERSATION = 500
 #: the cap bounds that read, and 16 covers the languages and specialities of a care team.
 MAX_SKILLS = 16
 MAX_SKILL_LEN = 64
+#: Skills with a restricted queue (triage rules that target a skill) per settings version:
+#: each is a sorted set per group a press may look at; as many as there may be triage rules.
+#: Past it a conversation waits unrestricted. The scripts hold the same number
+#: (stock.lua MAX_RESTRICTED; a test keeps them equal).
+MAX_RESTRICTED_SKILLS = 64
 
 #: Escalation by waiting time (`waiting_longer_than`): the longest threshold (30 days: done
 #: messages are kept 7 days by default, nobody waits a month); how many due conversations a

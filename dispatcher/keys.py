@@ -13,12 +13,14 @@ from dispatcher.defaults import KEY_PREFIX, MAX_SKILL_LEN, MAX_SKILLS
 from dispatcher.errors import ValidationError
 
 __all__ = ["ID_PATTERN", "TEAMS", "TEAM_ID_PATTERN", "TOKENS", "advisor", "advisors", "cfg",
-           "channel_waiting", "channels", "check_id", "check_skills", "check_team", "conversation",
+           "channel_waiting", "channels", "check_id", "check_skill", "check_skills", "check_team",
+           "conversation",
            "conversation_held", "conversation_waiting", "current", "customer",
            "customer_conversations", "day", "done", "escalation", "events", "glob_escape",
            "help_requests",
            "hook_jobs", "hooks", "message", "on_hold", "online", "prefix", "pushed",
-           "pushed_conversations", "quarantine", "queue", "role", "roles"]
+           "pushed_conversations", "quarantine", "queue", "restricted_queue", "restricted_skills",
+           "role", "roles"]
 
 #: Ids (advisors, messages, conversations, customers, roles, hooks): 1-200 printable ASCII
 #: characters without spaces, braces (cluster hash tags) or / ? # % (ids appear in URL paths).
@@ -65,11 +67,16 @@ def check_skills(value: object, field: str) -> list[str]:
         raise ValidationError(f"{field} has {len(set(value))} skills; at most "
                               f"{MAX_SKILLS} are allowed", field=field)
     for i, s in enumerate(value):
-        if not isinstance(s, str) or not _SKILL_RE.fullmatch(s):
-            raise ValidationError(
-                f"{field}[{i}] must be 1-{MAX_SKILL_LEN} letters, digits or . _ : + -, "
-                f"got {s!r}", field=f"{field}[{i}]")
+        check_skill(s, f"{field}[{i}]")
     return sorted(set(value))
+
+
+def check_skill(value: object, field: str) -> str:
+    """One skill name, else a ValidationError naming ``field``."""
+    if not isinstance(value, str) or not _SKILL_RE.fullmatch(value):
+        raise ValidationError(f"{field} must be 1-{MAX_SKILL_LEN} letters, digits or . _ : + -, "
+                              f"got {value!r}", field=field)
+    return value
 
 
 def check_team(value: object) -> str:
@@ -101,6 +108,17 @@ def cfg(team: str) -> str:
 def queue(team: str, version: int, index: int) -> str:
     """Waiting conversations of one priority group (sorted set, score = order in the group)."""
     return f"{prefix(team)}q:{version}:{index}"
+
+
+def restricted_queue(team: str, version: int, index: int, skill: str) -> str:
+    """Waiting conversations of one priority group that a triage rule restricted to advisors
+    with ``skill`` (sorted set, scored like the group's queue)."""
+    return f"{queue(team, version, index)}~{skill}"
+
+
+def restricted_skills(team: str, version: int) -> str:
+    """The skills that have restricted queues in a settings version (set)."""
+    return f"{prefix(team)}rsk:{version}"
 
 
 def escalation(team: str, version: int, index: int) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 
 from dispatcher import defaults
 from dispatcher.errors import ValidationError
-from dispatcher.keys import check_id, check_skills
+from dispatcher.keys import check_id, check_skill, check_skills
 from dispatcher.model import pack
 
 __all__ = ["PrioritySettings", "TriageRule", "compile_match", "decompile_match"]
@@ -200,9 +200,14 @@ class PrioritySettings:
 
 @dataclass(frozen=True)
 class TriageRule:
+    """On arrival, the first matching rule routes the message: to ``advisor`` (while they are
+    logged in), or, with ``skill``, into the waiting stock of its group where only advisors
+    with that skill (and the group's own required skills) can receive it."""
+
     name: str
     match: dict[str, Any]
-    advisor: str
+    advisor: str | None = None
+    skill: str | None = None
 
     @classmethod
     def parse_list(cls, rules: object) -> list[TriageRule]:
@@ -219,7 +224,7 @@ class TriageRule:
             where = f"rules[{i}]"
             if not isinstance(r, dict):
                 raise ValidationError(f"{where} must be an object", field=where)
-            extra = sorted(set(r) - {"name", "match", "advisor"})
+            extra = sorted(set(r) - {"name", "match", "advisor", "skill"})
             if extra:
                 raise ValidationError(f"{where}.{extra[0]} is not a rule field", field=where)
             name = r.get("name", f"rule {i + 1}")
@@ -232,18 +237,20 @@ class TriageRule:
                     "when it has waited for nothing; escalate by waiting time with a priority "
                     "group", field=f"{where}.match.waiting_longer_than")
             compile_match(r.get("match", {}), f"{where}.match")
-            out.append(
-                cls(
-                    name=name,
-                    match=dict(r.get("match", {})),
-                    advisor=check_id(r.get("advisor"), f"{where}.advisor"),
-                )
-            )
+            if ("advisor" in r) == ("skill" in r):
+                raise ValidationError(f"{where} needs an advisor or a skill (one of them)",
+                                      field=f"{where}.advisor")
+            advisor = check_id(r["advisor"], f"{where}.advisor") if "advisor" in r else None
+            skill = check_skill(r["skill"], f"{where}.skill") if "skill" in r else None
+            out.append(cls(name=name, match=dict(r.get("match", {})), advisor=advisor,
+                           skill=skill))
         _packed_size([r.compiled() for r in out], "rules", "triage rules")
         return out
 
     def compiled(self) -> dict[str, Any]:
-        return {"n": self.name, "m": compile_match(self.match, "match"), "a": self.advisor}
+        target = {"a": self.advisor} if self.advisor is not None else {"s": self.skill}
+        return {"n": self.name, "m": compile_match(self.match, "match"), **target}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "match": self.match, "advisor": self.advisor}
+        target = {"advisor": self.advisor} if self.advisor is not None else {"skill": self.skill}
+        return {"name": self.name, "match": self.match, **target}

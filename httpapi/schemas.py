@@ -222,6 +222,7 @@ class GroupStockRow(msgspec.Struct):
     group: str
     requires_skills: list[str]
     waiting: int  # conversations
+    restricted: dict[str, int]  # of those, restricted by triage to a skill: per skill
     advisors_who_may_take: int  # logged in (on a break or not) with every required skill
     unserved: bool  # some wait and nobody logged in may take them
 

@@ -356,3 +356,16 @@ def test_skills_are_given_taken_and_previewed_per_advisor_and_per_group(
     assert "fr,ko" in run("advisor", "list", "acme").output
     bad = run("advisor", "set", "acme", "kim", "--skill", "no spaces", ok=False)
     assert bad.exit_code != 0 and "add[0]" in bad.output
+    rules = tmp_path / "triage.yaml"
+    rules.write_text("- name: Disputes\n  match: {message_tags_any: [dispute]}\n"
+                     "  skill: refunds\n")
+    run("triage", "set", "acme", str(rules))
+    shown = run("triage", "show", "acme").output
+    assert "Disputes" in shown and "refunds" in shown
+    run("ingest", "acme", "--id", "m3", "--conversation", "c3", "--customer", "u3",
+        "--channel", "webchat", "--text", "I dispute this", "--tag", "dispute")
+    assert [r["conversation"] for r in json.loads(
+        run("--json", "preview", "acme", "--advisor", "kim").stdout)] == ["c1"]
+    run("advisor", "set", "acme", "kim", "--skill", "refunds")
+    assert [r["conversation"] for r in json.loads(
+        run("--json", "preview", "acme", "--advisor", "kim").stdout)] == ["c1", "c3"]

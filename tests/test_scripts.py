@@ -116,6 +116,8 @@ KEY_TWINS = {
     "cfg": ("cfg", lambda t: keys.cfg(t)),
     "q": ("q('7', '3')", lambda t: keys.queue(t, 7, 3)),
     "esc": ("esc('7', '3')", lambda t: keys.escalation(t, 7, 3)),
+    "qs": ("qs('7', '3', 'ko')", lambda t: keys.restricted_queue(t, 7, 3, "ko")),
+    "rsk": ("rsk('7')", lambda t: keys.restricted_skills(t, 7)),
     "conv": ("conv('c')", lambda t: keys.conversation(t, "c")),
     "cw": ("cw('c')", lambda t: keys.conversation_waiting(t, "c")),
     "held": ("held('c')", lambda t: keys.conversation_held(t, "c")),
@@ -151,7 +153,8 @@ def test_the_lua_key_builders_and_keys_py_agree(redis_client: redis.Redis) -> No
                        if inspect.isfunction(f) and f.__module__ == keys.__name__
                        and next(iter(inspect.signature(f).parameters)) == "team"
                        and n != "prefix"}
-    assert python_builders == {"cfg", "queue", "escalation", "conversation", "conversation_waiting",
+    assert python_builders == {"cfg", "queue", "escalation", "restricted_queue",
+                               "restricted_skills", "conversation", "conversation_waiting",
                                "conversation_held", "message", "channel_waiting", "channels",
                                "advisor", "advisors", "current", "pushed",
                                "pushed_conversations", "on_hold", "online", "help_requests",

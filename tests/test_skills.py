@@ -116,11 +116,12 @@ def test_the_team_preview_counts_who_may_take_each_group_and_flags_nobody(
     skilled.logout(TEAM, "cid")
     rows = {g["group"]: g for g in skilled.run(ops.group_stock(TEAM))}
     assert rows["Korean"] == {"group": "Korean", "requires_skills": ["ko"], "waiting": 2,
-                              "advisors_who_may_take": 0, "unserved": True}
+                              "restricted": {}, "advisors_who_may_take": 0, "unserved": True}
     assert rows["Refunds"]["advisors_who_may_take"] == 1 and not rows["Refunds"]["unserved"]
     assert rows["Korean refunds"] == {"group": "Korean refunds",
                                       "requires_skills": ["ko", "refunds"], "waiting": 0,
-                                      "advisors_who_may_take": 0, "unserved": False}
+                                      "restricted": {}, "advisors_who_may_take": 0,
+                                      "unserved": False}
     assert rows["everything else"]["advisors_who_may_take"] == 2
     assert rows["everything else"]["waiting"] == 1
 
@@ -185,13 +186,14 @@ def test_another_teams_skills_and_groups_change_nothing_here(
 
 
 # --- an independent model, press by press ---------------------------------------------------
-def model_press(waiting: list[tuple[int, int, str]], needs: list[set[str]],
+def model_press(waiting: list[tuple[int, int, str, str | None]], needs: list[set[str]],
                 has: set[str]) -> str | None:
-    """The first (group, arrival) message among the groups whose skills ``has`` covers."""
-    allowed = [w for w in waiting if needs[w[0]] <= has]
+    """The first (group, arrival) message among the groups whose skills ``has`` covers and,
+    for a message triage restricted to a skill, that skill too."""
+    allowed = [w for w in waiting if needs[w[0]] <= has and (w[3] is None or w[3] in has)]
     if not allowed:
         return None
-    best = min(allowed)
+    best = min(allowed, key=lambda w: (w[0], w[1]))
     waiting.remove(best)
     return best[2]
 
@@ -210,16 +212,21 @@ def test_presses_match_an_independent_model_of_skills(redis_client: redis.Redis,
         {"name": f"g{g}", "match": {"message_tags_any": [f"t{g}"]},
          **({"requires_skills": sorted(needs[g])} if needs[g] else {})} for g in range(4)]})
     needs.append(set())  # everything else
+    # messages tagged k wait restricted to a skill (a triage rule), in whatever group
+    restrict = rnd.choice(pool)
+    d.set_triage(TEAM, [{"name": "k", "match": {"message_tags_any": ["k"]},
+                         "skill": restrict}])
     has = {a: set(rnd.sample(pool, rnd.randint(0, 3))) for a in advisors}
     for a in advisors:
         d.run(ops.set_skills(TEAM, a, skills=sorted(has[a])))
-    waiting: list[tuple[int, int, str]] = []
+    waiting: list[tuple[int, int, str, str | None]] = []
     for step in range(80):
         roll = rnd.random()
         if roll < 0.5:
             g = rnd.randint(0, 4)
-            d.ingest(TEAM, message(step, tags=[f"t{g}"] if g < 4 else []))
-            waiting.append((g, step, f"m{step}"))
+            k = rnd.random() < 0.3
+            d.ingest(TEAM, message(step, tags=([f"t{g}"] if g < 4 else []) + (["k"] if k else [])))
+            waiting.append((g, step, f"m{step}", restrict if k else None))
             clock.advance(1)
         elif roll < 0.9:
             a = rnd.choice(advisors)
@@ -286,3 +293,103 @@ def test_supervisors_give_skills_and_see_who_may_take_each_group_over_http(api: 
     mine = api.call("PUT", f"/v1/teams/{TEAM}/advisors/ann/skills", api.advisor["ann"],
                     json={"add": ["refunds"]})
     assert mine.status_code == 403
+
+
+# --- triage rules that target a skill ------------------------------------------------------
+KOREAN_TRIAGE = [{"name": "Korean speakers", "match": {"language_in": ["ko"]}, "skill": "ko"}]
+
+
+@pytest.fixture
+def triaged(redis_client: redis.Redis, clock: FakeClock) -> Dispatcher:
+    d = make_team(Dispatcher(redis_client, clock=clock), advisors=("ann", "bob", "cid"))
+    d.set_advisor(TEAM, "ann", "agent", skills=["ko"])
+    d.set_advisor(TEAM, "cid", "agent", skills=["ko", "refunds"])
+    d.set_groups(TEAM, {"groups": [
+        {"name": "VIP", "match": {"customer_tags_any": ["VIP"]}},
+        {"name": "Refunds", "match": {"message_tags_any": ["refund"]},
+         "requires_skills": ["refunds"]}]})
+    d.set_triage(TEAM, KOREAN_TRIAGE)
+    for a in ("ann", "bob", "cid"):
+        d.login(TEAM, a)
+    return d
+
+
+def test_a_message_triaged_to_a_skill_keeps_its_groups_place_for_advisors_with_the_skill(
+        triaged: Dispatcher, clock: FakeClock) -> None:
+    ingest_in_order(triaged, clock, message(1), message(2, language="ko"),
+                    message(3, customer_tags=["VIP"], language="ko"), message(4))
+    # the team's list keeps each in its group, by arrival
+    assert [(r["conversation"], r["group"]) for r in triaged.preview(TEAM, 5)] == [
+        ("c3", "VIP"), ("c1", "everything else"), ("c2", "everything else"),
+        ("c4", "everything else")]
+    assert [r["conversation"] for r in triaged.preview(TEAM, 5, advisor="bob")] == ["c1", "c4"]
+    assert first_of_each_press(triaged, "bob") == ["m1", "m4"]
+    assert first_of_each_press(triaged, "ann") == ["m3", "m2"]
+    assert_clean(triaged)
+
+
+def test_a_skill_from_triage_adds_to_the_skills_its_group_requires(
+        triaged: Dispatcher, clock: FakeClock) -> None:
+    ingest_in_order(triaged, clock, message(1, language="ko", tags=["refund"]))
+    assert triaged.next(TEAM, "ann").status == "empty"  # ko, but not refunds
+    rows = {g["group"]: g for g in triaged.run(ops.group_stock(TEAM))}
+    assert rows["Refunds"]["restricted"] == {"ko": 1} and rows["Refunds"]["waiting"] == 1
+    triaged.logout(TEAM, "cid")
+    rows = {g["group"]: g for g in triaged.run(ops.group_stock(TEAM))}
+    assert rows["Refunds"]["unserved"]
+    triaged.login(TEAM, "cid")
+    assert first_of_each_press(triaged, "cid") == ["m1"]
+
+
+def test_the_restriction_survives_a_requeue_and_a_new_settings_version(
+        redis_client: redis.Redis, clock: FakeClock) -> None:
+    d = make_team(Dispatcher(redis_client, clock=clock, jobs=LaterJobs()),
+                  advisors=("ann", "bob"))
+    d.set_advisor(TEAM, "ann", "agent", skills=["ko"])
+    d.set_triage(TEAM, KOREAN_TRIAGE)
+    d.login(TEAM, "ann")
+    d.login(TEAM, "bob")
+    ingest_in_order(d, clock, message(1, language="ko"), message(2))
+    assert d.next(TEAM, "ann").messages[0].id == "m1"
+    d.logout(TEAM, "ann")
+    d.run(ops.requeue_now(TEAM, "ann", 50))
+    d.set_groups(TEAM, {"groups": [{"name": "VIP", "match": {"customer_tags_any": ["VIP"]}}]})
+    assert [r["conversation"] for r in d.preview(TEAM, 5, advisor="bob")] == ["c2"]
+    d.rebucket(TEAM)
+    assert [r["conversation"] for r in d.preview(TEAM, 5, advisor="bob")] == ["c2"]
+    assert first_of_each_press(d, "bob") == ["m2"]
+    d.login(TEAM, "ann")
+    assert first_of_each_press(d, "ann") == ["m1"]
+    assert_clean(d)
+
+
+def test_a_conversation_answered_and_written_to_again_is_triaged_afresh(
+        triaged: Dispatcher, clock: FakeClock) -> None:
+    ingest_in_order(triaged, clock, message(1, conv="c", language="ko"))
+    assert first_of_each_press(triaged, "ann") == ["m1"]
+    ingest_in_order(triaged, clock, message(2, conv="c", language="en"))
+    assert first_of_each_press(triaged, "bob") == ["m2"]  # no rule matches: unrestricted
+
+
+@pytest.mark.parametrize(("rule", "field"), [
+    ({"name": "x", "match": {}, "advisor": "ann", "skill": "ko"}, "rules[0].advisor"),
+    ({"name": "x", "match": {}}, "rules[0].advisor"),
+    ({"name": "x", "match": {}, "skill": "no spaces"}, "rules[0].skill"),
+    ({"name": "x", "match": {}, "skill": ["ko"]}, "rules[0].skill"),
+])
+def test_a_triage_rule_names_one_advisor_or_one_skill(team: Dispatcher, rule: dict[str, object],
+                                                      field: str) -> None:
+    with pytest.raises(ValidationError) as exc:
+        team.set_triage(TEAM, [rule])
+    assert exc.value.field == field
+
+
+def test_triage_rules_show_their_skill_back(triaged: Dispatcher) -> None:
+    assert [r.to_dict() for r in triaged.run(ops.triage(TEAM))] == KOREAN_TRIAGE
+
+
+def test_the_scripts_cap_restricted_skills_as_defaults_says() -> None:
+    from pathlib import Path
+
+    lua = (Path(__file__).parent.parent / "scripts" / "lua" / "includes" / "stock.lua")
+    assert f"local MAX_RESTRICTED = {defaults.MAX_RESTRICTED_SKILLS}\n" in lua.read_text()

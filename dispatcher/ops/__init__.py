@@ -382,7 +382,8 @@ def triage(team: str) -> Op[list[TriageRule]]:
     raw = yield from read("hget", keys.cfg(team), "triage")
     if raw is None:
         raise NotFoundError(f"unknown team {team}", field="team")
-    return [TriageRule(name=r["n"], match=decompile_match(r["m"] or {}), advisor=r["a"])
+    return [TriageRule(name=r["n"], match=decompile_match(r["m"] or {}), advisor=r.get("a"),
+                       skill=r.get("s"))
             for r in unpack(raw)]
 
 
@@ -630,30 +631,44 @@ def groups_stock_of(teams: list[str]) -> Op[dict[str, list[dict[str, Any]]]]:
     and an HMGET per logged-in advisor."""
     first = yield Commands([c for t in teams for c in (
         Cmd("hmget", (keys.cfg(t), "ver", "groups")), Cmd("zrange", (keys.online(t), 0, -1)))])
+    vers = {t: int(first[2 * i][0]) for i, t in enumerate(teams) if first[2 * i][0] is not None}
+    restricted = yield Commands([Cmd("smembers", (keys.restricted_skills(t, v),))
+                                 for t, v in vers.items()])
+    rskills = {t: sorted(_s(x) for x in r) for t, r in zip(vers, restricted, strict=True)}
     plan = []
     cmds: list[Cmd] = []
     for i, t in enumerate(teams):
         cfg, online = first[2 * i], first[2 * i + 1]
-        if cfg[0] is None:
+        if t not in vers:
             continue
         groups = [(_s(g["n"]), [_s(x) for x in g.get("rs") or []]) for g in unpack(cfg[1])]
         groups.append(("everything else", []))
         names = [_s(a) for a in online]
         plan.append((t, groups, len(cmds), len(names)))
-        cmds += [Cmd("zcard", (keys.queue(t, int(cfg[0]), g),)) for g in range(len(groups))]
+        for g in range(len(groups)):
+            cmds.append(Cmd("zcard", (keys.queue(t, vers[t], g),)))
+            cmds += [Cmd("zcard", (keys.restricted_queue(t, vers[t], g, sk),))
+                     for sk in rskills[t]]
         cmds += [Cmd("hmget", (keys.advisor(t, a), "st", "sk")) for a in names]
     rows = yield Commands(cmds)
     out: dict[str, list[dict[str, Any]]] = {}
     for t, groups, at, n_adv in plan:
-        waiting = rows[at:at + len(groups)]
-        advs = rows[at + len(groups):at + len(groups) + n_adv]
+        width = 1 + len(rskills[t])
+        counts = rows[at:at + len(groups) * width]
+        advs = rows[at + len(groups) * width:at + len(groups) * width + n_adv]
         has = [set(_skills(v[1])) for v in advs if v[0] is not None and _s(v[0]) != "off"]
         out[t] = []
-        for (name, needs), count in zip(groups, waiting, strict=True):
+        for gi, (name, needs) in enumerate(groups):
+            main = int(counts[gi * width])
+            by_skill = {sk: int(n) for sk, n in zip(
+                rskills[t], counts[gi * width + 1:(gi + 1) * width], strict=True) if int(n)}
             may = sum(1 for h in has if set(needs) <= h)
-            out[t].append({"group": name, "requires_skills": needs, "waiting": int(count),
-                           "advisors_who_may_take": may,
-                           "unserved": int(count) > 0 and may == 0})
+            unserved = (main > 0 and may == 0) or any(
+                not any(set(needs) | {sk} <= h for h in has) for sk in by_skill)
+            out[t].append({"group": name, "requires_skills": needs,
+                           "waiting": main + sum(by_skill.values()),
+                           "restricted": by_skill, "advisors_who_may_take": may,
+                           "unserved": unserved})
     return out
 
 

@@ -14,12 +14,15 @@ local now = now_ms()
 local ver = cfg.ver + 1
 local old = cfg.old
 local waiting = 0
-for i = 0, cfg.ng do waiting = waiting + redis.call('ZCARD', K.q(cfg.ver, i)) end
+for _, qk in ipairs(version_keys(cfg, cfg.ver, cfg.ng)) do
+  waiting = waiting + redis.call('ZCARD', qk)
+end
 -- Older stock keeps the skills its groups required until it is re-bucketed.
 if waiting > 0 then old[#old + 1] = {cfg.ver, cfg.ng, group_skills(cfg)} end
 -- An older version with nothing waiting has no use for its escalation index.
 if waiting == 0 then
   for i = 0, cfg.ng do redis.call('UNLINK', K.esc(cfg.ver, i)) end
+  redis.call('UNLINK', K.rsk(cfg.ver))
 end
 local groups = cmsgpack.unpack(O.groups)
 local needs, any = {}, false

@@ -80,7 +80,7 @@ end
 -- Add one new waiting message to its conversation's place in the stock: O(G + log N).
 local function enqueue(id, conv)
   local ck = K.conv(conv)
-  local c = redis.call('HMGET', ck, 'q', 'gi', 'so', 'fw', 'lw')
+  local c = redis.call('HMGET', ck, 'q', 'gi', 'so', 'fw', 'lw', 'rsk')
   local cur_prefix = P .. 'q:' .. cfg.ver .. ':'
   if not c[1] or c[1] == '' or string.sub(c[1], 1, #cur_prefix) ~= cur_prefix then
     place_conv(cfg, conv)
@@ -93,7 +93,7 @@ local function enqueue(id, conv)
   local cur = tonumber(c[2])
   if gi < cur then
     redis.call('ZREM', qk, conv)
-    qk = K.q(cfg.ver, gi)
+    qk = group_queue(cfg, gi, c[6])
     redis.call('HSET', ck, 'q', qk, 'gi', gi, 'g', gn, 'why', why)
     cur = gi
   end
@@ -106,6 +106,8 @@ local function enqueue(id, conv)
   redis.call('ZADD', qk, score(cfg.order, tonumber(c[3]), fw, lw), conv)
 end
 
+-- The first matching rule: its advisor (while logged in) and why, or the skill the message's
+-- conversation is restricted to while it waits (a rule that targets a skill).
 local function triage(id)
   local rules = cfg_triage(cfg)
   if #rules == 0 then return nil end
@@ -114,6 +116,7 @@ local function triage(id)
   for _, r in ipairs(rules) do
     local why = match(r.m, m, ct)
     if why then
+      if r.s then return nil, nil, r.s end
       local st = redis.call('HGET', K.adv(r.a), 'st')
       if st and st ~= 'off' then return r.a, 'triage rule ' .. r.n .. ': ' .. why end
       return nil
@@ -124,16 +127,16 @@ end
 
 -- Place a conversation created by this message alone: its view comes from the message in
 -- hand, so nothing is read back (the common case: most messages open a conversation).
-local function place_new(m, ord)
+local function place_new(m, ord, skill)
   local view = { id = m.id, ch = m.ch, lang = m.lang, re = false,
                  mt = toset(cmsgpack.unpack(m.mt)), at = cmsgpack.unpack(m.at), ord = ord,
                  cust = m.cust }
   local gi, gn, why, pending = classify(cfg, view, cust_tags(m.cust))
   schedule(cfg, m.conv, pending)
-  local qk = K.q(cfg.ver, gi)
+  local qk = group_queue(cfg, gi, skill)
   redis.call('ZADD', qk, score(cfg.order, ord, ord, ord), m.conv)
   redis.call('HSET', K.conv(m.conv), 'cust', m.cust, 'so', ord, 'owner', '', 'held', 0, 'q', qk,
-    'gi', gi, 'g', gn, 'why', why, 'fw', ord, 'lw', ord)
+    'gi', gi, 'g', gn, 'why', why, 'fw', ord, 'lw', ord, 'rsk', skill or '')
 end
 
 -- Arrival order: now in microseconds-like units, strictly after the last arrival of the team
@@ -161,9 +164,13 @@ for i, m in ipairs(O.msgs) do
       give(cfg, owner, m.id, m.conv, 'affinity', now, pushed, 'conversation held by ' .. owner)
       status[i] = 'assigned:' .. owner
     else
-      local adv, why = nil, nil
+      local adv, why, skill = nil, nil, nil
       local q = fresh and '' or redis.call('HGET', ck, 'q')
-      if q == '' then adv, why = triage(m.id) end
+      if q == '' then
+        adv, why, skill = triage(m.id)
+        -- the conversation waits restricted to the rule's skill, or no longer restricted
+        if not fresh and not adv then redis.call('HSET', ck, 'rsk', skill or '') end
+      end
       if adv then
         if fresh then
           redis.call('HSET', ck, 'cust', m.cust, 'so', ord, 'owner', '', 'held', 0, 'q', '')
@@ -173,7 +180,7 @@ for i, m in ipairs(O.msgs) do
         status[i] = 'assigned:' .. adv
       else
         to_waiting(m.id, m.conv, m.ch, now)
-        if fresh then place_new(m, ord) else enqueue(m.id, m.conv) end
+        if fresh then place_new(m, ord, skill) else enqueue(m.id, m.conv) end
         status[i] = 'queued'
       end
     end

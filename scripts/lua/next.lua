@@ -2,7 +2,8 @@
 -- (priority groups in order, then the team's order inside a group) with all its waiting
 -- messages. Ends a running break. While the advisor holds as many unprocessed pushed
 -- conversations as their role allows, answers those again (so a retry is safe).
--- Only the groups whose required skills the advisor has are looked at. Conversations whose
+-- Only the groups whose required skills the advisor has are looked at, and of the
+-- conversations triage restricted to a skill, those of the advisor's skills. Conversations whose
 -- wait crossed a `waiting_longer_than` threshold are re-placed first (up to O.esc; the
 -- worker's escalator moves the rest), so the press sees the list as it stands now.
 -- Cost: one ZPOPMIN per group at most, O(G + log N); never a scan of the stock.
@@ -47,19 +48,19 @@ end
 -- resumed while its requeue was under way), and bounded per press.
 escalate_due(cfg, tonumber(O.esc or 10))
 local handed = 0
-for _, qk in ipairs(push_queue_keys(cfg, a.sk)) do
+for _, slot in ipairs(push_slots(cfg, a.sk)) do
   while true do
-    local top = redis.call('ZPOPMIN', qk)
-    if #top == 0 then break end
-    local holder = handed < 20 and holder_of(top[1], a.id)
+    local conv = slot_pop(slot)
+    if not conv then break end
+    local holder = handed < 20 and holder_of(conv, a.id)
     if not holder then
-      local messages = give_conv(cfg, a.id, top[1], 'push', now, true, true)
+      local messages = give_conv(cfg, a.id, conv, 'push', now, true, true)
       remember_request()
       return reply({status = 'assigned', messages = messages})
     end
     handed = handed + 1
-    give_conv(cfg, holder, top[1], 'affinity', now,
-      redis.call('HEXISTS', K.pconv(holder), top[1]) == 1, true)
+    give_conv(cfg, holder, conv, 'affinity', now,
+      redis.call('HEXISTS', K.pconv(holder), conv) == 1, true)
   end
 end
 remember_request()

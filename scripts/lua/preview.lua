@@ -16,14 +16,14 @@
 --@include stock
 local cfg = load_cfg()
 escalate_due(cfg, tonumber(O.esc or 10))
-local qks = O.adv and push_queue_keys(cfg, load_adv(O.adv).sk) or queue_keys(cfg)
+local slots = O.adv and push_slots(cfg, load_adv(O.adv).sk) or queue_slots(cfg, nil)
 local n = tonumber(O.n)
 local per = tonumber(O.m or 20)
 local budget = tonumber(O.total or 200)
 local out = {}
-for _, qk in ipairs(qks) do
+for _, slot in ipairs(slots) do
   if #out >= n then break end
-  for _, conv in ipairs(redis.call('ZRANGE', qk, 0, n - #out - 1)) do
+  for _, conv in ipairs(slot_range(slot, n - #out)) do
     local c = redis.call('HMGET', K.conv(conv), 'g', 'why')
     local shown = math.min(per, budget)
     local ids = shown > 0 and redis.call('LRANGE', K.cw(conv), 0, shown - 1) or {}

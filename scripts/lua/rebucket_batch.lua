@@ -17,8 +17,7 @@ local moved, work = 0, 0
 while moved < n and work < n and #cfg.old > 0 do
   local v, g = cfg.old[1][1], cfg.old[1][2]
   local empty = true
-  for i = 0, g do
-    local qk = K.q(v, i)
+  for _, qk in ipairs(version_keys(cfg, v, g)) do
     while moved < n and work < n do
       local conv = redis.call('ZRANGE', qk, 0, 0)[1]
       if not conv then break end
@@ -30,12 +29,13 @@ while moved < n and work < n and #cfg.old > 0 do
   end
   if empty then
     for i = 0, g do redis.call('UNLINK', K.esc(v, i)) end  -- its escalation index too
+    redis.call('UNLINK', K.rsk(v))
     table.remove(cfg.old, 1)
     redis.call('HSET', K.cfg, 'old', cmsgpack.pack(cfg.old))
   end
 end
 local left = 0
 for _, o in ipairs(cfg.old) do
-  for i = 0, o[2] do left = left + redis.call('ZCARD', K.q(o[1], i)) end
+  for _, qk in ipairs(version_keys(cfg, o[1], o[2])) do left = left + redis.call('ZCARD', qk) end
 end
 return reply({moved = moved, left = left})

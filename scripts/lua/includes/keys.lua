@@ -43,6 +43,8 @@ end
 local K = {}
 function K.q(ver, i) return P .. 'q:' .. ver .. ':' .. i end
 function K.esc(ver, i) return P .. 'esc:' .. ver .. ':' .. i end
+function K.qs(ver, i, skill) return K.q(ver, i) .. '~' .. skill end
+function K.rsk(ver) return P .. 'rsk:' .. ver end
 function K.conv(c) return P .. 'c:' .. c end
 function K.cw(c) return P .. 'cw:' .. c end
 function K.held(c) return P .. 'hd:' .. c end
@@ -85,7 +87,7 @@ local DAY_MS = 86400000
 local EMPTY_LIST = '\144'  -- msgpack's empty array (no library call when a function library loads)
 local function load_cfg()
   local v = redis.call('HMGET', K.cfg, 'ver', 'ng', 'order', 'old', 'mreq', 'ret', 'evmax',
-    'dttl', 'gsk', 'tg')
+    'dttl', 'gsk', 'tg', 'rsq')
   if not v[1] then fail('not_found', 'team', 'unknown team ' .. TEAM) end
   return {
     ver = tonumber(v[1]),
@@ -98,6 +100,7 @@ local function load_cfg()
     dttl = tonumber(v[8]),
     gsk = v[9],  -- the skills each group requires (msgpack), EMPTY_LIST or nil when none do
     tg = v[10],  -- the groups that escalate by waiting time (msgpack indexes), or none
+    rsq = v[11],  -- set once a triage rule first restricted a conversation to a skill
   }
 end
 
@@ -111,15 +114,11 @@ local function cfg_triage(cfg)
   return cfg.triage
 end
 
--- The queue keys in push order: the current version's groups, then older versions still
--- being re-bucketed (their messages were sorted by the settings of their time).
-local function queue_keys(cfg)
-  local ks = {}
-  for i = 0, cfg.ng do ks[#ks + 1] = K.q(cfg.ver, i) end
-  for _, o in ipairs(cfg.old) do
-    for i = 0, o[2] do ks[#ks + 1] = K.q(o[1], i) end
-  end
-  return ks
+-- The skills with restricted queues in a settings version (triage rules that target a
+-- skill); read only once the team ever had one (cfg.rsq), so most presses read nothing.
+local function restricted_skills(cfg, ver)
+  if not cfg.rsq then return {} end
+  return redis.call('SMEMBERS', K.rsk(ver))
 end
 
 -- The skills each group of the current settings requires: a list by group index (1-based),
@@ -134,26 +133,91 @@ local function covers(needs, has)
   return true
 end
 
--- The queue keys an advisor may be pushed from, in push order: `queue_keys` without the
--- groups whose required skills the advisor lacks (older settings versions keep the skills of
--- their time until re-bucketed). `sk`: the advisor's skills as stored (msgpack or empty).
-local function push_queue_keys(cfg, sk)
-  local needs = group_skills(cfg)
-  local old_needs = false
-  for _, o in ipairs(cfg.old) do if o[3] then old_needs = true end end
-  if not needs and not old_needs then return queue_keys(cfg) end
-  local has = {}
-  if sk and sk ~= '' then for _, s in ipairs(cmsgpack.unpack(sk)) do has[s] = true end end
-  local ks = {}
-  for i = 0, cfg.ng do
-    if not needs or covers(needs[i + 1], has) then ks[#ks + 1] = K.q(cfg.ver, i) end
-  end
-  for _, o in ipairs(cfg.old) do
-    for i = 0, o[2] do
-      if not o[3] or covers(o[3][i + 1], has) then ks[#ks + 1] = K.q(o[1], i) end
+-- The waiting stock in push order as slots, one per group: the current version's groups,
+-- then older versions still being re-bucketed (their messages were sorted by the settings of
+-- their time). A slot lists the group's queue and its restricted queues (a conversation a
+-- triage rule restricted to a skill), merged by score when read. With `has` (an advisor's
+-- skills as a set), only what that advisor may be pushed: the groups whose required skills
+-- they have (older versions keep the requirements of their time), and of those the
+-- restricted queues of their own skills.
+local function queue_slots(cfg, has)
+  local slots = {}
+  local function version(ver, ng, needs)
+    local rs = restricted_skills(cfg, ver)
+    for i = 0, ng do
+      if not has or not needs or covers(needs[i + 1], has) then
+        local slot = {K.q(ver, i)}
+        for _, s in ipairs(rs) do
+          if not has or has[s] then slot[#slot + 1] = K.qs(ver, i, s) end
+        end
+        slots[#slots + 1] = slot
+      end
     end
   end
+  version(cfg.ver, cfg.ng, group_skills(cfg))
+  for _, o in ipairs(cfg.old) do version(o[1], o[2], o[3]) end
+  return slots
+end
+
+-- Every queue key of one settings version (its groups' queues and restricted queues).
+local function version_keys(cfg, ver, ng)
+  local rs = restricted_skills(cfg, ver)
+  local ks = {}
+  for i = 0, ng do
+    ks[#ks + 1] = K.q(ver, i)
+    for _, s in ipairs(rs) do ks[#ks + 1] = K.qs(ver, i, s) end
+  end
   return ks
+end
+
+-- Every queue key of the stock, for what reads it whole (check, repair, counts).
+local function queue_keys(cfg)
+  local ks = {}
+  for _, slot in ipairs(queue_slots(cfg, nil)) do
+    for _, k in ipairs(slot) do ks[#ks + 1] = k end
+  end
+  return ks
+end
+
+-- What an advisor may be pushed: `sk` is their skills as stored (msgpack or empty).
+local function push_slots(cfg, sk)
+  local has = {}
+  if sk and sk ~= '' then for _, s in ipairs(cmsgpack.unpack(sk)) do has[s] = true end end
+  return queue_slots(cfg, has)
+end
+
+-- The first `n` conversations of a slot, its queues merged by score (ties by id, as a
+-- sorted set orders them).
+local function slot_range(slot, n)
+  if #slot == 1 then return redis.call('ZRANGE', slot[1], 0, n - 1) end
+  local rows = {}
+  for _, k in ipairs(slot) do
+    local r = redis.call('ZRANGE', k, 0, n - 1, 'WITHSCORES')
+    for i = 1, #r, 2 do rows[#rows + 1] = {r[i], tonumber(r[i + 1])} end
+  end
+  table.sort(rows, function(x, y)
+    if x[2] ~= y[2] then return x[2] < y[2] end
+    return x[1] < y[1]
+  end)
+  local out = {}
+  for i = 1, math.min(n, #rows) do out[i] = rows[i][1] end
+  return out
+end
+
+-- Take the first conversation of a slot out of its queue; nil when the slot is empty.
+local function slot_pop(slot)
+  if #slot == 1 then return redis.call('ZPOPMIN', slot[1])[1] end
+  local best, bs, bid = nil, nil, nil
+  for _, k in ipairs(slot) do
+    local h = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')
+    if h[1] then
+      local sc = tonumber(h[2])
+      if not best or sc < bs or (sc == bs and h[1] < bid) then best, bs, bid = k, sc, h[1] end
+    end
+  end
+  if not best then return nil end
+  redis.call('ZREM', best, bid)
+  return bid
 end
 
 local function reply(t) return cmsgpack.pack(t) end

@@ -23,11 +23,31 @@ local function schedule(cfg, conv, pending)
   end
 end
 
+-- Restricted queues (triage rules that target a skill): at most this many skills have one
+-- per settings version (defaults.MAX_RESTRICTED_SKILLS, held equal by a test); past it a
+-- conversation waits unrestricted. Returns the queue key of group `gi` for a conversation
+-- restricted to `skill` (or not: nil / ''), registering the skill in the version.
+local MAX_RESTRICTED = 64
+local function group_queue(cfg, gi, skill)
+  if not skill or skill == '' then return K.q(cfg.ver, gi) end
+  local rk = K.rsk(cfg.ver)
+  if redis.call('SISMEMBER', rk, skill) == 0 then
+    if redis.call('SCARD', rk) >= MAX_RESTRICTED then return K.q(cfg.ver, gi) end
+    redis.call('SADD', rk, skill)
+    if not cfg.rsq then
+      redis.call('HSET', K.cfg, 'rsq', '1')
+      cfg.rsq = '1'
+    end
+  end
+  return K.qs(cfg.ver, gi, skill)
+end
+
 -- (Re)place a conversation in the queue its waiting messages now match, under the current
 -- settings; removes it from the stock when it has no waiting message.
 local function place_conv(cfg, conv)
   local ck = K.conv(conv)
-  local old = redis.call('HGET', ck, 'q')
+  local c = redis.call('HMGET', ck, 'q', 'rsk')
+  local old = c[1]
   local ids = redis.call('LRANGE', K.cw(conv), 0, -1)
   if #ids == 0 then
     if old and old ~= '' then redis.call('ZREM', old, conv) end
@@ -53,7 +73,7 @@ local function place_conv(cfg, conv)
     if gi < best then pending[#pending + 1] = {gi, at} end
   end
   schedule(cfg, conv, pending)
-  local qk = K.q(cfg.ver, best)
+  local qk = group_queue(cfg, best, c[2])
   if old and old ~= '' and old ~= qk then redis.call('ZREM', old, conv) end
   local so = tonumber(redis.call('HGET', ck, 'so'))
   redis.call('ZADD', qk, score(cfg.order, so, fw, lw), conv)
