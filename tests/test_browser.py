@@ -310,9 +310,20 @@ def test_a_supervisor_requires_a_skill_and_advisors_without_it_never_get_those_m
     page.click("#login button[type=submit]")
     page.wait_for_selector(".group[data-name=Korean]")
     page.fill(".group[data-name=Korean] input[data-rs]", "ko")
+    # a first group for anything that waited over 10 minutes, set with the form
+    page.click("#add-group")
+    page.fill(".group[data-name='New group'] input.name", "Overdue")
+    page.fill(".group[data-name='New group'] input[data-wt]", "600")
+    page.click(".group[data-name='New group'] button[title='Move up']")
     page.click("#save-groups")
     page.wait_for_selector("#group-stock tr.unserved[data-group=Korean]")
-    assert api.sup("GET", "/groups").json()["groups"][0]["requires_skills"] == ["ko"]
+    groups = api.sup("GET", "/groups").json()["groups"]
+    assert groups[0] == {"name": "Overdue", "match": {"waiting_longer_than": 600}}
+    assert groups[1]["requires_skills"] == ["ko"]
+    page.fill(".group[data-name='New group'] input[data-wt]", "0")
+    page.click("#save-groups")
+    page.wait_for_selector("#groups-status.error")
+    assert "groups[0].match.waiting_longer_than" in page.text_content("#groups-status")
 
     bob = open_console(browser, service, api.advisor["bob"])  # no skills: only k2, then none
     bob.click("#next")

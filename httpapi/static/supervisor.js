@@ -61,8 +61,11 @@ function groupCard(g) {
       Pi.el("button", { onclick: () => move(card, 1), title: "Move down" }, "↓"),
       Pi.el("button", { onclick: () => card.remove(), title: "Remove" }, "✕")),
     Pi.el("div", { class: "row" }, ...listInputs, Pi.el("label", {}, "Automatically reassigned", reassigned)),
-    Pi.el("div", { class: "row" }, Pi.el("label", {}, "Requires skills (only advisors with all of them are pushed these)",
-      Pi.el("input", { "data-rs": "1", value: (g.requires_skills || []).join(", "), placeholder: "none" }))));
+    Pi.el("div", { class: "row" },
+      Pi.el("label", {}, "Waiting longer than (seconds)",
+        Pi.el("input", { "data-wt": "1", type: "number", min: "1", step: "1", value: m.waiting_longer_than || "", placeholder: "any wait" })),
+      Pi.el("label", {}, "Requires skills (only advisors with all of them are pushed these)",
+        Pi.el("input", { "data-rs": "1", value: (g.requires_skills || []).join(", "), placeholder: "none" }))));
   card.addEventListener("dragstart", (ev) => { card.classList.add("dragging"); ev.dataTransfer.setData("text/plain", g.name); });
   card.addEventListener("dragend", () => card.classList.remove("dragging"));
   card.addEventListener("dragover", (ev) => ev.preventDefault());
@@ -95,6 +98,8 @@ function readGroups() {
     });
     const r = card.querySelector("select[data-key=reassigned]").value;
     if (r) match.reassigned = r === "true";
+    const wt = card.querySelector("input[data-wt]").value.trim();
+    if (wt) match.waiting_longer_than = Number(wt);
     const skills = card.querySelector("input[data-rs]").value.split(",").map((x) => x.trim()).filter(Boolean);
     return { name: card.querySelector("input.name").value.trim(), match, ...(skills.length ? { requires_skills: skills } : {}) };
   });
