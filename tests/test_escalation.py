@@ -192,23 +192,31 @@ def model_group(g_specs: list[tuple[str | None, int | None]], tag: str | None, a
 
 
 @pytest.mark.parametrize("seed", range(12))
-def test_presses_match_an_independent_model_of_waiting_time(redis_client: redis.Redis,
-                                                           seed: int) -> None:
+def test_presses_match_an_independent_model_of_waiting_time_and_skills(
+        redis_client: redis.Redis, seed: int) -> None:
     rnd = random.Random(seed)
     redis_client.flushall()
     clock = FakeClock(1_773_133_200_000)
-    d = make_team(Dispatcher(redis_client, clock=clock), advisors=("a0", "a1"), login=True)
+    advisors = ("a0", "a1", "a2")
+    d = make_team(Dispatcher(redis_client, clock=clock), advisors=advisors, login=True)
     specs: list[tuple[str | None, int | None]] = []
+    needs: list[set[str]] = []
     for _ in range(4):
         want = rnd.choice([None, "x", "y"])
         wait = rnd.choice([None, 30, 60, 120])
         if want is None and wait is None:
             want = "z"
         specs.append((want, wait))
+        needs.append(set(rnd.sample(["ko", "fr"], rnd.choice((0, 0, 1)))))
     d.set_groups(TEAM, {"groups": [
         {"name": f"g{i}", "match": {**({"message_tags_any": [w]} if w else {}),
-                                    **({"waiting_longer_than": t} if t else {})}}
+                                    **({"waiting_longer_than": t} if t else {})},
+         **({"requires_skills": sorted(needs[i])} if needs[i] else {})}
         for i, (w, t) in enumerate(specs)]})
+    needs.append(set())  # everything else
+    has = {a: set(rnd.sample(["ko", "fr"], rnd.randint(0, 2))) for a in advisors}
+    for a in advisors:
+        d.run(ops.set_skills(TEAM, a, skills=sorted(has[a])))
     waiting: dict[str, tuple[float, str | None]] = {}  # id -> (arrival s, tag)
     now = 0.0
     for step in range(100):
@@ -218,14 +226,14 @@ def test_presses_match_an_independent_model_of_waiting_time(redis_client: redis.
             d.ingest(TEAM, message(step, tags=[tag] if tag else []))
             waiting[f"m{step}"] = (now, tag)
         elif roll < 0.8:
-            a = rnd.choice(("a0", "a1"))
+            a = rnd.choice(advisors)
             push = d.next(TEAM, a)
             got = push.messages[0].id if push.messages else None
-            want = None
-            if waiting:
-                want = min(waiting, key=lambda m: (
-                    model_group(specs, waiting[m][1], now - waiting[m][0]), waiting[m][0]))
-            assert got == want, (step, specs)
+            # the group a message is in now (by its wait), the advisor's skills decide
+            allowed = {m: model_group(specs, tag, now - at) for m, (at, tag) in waiting.items()}
+            allowed = {m: g for m, g in allowed.items() if needs[g] <= has[a]}
+            want = min(allowed, key=lambda m: (allowed[m], waiting[m][0])) if allowed else None
+            assert got == want, (step, specs, needs, has)
             for m in push.messages:
                 d.reply(TEAM, a, m.id)
                 waiting.pop(m.id)
