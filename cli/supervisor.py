@@ -121,6 +121,40 @@ def breaks(c: Ctx, team_id: str, start: datetime | None, days: int) -> None:
 
 @cli.command()
 @team_arg
+@click.option("--day", type=click.DateTime(["%Y-%m-%d"]), help="The day (default: today).")
+@click.option("--tz", help="Read the day in this time zone (default: UTC), e.g. Europe/Paris.")
+@click.option("--csv", "as_csv", is_flag=True, help="Both tables as one CSV.")
+@pass_ctx
+def report(c: Ctx, team_id: str, day: datetime | None, tz: str | None, as_csv: bool) -> None:
+    """A day's report: per advisor (pushed, responses, archives, help requests, reassigned
+    away, break time, handle time p50/p90) and per group (arrivals, pushes, waiting time
+    p50/p90/max, share within target_wait). Times are read to fixed buckets (10 s, 30 s,
+    1 min, 2, 5, 10, 15, 30 min, 1 h, 2, 4, 8, 24 h); the longest wait is exact.
+
+    \b
+    Examples:
+      pushinbox report demo
+      pushinbox report demo --day 2026-11-25 --tz Europe/Paris
+      pushinbox report demo --csv > day.csv
+    """
+    from dispatcher import reports
+
+    when = day.date() if day else datetime.fromtimestamp(c.d.now_ms() / 1000, UTC).date()
+    out = c.d.run(ops.daily_report(team_id, when, tz))
+    if as_csv:
+        click.echo(reports.to_csv(out), nl=False)
+        return
+    if c.json:
+        emit(out, True)
+        return
+    emit(out["advisors"], False, rows=out["advisors"],
+         title=f"{team_id} on {out['day']} ({out['tz']}): advisors")
+    click.echo()
+    emit(out["groups"], False, rows=out["groups"], title="groups")
+
+
+@cli.command()
+@team_arg
 @click.option("-n", default=10, show_default=True, help="How many conversations.")
 @click.option("--advisor", "advisor_id", help="What this advisor's next presses get "
               "(the groups whose required skills they have).")

@@ -74,6 +74,13 @@ MAX_SKILL_LEN = 64
 #: (stock.lua MAX_RESTRICTED; a test keeps them equal).
 MAX_RESTRICTED_SKILLS = 64
 
+#: Report histograms (waiting time per group, handle time per advisor): bucket upper bounds
+#: in seconds, the last bucket everything longer. Percentiles are read as the bound of the
+#: bucket they fall in: fine where care teams set targets (30 s, 1, 5, 15 minutes, 1 hour),
+#: and a report stays ~15 fields per group and per advisor whatever the volume. The scripts
+#: hold the same list (includes/reports.lua BUCKETS; a test keeps them equal).
+REPORT_BUCKETS_S = (10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400)
+
 #: Escalation by waiting time (`waiting_longer_than`): the longest threshold (30 days: done
 #: messages are kept 7 days by default, nobody waits a month); how many due conversations a
 #: press or a preview re-places before it looks (exact while fewer crossed since the last

@@ -19,7 +19,8 @@ __all__ = ["ID_PATTERN", "TEAMS", "TEAM_ID_PATTERN", "TOKENS", "advisor", "advis
            "customer_conversations", "day", "done", "escalation", "events", "glob_escape",
            "help_requests",
            "hook_jobs", "hooks", "message", "on_hold", "online", "prefix", "pushed",
-           "pushed_conversations", "quarantine", "queue", "restricted_queue", "restricted_skills",
+           "pushed_conversations", "quarantine", "queue", "report_hour", "report_max",
+           "restricted_queue", "restricted_skills",
            "role", "roles"]
 
 #: Ids (advisors, messages, conversations, customers, roles, hooks): 1-200 printable ASCII
@@ -119,6 +120,16 @@ def restricted_queue(team: str, version: int, index: int, skill: str) -> str:
 def restricted_skills(team: str, version: int) -> str:
     """The skills that have restricted queues in a settings version (set)."""
     return f"{prefix(team)}rsk:{version}"
+
+
+def report_hour(team: str, hour: int) -> str:
+    """Report figures of one UTC hour (hash; hour = ms since the epoch // 3,600,000)."""
+    return f"{prefix(team)}rh:{hour}"
+
+
+def report_max(team: str, hour: int) -> str:
+    """The longest wait (ms) per group pushed in one UTC hour (sorted set)."""
+    return f"{prefix(team)}rx:{hour}"
 
 
 def escalation(team: str, version: int, index: int) -> str:

@@ -168,7 +168,7 @@ class PrioritySettings:
             where = f"groups[{i}]"
             if not isinstance(g, dict):
                 raise ValidationError(f"{where} must be an object with name and match", where)
-            extra = sorted(set(g) - {"name", "match", "requires_skills"})
+            extra = sorted(set(g) - {"name", "match", "requires_skills", "target_wait"})
             if extra:
                 raise ValidationError(f"{where}.{extra[0]} is not a group field", where)
             name = g.get("name")
@@ -178,12 +178,20 @@ class PrioritySettings:
                 raise ValidationError(f"{where}.name {name!r} is used twice", f"{where}.name")
             seen.add(name)
             compile_match(g.get("match", {}), f"{where}.match")
-            group = {"name": name, "match": dict(g.get("match", {}))}
+            group: dict[str, Any] = {"name": name, "match": dict(g.get("match", {}))}
             if g.get("requires_skills"):
                 group["requires_skills"] = check_skills(g["requires_skills"],
                                                         f"{where}.requires_skills")
             elif "requires_skills" in g and not isinstance(g["requires_skills"], list):
                 check_skills(g["requires_skills"], f"{where}.requires_skills")
+            if "target_wait" in g:
+                tw = g["target_wait"]
+                if (not isinstance(tw, int) or isinstance(tw, bool)
+                        or not 1 <= tw <= defaults.MAX_WAITING_LONGER_THAN_S):
+                    raise ValidationError(
+                        f"{where}.target_wait must be a whole number of seconds from 1 to "
+                        f"{defaults.MAX_WAITING_LONGER_THAN_S}", field=f"{where}.target_wait")
+                group["target_wait"] = tw
             clean.append(group)
         found = cls(order=order, groups=clean)
         _packed_size(found.compiled(), "groups", "priority groups")
@@ -191,7 +199,8 @@ class PrioritySettings:
 
     def compiled(self) -> list[dict[str, Any]]:
         return [{"n": g["name"], "m": compile_match(g["match"], "match"),
-                 **({"rs": g["requires_skills"]} if g.get("requires_skills") else {})}
+                 **({"rs": g["requires_skills"]} if g.get("requires_skills") else {}),
+                 **({"tw": g["target_wait"]} if g.get("target_wait") else {})}
                 for g in self.groups]
 
     def to_dict(self) -> dict[str, Any]:

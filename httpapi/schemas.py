@@ -157,6 +157,8 @@ class GroupIn(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     match: dict[str, Any] = msgspec.field(default_factory=dict)
     #: only advisors with all of these skills are pushed this group's messages
     requires_skills: list[str] = msgspec.field(default_factory=list)
+    #: reports: the share of this group's pushes that waited at most this long (seconds)
+    target_wait: int | None = None
 
 
 class GroupsIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -279,3 +281,43 @@ class WhoAmI(msgspec.Struct):
     team: str | None
     advisor: str | None
     teams: list[str] | None
+
+
+class ReportAdvisor(msgspec.Struct):
+    advisor: str
+    pushed: int
+    responses: int
+    archives: int
+    help_requests: int
+    reassigned_away: int  # handed back from them: logout, reaper, untouched pushes
+    break_s: float
+    handle_p50_s: float | None  # push to done, read to the bucket's upper bound
+    handle_p90_s: float | None
+
+
+class ReportGroup(msgspec.Struct):
+    group: str
+    arrivals: int
+    pushes: int
+    wait_p50_s: float | None  # arrival to push, read to the bucket's upper bound
+    wait_p90_s: float | None
+    wait_max_s: float | None  # exact
+    wait_avg_s: float | None
+    target_wait_s: int | None
+    within_target: float | None  # share of pushes that waited at most target_wait_s
+
+
+class ReportHour(msgspec.Struct):
+    hour: str  # its start, in the report's time zone
+    pushes: int
+    avg_wait_s: float | None
+    max_wait_s: float | None
+
+
+class ReportOut(msgspec.Struct):
+    team: str
+    day: str
+    tz: str
+    advisors: list[ReportAdvisor]
+    groups: list[ReportGroup]
+    hours: list[ReportHour]

@@ -50,6 +50,7 @@ MATRIX: list[tuple[str, str, set[str], Any]] = [
     ("GET", TEAM_PATH + "/preview", SUPERVISORS, None),
     ("PUT", TEAM_PATH + "/advisors/{advisor}/skills", SUPERVISORS, {"add": ["ko"]}),
     ("GET", TEAM_PATH + "/groups/stock", SUPERVISORS, None),
+    ("GET", TEAM_PATH + "/reports/daily", SUPERVISORS, None),
     ("POST", TEAM_PATH + "/messages/{message}/assign", SUPERVISORS, {"advisor": "ann"}),
     ("GET", TEAM_PATH + "/messages/{message}", SUPERVISORS, None),
     ("GET", TEAM_PATH + "/help-requests", SUPERVISORS, None),
@@ -71,7 +72,8 @@ MATRIX: list[tuple[str, str, set[str], Any]] = [
 ]
 PARAMS = {"team": TEAM, "advisor": "ann", "message": "m1", "customer": "u1", "hook": "h1",
           "role": "agent"}
-QUERY = {TEAM_PATH + "/breaks": {"start": "2026-01-01"}}
+QUERY = {TEAM_PATH + "/breaks": {"start": "2026-01-01"},
+         TEAM_PATH + "/reports/daily": {"day": "2026-01-01"}}
 
 
 @pytest.fixture

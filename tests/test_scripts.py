@@ -118,6 +118,8 @@ KEY_TWINS = {
     "esc": ("esc('7', '3')", lambda t: keys.escalation(t, 7, 3)),
     "qs": ("qs('7', '3', 'ko')", lambda t: keys.restricted_queue(t, 7, 3, "ko")),
     "rsk": ("rsk('7')", lambda t: keys.restricted_skills(t, 7)),
+    "rep": ("rep(493000)", lambda t: keys.report_hour(t, 493000)),
+    "repmax": ("repmax(493000)", lambda t: keys.report_max(t, 493000)),
     "conv": ("conv('c')", lambda t: keys.conversation(t, "c")),
     "cw": ("cw('c')", lambda t: keys.conversation_waiting(t, "c")),
     "held": ("held('c')", lambda t: keys.conversation_held(t, "c")),
@@ -154,7 +156,8 @@ def test_the_lua_key_builders_and_keys_py_agree(redis_client: redis.Redis) -> No
                        and next(iter(inspect.signature(f).parameters)) == "team"
                        and n != "prefix"}
     assert python_builders == {"cfg", "queue", "escalation", "restricted_queue",
-                               "restricted_skills", "conversation", "conversation_waiting",
+                               "restricted_skills", "report_hour", "report_max",
+                               "conversation", "conversation_waiting",
                                "conversation_held", "message", "channel_waiting", "channels",
                                "advisor", "advisors", "current", "pushed",
                                "pushed_conversations", "on_hold", "online", "help_requests",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
-from dispatcher import defaults, keys
+from dispatcher import defaults, keys, reports
 from dispatcher.errors import ConflictError, NotFoundError, ValidationError
 from dispatcher.hours import WorkingHours
 from dispatcher.model import (
@@ -58,6 +58,7 @@ __all__ = [
     "create_team",
     "current",
     "current_page",
+    "daily_report",
     "day_number",
     "delete_team",
     "end_break",
@@ -357,7 +358,8 @@ def groups(team: str) -> Op[PrioritySettings]:
     return PrioritySettings(
         order=_s(raw[1]),
         groups=[{"name": g["n"], "match": decompile_match(g["m"] or {}),
-                 **({"requires_skills": g["rs"]} if g.get("rs") else {})}
+                 **({"requires_skills": g["rs"]} if g.get("rs") else {}),
+                 **({"target_wait": g["tw"]} if g.get("tw") else {})}
                 for g in unpack(raw[0])],
     )
 
@@ -737,6 +739,32 @@ def advisor_stats(team: str, advisor: str, day: date | None = None,
         stock=stock.total,
         break_started_at=since,
     )
+
+
+def daily_report(team: str, day: date, tz: str | None = None) -> Op[dict[str, Any]]:
+    """The day's report, in UTC or the time zone ``tz``: per advisor pushed, responses,
+    archives, help requests, reassigned away, break time, handle time p50/p90; per group
+    arrivals, pushes, waiting time p50/p90/max and the share within its target_wait; per hour
+    pushes and waiting time. One round trip for the day's hours (reports.py)."""
+    first, end, zone = reports.day_hours(day, tz)
+    settings = yield from groups(team)
+    now = yield Now()
+    hours = list(range(first, end))
+    rows = yield Commands([c for h in hours for c in (
+        Cmd("hgetall", (keys.report_hour(team, h),)),
+        Cmd("zrange", (keys.report_max(team, h), 0, -1), {"withscores": True}))])
+    running = {}
+    lo, hi = first * reports.HOUR_MS, end * reports.HOUR_MS
+    for a in (yield from advisor_rows(team)):
+        if a["st"] == "brk" and a["bs"]:
+            ended = min(now, a["bu"]) if a["bu"] else now  # a break stops at its set end
+            overlap = min(ended, hi) - max(a["bs"], lo)
+            if overlap > 0:
+                running[a["id"]] = overlap
+    report = reports.assemble(rows[0::2], rows[1::2], hours, zone,
+                              {g["name"]: g["target_wait"] for g in settings.groups
+                               if g.get("target_wait")}, running)
+    return {"team": team, "day": day.isoformat(), "tz": tz or "UTC", **report}
 
 
 def breaks(team: str, start: date, days: int = 7) -> Op[dict[str, Any]]:

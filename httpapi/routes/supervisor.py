@@ -12,7 +12,7 @@ from litestar import Request, Response, delete, get, post, put
 from litestar.openapi.spec import Example
 from litestar.params import Body, Parameter
 
-from dispatcher import ops, webhooks
+from dispatcher import ops, reports, webhooks
 from dispatcher.api import AsyncDispatcher
 from dispatcher.model import Message
 from httpapi import metrics
@@ -34,6 +34,7 @@ from httpapi.schemas import (
     HoursIn,
     PreviewRow,
     RebucketingOut,
+    ReportOut,
     SkillsIn,
     SkillsOut,
     StockOut,
@@ -159,6 +160,24 @@ class SupervisorController(Audience):
     async def breaks(self, d: AsyncDispatcher, team: TeamPath, start: date,
                      days: Annotated[int, Parameter(ge=1, le=366)] = 7) -> BreaksOut:
         return msgspec.convert(await d.run(ops.breaks(team, start, days)), BreaksOut)
+
+    @get("/reports/daily", responses=errors(), summary="A day's report (JSON, or CSV)",
+         description="Per advisor, per group and per hour. `format=csv` (or `Accept: "
+                     "text/csv`) answers both tables as one CSV with a `table` column. "
+                     "`tz` reads the day in that time zone (default UTC).")
+    async def report_daily(self, request: Request[Any, Any, Any], d: AsyncDispatcher,
+                           team: TeamPath, day: date,
+                           tz: Annotated[str | None, Parameter(max_length=64)] = None,
+                           format: Annotated[str | None, Parameter(
+                               pattern="^(json|csv)$")] = None) -> Response[Any]:
+        out = await d.run(ops.daily_report(team, day, tz))
+        wants_csv = format == "csv" or (
+            format is None and "text/csv" in request.headers.get("accept", ""))
+        if wants_csv:
+            return Response(reports.to_csv(out), media_type="text/csv; charset=utf-8",
+                            headers={"Content-Disposition":
+                                     f'attachment; filename="{team}-{day.isoformat()}.csv"'})
+        return Response(msgspec.convert(out, ReportOut))
 
 
 class WebhookController(Audience):

@@ -3,7 +3,8 @@
 -- by rebucket_batch, and until then is pushed after the new version's queues.
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
--- ARGV[2] msgpack {groups (msgpack list of {n, m, rs? (required skills)}), order, now?}
+-- ARGV[2] msgpack {groups (msgpack list of {n, m, rs? (required skills), tw? (target wait
+--         s)}), order, now?}
 -- Returns: msgpack {status = 'ok', version (the new settings version), rebucket (older stock left)}
 -- Fails: not_found
 -- Events: groups_changed
@@ -27,13 +28,17 @@ end
 local groups = cmsgpack.unpack(O.groups)
 local needs, any = {}, false
 local timed = {}  -- groups escalating by waiting time, by index
+local targets, any_target = {}, false  -- each group's target_wait (0: none), for the reports
 for i, g in ipairs(groups) do
   needs[i] = g.rs or {}
   if g.rs and #g.rs > 0 then any = true end
   if g.m and g.m.wt then timed[#timed + 1] = i - 1 end
+  targets[i] = g.tw or 0
+  if g.tw then any_target = true end
 end
 redis.call('HSET', K.cfg, 'ver', ver, 'groups', O.groups, 'ng', #groups,
   'order', O.order, 'old', cmsgpack.pack(old), 'gsk', any and cmsgpack.pack(needs) or EMPTY_LIST,
-  'tg', #timed > 0 and cmsgpack.pack(timed) or EMPTY_LIST)
+  'tg', #timed > 0 and cmsgpack.pack(timed) or EMPTY_LIST,
+  'gtw', any_target and cmsgpack.pack(targets) or EMPTY_LIST)
 event(cfg, 'groups_changed', now, {'ver', ver})
 return reply({status = 'ok', version = ver, rebucket = #old > 0})

@@ -78,14 +78,15 @@ local function set_customer_tags(cust, packed)
 end
 
 -- Add one new waiting message to its conversation's place in the stock: O(G + log N).
+-- Returns the group the conversation now waits in (where the message arrived).
 local function enqueue(id, conv)
   local ck = K.conv(conv)
-  local c = redis.call('HMGET', ck, 'q', 'gi', 'so', 'fw', 'lw', 'rsk')
+  local c = redis.call('HMGET', ck, 'q', 'gi', 'so', 'fw', 'lw', 'rsk', 'g')
   local cur_prefix = P .. 'q:' .. cfg.ver .. ':'
   if not c[1] or c[1] == '' or string.sub(c[1], 1, #cur_prefix) ~= cur_prefix then
-    place_conv(cfg, conv)
-    return
+    return place_conv(cfg, conv)
   end
+  local group = c[7]
   local m = match_view(id)
   local gi, gn, why, pending = classify(cfg, m, cust_tags(redis.call('HGET', ck, 'cust')))
   local fw, lw = tonumber(c[4]), math.max(tonumber(c[5]), m.ord)
@@ -96,6 +97,7 @@ local function enqueue(id, conv)
     qk = group_queue(cfg, gi, c[6])
     redis.call('HSET', ck, 'q', qk, 'gi', gi, 'g', gn, 'why', why)
     cur = gi
+    group = gn
   end
   if pending then  -- only groups before where the conversation now waits
     local earlier = {}
@@ -104,6 +106,7 @@ local function enqueue(id, conv)
   end
   redis.call('HSET', ck, 'lw', lw)
   redis.call('ZADD', qk, score(cfg.order, tonumber(c[3]), fw, lw), conv)
+  return group
 end
 
 -- The first matching rule: its advisor (while logged in) and why, or the skill the message's
@@ -137,6 +140,7 @@ local function place_new(m, ord, skill)
   redis.call('ZADD', qk, score(cfg.order, ord, ord, ord), m.conv)
   redis.call('HSET', K.conv(m.conv), 'cust', m.cust, 'so', ord, 'owner', '', 'held', 0, 'q', qk,
     'gi', gi, 'g', gn, 'why', why, 'fw', ord, 'lw', ord, 'rsk', skill or '')
+  return gn
 end
 
 -- Arrival order: now in microseconds-like units, strictly after the last arrival of the team
@@ -180,7 +184,9 @@ for i, m in ipairs(O.msgs) do
         status[i] = 'assigned:' .. adv
       else
         to_waiting(m.id, m.conv, m.ch, now)
-        if fresh then place_new(m, ord, skill) else enqueue(m.id, m.conv) end
+        local group
+        if fresh then group = place_new(m, ord, skill) else group = enqueue(m.id, m.conv) end
+        if group then rep_add(cfg, now, 'ga|' .. group, 1) end
         status[i] = 'queued'
       end
     end

@@ -2,6 +2,7 @@
 -- the working-hours range whoever ends them). Emits break_ended.
 --@include keys
 --@include events
+--@include reports
 
 local function load_adv(adv)
   local v = redis.call('HMGET', K.adv(adv), 'st', 'role', 'ep', 'bep', 'bs', 'req', 'bu', 'sk')
@@ -49,6 +50,12 @@ local function add_break(cfg, adv, s, e)
     local dk = K.day(d)
     day_add(cfg, t, 'b', seg - t)
     day_add(cfg, t, 'b:' .. adv, seg - t)
+    t = seg
+  end
+  t = s  -- and per hour, for the reports (any time zone's day is whole hours)
+  while t < e do
+    local seg = math.min((math.floor(t / HOUR_MS) + 1) * HOUR_MS, e)
+    rep_add(cfg, t, 'b|' .. adv, seg - t)
     t = seg
   end
 end

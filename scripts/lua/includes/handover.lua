@@ -3,6 +3,7 @@
 --@include keys
 --@include events
 --@include views
+--@include reports
 
 -- Take a message out of an advisor's hands (any of cur / push / hold).
 local function release(adv, id, conv)
@@ -78,17 +79,19 @@ end
 -- while moving them: no second read per message).
 local function give_conv(cfg, adv, conv, via, now, pushed, popped)
   local ck = K.conv(conv)
-  local c = redis.call('HMGET', ck, 'q', 'g', 'why', 'owner', 'held', 'ot')
+  local c = redis.call('HMGET', ck, 'q', 'g', 'why', 'owner', 'held', 'ot', 'gi')
   if not popped and c[1] and c[1] ~= '' then redis.call('ZREM', c[1], conv) end
   local ot = (c[4] == adv and (tonumber(c[5]) or 0) > 0 and c[6]) or ms(now)
   local ids = redis.call('LRANGE', K.cw(conv), 0, -1)
   local g, cwhy = c[2] or '', c[3] or ''
   local out = {}
   local chans = {}
+  local waits = {}  -- arrival to push, for the reports (presses only)
   for i, id in ipairs(ids) do
     local v = redis.call('HMGET', K.msg(id), unpack(VIEW_FIELDS))
     redis.call('ZREM', K.ch(v[3]), id)
     chans[v[3]] = true
+    if via == 'push' then waits[#waits + 1] = math.max(0, now - (tonumber(v[4]) or now)) end
     hand_over(cfg, adv, id, conv, via, now, pushed, g .. ': ' .. cwhy, {'g', g, 'why', cwhy},
       ot)
     v[5], v[6], v[7], v[8], v[9] = 'a', adv, via, g, cwhy  -- what hand_over just wrote
@@ -103,6 +106,7 @@ local function give_conv(cfg, adv, conv, via, now, pushed, popped)
     return out
   end
   if pushed then redis.call('HINCRBY', K.pconv(adv), conv, #ids) end
+  rep_pushed(cfg, now, adv, g, waits, group_target(cfg, c[7]))
   redis.call('HSET', ck, 'q', '', 'owner', adv, 'ot', ot)
   redis.call('HINCRBY', ck, 'held', #ids)
   return out

@@ -45,6 +45,8 @@ function K.q(ver, i) return P .. 'q:' .. ver .. ':' .. i end
 function K.esc(ver, i) return P .. 'esc:' .. ver .. ':' .. i end
 function K.qs(ver, i, skill) return K.q(ver, i) .. '~' .. skill end
 function K.rsk(ver) return P .. 'rsk:' .. ver end
+function K.rep(hour) return P .. 'rh:' .. hour end
+function K.repmax(hour) return P .. 'rx:' .. hour end
 function K.conv(c) return P .. 'c:' .. c end
 function K.cw(c) return P .. 'cw:' .. c end
 function K.held(c) return P .. 'hd:' .. c end
@@ -87,7 +89,7 @@ local DAY_MS = 86400000
 local EMPTY_LIST = '\144'  -- msgpack's empty array (no library call when a function library loads)
 local function load_cfg()
   local v = redis.call('HMGET', K.cfg, 'ver', 'ng', 'order', 'old', 'mreq', 'ret', 'evmax',
-    'dttl', 'gsk', 'tg', 'rsq')
+    'dttl', 'gsk', 'tg', 'rsq', 'gtw')
   if not v[1] then fail('not_found', 'team', 'unknown team ' .. TEAM) end
   return {
     ver = tonumber(v[1]),
@@ -101,6 +103,7 @@ local function load_cfg()
     gsk = v[9],  -- the skills each group requires (msgpack), EMPTY_LIST or nil when none do
     tg = v[10],  -- the groups that escalate by waiting time (msgpack indexes), or none
     rsq = v[11],  -- set once a triage rule first restricted a conversation to a skill
+    gtw = v[12],  -- each group's target_wait (msgpack, by index; 0 for none), or none
   }
 end
 
@@ -126,6 +129,15 @@ end
 local function group_skills(cfg)
   if not cfg.gsk or cfg.gsk == EMPTY_LIST or cfg.gsk == '' then return nil end
   return cmsgpack.unpack(cfg.gsk)
+end
+
+-- A group's target_wait in seconds (reports: the share pushed within it), or nil.
+local function group_target(cfg, gi)
+  if not cfg.gtw or cfg.gtw == EMPTY_LIST or cfg.gtw == '' then return nil end
+  if not cfg.gtw_list then cfg.gtw_list = cmsgpack.unpack(cfg.gtw) end
+  local t = cfg.gtw_list[(tonumber(gi) or -1) + 1]
+  if t and t > 0 then return t end
+  return nil
 end
 
 local function covers(needs, has)

@@ -5,6 +5,7 @@
 --@include events
 --@include stock
 --@include handover
+--@include reports
 
 -- Send a message (already out of any place) back to the stock, marked reassigned; a message
 -- requeued too often goes to quarantine instead. Returns 'w' or 'q'. `listed`: the caller
@@ -33,6 +34,7 @@ end
 -- quarantine), the requeue count is left as it is. Returns 'held', 'w' or 'q' (all of them
 -- quarantined).
 local function back_to_team(cfg, conv, msgs, now, why, from, uncounted)
+  if from and from ~= '' and not uncounted then rep_add(cfg, now, 'ra|' .. from, #msgs) end
   local holder = holder_of(conv, from)
   if holder then
     local pushed = redis.call('HEXISTS', K.pconv(holder), conv) == 1

@@ -43,7 +43,8 @@ local function group_queue(cfg, gi, skill)
 end
 
 -- (Re)place a conversation in the queue its waiting messages now match, under the current
--- settings; removes it from the stock when it has no waiting message.
+-- settings; removes it from the stock when it has no waiting message. Returns the name of
+-- the group it now waits in (nil when it left the stock).
 local function place_conv(cfg, conv)
   local ck = K.conv(conv)
   local c = redis.call('HMGET', ck, 'q', 'rsk')
@@ -78,6 +79,7 @@ local function place_conv(cfg, conv)
   local so = tonumber(redis.call('HGET', ck, 'so'))
   redis.call('ZADD', qk, score(cfg.order, so, fw, lw), conv)
   redis.call('HSET', ck, 'q', qk, 'gi', best, 'g', bname, 'why', bwhy, 'fw', fw, 'lw', lw)
+  return bname
 end
 
 -- Put a message into the waiting stock (its conversation is placed by the caller). `listed`:
