@@ -8,10 +8,14 @@ local function event(cfg, kind, now, fields)
     unpack(fields))
 end
 
--- Day figures expire after `dttl`; the expiry is set once, when the day's hash is created.
-local function day_add(cfg, now, field, n)
-  local dk = K.day(math.floor(now / DAY_MS))
-  if redis.call('HINCRBY', dk, field, n) == n and redis.call('PTTL', dk) == -1 then
-    redis.call('PEXPIRE', dk, cfg.dttl)
+-- Figures (day hashes, report hours) expire after `dttl`; the expiry is set once, when the
+-- hash is created.
+local function add_figure(cfg, key, field, n)
+  if redis.call('HINCRBY', key, field, n) == n and redis.call('PTTL', key) == -1 then
+    redis.call('PEXPIRE', key, cfg.dttl)
   end
+end
+
+local function day_add(cfg, now, field, n)
+  add_figure(cfg, K.day(math.floor(now / DAY_MS)), field, n)
 end

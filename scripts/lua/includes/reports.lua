@@ -9,6 +9,7 @@
 --   histogram (its sum: the group's pushes), gws|<group> waiting ms in all, gwt|<group>
 --   pushed within the group's target_wait; `rx:<hour>` the longest wait per group (ZADD GT).
 --@include keys
+--@include events
 
 local HOUR_MS = 3600000
 -- Bucket upper bounds in seconds (defaults.REPORT_BUCKETS_S, held equal by a test);
@@ -22,10 +23,7 @@ local function bucket(ms_)
 end
 
 local function rep_add(cfg, at, field, n)
-  local k = K.rep(math.floor(at / HOUR_MS))
-  if redis.call('HINCRBY', k, field, n) == n and redis.call('PTTL', k) == -1 then
-    redis.call('PEXPIRE', k, cfg.dttl)
-  end
+  add_figure(cfg, K.rep(math.floor(at / HOUR_MS)), field, n)
 end
 
 local function rep_max(cfg, at, group, ms_)
