@@ -344,3 +344,27 @@ def test_a_supervisor_requires_a_skill_and_advisors_without_it_never_get_those_m
     ann.click("#next")
     ann.wait_for_selector("article.message[data-id=mk1]")
     page.wait_for_selector("#group-stock tr[data-group=Korean]:not(.unserved)")
+
+
+def test_a_supervisor_reads_todays_report_and_downloads_it(
+        browser: Any, api: Api, service: ServiceProcess) -> None:
+    api.d.login(TEAM, "ann")
+    api.push(message("p1"), message("p2"))
+    assert api.adv("POST", "ann", "/next").status_code == 200
+    assert api.adv("POST", "ann", "/messages/mp1/reply").status_code == 200
+    page = browser.new_page(viewport={"width": 1280, "height": 1600}, timezone_id="Europe/Paris")
+    page.goto(service.url + "/ui/supervisor.html")
+    page.fill("#token", api.supervisor)
+    page.click("#login button[type=submit]")
+    page.wait_for_selector("#report-advisors tr[data-row=ann]")
+    assert page.text_content("#report-advisors tr[data-row=ann] td[data-col=responses]") == "1"
+    assert page.text_content(
+        "#report-groups tr[data-row='everything else'] td[data-col=arrivals]") == "2"
+    assert page.locator("#report-chart rect.wait-bar").count() == 1
+    with page.expect_download() as download:
+        page.click("#report-csv")
+    text = Path(download.value.path()).read_text()
+    assert text.startswith("table,advisor,pushed") and "ann" in text
+    page.fill("#report-day", "2020-01-01")
+    page.dispatch_event("#report-day", "change")
+    page.wait_for_function("!document.querySelector('#report-advisors tr[data-row=ann]')")

@@ -40,6 +40,8 @@ async function start() {
   const monday = new Date(); monday.setUTCDate(monday.getUTCDate() - ((monday.getUTCDay() + 6) % 7));
   $("week").value = monday.toISOString().slice(0, 10);
   loadChart();
+  $("report-day").value = new Date().toLocaleDateString("en-CA");  // today, YYYY-MM-DD, local
+  loadReport();
   refreshPreview();
   // stock: the preview changed; advisors: who can receive changed (the assign lists)
   Pi.live(tbase() + "/live", (event) => { if (event === "stock" || event === "advisors") refreshPreview(); });
@@ -245,5 +247,107 @@ async function loadChart() {
   const legend = advisors.map((a, j) => `<span style="color:${colors[j % colors.length]}">■</span> ${esc(a)}`).join(" &nbsp; ");
   $("chart").innerHTML = svg.join("") + `<p>${legend || "No break this week."}</p>`;
 }
+
+// --- the day's report ----------------------------------------------------------------------
+function cell(v) { return v === null || v === undefined ? "—" : String(v); }
+function table(id, rows, cols) {
+  $(id).replaceChildren(
+    Pi.el("thead", {}, Pi.el("tr", {}, ...cols.map(([, label]) => Pi.el("th", {}, label)))),
+    Pi.el("tbody", {}, ...rows.map((r) => Pi.el("tr", { "data-row": r[cols[0][0]] }, ...cols.map(([k]) => Pi.el("td", { "data-col": k }, cell(r[k])))))));
+}
+
+async function loadReport() {
+  const tz = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+  const day = $("report-day").value;
+  const data = await Pi.call("GET", `${tbase()}/reports/daily?day=${day}&tz=${encodeURIComponent(tz)}`);
+  $("report-csv").dataset.url = `${tbase()}/reports/daily?day=${day}&tz=${encodeURIComponent(tz)}&format=csv`;
+  table("report-advisors", data.advisors, [["advisor", "Advisor"], ["pushed", "Pushed"], ["responses", "Responses"],
+    ["archives", "Archives"], ["help_requests", "Help requests"], ["reassigned_away", "Reassigned away"],
+    ["break_s", "Break (s)"], ["handle_p50_s", "Handle p50 (s, ≤)"], ["handle_p90_s", "Handle p90 (s, ≤)"]]);
+  table("report-groups", data.groups.map((g) => ({ ...g, within_target: g.within_target === null ? null : Math.round(g.within_target * 100) + " %" })),
+    [["group", "Group"], ["arrivals", "Arrivals"], ["pushes", "Pushes"], ["wait_p50_s", "Wait p50 (s, ≤)"],
+     ["wait_p90_s", "Wait p90 (s, ≤)"], ["wait_max_s", "Longest wait (s)"], ["within_target", "Within target"]]);
+  // Waiting time per hour: the average as a bar, the longest as a tick.
+  const hours = data.hours;
+  const peak = Math.max(60, ...hours.map((h) => h.max_wait_s || 0));
+  const L = 48, W = 24 * 24 + L, H = 160, bar = (W - L) / hours.length;
+  const svg = [`<svg viewBox="0 -12 ${W} ${H + 36}" width="100%" role="img" aria-label="Waiting time per hour" font-size="11">`];
+  for (const f of [0, 0.5, 1]) {
+    const y = H - f * H;
+    svg.push(`<line x1="${L}" x2="${W}" y1="${y}" y2="${y}" stroke="#eaecf0"/><text x="${L - 6}" y="${y + 4}" text-anchor="end">${Math.round(f * peak / 60)} min</text>`);
+  }
+  hours.forEach((h, i) => {
+    const x = L + i * bar;
+    if (h.avg_wait_s !== null) {
+      const hh = (h.avg_wait_s / peak) * H, mh = (h.max_wait_s / peak) * H;
+      svg.push(`<rect class="wait-bar" x="${x + 2}" y="${H - hh}" width="${bar - 4}" height="${hh}" fill="#2857d6"><title>${esc(h.hour)}: ${h.pushes} pushed, average wait ${h.avg_wait_s} s, longest ${h.max_wait_s} s</title></rect>`);
+      svg.push(`<line x1="${x + 2}" x2="${x + bar - 2}" y1="${H - mh}" y2="${H - mh}" stroke="#d92d20" stroke-width="2"/>`);
+    }
+    if (i % 3 === 0) svg.push(`<text x="${x + bar / 2}" y="${H + 16}" text-anchor="middle">${esc(h.hour.slice(11, 16))}</text>`);
+  });
+  svg.push("</svg>");
+  $("report-chart").innerHTML = svg.join("") + `<p><span style="color:#2857d6">■</span> average wait &nbsp; <span style="color:#d92d20">▬</span> longest wait (${esc(data.tz)})</p>`;
+}
+
+$("report-day").addEventListener("change", loadReport);
+// The CSV needs the token: fetched here, then saved as a file.
+$("report-csv").addEventListener("click", async (ev) => {
+  ev.preventDefault();
+  const res = await fetch(ev.target.dataset.url, { headers: { Authorization: "Bearer " + Pi.token() } });
+  const link = Pi.el("a", { href: URL.createObjectURL(await res.blob()), download: `${TEAM}-${$("report-day").value}.csv` });
+  link.click();
+  URL.revokeObjectURL(link.href);
+});
+
+// --- the day's report ----------------------------------------------------------------------
+function cell(v) { return v === null || v === undefined ? "—" : String(v); }
+function table(id, rows, cols) {
+  $(id).replaceChildren(
+    Pi.el("thead", {}, Pi.el("tr", {}, ...cols.map(([, label]) => Pi.el("th", {}, label)))),
+    Pi.el("tbody", {}, ...rows.map((r) => Pi.el("tr", { "data-row": r[cols[0][0]] }, ...cols.map(([k]) => Pi.el("td", { "data-col": k }, cell(r[k])))))));
+}
+
+async function loadReport() {
+  const tz = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+  const day = $("report-day").value;
+  const data = await Pi.call("GET", `${tbase()}/reports/daily?day=${day}&tz=${encodeURIComponent(tz)}`);
+  $("report-csv").dataset.url = `${tbase()}/reports/daily?day=${day}&tz=${encodeURIComponent(tz)}&format=csv`;
+  table("report-advisors", data.advisors, [["advisor", "Advisor"], ["pushed", "Pushed"], ["responses", "Responses"],
+    ["archives", "Archives"], ["help_requests", "Help requests"], ["reassigned_away", "Reassigned away"],
+    ["break_s", "Break (s)"], ["handle_p50_s", "Handle p50 (s, ≤)"], ["handle_p90_s", "Handle p90 (s, ≤)"]]);
+  table("report-groups", data.groups.map((g) => ({ ...g, within_target: g.within_target === null ? null : Math.round(g.within_target * 100) + " %" })),
+    [["group", "Group"], ["arrivals", "Arrivals"], ["pushes", "Pushes"], ["wait_p50_s", "Wait p50 (s, ≤)"],
+     ["wait_p90_s", "Wait p90 (s, ≤)"], ["wait_max_s", "Longest wait (s)"], ["within_target", "Within target"]]);
+  // Waiting time per hour: the average as a bar, the longest as a tick.
+  const hours = data.hours;
+  const peak = Math.max(60, ...hours.map((h) => h.max_wait_s || 0));
+  const L = 48, W = 24 * 24 + L, H = 160, bar = (W - L) / hours.length;
+  const svg = [`<svg viewBox="0 -12 ${W} ${H + 36}" width="100%" role="img" aria-label="Waiting time per hour" font-size="11">`];
+  for (const f of [0, 0.5, 1]) {
+    const y = H - f * H;
+    svg.push(`<line x1="${L}" x2="${W}" y1="${y}" y2="${y}" stroke="#eaecf0"/><text x="${L - 6}" y="${y + 4}" text-anchor="end">${Math.round(f * peak / 60)} min</text>`);
+  }
+  hours.forEach((h, i) => {
+    const x = L + i * bar;
+    if (h.avg_wait_s !== null) {
+      const hh = (h.avg_wait_s / peak) * H, mh = (h.max_wait_s / peak) * H;
+      svg.push(`<rect class="wait-bar" x="${x + 2}" y="${H - hh}" width="${bar - 4}" height="${hh}" fill="#2857d6"><title>${esc(h.hour)}: ${h.pushes} pushed, average wait ${h.avg_wait_s} s, longest ${h.max_wait_s} s</title></rect>`);
+      svg.push(`<line x1="${x + 2}" x2="${x + bar - 2}" y1="${H - mh}" y2="${H - mh}" stroke="#d92d20" stroke-width="2"/>`);
+    }
+    if (i % 3 === 0) svg.push(`<text x="${x + bar / 2}" y="${H + 16}" text-anchor="middle">${esc(h.hour.slice(11, 16))}</text>`);
+  });
+  svg.push("</svg>");
+  $("report-chart").innerHTML = svg.join("") + `<p><span style="color:#2857d6">■</span> average wait &nbsp; <span style="color:#d92d20">▬</span> longest wait (${esc(data.tz)})</p>`;
+}
+
+$("report-day").addEventListener("change", loadReport);
+// The CSV needs the token: fetched here, then saved as a file.
+$("report-csv").addEventListener("click", async (ev) => {
+  ev.preventDefault();
+  const res = await fetch(ev.target.dataset.url, { headers: { Authorization: "Bearer " + Pi.token() } });
+  const link = Pi.el("a", { href: URL.createObjectURL(await res.blob()), download: `${TEAM}-${$("report-day").value}.csv` });
+  link.click();
+  URL.revokeObjectURL(link.href);
+});
 
 start();
