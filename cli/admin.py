@@ -64,6 +64,53 @@ def team_show(c: Ctx, team_id: str) -> None:
     emit(c.d.run(ops.team_settings(team_id)), c.json)
 
 
+@team.command("live")
+@team_arg
+@click.option("--interval", default=1.0, show_default=True, help="Seconds between refreshes.")
+@click.option("--count", type=int, help="Stop after this many refreshes (default: Ctrl-C).")
+@pass_ctx
+def team_live(c: Ctx, team_id: str, interval: float, count: int | None) -> None:
+    """The team now, refreshing like top: advisors (state and since when, what they hold,
+    today's figures, skills) and groups (waiting, oldest wait, the last 15 minutes' arrivals
+    and pushes, who may take them). --json prints one snapshot.
+
+    \b
+    Examples:
+      pushinbox team live demo
+      pushinbox --json team live demo | jq '.groups[] | select(.unserved)'
+    """
+    import time
+
+    if c.json:
+        emit(c.d.run(ops.team_live(team_id)), True)
+        return
+    shown = 0
+    try:
+        while count is None or shown < count:
+            view = c.d.run(ops.team_live(team_id))
+            if shown and count is None:
+                click.clear()
+            stamp = time.strftime("%H:%M:%S", time.gmtime(view["at"] / 1000))
+            emit(None, False, rows=[{
+                "advisor": a["advisor"], "state": a["state"],
+                "for_s": a["seconds_in_state"], "holding": a["holding"],
+                "oldest_held_s": a["oldest_held_s"], "responses": a["responses_today"],
+                "archives": a["archives_today"], "skills": ",".join(a["skills"]) or "-",
+            } for a in view["advisors"]], title=f"{team_id} at {stamp} UTC: advisors")
+            click.echo()
+            emit(None, False, rows=[{
+                "group": g["group"], "waiting": g["waiting"], "oldest_wait_s": g["oldest_wait_s"],
+                "arrived_15min": g["arrivals_15min"], "pushed_15min": g["pushes_15min"],
+                "may_take": g["advisors_who_may_take"],
+                "flag": "UNSERVED" if g["unserved"] else "",
+            } for g in view["groups"]], title="groups")
+            shown += 1
+            if count is None or shown < count:
+                time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+
+
 @team.command("set")
 @team_arg
 @click.option("--name")

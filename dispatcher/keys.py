@@ -19,7 +19,8 @@ __all__ = ["ID_PATTERN", "TEAMS", "TEAM_ID_PATTERN", "TOKENS", "advisor", "advis
            "customer_conversations", "day", "done", "escalation", "events", "glob_escape",
            "help_requests",
            "hook_jobs", "hooks", "message", "on_hold", "online", "prefix", "pushed",
-           "pushed_conversations", "quarantine", "queue", "report_hour", "report_max",
+           "pushed_conversations", "quarantine", "queue", "recent_minute", "report_hour",
+           "report_max",
            "restricted_queue", "restricted_skills",
            "role", "roles"]
 
@@ -130,6 +131,11 @@ def report_hour(team: str, hour: int) -> str:
 def report_max(team: str, hour: int) -> str:
     """The longest wait (ms) per group pushed in one UTC hour (sorted set)."""
     return f"{prefix(team)}rx:{hour}"
+
+
+def recent_minute(team: str, minute: int) -> str:
+    """Arrivals and pushes per group in one minute, for the live team view (hash, 20 min)."""
+    return f"{prefix(team)}rm:{minute}"
 
 
 def escalation(team: str, version: int, index: int) -> str:

@@ -44,6 +44,10 @@ log = structlog.get_logger("pushinbox.live")
 STOCK_EVENTS = events.names(stock=True)
 #: Events after which an advisor's own figures may have changed.
 FIGURE_EVENTS = events.names(figures=True)
+#: What changes the supervisors' team view, and the least time between two of its snapshots.
+VIEW_EVENTS = STOCK_EVENTS | FIGURE_EVENTS | events.names(presence=True) | {
+    "advisor_set", "groups_changed"}
+VIEW_INTERVAL_S = 0.5
 #: Events after which who may receive messages changed: team streams get `advisors`.
 PRESENCE_EVENTS = events.names(presence=True)
 STREAM_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
@@ -67,6 +71,7 @@ class Update:
 class Subscriber:
     team: str
     advisor: str | None
+    view: bool = False  # a supervisor's team feed: it gets the team view too
     queue: asyncio.Queue[Update | None] = field(
         default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
 
@@ -88,9 +93,14 @@ class Hub:
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.reads = 0  # XREAD calls made: what a test counts to prove there is no polling
         self.beats: dict[tuple[str, str], float] = {}  # (team, advisor) -> last presence write
+        # the team view: the next snapshot's timer per team, the last one's time and event id
+        self.view_due: dict[str, asyncio.TimerHandle] = {}
+        self.view_last: dict[str, float] = {}
+        self.view_id: dict[str, str] = {}
+        self.view_tasks: set[asyncio.Task[None]] = set()
 
-    def subscribe(self, team: str, advisor: str | None) -> Subscriber:
-        sub = Subscriber(team, advisor)
+    def subscribe(self, team: str, advisor: str | None, view: bool = False) -> Subscriber:
+        sub = Subscriber(team, advisor, view)
         self.subscribers.setdefault(team, set()).add(sub)
         if team not in self.tasks or self.tasks[team].done():
             self.tasks[team] = asyncio.create_task(self._feed(team), name=f"feed-{team}")
@@ -107,6 +117,8 @@ class Hub:
                     task.cancel()
 
     async def close(self) -> None:
+        for timer in self.view_due.values():
+            timer.cancel()
         for subs in self.subscribers.values():
             for sub in subs:
                 sub.offer(None)
@@ -157,6 +169,8 @@ class Hub:
             for sub in subs:
                 if sub.advisor is None:
                     self._send(sub, Update("advisors", last, {"changed": True}))
+        if kinds & VIEW_EVENTS and any(s.view for s in subs):
+            self._view_soon(team, last)
         watched = {s.advisor for s in subs if s.advisor}
         touched = {f.get("a") for _, f in entries if f["e"] in FIGURE_EVENTS} | (
             watched if kinds & STOCK_EVENTS else set())
@@ -172,6 +186,34 @@ class Hub:
             for sub in subs:
                 if sub.advisor == adv:
                     self._send(sub, Update("figures", last, figures))
+
+    def _view_soon(self, team: str, last: str) -> None:
+        """One team-view snapshot for what just happened: at once, or VIEW_INTERVAL_S after
+        the previous one (a busy team gets two a second, each a few round trips, whatever
+        the number of events or supervisors)."""
+        self.view_id[team] = last
+        if team in self.view_due:
+            return
+        loop = asyncio.get_running_loop()
+        wait = max(0.0, self.view_last.get(team, 0.0) + VIEW_INTERVAL_S - loop.time())
+        self.view_due[team] = loop.call_later(wait, self._view_now, team)
+
+    def _view_now(self, team: str) -> None:
+        self.view_due.pop(team, None)
+        self.view_last[team] = asyncio.get_running_loop().time()
+        task = asyncio.create_task(self._send_view(team))
+        self.view_tasks.add(task)
+        task.add_done_callback(self.view_tasks.discard)
+
+    async def _send_view(self, team: str) -> None:
+        try:
+            view = await self.d.run(ops.team_live(team))
+        except Exception as exc:  # Redis away, the team deleted: the next change tries again
+            log.warning("team_view_failed", team=team, error=str(exc))
+            return
+        for sub in list(self.subscribers.get(team, ())):
+            if sub.view:
+                self._send(sub, Update("team", self.view_id.get(team, "0-0"), view))
 
     def _send(self, sub: Subscriber, update: Update) -> None:
         if not sub.offer(update):  # too slow: drop it; it reconnects with Last-Event-ID

@@ -321,3 +321,35 @@ class ReportOut(msgspec.Struct):
     advisors: list[ReportAdvisor]
     groups: list[ReportGroup]
     hours: list[ReportHour]
+
+
+class TeamViewAdvisor(msgspec.Struct):
+    advisor: str
+    name: str
+    state: str  # offline, available, handling N, on break
+    since: int | None  # ms since the epoch: when that state began (see ops.team_live)
+    seconds_in_state: float | None
+    holding: int
+    oldest_held_s: float | None  # the age of the oldest message in their hands
+    responses_today: int
+    archives_today: int
+    skills: list[str]
+
+
+class TeamViewGroup(msgspec.Struct):
+    group: str
+    requires_skills: list[str]
+    waiting: int  # conversations
+    restricted: dict[str, int]
+    advisors_who_may_take: int
+    unserved: bool
+    oldest_wait_s: float | None
+    arrivals_15min: int
+    pushes_15min: int
+
+
+class TeamViewOut(msgspec.Struct):
+    team: str
+    at: int  # ms since the epoch: the moment of the snapshot
+    advisors: list[TeamViewAdvisor]
+    groups: list[TeamViewGroup]

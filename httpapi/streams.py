@@ -63,7 +63,8 @@ async def stream(request: Request[Any, Any, Any], d: AsyncDispatcher, team: str,
     recheck = max(0.1, request.app.state.config.token_cache_s)
     tok = request.scope["state"].get("token")
     own = advisor is not None and tok is not None and tok.scope == "advisor"
-    sub = hub.subscribe(team, advisor)
+    sub = hub.subscribe(team, advisor, view=advisor is None and tok is not None
+                        and tok.scope in ("supervisor", "admin"))
     metrics.SSE_CLIENTS.inc()
     try:
         first = await live.opening(d, hub, team, advisor, request.headers.get("last-event-id"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -368,3 +369,27 @@ def test_a_supervisor_reads_todays_report_and_downloads_it(
     page.fill("#report-day", "2020-01-01")
     page.dispatch_event("#report-day", "change")
     page.wait_for_function("!document.querySelector('#report-advisors tr[data-row=ann]')")
+
+
+def test_an_advisor_starts_a_break_and_the_supervisor_sees_it_within_a_second(
+        browser: Any, api: Api, service: ServiceProcess) -> None:
+    api.d.login(TEAM, "ann")
+    api.d.login(TEAM, "bob")
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    page.goto(service.url + "/ui/supervisor.html")
+    page.fill("#token", api.supervisor)
+    page.click("#login button[type=submit]")
+    page.wait_for_selector("#view-advisors tr[data-advisor=bob]")
+    assert page.text_content("#view-advisors tr[data-advisor=bob] td.state") == "available"
+    page.wait_for_timeout(300)  # the live stream is open
+    started = time.monotonic()
+    assert api.adv("POST", "bob", "/break").status_code in (200, 201)
+    page.wait_for_function(
+        "document.querySelector('#view-advisors tr[data-advisor=bob] td.state')"
+        ".textContent === 'on break'", timeout=5000)
+    assert time.monotonic() - started < 1.5
+    api.push(message("w1"))
+    page.wait_for_function(
+        "document.querySelector(\"#view-groups tr[data-group='everything else'] td.waiting\")"
+        ".textContent === '1'", timeout=5000)
+    screenshot(page, "supervisor-team.png")

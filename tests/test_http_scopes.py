@@ -50,6 +50,7 @@ MATRIX: list[tuple[str, str, set[str], Any]] = [
     ("GET", TEAM_PATH + "/preview", SUPERVISORS, None),
     ("PUT", TEAM_PATH + "/advisors/{advisor}/skills", SUPERVISORS, {"add": ["ko"]}),
     ("GET", TEAM_PATH + "/groups/stock", SUPERVISORS, None),
+    ("GET", TEAM_PATH + "/team-view", SUPERVISORS, None),
     ("GET", TEAM_PATH + "/reports/daily", SUPERVISORS, None),
     ("POST", TEAM_PATH + "/messages/{message}/assign", SUPERVISORS, {"advisor": "ann"}),
     ("GET", TEAM_PATH + "/messages/{message}", SUPERVISORS, None),

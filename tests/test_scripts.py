@@ -120,6 +120,7 @@ KEY_TWINS = {
     "rsk": ("rsk('7')", lambda t: keys.restricted_skills(t, 7)),
     "rep": ("rep(493000)", lambda t: keys.report_hour(t, 493000)),
     "repmax": ("repmax(493000)", lambda t: keys.report_max(t, 493000)),
+    "recent": ("recent(29580000)", lambda t: keys.recent_minute(t, 29580000)),
     "conv": ("conv('c')", lambda t: keys.conversation(t, "c")),
     "cw": ("cw('c')", lambda t: keys.conversation_waiting(t, "c")),
     "held": ("held('c')", lambda t: keys.conversation_held(t, "c")),
@@ -156,7 +157,7 @@ def test_the_lua_key_builders_and_keys_py_agree(redis_client: redis.Redis) -> No
                        and next(iter(inspect.signature(f).parameters)) == "team"
                        and n != "prefix"}
     assert python_builders == {"cfg", "queue", "escalation", "restricted_queue",
-                               "restricted_skills", "report_hour", "report_max",
+                               "restricted_skills", "report_hour", "report_max", "recent_minute",
                                "conversation", "conversation_waiting",
                                "conversation_held", "message", "channel_waiting", "channels",
                                "advisor", "advisors", "current", "pushed",

@@ -11,6 +11,7 @@ the transport; the state changes themselves are the Lua scripts.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -99,6 +100,7 @@ __all__ = [
     "start_break",
     "still_there",
     "take",
+    "team_live",
     "team_settings",
     "team_stock",
     "teams",
@@ -739,6 +741,86 @@ def advisor_stats(team: str, advisor: str, day: date | None = None,
         stock=stock.total,
         break_started_at=since,
     )
+
+
+RECENT_MINUTES = 15
+
+
+def team_live(team: str) -> Op[dict[str, Any]]:
+    """The team now, for supervisors: per advisor their state and since when (on a break:
+    since it started; handling: since the oldest conversation in hand reached them; online and
+    holding nothing: since they logged in), what they hold and the age of the oldest of it,
+    today's responses and archives, their skills; per group the waiting conversations, the age
+    of the oldest of them (the head of the group under the team's order), arrivals and pushes
+    in the last 15 minutes, and who may take them. A handful of round trips whatever the
+    team's size (each pipelines a command or two per advisor or group)."""
+    keys.check_team(team)
+    now = yield Now()
+    found = yield from groups_stock_of([team])
+    if team not in found:
+        raise NotFoundError(f"unknown team {team}", field="team")
+    names = sorted(_s(a) for a in (yield from read("smembers", keys.advisors(team))))
+    dk = keys.day(team, now // DAY_MS)
+    minute = now // 60_000
+    cfg = yield from read("hmget", keys.cfg(team), "ver", "order", "ng")
+    ver, order, ng = int(cfg[0]), _s(cfg[1]), int(cfg[2] or 0)
+    newest = order.startswith("newest")
+    cmds = []
+    for a in names:
+        cmds += [Cmd("hmget", (keys.advisor(team, a), "name", "st", "li", "bs", "sk")),
+                 Cmd("zrange", (keys.current(team, a), 0, 0), {"withscores": True}),
+                 Cmd("zcard", (keys.current(team, a),)),
+                 Cmd("hmget", (dk, f"r:{a}", f"x:{a}"))]
+    cmds += [Cmd("zrange", (keys.queue(team, ver, g), -1 if newest else 0, -1 if newest else 0))
+             for g in range(ng + 1)]
+    cmds += [Cmd("hgetall", (keys.recent_minute(team, m),))
+             for m in range(minute - RECENT_MINUTES + 1, minute + 1)]
+    rows = yield Commands(cmds)
+    per_adv, heads = rows[:4 * len(names)], rows[4 * len(names):4 * len(names) + ng + 1]
+    recent = rows[4 * len(names) + ng + 1:]
+    oldest_held = [per_adv[4 * i + 1][0][0] if per_adv[4 * i + 1] else None
+                   for i in range(len(names))]
+    head_convs = [h[0] if h else None for h in heads]
+    more = yield Commands(
+        [Cmd("hget", (keys.message(team, _s(m)), "ts")) for m in oldest_held if m] +
+        [Cmd("hget", (keys.conversation(team, _s(c)), "fw")) for c in head_convs if c])
+    held_ts = iter(more[:sum(1 for m in oldest_held if m)])
+    head_fw = iter(more[sum(1 for m in oldest_held if m):])
+    advisors = []
+    for i, a in enumerate(names):
+        v, top, held, figs = per_adv[4 * i:4 * i + 4]
+        st = _s(v[1])
+        first = top[0] if top else None
+        ts = next(held_ts) if first else None
+        if st == "brk":
+            state, since = "on break", int(v[3]) if v[3] else None
+        elif st == "off":
+            state, since = "offline", None
+        elif int(held):
+            state, since = f"handling {int(held)}", int(first[1]) if first else None
+        else:
+            state, since = "available", int(v[2]) if v[2] else None
+        advisors.append({
+            "advisor": a, "name": _s(v[0]), "state": state, "since": since,
+            "seconds_in_state": round((now - since) / 1000, 1) if since else None,
+            "holding": int(held),
+            "oldest_held_s": round((now - int(ts)) / 1000, 1) if ts else None,
+            "responses_today": int(figs[0] or 0), "archives_today": int(figs[1] or 0),
+            "skills": _skills(v[4]),
+        })
+    last: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for h in recent:
+        for k, n in h.items():
+            kind, _, group = _s(k).partition("|")
+            last[group][0 if kind == "a" else 1] += int(n)
+    groups_out = []
+    for gi, g in enumerate(found[team]):
+        fw = next(head_fw) if gi < len(head_convs) and head_convs[gi] else None
+        groups_out.append({**g, "oldest_wait_s": round((now - int(float(fw)) / 1000) / 1000, 1)
+                           if fw else None,
+                           "arrivals_15min": last[g["group"]][0],
+                           "pushes_15min": last[g["group"]][1]})
+    return {"team": team, "at": now, "advisors": advisors, "groups": groups_out}
 
 
 def daily_report(team: str, day: date, tz: str | None = None) -> Op[dict[str, Any]]:

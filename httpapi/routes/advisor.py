@@ -164,7 +164,9 @@ class LiveController(Audience):
     @get("/live", responses=errors(),
          summary="Live team stock per channel (Server-Sent Events)",
          description="Events: `stock` (per channel), `advisors` (someone logged in or out, or "
-                     "started or ended a break: who can receive changed), `closed`.",
+                     "started or ended a break: who can receive changed), `team` (for "
+                     "supervisor and admin tokens: the team view of `GET …/team-view`, at "
+                     "most every half second while something changes), `closed`.",
          media_type="text/event-stream")
     async def team_live(self, request: Request[Any, Any, Any], d: AsyncDispatcher,
                         team: TeamPath) -> ServerSentEvent:

@@ -39,6 +39,7 @@ from httpapi.schemas import (
     SkillsOut,
     StockOut,
     TeamOut,
+    TeamViewOut,
 )
 
 __all__ = ["GROUPS_EXAMPLE", "SupervisorController", "WebhookController", "team_out"]
@@ -94,6 +95,13 @@ class SupervisorController(Audience):
                       advisor: Annotated[str | None, Parameter(max_length=200)] = None,
                       ) -> list[PreviewRow]:
         return [PreviewRow(**r) for r in await d.run(ops.preview(team, n, advisor))]
+
+    @get("/team-view", responses=errors(),
+         summary="The team now: advisors' states and figures, groups' waiting and pace",
+         description="The same snapshot reaches the team's live stream (`GET …/live`) as "
+                     "`team` events, at most every half second while something changes.")
+    async def team_view(self, d: AsyncDispatcher, team: TeamPath) -> TeamViewOut:
+        return msgspec.convert(await d.run(ops.team_live(team)), TeamViewOut)
 
     @get("/groups/stock", responses=errors(),
          summary="Per priority group: waiting conversations and who may take them")

@@ -43,8 +43,14 @@ async function start() {
   $("report-day").value = new Date().toLocaleDateString("en-CA");  // today, YYYY-MM-DD, local
   loadReport();
   refreshPreview();
-  // stock: the preview changed; advisors: who can receive changed (the assign lists)
-  Pi.live(tbase() + "/live", (event) => { if (event === "stock" || event === "advisors") refreshPreview(); });
+  renderView(await Pi.call("GET", tbase() + "/team-view"));
+  // stock: the preview changed; advisors: who can receive changed (the assign lists);
+  // team: the team view, pushed by the service (no polling)
+  Pi.live(tbase() + "/live", (event, data) => {
+    if (event === "stock" || event === "advisors") refreshPreview();
+    if (event === "team") renderView(data);
+  });
+  setInterval(tickView, 1000);
 }
 
 // --- priority groups -----------------------------------------------------------------------
@@ -248,56 +254,27 @@ async function loadChart() {
   $("chart").innerHTML = svg.join("") + `<p>${legend || "No break this week."}</p>`;
 }
 
-// --- the day's report ----------------------------------------------------------------------
-function cell(v) { return v === null || v === undefined ? "—" : String(v); }
-function table(id, rows, cols) {
-  $(id).replaceChildren(
-    Pi.el("thead", {}, Pi.el("tr", {}, ...cols.map(([, label]) => Pi.el("th", {}, label)))),
-    Pi.el("tbody", {}, ...rows.map((r) => Pi.el("tr", { "data-row": r[cols[0][0]] }, ...cols.map(([k]) => Pi.el("td", { "data-col": k }, cell(r[k])))))));
+// --- the team now (live) -------------------------------------------------------------------
+let VIEW = null, VIEW_AT = 0;
+function ago(s) {
+  if (s === null || s === undefined) return "—";
+  s = Math.max(0, Math.round(s));
+  return s < 60 ? `${s} s` : s < 3600 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
 }
-
-async function loadReport() {
-  const tz = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
-  const day = $("report-day").value;
-  const data = await Pi.call("GET", `${tbase()}/reports/daily?day=${day}&tz=${encodeURIComponent(tz)}`);
-  $("report-csv").dataset.url = `${tbase()}/reports/daily?day=${day}&tz=${encodeURIComponent(tz)}&format=csv`;
-  table("report-advisors", data.advisors, [["advisor", "Advisor"], ["pushed", "Pushed"], ["responses", "Responses"],
-    ["archives", "Archives"], ["help_requests", "Help requests"], ["reassigned_away", "Reassigned away"],
-    ["break_s", "Break (s)"], ["handle_p50_s", "Handle p50 (s, ≤)"], ["handle_p90_s", "Handle p90 (s, ≤)"]]);
-  table("report-groups", data.groups.map((g) => ({ ...g, within_target: g.within_target === null ? null : Math.round(g.within_target * 100) + " %" })),
-    [["group", "Group"], ["arrivals", "Arrivals"], ["pushes", "Pushes"], ["wait_p50_s", "Wait p50 (s, ≤)"],
-     ["wait_p90_s", "Wait p90 (s, ≤)"], ["wait_max_s", "Longest wait (s)"], ["within_target", "Within target"]]);
-  // Waiting time per hour: the average as a bar, the longest as a tick.
-  const hours = data.hours;
-  const peak = Math.max(60, ...hours.map((h) => h.max_wait_s || 0));
-  const L = 48, W = 24 * 24 + L, H = 160, bar = (W - L) / hours.length;
-  const svg = [`<svg viewBox="0 -12 ${W} ${H + 36}" width="100%" role="img" aria-label="Waiting time per hour" font-size="11">`];
-  for (const f of [0, 0.5, 1]) {
-    const y = H - f * H;
-    svg.push(`<line x1="${L}" x2="${W}" y1="${y}" y2="${y}" stroke="#eaecf0"/><text x="${L - 6}" y="${y + 4}" text-anchor="end">${Math.round(f * peak / 60)} min</text>`);
-  }
-  hours.forEach((h, i) => {
-    const x = L + i * bar;
-    if (h.avg_wait_s !== null) {
-      const hh = (h.avg_wait_s / peak) * H, mh = (h.max_wait_s / peak) * H;
-      svg.push(`<rect class="wait-bar" x="${x + 2}" y="${H - hh}" width="${bar - 4}" height="${hh}" fill="#2857d6"><title>${esc(h.hour)}: ${h.pushes} pushed, average wait ${h.avg_wait_s} s, longest ${h.max_wait_s} s</title></rect>`);
-      svg.push(`<line x1="${x + 2}" x2="${x + bar - 2}" y1="${H - mh}" y2="${H - mh}" stroke="#d92d20" stroke-width="2"/>`);
-    }
-    if (i % 3 === 0) svg.push(`<text x="${x + bar / 2}" y="${H + 16}" text-anchor="middle">${esc(h.hour.slice(11, 16))}</text>`);
-  });
-  svg.push("</svg>");
-  $("report-chart").innerHTML = svg.join("") + `<p><span style="color:#2857d6">■</span> average wait &nbsp; <span style="color:#d92d20">▬</span> longest wait (${esc(data.tz)})</p>`;
+function renderView(view) { VIEW = view; VIEW_AT = Date.now(); tickView(); }
+function tickView() {  // the ages move on between snapshots
+  if (!VIEW) return;
+  const gone = (Date.now() - VIEW_AT) / 1000;
+  const plus = (s) => (s === null ? null : s + gone);
+  $("view-advisors").replaceChildren(...VIEW.advisors.map((a) => Pi.el("tr", { "data-advisor": a.advisor, class: "state-" + a.state.split(" ")[0] },
+    Pi.el("td", {}, a.name), Pi.el("td", { class: "state" }, a.state), Pi.el("td", {}, a.since ? ago(plus(a.seconds_in_state)) : "—"),
+    Pi.el("td", {}, a.holding ? `${a.holding} (oldest ${ago(plus(a.oldest_held_s))})` : "—"),
+    Pi.el("td", {}, a.responses_today), Pi.el("td", {}, a.archives_today), Pi.el("td", {}, a.skills.join(", ") || "—"))));
+  $("view-groups").replaceChildren(...VIEW.groups.map((g) => Pi.el("tr", { "data-group": g.group, class: g.unserved ? "unserved" : "" },
+    Pi.el("td", {}, g.group), Pi.el("td", { class: "waiting" }, g.waiting), Pi.el("td", {}, g.waiting ? ago(plus(g.oldest_wait_s)) : "—"),
+    Pi.el("td", {}, g.arrivals_15min), Pi.el("td", {}, g.pushes_15min), Pi.el("td", {}, g.advisors_who_may_take),
+    Pi.el("td", { class: "flag" }, g.unserved ? "Nobody logged in may take these" : ""))));
 }
-
-$("report-day").addEventListener("change", loadReport);
-// The CSV needs the token: fetched here, then saved as a file.
-$("report-csv").addEventListener("click", async (ev) => {
-  ev.preventDefault();
-  const res = await fetch(ev.target.dataset.url, { headers: { Authorization: "Bearer " + Pi.token() } });
-  const link = Pi.el("a", { href: URL.createObjectURL(await res.blob()), download: `${TEAM}-${$("report-day").value}.csv` });
-  link.click();
-  URL.revokeObjectURL(link.href);
-});
 
 // --- the day's report ----------------------------------------------------------------------
 function cell(v) { return v === null || v === undefined ? "—" : String(v); }

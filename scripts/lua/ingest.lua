@@ -186,7 +186,10 @@ for i, m in ipairs(O.msgs) do
         to_waiting(m.id, m.conv, m.ch, now)
         local group
         if fresh then group = place_new(m, ord, skill) else group = enqueue(m.id, m.conv) end
-        if group then rep_add(cfg, now, 'ga|' .. group, 1) end
+        if group then
+          rep_add(cfg, now, 'ga|' .. group, 1)
+          rep_recent(now, 'a|' .. group, 1)
+        end
         status[i] = 'queued'
       end
     end

@@ -47,6 +47,7 @@ function K.qs(ver, i, skill) return K.q(ver, i) .. '~' .. skill end
 function K.rsk(ver) return P .. 'rsk:' .. ver end
 function K.rep(hour) return P .. 'rh:' .. hour end
 function K.repmax(hour) return P .. 'rx:' .. hour end
+function K.recent(minute) return P .. 'rm:' .. minute end
 function K.conv(c) return P .. 'c:' .. c end
 function K.cw(c) return P .. 'cw:' .. c end
 function K.held(c) return P .. 'hd:' .. c end

@@ -8,10 +8,14 @@
 --   ga|<group> arrivals into a group, gw|<group>|<bucket> waiting time (arrival to push)
 --   histogram (its sum: the group's pushes), gws|<group> waiting ms in all, gwt|<group>
 --   pushed within the group's target_wait; `rx:<hour>` the longest wait per group (ZADD GT).
+-- And per minute for the live team view (`rm:<minute>`, kept 20 minutes): a|<group>
+-- arrivals, p|<group> pushes.
 --@include keys
 --@include events
 
 local HOUR_MS = 3600000
+local MINUTE_MS = 60000
+local RECENT_TTL_MS = 20 * MINUTE_MS
 -- Bucket upper bounds in seconds (defaults.REPORT_BUCKETS_S, held equal by a test);
 -- the last bucket is everything longer.
 local BUCKETS = {10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400}
@@ -24,6 +28,13 @@ end
 
 local function rep_add(cfg, at, field, n)
   add_figure(cfg, K.rep(math.floor(at / HOUR_MS)), field, n)
+end
+
+local function rep_recent(at, field, n)
+  local k = K.recent(math.floor(at / MINUTE_MS))
+  if redis.call('HINCRBY', k, field, n) == n and redis.call('PTTL', k) == -1 then
+    redis.call('PEXPIRE', k, RECENT_TTL_MS)
+  end
 end
 
 local function rep_max(cfg, at, group, ms_)
@@ -45,6 +56,7 @@ local function rep_pushed(cfg, now, adv, group, waits, target)
   for b, n in pairs(per) do rep_add(cfg, now, 'gw|' .. group .. '|' .. b, n) end
   rep_add(cfg, now, 'gws|' .. group, sum)
   rep_add(cfg, now, 'p|' .. adv, #waits)
+  rep_recent(now, 'p|' .. group, #waits)
   if target then rep_add(cfg, now, 'gwt|' .. group, within) end
   rep_max(cfg, now, group, most)
 end
