@@ -50,6 +50,15 @@ def open_console(browser: Any, service: ServiceProcess, token: str, **size: int)
     return page
 
 
+def open_supervisor(browser: Any, service: ServiceProcess, token: str, **page: Any) -> Any:
+    """The supervisor page, logged in with ``token``."""
+    opened = browser.new_page(**page)
+    opened.goto(service.url + "/ui/supervisor.html")
+    opened.fill("#token", token)
+    opened.click("#login button[type=submit]")
+    return opened
+
+
 def test_an_advisors_whole_day_in_the_console(
         browser: Any, api: Api, service: ServiceProcess) -> None:
     # Today's working hours end two minutes from now (UTC), so a break ends there by itself.
@@ -130,10 +139,8 @@ def test_a_supervisor_moves_the_vip_group_down_and_the_preview_changes(
         {"name": "VIP", "match": {"customer_tags_any": ["VIP"]}},
         {"name": "WhatsApp", "match": {"channel_in": ["whatsapp"]}}]})
     api.push(message(1, channel="whatsapp"), message(2, channel="webchat", customer_tags=["VIP"]))
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.goto(service.url + "/ui/supervisor.html")
-    page.fill("#token", api.supervisor)
-    page.click("#login button[type=submit]")
+    page = open_supervisor(browser, service, api.supervisor,
+                           viewport={"width": 1280, "height": 900})
     page.wait_for_selector("#preview tr")
     assert page.text_content("#preview tr:first-child .group-name") == "VIP"
     assert page.input_value(".group[data-name=VIP] input[data-key=customer_tags_any]") == "VIP"
@@ -173,10 +180,8 @@ def test_a_supervisor_sets_working_hours_and_reads_the_break_chart(
     for adv in ("ann", "bob"):
         api.adv("POST", adv, "/session")
         api.adv("POST", adv, "/break")
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.goto(service.url + "/ui/supervisor.html")
-    page.fill("#token", api.supervisor)
-    page.click("#login button[type=submit]")
+    page = open_supervisor(browser, service, api.supervisor,
+                           viewport={"width": 1280, "height": 900})
     page.wait_for_timeout(1200)  # a second of break, then ended
     for adv in ("ann", "bob"):
         api.adv("DELETE", adv, "/break")
@@ -287,10 +292,7 @@ def test_the_assign_list_offers_only_advisors_who_can_receive(
         browser: Any, api: Api, service: ServiceProcess) -> None:
     api.push(message(1))
     api.d.login(TEAM, "bob")
-    page = browser.new_page()
-    page.goto(service.url + "/ui/supervisor.html")
-    page.fill("#token", api.supervisor)
-    page.click("#login button[type=submit]")
+    page = open_supervisor(browser, service, api.supervisor)
     page.wait_for_selector("#preview tr select")
     options = page.eval_on_selector_all("#preview tr:first-child select option",
                                         "els => els.map(e => e.value).filter(Boolean)")
@@ -305,10 +307,8 @@ def test_a_supervisor_requires_a_skill_and_advisors_without_it_never_get_those_m
     api.sup("PUT", "/groups", json={"groups": [
         {"name": "Korean", "match": {"language_in": ["ko"]}}]})
     api.push(message("k1", language="ko"), message("k2"))
-    page = browser.new_page(viewport={"width": 1280, "height": 1200})
-    page.goto(service.url + "/ui/supervisor.html")
-    page.fill("#token", api.supervisor)
-    page.click("#login button[type=submit]")
+    page = open_supervisor(browser, service, api.supervisor,
+                           viewport={"width": 1280, "height": 1200})
     page.wait_for_selector(".group[data-name=Korean]")
     page.fill(".group[data-name=Korean] input[data-rs]", "ko")
     # a first group for anything that waited over 10 minutes, set with the form
@@ -353,10 +353,8 @@ def test_a_supervisor_reads_todays_report_and_downloads_it(
     api.push(message("p1"), message("p2"))
     assert api.adv("POST", "ann", "/next").status_code == 200
     assert api.adv("POST", "ann", "/messages/mp1/reply").status_code == 200
-    page = browser.new_page(viewport={"width": 1280, "height": 1600}, timezone_id="Europe/Paris")
-    page.goto(service.url + "/ui/supervisor.html")
-    page.fill("#token", api.supervisor)
-    page.click("#login button[type=submit]")
+    page = open_supervisor(browser, service, api.supervisor,
+                           viewport={"width": 1280, "height": 1600}, timezone_id="Europe/Paris")
     page.wait_for_selector("#report-advisors tr[data-row=ann]")
     assert page.text_content("#report-advisors tr[data-row=ann] td[data-col=responses]") == "1"
     assert page.text_content(
@@ -375,10 +373,8 @@ def test_an_advisor_starts_a_break_and_the_supervisor_sees_it_within_a_second(
         browser: Any, api: Api, service: ServiceProcess) -> None:
     api.d.login(TEAM, "ann")
     api.d.login(TEAM, "bob")
-    page = browser.new_page(viewport={"width": 1280, "height": 1400})
-    page.goto(service.url + "/ui/supervisor.html")
-    page.fill("#token", api.supervisor)
-    page.click("#login button[type=submit]")
+    page = open_supervisor(browser, service, api.supervisor,
+                           viewport={"width": 1280, "height": 1400})
     page.wait_for_selector("#view-advisors tr[data-advisor=bob]")
     assert page.text_content("#view-advisors tr[data-advisor=bob] td.state") == "available"
     page.wait_for_timeout(300)  # the live stream is open
