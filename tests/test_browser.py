@@ -34,10 +34,15 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
-def screenshot(page: Any, name: str, full_page: bool = False) -> None:
-    """Refresh the screenshots in docs/ when asked (make screenshots)."""
+def screenshot(page: Any, name: str, full_page: bool = False, selector: str | None = None
+               ) -> None:
+    """Refresh the screenshots in docs/ when asked (make screenshots): the page, or the
+    element ``selector`` finds."""
     if os.environ.get("PUSHINBOX_SCREENSHOTS") == "1":
-        page.screenshot(path=str(DOCS / name), full_page=full_page)
+        if selector:
+            page.locator(selector).screenshot(path=str(DOCS / name))
+        else:
+            page.screenshot(path=str(DOCS / name), full_page=full_page)
 
 
 def open_console(browser: Any, service: ServiceProcess, token: str, **size: int) -> Any:
@@ -360,6 +365,7 @@ def test_a_supervisor_reads_todays_report_and_downloads_it(
     assert page.text_content(
         "#report-groups tr[data-row='everything else'] td[data-col=arrivals]") == "2"
     assert page.locator("#report-chart rect.wait-bar").count() == 1
+    screenshot(page, "supervisor-report.png", selector="section.card:has(#report-advisors)")
     with page.expect_download() as download:
         page.click("#report-csv")
     text = Path(download.value.path()).read_text()
@@ -388,4 +394,4 @@ def test_an_advisor_starts_a_break_and_the_supervisor_sees_it_within_a_second(
     page.wait_for_function(
         "document.querySelector(\"#view-groups tr[data-group='everything else'] td.waiting\")"
         ".textContent === '1'", timeout=5000)
-    screenshot(page, "supervisor-team.png")
+    screenshot(page, "supervisor-team.png", selector="section.card:has(#view-advisors)")

@@ -298,11 +298,11 @@ async function loadReport() {
   // Waiting time per hour: the average as a bar, the longest as a tick.
   const hours = data.hours;
   const peak = Math.max(60, ...hours.map((h) => h.max_wait_s || 0));
-  const L = 48, W = 24 * 24 + L, H = 160, bar = (W - L) / hours.length;
+  const L = 72, W = 24 * 24 + L, H = 160, bar = (W - L) / hours.length;
   const svg = [`<svg viewBox="0 -12 ${W} ${H + 36}" width="100%" role="img" aria-label="Waiting time per hour" font-size="11">`];
   for (const f of [0, 0.5, 1]) {
     const y = H - f * H;
-    svg.push(`<line x1="${L}" x2="${W}" y1="${y}" y2="${y}" stroke="#eaecf0"/><text x="${L - 6}" y="${y + 4}" text-anchor="end">${Math.round(f * peak / 60)} min</text>`);
+    svg.push(`<line x1="${L}" x2="${W}" y1="${y}" y2="${y}" stroke="#eaecf0"/><text x="${L - 6}" y="${y + 4}" text-anchor="end">${ago(f * peak)}</text>`);
   }
   hours.forEach((h, i) => {
     const x = L + i * bar;
