@@ -53,6 +53,16 @@ def test_a_message_waiting_past_the_threshold_is_pushed_before_anything_else(
     assert_clean(desk)
 
 
+def test_a_press_alone_sees_what_crossed_its_threshold(desk: Dispatcher,
+                                                       clock: FakeClock) -> None:
+    # no escalator, no preview: the press itself re-places what is due before it looks
+    desk.ingest(TEAM, message(1))
+    clock.advance(10)
+    desk.ingest(TEAM, message(2, customer_tags=["VIP"]))
+    clock.advance(900)
+    assert press(desk) == ("m1", "Overdue")
+
+
 def test_a_waiting_time_combines_with_other_conditions(desk: Dispatcher,
                                                        clock: FakeClock) -> None:
     desk.ingest(TEAM, message(1, channel="webchat"))
@@ -294,4 +304,51 @@ def test_the_worker_moves_crossed_conversations_within_seconds_without_a_press(
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+    assert_clean(d)
+
+
+def test_a_worker_killed_while_it_escalates_leaves_every_message_in_one_place(
+        redis_server: object, redis_client: redis.Redis) -> None:
+    """SIGKILL the worker while its escalator moves a mass crossing: each batch is one atomic
+    script, so `check` passes at once, and a new worker finishes the move."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    d = make_team(Dispatcher(redis_client))
+    d.set_groups(TEAM, {"groups": [{"name": "Overdue", "match": {"waiting_longer_than": 1}}]})
+    for start in range(0, 20_000, 1000):
+        d.ingest_many(TEAM, [message(start + i) for i in range(1000)])
+    time.sleep(1.1)  # all 20,000 cross together
+    url = redis_server.url  # type: ignore[attr-defined]
+
+    def overdue() -> int:
+        return {g["group"]: g["waiting"] for g in d.run(ops.group_stock(TEAM))}["Overdue"]
+
+    worker = subprocess.Popen([sys.executable, "-m", "cli", "--redis-url", url, "worker"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while overdue() == 0:  # the escalator has started moving
+            assert time.monotonic() < deadline, "the escalator never started"
+            time.sleep(0.01)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    moved = overdue()
+    assert_clean(d)
+    assert 0 < moved <= 20_000
+    again = subprocess.Popen([sys.executable, "-m", "cli", "--redis-url", url, "worker"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while overdue() < 20_000:
+            assert time.monotonic() < deadline, f"only {overdue()} moved"
+            time.sleep(0.1)
+    finally:
+        again.terminate()
+        again.wait(timeout=30)
     assert_clean(d)
