@@ -52,15 +52,16 @@ for _, slot in ipairs(push_slots(cfg, a.sk)) do
   while true do
     local conv = slot_pop(slot)
     if not conv then break end
-    local holder = handed < 20 and holder_of(conv, a.id)
+    local row = conv_row(conv)
+    local holder = handed < 20 and holder_of(conv, a.id, row)
     if not holder then
-      local messages = give_conv(cfg, a.id, conv, 'push', now, true, true)
+      local messages = give_conv(cfg, a.id, conv, 'push', now, true, true, row)
       remember_request()
       return reply({status = 'assigned', messages = messages})
     end
     handed = handed + 1
     give_conv(cfg, holder, conv, 'affinity', now,
-      redis.call('HEXISTS', K.pconv(holder), conv) == 1, true)
+      redis.call('HEXISTS', K.pconv(holder), conv) == 1, true, row)
   end
 end
 remember_request()

@@ -53,9 +53,15 @@ local function give(cfg, adv, id, conv, via, now, pushed, why)
   redis.call('HINCRBY', ck, 'held', 1)
 end
 
--- The advisor other than `except` who holds messages of a conversation, if logged in.
-local function holder_of(conv, except)
-  local o = redis.call('HMGET', K.conv(conv), 'owner', 'held')
+-- The conversation fields moving it needs (give_conv), read once by a caller that also asks
+-- who holds it.
+local CONV_FIELDS = {'q', 'g', 'why', 'owner', 'held', 'ot', 'gi'}
+local function conv_row(conv) return redis.call('HMGET', K.conv(conv), unpack(CONV_FIELDS)) end
+
+-- The advisor other than `except` who holds messages of a conversation, if logged in. `c`:
+-- its conv_row when the caller has it.
+local function holder_of(conv, except, c)
+  local o = c and {c[4], c[5]} or redis.call('HMGET', K.conv(conv), 'owner', 'held')
   local owner = o[1]
   if owner and owner ~= '' and owner ~= except and (tonumber(o[2]) or 0) > 0 then
     local st = redis.call('HGET', K.adv(owner), 'st')
@@ -75,11 +81,11 @@ local function held_ids(adv, conv)
 end
 
 -- Move every waiting message of a conversation to an advisor. `popped`: the caller already
--- took the conversation out of its queue. Returns the messages as clients see them (read
--- while moving them: no second read per message).
-local function give_conv(cfg, adv, conv, via, now, pushed, popped)
+-- took the conversation out of its queue; `c`: its conv_row when the caller read it. Returns
+-- the messages as clients see them (read while moving them: no second read per message).
+local function give_conv(cfg, adv, conv, via, now, pushed, popped, c)
   local ck = K.conv(conv)
-  local c = redis.call('HMGET', ck, 'q', 'g', 'why', 'owner', 'held', 'ot', 'gi')
+  c = c or conv_row(conv)
   if not popped and c[1] and c[1] ~= '' then redis.call('ZREM', c[1], conv) end
   local ot = (c[4] == adv and (tonumber(c[5]) or 0) > 0 and c[6]) or ms(now)
   local ids = redis.call('LRANGE', K.cw(conv), 0, -1)
@@ -107,7 +113,7 @@ local function give_conv(cfg, adv, conv, via, now, pushed, popped)
   end
   if pushed then redis.call('HINCRBY', K.pconv(adv), conv, #ids) end
   rep_pushed(cfg, now, adv, g, waits, group_target(cfg, c[7]))
-  redis.call('HSET', ck, 'q', '', 'owner', adv, 'ot', ot)
-  redis.call('HINCRBY', ck, 'held', #ids)
+  -- held: what the row said plus these (the script is atomic: nothing changed it meanwhile)
+  redis.call('HSET', ck, 'q', '', 'owner', adv, 'ot', ot, 'held', (tonumber(c[5]) or 0) + #ids)
   return out
 end
