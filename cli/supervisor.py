@@ -122,7 +122,8 @@ def breaks(c: Ctx, team_id: str, start: datetime | None, days: int) -> None:
 @cli.command()
 @team_arg
 @click.option("--day", type=click.DateTime(["%Y-%m-%d"]), help="The day (default: today).")
-@click.option("--tz", help="Read the day in this time zone (default: UTC), e.g. Europe/Paris.")
+@click.option("--tz", help="Read the day in this time zone (default: UTC), e.g. Europe/Paris; "
+              "'team': the time zone of the team's working hours.")
 @click.option("--csv", "as_csv", is_flag=True, help="Both tables as one CSV.")
 @pass_ctx
 def report(c: Ctx, team_id: str, day: datetime | None, tz: str | None, as_csv: bool) -> None:
@@ -135,6 +136,7 @@ def report(c: Ctx, team_id: str, day: datetime | None, tz: str | None, as_csv: b
     Examples:
       pushinbox report demo
       pushinbox report demo --day 2026-11-25 --tz Europe/Paris
+      pushinbox report demo --tz team           # the working hours' time zone
       pushinbox report demo --csv > day.csv
     """
     from dispatcher import reports

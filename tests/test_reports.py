@@ -152,6 +152,8 @@ def test_a_day_in_a_time_zone_reads_that_zones_hours(online: Dispatcher,
     assert [g["arrivals"] for g in tokyo["groups"]] == [1]
     assert [g["arrivals"] for g in utc["groups"]] == [2]
     assert tokyo["hours"][0]["hour"] == "2026-03-10T00:00+09:00" and len(tokyo["hours"]) == 24
+    online.set_hours(TEAM, {"timezone": "Asia/Tokyo", "week": {"tue": ["09:00-18:00"]}})
+    assert online.run(ops.daily_report(TEAM, DAY, "team"))["groups"] == tokyo["groups"]
     with pytest.raises(ValidationError) as exc:
         online.run(ops.daily_report(TEAM, DAY, "Mars/Olympus"))
     assert exc.value.field == "tz"

@@ -827,7 +827,11 @@ def daily_report(team: str, day: date, tz: str | None = None) -> Op[dict[str, An
     """The day's report, in UTC or the time zone ``tz``: per advisor pushed, responses,
     archives, help requests, reassigned away, break time, handle time p50/p90; per group
     arrivals, pushes, waiting time p50/p90/max and the share within its target_wait; per hour
-    pushes and waiting time. One round trip for the day's hours (reports.py)."""
+    pushes and waiting time. ``tz="team"``: the time zone of the team's working hours (UTC
+    when it has none). One round trip for the day's hours (reports.py)."""
+    if tz == "team":
+        hours_spec = (yield from team_settings(team))["hours"]
+        tz = (hours_spec or {}).get("timezone") or None
     first, end, zone = reports.day_hours(day, tz)
     settings = yield from groups(team)
     now = yield Now()

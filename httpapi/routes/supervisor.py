@@ -172,7 +172,8 @@ class SupervisorController(Audience):
     @get("/reports/daily", responses=errors(), summary="A day's report (JSON, or CSV)",
          description="Per advisor, per group and per hour. `format=csv` (or `Accept: "
                      "text/csv`) answers both tables as one CSV with a `table` column. "
-                     "`tz` reads the day in that time zone (default UTC).")
+                     "`tz` reads the day in that time zone (default UTC; `team`: the time "
+                     "zone of the team's working hours).")
     async def report_daily(self, request: Request[Any, Any, Any], d: AsyncDispatcher,
                            team: TeamPath, day: date,
                            tz: Annotated[str | None, Parameter(max_length=64)] = None,
