@@ -160,9 +160,8 @@ local figures = {}
 for _, id in ipairs(redis.call('ZRANGE', K.done, 0, -1)) do
   local m = place(id, 'done', 'd')
   if m and m.dt and m.dt >= day_start and m.dt < day_start + DAY_MS then
-    local f = (m.dk == 'replied') and 'r' or 'x'
+    local f = ((m.dk == 'replied') and 'r:' or 'x:') .. tostring(m.by)
     figures[f] = (figures[f] or 0) + 1
-    figures[f .. ':' .. tostring(m.by)] = (figures[f .. ':' .. tostring(m.by)] or 0) + 1
   end
 end
 
@@ -193,13 +192,15 @@ scan('c:*', function(k)
   end
 end)
 
--- 8. Today's figures equal today's done messages (while retention keeps them).
+-- 8. Today's figures equal today's done messages (while retention keeps them): each
+-- advisor's (the team's totals are their sum when read; a total an older version wrote is
+-- not looked at).
 local dk = redis.call('HGETALL', K.day(today))
 local recorded = {}
 for i = 1, #dk, 2 do
   local f = dk[i]
   local kind = string.sub(f, 1, 1)
-  if (kind == 'r' or kind == 'x') and (#f == 1 or string.sub(f, 2, 2) == ':') then
+  if (kind == 'r' or kind == 'x') and #f > 2 and string.sub(f, 2, 2) == ':' then
     recorded[f] = tonumber(dk[i + 1])
   end
 end

@@ -251,9 +251,8 @@ local today = math.floor(now / DAY_MS)
 local figures = {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', K.done, today * DAY_MS, (today + 1) * DAY_MS - 1)) do
   local v = redis.call('HMGET', K.msg(id), 'dk', 'by')
-  local f = (v[1] == 'replied') and 'r' or 'x'
+  local f = ((v[1] == 'replied') and 'r:' or 'x:') .. tostring(v[2])
   figures[f] = (figures[f] or 0) + 1
-  figures[f .. ':' .. tostring(v[2])] = (figures[f .. ':' .. tostring(v[2])] or 0) + 1
 end
 local dk = K.day(today)
 -- Figures are never lowered from done messages the purge removed (retention under a day).
@@ -262,7 +261,7 @@ local rec = redis.call('HGETALL', dk)
 for i = 1, #rec, 2 do
   local f = rec[i]
   local kind = string.sub(f, 1, 1)
-  if (kind == 'r' or kind == 'x') and (#f == 1 or string.sub(f, 2, 2) == ':') then
+  if (kind == 'r' or kind == 'x') and #f > 2 and string.sub(f, 2, 2) == ':' then
     if figures[f] == nil and tonumber(rec[i + 1]) ~= 0 and not purged_today then
       redis.call('HDEL', dk, f); fix()
     end

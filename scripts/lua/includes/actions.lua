@@ -34,8 +34,7 @@ local function finish(kind, field)
   release(a.id, O.msg, conv)
   redis.call('HSET', K.msg(O.msg), 'st', 'd', 'dk', kind, 'dt', ms(now), 'by', a.id)
   redis.call('ZADD', K.done, ms(now), O.msg)
-  day_add(cfg, now, field, 1)
-  day_add(cfg, now, field .. ':' .. a.id, 1)
+  day_add(cfg, now, field .. ':' .. a.id, 1)  -- the team's total is their sum, when read
   event(cfg, kind, now, {'m', O.msg, 'a', a.id, 'c', conv})
   return reply({status = 'ok'})
 end

@@ -48,8 +48,7 @@ local function add_break(cfg, adv, s, e)
     local d = math.floor(t / DAY_MS)
     local seg = math.min((d + 1) * DAY_MS, e)
     local dk = K.day(d)
-    day_add(cfg, t, 'b', seg - t)
-    day_add(cfg, t, 'b:' .. adv, seg - t)
+    day_add(cfg, t, 'b:' .. adv, seg - t)  -- the team's total is their sum, when read
     t = seg
   end
   t = s  -- and per hour, for the reports (any time zone's day is whole hours)

@@ -1,5 +1,6 @@
 -- events.lua: the team's event stream (the audit trail, analytics source and live-update feed)
--- and the day figures (responses, archives, break time, per team and per advisor).
+-- and the day figures (responses, archives, break time, per advisor: the team's totals are
+-- their sum, read when asked).
 --@include keys
 
 local function event(cfg, kind, now, fields)
