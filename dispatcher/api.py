@@ -172,6 +172,8 @@ class _Driver:
                                       field="PUSHINBOX_FUNCTIONS")
             self.functions = False  # a library would have to be loaded on every master
         self._library, self._prefix = library()
+        self._library_name = "pushinbox_" + self._prefix[2:-1]
+        self._auto = False  # decided from the server (a refusal then falls back to EVALSHA)
         #: Where long moves go (RQ in production); None runs them inline (``inline_job``).
         self.jobs = jobs
         self.clock = clock
@@ -206,6 +208,17 @@ class _Driver:
         if self.on_script is not None:
             self.on_script(name, time.perf_counter() - started)
         return unpack(raw)
+
+    def _refused(self, exc: redis.ResponseError) -> bool:
+        """Whether ``exc`` is the server refusing the library (an ACL without FUNCTION or
+        FCALL, a managed service that disables them) while the mode was decided from the
+        server: then it is served with EVALSHA from now on. Forced with
+        PUSHINBOX_FUNCTIONS=1, a refusal stays an error."""
+        if not (self._auto and self.functions and isinstance(exc, redis.exceptions.NoPermissionError)):
+            return False
+        _library_refused(exc)
+        self.functions = False
+        return True
 
     def _now(self, sec: Any, usec: Any) -> int:
         return int(sec) * 1000 + int(usec) // 1000
@@ -261,9 +274,14 @@ class Dispatcher(_Driver):
             try:
                 raw = self._once(name, args)
             except redis.ResponseError as exc:
-                if not _missing_function(exc, self.functions):
+                if _missing_function(exc, self.functions):
+                    try:  # first use, flushed, restarted, or a new version: load it once
+                        self.redis.function_load(self._library, replace=True)
+                    except redis.ResponseError as refused:
+                        if not self._refused(refused):
+                            raise
+                elif not self._refused(exc):
                     raise
-                self.redis.function_load(self._library, replace=True)  # flushed or restarted
                 raw = self._once(name, args)
         return self._result(name, raw, started)
 
@@ -275,17 +293,12 @@ class Dispatcher(_Driver):
         return self._queue_call(self.redis, name, args)
 
     def _decide(self) -> None:
-        """Auto mode, at the first call: FCALL where the server has functions (the library
-        loaded now), else EVALSHA."""
+        """Auto mode, at the first call: FCALL where the server has functions, else EVALSHA.
+        The library is loaded only when a call finds it missing (compiling it blocks Redis
+        for milliseconds: not once per CLI call or forked job)."""
         with reachable():
-            use = _supports_functions(self.redis.info("server"))
-            if use:
-                try:
-                    self.redis.function_load(self._library, replace=True)
-                except redis.ResponseError as exc:
-                    _library_refused(exc)
-                    use = False
-        self.functions = use
+            self.functions = _supports_functions(self.redis.info("server"))
+        self._auto = True
 
     def now_ms(self) -> int:
         """The dispatcher's clock: the test clock, else Redis TIME (one clock for everyone)."""
@@ -510,9 +523,14 @@ class AsyncDispatcher(_Driver):
             try:
                 raw = await self._once(name, args)
             except redis.ResponseError as exc:
-                if not _missing_function(exc, self.functions):
+                if _missing_function(exc, self.functions):
+                    try:
+                        await self.redis.function_load(self._library, replace=True)
+                    except redis.ResponseError as refused:
+                        if not self._refused(refused):
+                            raise
+                elif not self._refused(exc):
                     raise
-                await self.redis.function_load(self._library, replace=True)
                 raw = await self._once(name, args)
         return self._result(name, raw, started)
 
@@ -527,14 +545,8 @@ class AsyncDispatcher(_Driver):
 
     async def _decide(self) -> None:
         with reachable():
-            use = _supports_functions(await self.redis.info("server"))
-            if use:
-                try:
-                    await self.redis.function_load(self._library, replace=True)
-                except redis.ResponseError as exc:
-                    _library_refused(exc)
-                    use = False
-        self.functions = use
+            self.functions = _supports_functions(await self.redis.info("server"))
+        self._auto = True
 
     async def now_ms(self) -> int:
         if self.clock is not None:
@@ -547,8 +559,14 @@ class AsyncDispatcher(_Driver):
         if self.functions is None:
             await self._decide()
         with reachable():
-            if self.functions:
-                await self.redis.function_load(self._library, replace=True)
+            if self.functions:  # a probe every few seconds: load only what is missing
+                if not await self.redis.function_list(library=self._library_name):
+                    try:
+                        await self.redis.function_load(self._library, replace=True)
+                    except redis.ResponseError as refused:
+                        if not self._refused(refused):
+                            raise
+                        return await self.ready()
                 return True
             shas = [self.scripts[n].sha for n in scripts_names()]
             present = await self.redis.script_exists(*shas)

@@ -113,9 +113,29 @@ def test_the_setting_forces_evalsha_and_names_itself_when_wrong(
     assert exc.value.field == "PUSHINBOX_FUNCTIONS"
 
 
+def test_a_new_driver_does_not_load_the_library_again(redis_client: redis.Redis) -> None:
+    # Each CLI call and each forked RQ job makes a driver: compiling the library blocks Redis
+    # for milliseconds, so it happens only when the server lacks it.
+    redis_client.function_flush()
+    make_team(Dispatcher(redis_client), login=True)
+
+    def loads() -> int:
+        stat = redis_client.info("commandstats").get("cmdstat_function|load", {})
+        return int(stat.get("calls", 0))
+
+    before = loads()
+    assert before >= 1
+    for i in range(5):
+        d = Dispatcher(redis_client)
+        d.ingest(TEAM, message(i))
+        assert d.functions is True
+    assert loads() == before
+
+
 def test_a_server_that_refuses_function_load_is_served_with_evalsha(
         redis_client: redis.Redis, redis_server: RedisServer) -> None:
     # An ACL user that may run scripts but not load functions (a managed service's policy).
+    redis_client.function_flush()
     redis_client.acl_setuser("nofunctions", enabled=True, nopass=True, keys="*", channels="*",
                              commands=["+@all", "-function"], reset=True)
     try:
@@ -138,10 +158,18 @@ def test_readiness_loads_what_the_server_lost_on_either_path(
     redis_client.script_flush()
     redis_client.function_flush()
 
+    def loads() -> int:
+        stat = redis_client.info("commandstats").get("cmdstat_function|load", {})
+        return int(stat.get("calls", 0))
+
     async def go() -> bool:
         client = aredis.Redis(port=redis_server.port)
         d = AsyncDispatcher(client, functions=functions)
         ok = await d.ready()
+        after_first = loads()
+        for _ in range(3):  # the probes that follow load nothing more
+            assert await d.ready()
+        assert loads() == after_first
         await client.aclose()
         return ok
 
