@@ -214,7 +214,8 @@ class _Driver:
         FCALL, a managed service that disables them) while the mode was decided from the
         server: then it is served with EVALSHA from now on. Forced with
         PUSHINBOX_FUNCTIONS=1, a refusal stays an error."""
-        if not (self._auto and self.functions and isinstance(exc, redis.exceptions.NoPermissionError)):
+        refusal = isinstance(exc, redis.exceptions.NoPermissionError)
+        if not (self._auto and self.functions and refusal):
             return False
         _library_refused(exc)
         self.functions = False
