@@ -123,7 +123,7 @@ def assemble(rows: list[dict[bytes, bytes]], maxima: list[list[tuple[bytes, floa
 
 
 def to_csv(report: dict[str, Any]) -> str:
-    """Both tables in one CSV: a `table` column says which (advisors, groups, hours)."""
+    """The tables in one CSV: a `table` column says which (advisors, groups, hours)."""
     out = io.StringIO()
     writer = csv.writer(out)
     for table in ("advisors", "groups", "hours"):
@@ -133,5 +133,15 @@ def to_csv(report: dict[str, Any]) -> str:
         cols = list(rows[0])
         writer.writerow(["table", *cols])
         for r in rows:
-            writer.writerow([table, *("" if r[c] is None else r[c] for c in cols)])
+            writer.writerow([table, *(_cell(r[c]) for c in cols)])
     return out.getvalue()
+
+
+def _cell(value: object) -> object:
+    """A CSV cell; text a spreadsheet would run as a formula (= + - @, OWASP's CSV injection)
+    is written with a leading quote: advisor ids and group names are the teams' input."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value

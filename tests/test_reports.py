@@ -229,3 +229,17 @@ def test_the_cli_prints_a_day_as_tables_json_or_csv(redis_server: object,
     as_json = json.loads(run("--json", "report", TEAM))
     assert as_json["advisors"][0]["responses"] == 1
     assert run("report", TEAM, "--csv").startswith("table,advisor,")
+
+
+def test_a_csv_cell_never_starts_a_spreadsheet_formula() -> None:
+    # Advisor ids and group names are team input: a cell a spreadsheet would run as a formula
+    # (= + - @) is written as text.
+    from dispatcher import reports
+
+    report = {"advisors": [{"advisor": "=HYPERLINK(\"http://x\")", "pushed": 1}],
+              "groups": [{"group": "+cmd", "arrivals": -1}, {"group": "@sum", "arrivals": 0}],
+              "hours": []}
+    rows = reports.to_csv(report).splitlines()
+    assert rows[1].startswith("advisors,\"'=HYPERLINK(\"\"http://x\"\")\",1")
+    assert rows[3] == "groups,'+cmd,-1"  # numbers stay numbers
+    assert rows[4] == "groups,'@sum,0"
