@@ -3,15 +3,21 @@ in an earlier group; the stock moves as messages cross, presses and previews see
 
 from __future__ import annotations
 
+import contextlib
 import random
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
+from collections.abc import Iterator
 
 import pytest
 import redis
 from conftest import TEAM, LaterJobs, assert_clean, make_team, message, press_until_empty
 
 from dispatcher import Dispatcher, ValidationError, ops
-from dispatcher.testing import FakeClock
+from dispatcher.testing import FakeClock, RedisServer
 
 OVERDUE = {"groups": [
     {"name": "Overdue", "match": {"waiting_longer_than": 900}},
@@ -256,15 +262,13 @@ def test_presses_match_an_independent_model_of_waiting_time_and_skills(
 
 
 def test_presses_while_the_escalator_moves_get_each_message_exactly_once(
-        redis_server: object, redis_client: redis.Redis) -> None:
+        redis_server: RedisServer, redis_client: redis.Redis) -> None:
     d = make_team(Dispatcher(redis_client), advisors=tuple(f"a{i}" for i in range(6)),
                   login=True)
     d.set_groups(TEAM, {"groups": [{"name": "Overdue", "match": {"waiting_longer_than": 1}}]})
     d.ingest_many(TEAM, [message(i) for i in range(600)])
-    import time
-
     time.sleep(1.1)  # every message crosses its threshold (the server's clock)
-    port = redis_server.port  # type: ignore[attr-defined]
+    port = redis_server.port
 
     def escalator() -> None:
         mine = Dispatcher(redis.Redis(port=port))
@@ -277,78 +281,59 @@ def test_presses_while_the_escalator_moves_get_each_message_exactly_once(
     assert_clean(d)
 
 
-def test_the_worker_moves_crossed_conversations_within_seconds_without_a_press(
-        redis_server: object, redis_client: redis.Redis) -> None:
-    """`pushinbox --redis-url URL worker`, as ops start it: its escalator re-places what
-    crossed its threshold; the supervisor's counts show it with nobody pressing."""
-    import subprocess
-    import sys
-    import time
+@contextlib.contextmanager
+def worker_process(url: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`pushinbox --redis-url URL worker`, as ops start it; stopped (or reaped) at the end."""
+    worker = subprocess.Popen([sys.executable, "-m", "cli", "--redis-url", url, "worker"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield worker
+    finally:
+        if worker.poll() is None:
+            worker.terminate()
+        worker.wait(timeout=30)
 
+
+def overdue_waiting(d: Dispatcher) -> int:
+    return {g["group"]: g["waiting"] for g in d.run(ops.group_stock(TEAM))}["Overdue"]
+
+
+def wait_until_overdue(d: Dispatcher, n: int, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while overdue_waiting(d) < n:
+        assert time.monotonic() < deadline, f"only {overdue_waiting(d)} moved"
+        time.sleep(0.05)
+
+
+def test_the_worker_moves_crossed_conversations_within_seconds_without_a_press(
+        redis_server: RedisServer, redis_client: redis.Redis) -> None:
+    """The worker's escalator re-places what crossed its threshold; the supervisor's counts
+    show it with nobody pressing."""
     d = make_team(Dispatcher(redis_client))
     d.set_groups(TEAM, {"groups": [{"name": "Overdue", "match": {"waiting_longer_than": 2}}]})
     d.ingest_many(TEAM, [message(i) for i in range(30)])
-    worker = subprocess.Popen([sys.executable, "-m", "cli", "--redis-url",
-                               redis_server.url, "worker"],  # type: ignore[attr-defined]
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
+    with worker_process(redis_server.url) as worker:
         # the reconciler's next tick is 15 s away: within 10 s, only the escalator moves them
-        deadline = time.monotonic() + 10
-        while True:
-            overdue = {g["group"]: g["waiting"] for g in d.run(ops.group_stock(TEAM))}["Overdue"]
-            if overdue == 30:
-                break
-            assert worker.poll() is None, "the worker exited"
-            assert time.monotonic() < deadline, f"only {overdue} moved"
-            time.sleep(0.1)
-    finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+        wait_until_overdue(d, 30, 10)
+        assert worker.poll() is None, "the worker exited"
     assert_clean(d)
 
 
 def test_a_worker_killed_while_it_escalates_leaves_every_message_in_one_place(
-        redis_server: object, redis_client: redis.Redis) -> None:
+        redis_server: RedisServer, redis_client: redis.Redis) -> None:
     """SIGKILL the worker while its escalator moves a mass crossing: each batch is one atomic
     script, so `check` passes at once, and a new worker finishes the move."""
-    import signal
-    import subprocess
-    import sys
-    import time
-
     d = make_team(Dispatcher(redis_client))
     d.set_groups(TEAM, {"groups": [{"name": "Overdue", "match": {"waiting_longer_than": 1}}]})
     for start in range(0, 20_000, 1000):
         d.ingest_many(TEAM, [message(start + i) for i in range(1000)])
     time.sleep(1.1)  # all 20,000 cross together
-    url = redis_server.url  # type: ignore[attr-defined]
-
-    def overdue() -> int:
-        return {g["group"]: g["waiting"] for g in d.run(ops.group_stock(TEAM))}["Overdue"]
-
-    worker = subprocess.Popen([sys.executable, "-m", "cli", "--redis-url", url, "worker"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 20
-        while overdue() == 0:  # the escalator has started moving
-            assert time.monotonic() < deadline, "the escalator never started"
-            time.sleep(0.01)
+    with worker_process(redis_server.url) as worker:
+        wait_until_overdue(d, 1, 20)  # the escalator has started moving
         worker.send_signal(signal.SIGKILL)
-        worker.wait(timeout=10)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-    moved = overdue()
+    moved = overdue_waiting(d)
     assert_clean(d)
     assert 0 < moved <= 20_000
-    again = subprocess.Popen([sys.executable, "-m", "cli", "--redis-url", url, "worker"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while overdue() < 20_000:
-            assert time.monotonic() < deadline, f"only {overdue()} moved"
-            time.sleep(0.1)
-    finally:
-        again.terminate()
-        again.wait(timeout=30)
+    with worker_process(redis_server.url):
+        wait_until_overdue(d, 20_000, 30)
     assert_clean(d)
