@@ -298,7 +298,11 @@ class Dispatcher(_Driver):
         The library is loaded only when a call finds it missing (compiling it blocks Redis
         for milliseconds: not once per CLI call or forked job)."""
         with reachable():
-            self.functions = _supports_functions(self.redis.info("server"))
+            try:
+                info = self.redis.info("server")
+            except redis.ResponseError:  # an ACL without INFO (@dangerous): EVALSHA
+                info = {}
+            self.functions = _supports_functions(info)
         self._auto = True
 
     def now_ms(self) -> int:
@@ -546,7 +550,11 @@ class AsyncDispatcher(_Driver):
 
     async def _decide(self) -> None:
         with reachable():
-            self.functions = _supports_functions(await self.redis.info("server"))
+            try:
+                info = await self.redis.info("server")
+            except redis.ResponseError:  # an ACL without INFO (@dangerous): EVALSHA
+                info = {}
+            self.functions = _supports_functions(info)
         self._auto = True
 
     async def now_ms(self) -> int:

@@ -177,3 +177,21 @@ def test_readiness_loads_what_the_server_lost_on_either_path(
     sha = Dispatcher(redis_client, functions=False).scripts["next"].sha
     assert redis_client.script_exists(sha) == [not functions]
     assert bool(redis_client.function_list()) is functions
+
+
+def test_a_user_who_may_not_run_info_is_served_with_evalsha(
+        redis_client: redis.Redis, redis_server: RedisServer) -> None:
+    # Managed services often deny @dangerous (INFO among it): the first call cannot ask the
+    # server's version, and must still work.
+    redis_client.acl_setuser("noinfo", enabled=True, nopass=True, keys="*", channels="*",
+                             commands=["+@all", "-info"], reset=True)
+    try:
+        client = redis.Redis(port=redis_server.port, username="noinfo", password="x")
+        with pytest.raises(redis.ResponseError):
+            client.info("server")
+        d = make_team(Dispatcher(client), login=True)
+        d.ingest(TEAM, message(1))
+        assert d.functions is False
+        assert d.next(TEAM, "ann").messages[0].id == "m1"
+    finally:
+        redis_client.acl_deluser("noinfo")
