@@ -66,8 +66,10 @@ def team_show(c: Ctx, team_id: str) -> None:
 
 @team.command("live")
 @team_arg
-@click.option("--interval", default=1.0, show_default=True, help="Seconds between refreshes.")
-@click.option("--count", type=int, help="Stop after this many refreshes (default: Ctrl-C).")
+@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(min=0.2),
+              help="Seconds between refreshes (at least 0.2: each is a few round trips).")
+@click.option("--count", type=click.IntRange(min=1),
+              help="Stop after this many refreshes (default: Ctrl-C).")
 @pass_ctx
 def team_live(c: Ctx, team_id: str, interval: float, count: int | None) -> None:
     """The team now, refreshing like top: advisors (state and since when, what they hold,

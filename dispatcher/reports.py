@@ -21,17 +21,23 @@ from dispatcher.errors import ValidationError
 __all__ = ["HOUR_MS", "assemble", "day_hours", "percentile", "to_csv"]
 
 HOUR_MS = 3_600_000
+#: The days a report may ask for: figures exist from 1970 on; the last day leaves room for
+#: the next midnight in any zone.
+FIRST_DAY = date(1970, 1, 2)
+LAST_DAY = date(9999, 12, 30)
 
 
 def day_hours(day: date, tz: str | None) -> tuple[int, int, tzinfo]:
     """The day's UTC hour numbers ``range(first, end)`` in ``tz`` (UTC when None), and the
     zone."""
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ValidationError(f"day must be from {FIRST_DAY} to {LAST_DAY}", field="day")
     zone: tzinfo = UTC
     if tz:
         try:
             zone = ZoneInfo(tz)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValidationError(f"unknown time zone {tz!r}", field="tz") from exc
+        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: a name too long
+            raise ValidationError(f"unknown time zone {tz[:64]!r}", field="tz") from exc
     start = datetime.combine(day, time(), zone)
     end = datetime.combine(day + timedelta(days=1), time(), zone)
     s_ms, e_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)

@@ -243,3 +243,21 @@ def test_a_csv_cell_never_starts_a_spreadsheet_formula() -> None:
     assert rows[1].startswith("advisors,\"'=HYPERLINK(\"\"http://x\"\")\",1")
     assert rows[3] == "groups,'+cmd,-1"  # numbers stay numbers
     assert rows[4] == "groups,'@sum,0"
+
+
+@pytest.mark.parametrize(("day", "tz", "field"), [
+    (date.max, None, "day"),
+    (date(1, 1, 1), "Asia/Tokyo", "day"),
+    (DAY, "a" * 5000, "tz"),
+    (DAY, "../../etc/passwd", "tz"),
+])
+def test_a_report_of_a_strange_day_or_zone_is_refused_naming_the_field(
+        online: Dispatcher, day: date, tz: str | None, field: str) -> None:
+    with pytest.raises(ValidationError) as exc:
+        online.run(ops.daily_report(TEAM, day, tz))
+    assert exc.value.field == field
+
+
+def test_an_impossible_day_over_http_is_a_422_not_a_500(api: Api) -> None:
+    res = api.sup("GET", "/reports/daily?day=9999-12-31")
+    assert res.status_code == 422 and res.json()["field"] == "day"

@@ -145,7 +145,13 @@ def test_the_cli_shows_the_team_now_as_a_table_or_one_json_snapshot(
     assert {a["advisor"]: a["state"] for a in view["advisors"]} == {
         "ann": "available", "bob": "on break", "cid": "available"}
     table = runner.invoke(cli, ["--redis-url", url, "team", "live", TEAM, "--count", "2",
-                                "--interval", "0.05"])
+                                "--interval", "0.2"])
     assert table.exit_code == 0, table.output
     assert table.output.count("advisors") == 2 and "on break" in table.output
     assert "everything else" in table.output and "ko" in table.output
+
+
+def test_the_cli_refuses_a_refresh_that_would_hammer_redis(redis_server: object) -> None:
+    url = redis_server.url  # type: ignore[attr-defined]
+    out = CliRunner().invoke(cli, ["--redis-url", url, "team", "live", TEAM, "--interval", "0"])
+    assert out.exit_code != 0 and "--interval" in out.output
