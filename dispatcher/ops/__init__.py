@@ -630,15 +630,19 @@ def group_stock(team: str) -> Op[list[dict[str, Any]]]:
 
 
 def groups_stock_of(teams: list[str]) -> Op[dict[str, list[dict[str, Any]]]]:
-    """``group_stock`` of several teams in two round trips whatever their number (what
-    /metrics exports at scrape time); unknown teams are left out. Per team: a ZCARD per group
-    and an HMGET per logged-in advisor."""
+    """``group_stock`` of several teams in three round trips whatever their number (what
+    /metrics exports at scrape time; the second only for teams that ever restricted a
+    conversation to a skill); unknown teams are left out. Per team: a ZCARD per group (and
+    restricted queue) and an HMGET per logged-in advisor."""
     first = yield Commands([c for t in teams for c in (
-        Cmd("hmget", (keys.cfg(t), "ver", "groups")), Cmd("zrange", (keys.online(t), 0, -1)))])
+        Cmd("hmget", (keys.cfg(t), "ver", "groups", "rsq")),
+        Cmd("zrange", (keys.online(t), 0, -1)))])
     vers = {t: int(first[2 * i][0]) for i, t in enumerate(teams) if first[2 * i][0] is not None}
-    restricted = yield Commands([Cmd("smembers", (keys.restricted_skills(t, v),))
-                                 for t, v in vers.items()])
-    rskills = {t: sorted(_s(x) for x in r) for t, r in zip(vers, restricted, strict=True)}
+    marked = [t for i, t in enumerate(teams) if t in vers and first[2 * i][2]]
+    restricted = (yield Commands([Cmd("smembers", (keys.restricted_skills(t, vers[t]),))
+                                  for t in marked])) if marked else []
+    rskills: dict[str, list[str]] = {t: [] for t in vers}
+    rskills.update({t: sorted(_s(x) for x in r) for t, r in zip(marked, restricted, strict=True)})
     plan = []
     cmds: list[Cmd] = []
     for i, t in enumerate(teams):
@@ -759,10 +763,11 @@ def team_live(team: str) -> Op[dict[str, Any]]:
     found = yield from groups_stock_of([team])
     if team not in found:
         raise NotFoundError(f"unknown team {team}", field="team")
-    names = sorted(_s(a) for a in (yield from read("smembers", keys.advisors(team))))
+    members, cfg = yield Commands([Cmd("smembers", (keys.advisors(team),)),
+                                   Cmd("hmget", (keys.cfg(team), "ver", "order", "ng"))])
+    names = sorted(_s(a) for a in members)
     dk = keys.day(team, now // DAY_MS)
     minute = now // 60_000
-    cfg = yield from read("hmget", keys.cfg(team), "ver", "order", "ng")
     ver, order, ng = int(cfg[0]), _s(cfg[1]), int(cfg[2] or 0)
     newest = order.startswith("newest")
     cmds = []
