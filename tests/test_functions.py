@@ -4,6 +4,7 @@ the same day, the same refusals, the same recovery when the server lost them."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 import redis
@@ -132,22 +133,28 @@ def test_a_new_driver_does_not_load_the_library_again(redis_client: redis.Redis)
     assert loads() == before
 
 
-def test_a_server_that_refuses_function_load_is_served_with_evalsha(
-        redis_client: redis.Redis, redis_server: RedisServer) -> None:
-    # An ACL user that may run scripts but not load functions (a managed service's policy).
+@pytest.mark.parametrize(("denied", "probe"), [
+    # a managed service's policy: scripts, but not loading functions
+    ("-function", lambda c: c.function_list()),
+    # managed services often deny @dangerous, INFO among it: the version cannot be asked
+    ("-info", lambda c: c.info("server")),
+])
+def test_a_user_the_library_is_refused_to_is_served_with_evalsha(
+        redis_client: redis.Redis, redis_server: RedisServer, denied: str,
+        probe: Callable[[redis.Redis], object]) -> None:
     redis_client.function_flush()
-    redis_client.acl_setuser("nofunctions", enabled=True, nopass=True, keys="*", channels="*",
-                             commands=["+@all", "-function"], reset=True)
+    redis_client.acl_setuser("limited", enabled=True, nopass=True, keys="*", channels="*",
+                             commands=["+@all", denied], reset=True)
     try:
-        client = redis.Redis(port=redis_server.port, username="nofunctions", password="x")
+        client = redis.Redis(port=redis_server.port, username="limited", password="x")
         with pytest.raises(redis.ResponseError):
-            client.function_list()
+            probe(client)
         d = make_team(Dispatcher(client), login=True)
         d.ingest(TEAM, message(1))
         assert d.functions is False
         assert d.next(TEAM, "ann").messages[0].id == "m1"
     finally:
-        redis_client.acl_deluser("nofunctions")
+        redis_client.acl_deluser("limited")
 
 
 @pytest.mark.parametrize("functions", [False, True])
@@ -177,21 +184,3 @@ def test_readiness_loads_what_the_server_lost_on_either_path(
     sha = Dispatcher(redis_client, functions=False).scripts["next"].sha
     assert redis_client.script_exists(sha) == [not functions]
     assert bool(redis_client.function_list()) is functions
-
-
-def test_a_user_who_may_not_run_info_is_served_with_evalsha(
-        redis_client: redis.Redis, redis_server: RedisServer) -> None:
-    # Managed services often deny @dangerous (INFO among it): the first call cannot ask the
-    # server's version, and must still work.
-    redis_client.acl_setuser("noinfo", enabled=True, nopass=True, keys="*", channels="*",
-                             commands=["+@all", "-info"], reset=True)
-    try:
-        client = redis.Redis(port=redis_server.port, username="noinfo", password="x")
-        with pytest.raises(redis.ResponseError):
-            client.info("server")
-        d = make_team(Dispatcher(client), login=True)
-        d.ingest(TEAM, message(1))
-        assert d.functions is False
-        assert d.next(TEAM, "ann").messages[0].id == "m1"
-    finally:
-        redis_client.acl_deluser("noinfo")
