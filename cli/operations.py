@@ -205,6 +205,42 @@ def check(c: Ctx, teams: tuple[str, ...], repair: bool) -> None:
 
 
 @cli.command()
+@click.argument("teams", nargs=-1)
+@click.option("--down", is_flag=True,
+              help="Put every waiting id back in a list: the layout a version before this "
+                   "one reads (run it before a downgrade).")
+@pass_ctx
+def migrate(c: Ctx, teams: tuple[str, ...], down: bool) -> None:
+    """Upgrade the data of TEAMS (default: all) to this version's layout.
+
+    \b
+    A conversation with one waiting message keeps its id in its own record instead of a
+    list of one (a key and about 200 bytes less per waiting conversation). This version
+    reads both layouts, so upgrading the processes first and migrating afterwards is safe,
+    on a live deployment: each atomic call looks at about a thousand keys of one team.
+    Running it again changes nothing. See docs/deploy.md, "Upgrading".
+
+    \b
+    Examples:
+      pushinbox migrate              # every team
+      pushinbox migrate acme --down  # before going back to an earlier version
+    """
+    names = list(teams) or c.d.run(ops.teams())
+    out = {}
+    for t in names:
+        n = c.d.migrate(t, down)
+        out[t] = {"folded": 0, "unfolded": n} if down else {"folded": n, "unfolded": 0}
+    if c.json:
+        emit(out, True)
+        return
+    for t, v in out.items():
+        if down:
+            click.echo(f"{t}: {v['unfolded']} conversations unfolded into lists")
+        else:
+            click.echo(f"{t}: {v['folded']} conversations folded into their records")
+
+
+@cli.command()
 @click.option("--seconds", default=180.0, show_default=True)
 @click.option("--advisors", default=30, show_default=True)
 @click.option("--upstreams", default=4, show_default=True)

@@ -330,6 +330,13 @@ class Dispatcher(_Driver):
     def teams(self) -> list[str]:
         return self.run(ops.teams())
 
+    def migrate(self, team: str, down: bool = False) -> int:
+        """Fold the team's one-message waiting lists into their conversations' records
+        (``down``: back into lists, before a downgrade); returns how many changed."""
+        moved = self.run(ops.migrate(team, down, defaults.DELETE_BATCH))
+        log.info("team_migrated", team=team, down=down, conversations=moved)
+        return moved
+
     def team_settings(self, team: str) -> dict[str, Any]:
         return self.run(ops.team_settings(team))
 

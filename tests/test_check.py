@@ -95,10 +95,18 @@ CORRUPTIONS: dict[str, tuple[Callable[[redis.Redis], object], list[str]]] = {
         _both(lambda p: p.delete(keys.conversation_waiting(TEAM, "c5")),
               lambda p: p.rpush(keys.conversation_waiting(TEAM, "c5"), "m6", "m5")),
         ["conversation c5 waits out of arrival order (m5)"]),
-    "waiting list in no queue": (
+    "waiting message in no queue": (
         lambda r: r.zrem(Q2, "c7"),
-        ["conversation c7 has waiting messages but is in no queue",
+        ["conversation c7 has a waiting message in its record but is in no queue",
          "message m7 (state w) is in no place"]),
+    "waiting list in no queue": (
+        lambda r: r.zrem(Q2, "c5"),
+        ["conversation c5 has waiting messages but is in no queue",
+         "message m5 (state w) is in no place", "message m6 (state w) is in no place"]),
+    "waiting message kept twice": (
+        lambda r: r.hset(keys.conversation(TEAM, "c5"), "w", "m5"),
+        ["conversation c5 keeps waiting messages in its record and in a list",
+         "message m6 (state w) is in no place"]),  # the record is read first
     "figure drift": (
         lambda r: r.hincrby(keys.day(TEAM, 20522), "r:bob", 1),
         ["figure r:bob today is 2, done messages say 1"]),

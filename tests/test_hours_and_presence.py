@@ -189,3 +189,42 @@ def test_an_advisor_on_a_scheduled_break_is_not_reaped_before_it_ends(
     d.tick(TEAM)  # the break ends at 11:00 UTC, then ann, silent, is logged out
     s = d.advisor_stats(TEAM, "ann")
     assert (s.state, s.break_seconds) == ("offline", 3 * 3600)
+
+
+def test_an_advisors_presence_is_written_at_most_once_a_second_and_still_keeps_them_in(
+    online: Dispatcher, clock: FakeClock
+) -> None:
+    """Presence is refreshed by every call an advisor makes, but written at most once per
+    PRESENCE_STEP_S (a press and a reply within the second write it once): the reaper's
+    600 s cannot tell the difference, and each call saves two commands."""
+    from dispatcher import defaults
+
+    d = online
+    key = f"pi:{{{TEAM}}}:online"
+    d.ingest_many(TEAM, [message(i) for i in range(1, 5)])
+    seen = d.redis.zscore(key, "ann")
+    clock.advance(defaults.PRESENCE_STEP_S / 2)
+    for m in d.next(TEAM, "ann").messages:
+        d.reply(TEAM, "ann", m.id)
+    assert d.redis.zscore(key, "ann") == seen  # within the step: not written again
+    clock.advance(defaults.PRESENCE_STEP_S)
+    d.next(TEAM, "ann")
+    later = d.redis.zscore(key, "ann")
+    assert later is not None and seen is not None
+    assert later == seen + 1500 * defaults.PRESENCE_STEP_S  # past the step: written, exactly now
+    clock.advance(599)
+    d.heartbeat(TEAM, "ann")  # a heartbeat always writes
+    clock.advance(300)
+    assert d.tick(TEAM)["reaped"] == 2  # bob and cid; ann was heard 300 s ago
+    assert {a["advisor"]: a["state"] for a in d.advisors(TEAM)}["ann"] == "online"
+    assert_clean(d)
+
+
+def test_the_scripts_step_presence_as_defaults_says() -> None:
+    from pathlib import Path
+
+    from dispatcher import defaults
+
+    lua = Path(__file__).parent.parent / "scripts" / "lua" / "includes" / "advisors.lua"
+    step_ms = round(defaults.PRESENCE_STEP_S * 1000)
+    assert f"local PRESENCE_STEP_MS = {step_ms}\n" in lua.read_text()

@@ -77,6 +77,7 @@ __all__ = [
     "logout",
     "message",
     "messages",
+    "migrate",
     "next_message",
     "place",
     "place_page",
@@ -188,6 +189,22 @@ def delete_team(team: str, batch: int) -> Op[int]:
 
     yield from forget_team(team)
     return deleted
+
+
+def migrate(team: str, down: bool = False, batch: int = 1000) -> Op[int]:
+    """Move the team's conversations between the two layouts of their waiting messages
+    (scripts/lua/migrate.lua): fold each waiting list of one message into its conversation's
+    record, or with ``down`` put them back in lists (for a version before this one). One SCAN
+    step of about ``batch`` keys per atomic call; safe on a live team. Returns how many
+    conversations changed."""
+    keys.check_team(team)
+    cursor, moved = "0", 0
+    while True:
+        res = yield Script("migrate", team, {"cursor": cursor, "n": batch, "down": down})
+        moved += int(res["moved"])
+        cursor = _s(res["cursor"])
+        if cursor == "0":
+            return moved
 
 
 def teams() -> Op[list[str]]:

@@ -9,6 +9,7 @@
 -- Events: none
 --@include keys
 --@include scan
+--@include waiting
 local cfg = load_cfg()
 local now = now_ms()
 local max = tonumber(O.max or 100)
@@ -46,9 +47,13 @@ for _, qk in ipairs(queue_keys(cfg)) do
     if convs_in_queue[conv] then bad('conversation ' .. conv .. ' is in two queues') end
     convs_in_queue[conv] = qk
     counts.conversations_waiting = counts.conversations_waiting + 1
-    local q = redis.call('HGET', K.conv(conv), 'q')
+    local c = redis.call('HMGET', K.conv(conv), 'q', 'w')
+    local q = c[1]
     if q ~= qk then bad('conversation ' .. conv .. ' is in ' .. qk .. ' but records ' .. tostring(q)) end
-    local ids = redis.call('LRANGE', K.cw(conv), 0, -1)
+    if waiting_w(conv, c[2]) and redis.call('EXISTS', K.cw(conv)) == 1 then
+      bad('conversation ' .. conv .. ' keeps waiting messages in its record and in a list')
+    end
+    local ids = waiting_ids(conv, c[2])
     if #ids == 0 then bad('conversation ' .. conv .. ' is queued with no waiting message') end
     local last = nil
     for _, id in ipairs(ids) do
@@ -68,6 +73,12 @@ scan('cw:*', function(k)
   local conv = string.sub(k, #(P .. 'cw:') + 1)
   if not convs_in_queue[conv] then
     bad('conversation ' .. conv .. ' has waiting messages but is in no queue')
+  end
+end)
+scan('c:*', function(k)
+  local conv = string.sub(k, #(P .. 'c:') + 1)
+  if not convs_in_queue[conv] and waiting_w(conv, redis.call('HGET', k, 'w') or false) then
+    bad('conversation ' .. conv .. ' has a waiting message in its record but is in no queue')
   end
 end)
 

@@ -15,6 +15,7 @@
 --@include matching
 --@include stock
 --@include handover
+--@include waiting
 local cfg = load_cfg()
 local now = now_ms()
 
@@ -34,14 +35,19 @@ end
 -- A conversation holds at most O.maxconv messages not yet processed (waiting, or in an
 -- advisor's hands): a press, a requeue and a re-bucketing move a conversation whole, so this
 -- bounds the work of one call whatever an upstream sends.
+-- (Read once per conversation: whether it exists, for the writes below.)
+local exists = {}
 if O.maxconv then
   local adding = {}
   for i, m in ipairs(O.msgs) do
     if not status[i] then
       local a = adding[m.conv]
       if not a then
-        local held = tonumber(redis.call('HGET', K.conv(m.conv), 'held') or '0') or 0
-        a = held + redis.call('LLEN', K.cw(m.conv))
+        local c = redis.call('HMGET', K.conv(m.conv), 'held', 'w', 'q', 'n', 'cust')
+        exists[m.conv] = (c[1] or c[4] or c[5]) and true or false
+        -- nothing waits in a conversation that is in no queue
+        local waiting = (c[3] and c[3] ~= '') and waiting_count(m.conv, c[2]) or 0
+        a = (tonumber(c[1] or '0') or 0) + waiting
       end
       a = a + 1
       adding[m.conv] = a
@@ -81,12 +87,15 @@ end
 -- Returns the group the conversation now waits in (where the message arrived).
 local function enqueue(id, conv)
   local ck = K.conv(conv)
-  local c = redis.call('HMGET', ck, 'q', 'gi', 'so', 'fw', 'lw', 'rsk', 'g')
+  local c = redis.call('HMGET', ck, 'q', 'gi', 'so', 'fw', 'lw', 'rsk', 'g', 'w')
   local cur_prefix = P .. 'q:' .. cfg.ver .. ':'
   if not c[1] or c[1] == '' or string.sub(c[1], 1, #cur_prefix) ~= cur_prefix then
+    local set = waiting_push(conv, id, c[8])
+    if #set > 0 then redis.call('HSET', ck, unpack(set)) end
     return place_conv(cfg, conv)
   end
   local group = c[7]
+  local set = waiting_push(conv, id, c[8])
   local m = match_view(id)
   local gi, gn, why, pending = classify(cfg, m, cust_tags(redis.call('HGET', ck, 'cust')))
   local fw, lw = tonumber(c[4]), math.max(tonumber(c[5]), m.ord)
@@ -104,7 +113,7 @@ local function enqueue(id, conv)
     for _, p in ipairs(pending) do if p[1] < cur then earlier[#earlier + 1] = p end end
     schedule(cfg, conv, earlier)
   end
-  redis.call('HSET', ck, 'lw', lw)
+  redis.call('HSET', ck, 'lw', lw, unpack(set))
   redis.call('ZADD', qk, score(cfg.order, tonumber(c[3]), fw, lw), conv)
   return group
 end
@@ -138,8 +147,8 @@ local function place_new(m, ord, skill)
   schedule(cfg, m.conv, pending)
   local qk = group_queue(cfg, gi, skill)
   redis.call('ZADD', qk, score(cfg.order, ord, ord, ord), m.conv)
-  redis.call('HSET', K.conv(m.conv), 'cust', m.cust, 'so', ord, 'owner', '', 'held', 0, 'q', qk,
-    'gi', gi, 'g', gn, 'why', why, 'fw', ord, 'lw', ord, 'rsk', skill or '')
+  redis.call('HSET', K.conv(m.conv), 'n', 1, 'cust', m.cust, 'so', ord, 'owner', '', 'held', 0,
+    'q', qk, 'gi', gi, 'g', gn, 'why', why, 'fw', ord, 'lw', ord, 'rsk', skill or '', 'w', m.id)
   return gn
 end
 
@@ -147,6 +156,7 @@ end
 -- whatever the batch size or rate (a burst of over 1,000 in a millisecond borrows from the
 -- next one); below 2^53, so exact in Lua's doubles.
 local last_ord = tonumber(redis.call('HGET', K.cfg, 'lo') or '0') or 0
+local arrivals = {}
 for i, m in ipairs(O.msgs) do
   if not status[i] then
     local ord = now * 1000
@@ -154,12 +164,18 @@ for i, m in ipairs(O.msgs) do
     last_ord = ord
     if m.ctags then set_customer_tags(m.cust, m.ctags) end
     local ck = K.conv(m.conv)
-    local fresh = redis.call('EXISTS', ck) == 0
-    redis.call('HINCRBY', ck, 'n', 1)  -- its messages: the purge forgets it with its last
-    if fresh then redis.call('SADD', K.custconvs(m.cust), m.conv) end
+    local fresh
+    if exists[m.conv] == nil then fresh = redis.call('EXISTS', ck) == 0
+    else fresh = not exists[m.conv] end
+    exists[m.conv] = true
+    -- `n` counts its messages (the purge forgets it with its last); a new one is written whole
+    -- below, with n = 1
+    if fresh then redis.call('SADD', K.custconvs(m.cust), m.conv)
+    else redis.call('HINCRBY', ck, 'n', 1) end
+    -- written whole, in its waiting form (an assignment below rewrites what changes)
     redis.call('HSET', K.msg(m.id), 'conv', m.conv, 'cust', m.cust, 'ch', m.ch, 'lang', m.lang,
       'mt', m.mt, 'at', m.at, 'body', m.body, 'sum', m.sum, 'ts', ms(now), 'ord', ord, 'rq', 0,
-      're', '0', 'st', 'n')
+      're', '0', unpack(WAITING))
     event(cfg, 'ingested', now, {'m', m.id, 'c', m.conv, 'ch', m.ch})
     local owner = not fresh and redis.call('HGET', ck, 'owner')
     local owner_st = owner and owner ~= '' and redis.call('HGET', K.adv(owner), 'st')
@@ -177,23 +193,25 @@ for i, m in ipairs(O.msgs) do
       end
       if adv then
         if fresh then
-          redis.call('HSET', ck, 'cust', m.cust, 'so', ord, 'owner', '', 'held', 0, 'q', '')
+          redis.call('HSET', ck, 'n', 1, 'cust', m.cust, 'so', ord, 'owner', '', 'held', 0, 'q', '')
         end
         give(cfg, adv, m.id, m.conv, 'triage', now, false, why)
         redis.call('HSET', K.msg(m.id), 'why', why)
         status[i] = 'assigned:' .. adv
       else
-        to_waiting(m.id, m.conv, m.ch, now)
+        to_waiting(m.id, m.conv, m.ch, now, true, true)  -- listed by place_new / enqueue
         local group
         if fresh then group = place_new(m, ord, skill) else group = enqueue(m.id, m.conv) end
-        if group then
-          rep_add(cfg, now, 'ga|' .. group, 1)
-          rep_recent(now, 'a|' .. group, 1)
-        end
+        if group then arrivals[group] = (arrivals[group] or 0) + 1 end
         status[i] = 'queued'
       end
     end
   end
+end
+-- arrivals per group, for the reports and the team view: one write per group per batch
+for group, n in pairs(arrivals) do
+  rep_add(cfg, now, 'ga|' .. group, n)
+  rep_recent(now, 'a|' .. group, n)
 end
 redis.call('HSET', K.cfg, 'lo', string.format('%d', last_ord))
 return reply(status)

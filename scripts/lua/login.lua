@@ -15,7 +15,7 @@ local now = now_ms()
 local a = load_adv(O.adv)
 if O.touch_only then
   require_logged_in(a)
-  touch(a, now)
+  touch(a, now, true)
   return reply({status = 'noop', epoch = a.ep})
 end
 if a.st ~= 'off' then
@@ -23,7 +23,7 @@ if a.st ~= 'off' then
   return reply({status = 'noop', epoch = a.ep})
 end
 local ep = redis.call('HINCRBY', K.adv(a.id), 'ep', 1)
-redis.call('HSET', K.adv(a.id), 'st', 'on', 'li', now)
+redis.call('HSET', K.adv(a.id), 'st', 'on', 'li', now, 'sn', ms(now))
 redis.call('ZADD', K.online, now, a.id)
 event(cfg, 'logged_in', now, {'a', a.id})
 -- Back while the requeue of the last session was under way: for each conversation still in

@@ -14,6 +14,7 @@
 --@include views
 --@include advisors
 --@include stock
+--@include waiting
 local cfg = load_cfg()
 escalate_due(cfg, tonumber(O.esc or 10))
 local slots = O.adv and push_slots(cfg, load_adv(O.adv).sk) or queue_slots(cfg, nil)
@@ -24,14 +25,14 @@ local out = {}
 for _, slot in ipairs(slots) do
   if #out >= n then break end
   for _, conv in ipairs(slot_range(slot, n - #out)) do
-    local c = redis.call('HMGET', K.conv(conv), 'g', 'why')
+    local c = redis.call('HMGET', K.conv(conv), 'g', 'why', 'w')
     local shown = math.min(per, budget)
-    local ids = shown > 0 and redis.call('LRANGE', K.cw(conv), 0, shown - 1) or {}
+    local ids = shown > 0 and waiting_head(conv, shown, c[3]) or {}
     budget = budget - #ids
     local msgs = views(ids)
     for _, m in ipairs(msgs) do m.group = c[1]; m.why = c[2] end
     out[#out + 1] = {conversation = conv, group = c[1], why = c[2], messages = msgs,
-                     waiting = (#ids < shown) and #ids or redis.call('LLEN', K.cw(conv))}
+                     waiting = (#ids < shown) and #ids or waiting_count(conv, c[3])}
   end
 end
 return reply(out)

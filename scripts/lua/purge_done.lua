@@ -10,6 +10,7 @@
 -- Fails: not_found
 -- Events: none
 --@include keys
+--@include waiting
 load_cfg()
 local rows = redis.call('ZRANGEBYSCORE', K.done, '-inf', O.cutoff, 'WITHSCORES', 'LIMIT', 0, O.n)
 local newest = nil
@@ -22,11 +23,11 @@ for i = 1, #rows, 2 do
   local conv, cust = v[1], v[2]
   if conv then
     local ck = K.conv(conv)
-    local c = redis.call('HMGET', ck, 'n', 'held', 'q')
+    local c = redis.call('HMGET', ck, 'n', 'held', 'q', 'w')
     -- `n` counts the conversation's messages (conversations from before it was kept have
     -- none, and stay)
     if c[1] and redis.call('HINCRBY', ck, 'n', -1) <= 0 and (tonumber(c[2]) or 0) == 0
-        and (c[3] or '') == '' and redis.call('EXISTS', K.cw(conv)) == 0 then
+        and (c[3] or '') == '' and waiting_count(conv, c[4]) == 0 then
       redis.call('DEL', ck)
       if cust then
         redis.call('SREM', K.custconvs(cust), conv)

@@ -11,6 +11,7 @@
 -- Events: none
 --@include keys
 --@include stock
+--@include waiting
 local cfg = load_cfg()
 local n = tonumber(O.n)
 local moved, work = 0, 0
@@ -21,7 +22,7 @@ while moved < n and work < n and #cfg.old > 0 do
     while moved < n and work < n do
       local conv = redis.call('ZRANGE', qk, 0, 0)[1]
       if not conv then break end
-      work = work + math.max(1, redis.call('LLEN', K.cw(conv)))
+      work = work + math.max(1, waiting_count(conv))
       place_conv(cfg, conv)
       moved = moved + 1
     end

@@ -17,6 +17,7 @@
 --@include stock
 --@include handover
 --@include requeue
+--@include waiting
 local cfg = load_cfg()
 local now = now_ms()
 local fixed = 0
@@ -44,33 +45,51 @@ end
 -- waiting messages; waiting lists in no queue are queued again.
 local queued = {}
 local touched = {}
+-- A conversation keeps its waiting messages in its record (`w`) or in a list, never both:
+-- one that has both keeps the list (put back in arrival order below).
+local inline = {}
+local cplen = #(P .. 'c:')
+scan('c:*', function(k)
+  local w = redis.call('HGET', k, 'w')
+  if w and w ~= '' then inline[string.sub(k, cplen + 1)] = true end
+end)
+for conv in pairs(inline) do
+  if redis.call('EXISTS', K.cw(conv)) == 1 then
+    local w = redis.call('HGET', K.conv(conv), 'w')
+    if not redis.call('LPOS', K.cw(conv), w) then redis.call('LPUSH', K.cw(conv), w) end
+    redis.call('HSET', K.conv(conv), 'w', '')
+    inline[conv] = nil
+    fix()
+  end
+end
 for _, qk in ipairs(queue_keys(cfg)) do
   for _, conv in ipairs(redis.call('ZRANGE', qk, 0, -1)) do
     if queued[conv] then
       redis.call('ZREM', qk, conv); fix()
     else
       queued[conv] = qk
-      for _, id in ipairs(redis.call('LRANGE', K.cw(conv), 0, -1)) do
+      for _, id in ipairs(waiting_ids(conv)) do
         local m = msgs[id]
         if not m or m.st ~= 'w' or m.conv ~= conv then
-          redis.call('LREM', K.cw(conv), 0, id); fix()
+          waiting_remove(conv, id); fix()
         end
       end
       if redis.call('HGET', K.conv(conv), 'q') ~= qk then  -- record where it really is
         redis.call('HSET', K.conv(conv), 'q', qk); touched[conv] = true; fix()
       end
-      if redis.call('LLEN', K.cw(conv)) == 0 then touched[conv] = true end
+      if waiting_count(conv) == 0 then touched[conv] = true end
     end
   end
 end
 local cwlen = #(P .. 'cw:')
 local lists = {}
 scan('cw:*', function(k) lists[#lists + 1] = string.sub(k, cwlen + 1) end)
+for conv in pairs(inline) do lists[#lists + 1] = conv end
 for _, conv in ipairs(lists) do
   if not queued[conv] then
-    for _, id in ipairs(redis.call('LRANGE', K.cw(conv), 0, -1)) do
+    for _, id in ipairs(waiting_ids(conv)) do
       local m = msgs[id]
-      if not m or m.st ~= 'w' or m.conv ~= conv then redis.call('LREM', K.cw(conv), 0, id); fix() end
+      if not m or m.st ~= 'w' or m.conv ~= conv then waiting_remove(conv, id); fix() end
     end
     touched[conv] = true  -- queued again by place_conv below (or dropped when now empty)
     fix()
@@ -79,10 +98,10 @@ end
 -- Which waiting messages are in their conversation's list now.
 local listed = {}
 for conv in pairs(queued) do
-  for _, id in ipairs(redis.call('LRANGE', K.cw(conv), 0, -1)) do listed[id] = true end
+  for _, id in ipairs(waiting_ids(conv)) do listed[id] = true end
 end
 for _, conv in ipairs(lists) do
-  for _, id in ipairs(redis.call('LRANGE', K.cw(conv), 0, -1)) do listed[id] = true end
+  for _, id in ipairs(waiting_ids(conv)) do listed[id] = true end
 end
 
 -- 3. Per-channel stock indexes hold exactly the waiting messages of the channel.
@@ -145,7 +164,9 @@ end
 for id, m in pairs(msgs) do
   if m.st == 'w' then
     if not listed[id] then
-      redis.call('RPUSH', K.cw(m.conv), id); touched[m.conv] = true; fix()
+      local set = waiting_push(m.conv, id)
+      if #set > 0 then redis.call('HSET', K.conv(m.conv), unpack(set)) end
+      touched[m.conv] = true; fix()
     end
     if not indexed[id] then
       redis.call('ZADD', K.ch(m.ch), m.ts, id); redis.call('SADD', K.channels, m.ch); fix()
@@ -232,7 +253,7 @@ for conv, by in pairs(by_conv) do
 end
 for _, qk in ipairs(queue_keys(cfg)) do
   for _, conv in ipairs(redis.call('ZRANGE', qk, 0, -1)) do
-    local ids = redis.call('LRANGE', K.cw(conv), 0, -1)
+    local ids = waiting_ids(conv)
     local sorted = by_arrival(ids)
     for i, m in ipairs(sorted) do
       if m.id ~= ids[i] then

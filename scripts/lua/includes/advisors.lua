@@ -5,10 +5,11 @@
 --@include reports
 
 local function load_adv(adv)
-  local v = redis.call('HMGET', K.adv(adv), 'st', 'role', 'ep', 'bep', 'bs', 'req', 'bu', 'sk')
+  local v = redis.call('HMGET', K.adv(adv), 'st', 'role', 'ep', 'bep', 'bs', 'req', 'bu', 'sk',
+    'sn')
   if not v[1] then fail('not_found', 'advisor', 'unknown advisor ' .. adv .. ' in team ' .. TEAM) end
   return { id = adv, st = v[1], role = v[2], ep = tonumber(v[3]), bep = tonumber(v[4]),
-           bs = tonumber(v[5]), req = v[6], bu = tonumber(v[7]), sk = v[8] }
+           bs = tonumber(v[5]), req = v[6], bu = tonumber(v[7]), sk = v[8], sn = tonumber(v[9]) }
 end
 
 -- Change an advisor's skills: replace them (`replace`, a list or nil), then add and remove
@@ -79,6 +80,16 @@ local function end_break(cfg, a, at, why)
   return at - s
 end
 
-local function touch(a, now)
-  if a.st ~= 'off' then redis.call('ZADD', K.online, ms(now), a.id) end
+-- Presence: the advisor was heard now. Written at most once per PRESENCE_STEP_MS
+-- (defaults.PRESENCE_STEP_S, held equal by a test) unless `always` (a heartbeat): `sn` in the
+-- advisor's record mirrors the last write, so calls within the step cost no command. Whoever
+-- else writes the presence (a break's end, repair) leaves `sn` older, never newer: a call
+-- after them writes again.
+local PRESENCE_STEP_MS = 1000
+local function touch(a, now, always)
+  if a.st == 'off' then return end
+  if not always and a.sn and now >= a.sn and now - a.sn < PRESENCE_STEP_MS then return end
+  redis.call('ZADD', K.online, ms(now), a.id)
+  redis.call('HSET', K.adv(a.id), 'sn', ms(now))
+  a.sn = now
 end

@@ -4,21 +4,23 @@
 --@include events
 --@include views
 --@include reports
+--@include waiting
 
 -- Take a message out of an advisor's hands (any of cur / push / hold).
+-- The conversation's held count goes first: when it reaches 0 the advisor holds nothing of
+-- it, so its push-capacity entry goes whole (one command instead of a decrement and a delete).
 local function release(adv, id, conv)
   redis.call('ZREM', K.cur(adv), id)
   redis.call('SREM', K.held(conv), id)
+  local ck = K.conv(conv)
+  local last = redis.call('HINCRBY', ck, 'held', -1) <= 0
+  if last then redis.call('HSET', ck, 'owner', '', 'held', 0) end
   if redis.call('ZREM', K.push(adv), id) == 1 then
-    if redis.call('HINCRBY', K.pconv(adv), conv, -1) <= 0 then
+    if last or redis.call('HINCRBY', K.pconv(adv), conv, -1) <= 0 then
       redis.call('HDEL', K.pconv(adv), conv)
     end
   end
   redis.call('SREM', K.hold(adv), id)
-  local ck = K.conv(conv)
-  if redis.call('HINCRBY', ck, 'held', -1) <= 0 then
-    redis.call('HSET', ck, 'owner', '', 'held', 0)
-  end
 end
 
 -- Give one message to an advisor: its hash, the advisor's indexes, the event. `pushed`: it
@@ -55,7 +57,7 @@ end
 
 -- The conversation fields moving it needs (give_conv), read once by a caller that also asks
 -- who holds it.
-local CONV_FIELDS = {'q', 'g', 'why', 'owner', 'held', 'ot', 'gi'}
+local CONV_FIELDS = {'q', 'g', 'why', 'owner', 'held', 'ot', 'gi', 'w'}
 local function conv_row(conv) return redis.call('HMGET', K.conv(conv), unpack(CONV_FIELDS)) end
 
 -- The advisor other than `except` who holds messages of a conversation, if logged in. `c`:
@@ -88,7 +90,8 @@ local function give_conv(cfg, adv, conv, via, now, pushed, popped, c)
   c = c or conv_row(conv)
   if not popped and c[1] and c[1] ~= '' then redis.call('ZREM', c[1], conv) end
   local ot = (c[4] == adv and (tonumber(c[5]) or 0) > 0 and c[6]) or ms(now)
-  local ids = redis.call('LRANGE', K.cw(conv), 0, -1)
+  local listed = not waiting_w(conv, c[8])
+  local ids = waiting_ids(conv, c[8])
   local g, cwhy = c[2] or '', c[3] or ''
   local out = {}
   local chans = {}
@@ -103,7 +106,7 @@ local function give_conv(cfg, adv, conv, via, now, pushed, popped, c)
     v[5], v[6], v[7], v[8], v[9] = 'a', adv, via, g, cwhy  -- what hand_over just wrote
     out[i] = as_view(id, v, false)
   end
-  redis.call('DEL', K.cw(conv))
+  if #ids > 0 then waiting_clear(conv, listed) end
   for ch in pairs(chans) do  -- a channel with nothing waiting leaves the index
     if redis.call('EXISTS', K.ch(ch)) == 0 then redis.call('SREM', K.channels, ch) end
   end
@@ -114,6 +117,7 @@ local function give_conv(cfg, adv, conv, via, now, pushed, popped, c)
   if pushed then redis.call('HINCRBY', K.pconv(adv), conv, #ids) end
   rep_pushed(cfg, now, adv, g, waits, group_target(cfg, c[7]))
   -- held: what the row said plus these (the script is atomic: nothing changed it meanwhile)
-  redis.call('HSET', ck, 'q', '', 'owner', adv, 'ot', ot, 'held', (tonumber(c[5]) or 0) + #ids)
+  redis.call('HSET', ck, 'q', '', 'owner', adv, 'ot', ot, 'held', (tonumber(c[5]) or 0) + #ids,
+    'w', '')
   return out
 end

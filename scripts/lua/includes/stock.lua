@@ -5,6 +5,7 @@
 -- by that moment (`esc:<ver>:<group>`); `escalate_due` re-places what is due.
 --@include keys
 --@include matching
+--@include waiting
 
 local function score(order, so, fw, lw)
   if order == 'newest_conversation' then return -so end
@@ -47,9 +48,9 @@ end
 -- the group it now waits in (nil when it left the stock).
 local function place_conv(cfg, conv)
   local ck = K.conv(conv)
-  local c = redis.call('HMGET', ck, 'q', 'rsk')
+  local c = redis.call('HMGET', ck, 'q', 'rsk', 'w')
   local old = c[1]
-  local ids = redis.call('LRANGE', K.cw(conv), 0, -1)
+  local ids = waiting_ids(conv, c[3])
   if #ids == 0 then
     if old and old ~= '' then redis.call('ZREM', old, conv) end
     redis.call('HSET', ck, 'q', '')
@@ -82,20 +83,36 @@ local function place_conv(cfg, conv)
   return bname
 end
 
--- Put a message into the waiting stock (its conversation is placed by the caller). `listed`:
--- the caller puts it in the conversation's waiting list itself (in arrival order).
-local function to_waiting(id, conv, ch, ts, listed)
-  redis.call('HSET', K.msg(id), 'st', 'w', 'adv', '', 'via', '', 'pt', '', 'g', '', 'why', '')
-  if not listed then redis.call('RPUSH', K.cw(conv), id) end
-  redis.call('ZADD', K.ch(ch), ms(ts), id)
+-- The waiting form of a message's fields (written by to_waiting, or by a caller that writes
+-- the message whole).
+local WAITING = {'st', 'w', 'adv', '', 'via', '', 'pt', '', 'g', '', 'why', ''}
+
+-- Channels known to be in the team's index during this call (a batch adds each once).
+local chans_call, chans_known = nil, {}
+local function index_channel(ch)
+  if chans_call ~= CALL then chans_call, chans_known = CALL, {} end
+  if chans_known[ch] then return end
   redis.call('SADD', K.channels, ch)
+  chans_known[ch] = true
+end
+
+-- Put a message into the waiting stock (its conversation is placed by the caller). `listed`:
+-- the caller adds it to the conversation's waiting messages itself (in arrival order);
+-- `written`: the caller wrote the message's fields in their waiting form (WAITING).
+local function to_waiting(id, conv, ch, ts, listed, written)
+  if not written then redis.call('HSET', K.msg(id), unpack(WAITING)) end
+  if not listed then
+    local set = waiting_push(conv, id)
+    if #set > 0 then redis.call('HSET', K.conv(conv), unpack(set)) end
+  end
+  redis.call('ZADD', K.ch(ch), ms(ts), id)
+  index_channel(ch)
 end
 
 -- Add messages ({id, ord} sorted by ord) to a conversation's waiting list, keeping the list
 -- in arrival order (requeued messages are older than what arrived meanwhile). O(list).
 local function merge_waiting(conv, msgs)
-  local key = K.cw(conv)
-  local cur = redis.call('LRANGE', key, 0, -1)
+  local cur = waiting_ids(conv)
   local merged, i, j = {}, 1, 1
   local curord = {}
   for k, id in ipairs(cur) do curord[k] = tonumber(redis.call('HGET', K.msg(id), 'ord')) or 0 end
@@ -106,8 +123,7 @@ local function merge_waiting(conv, msgs)
       merged[#merged + 1] = cur[j]; j = j + 1
     end
   end
-  redis.call('DEL', key)
-  for k = 1, #merged, 500 do redis.call('RPUSH', key, unpack(merged, k, math.min(k + 499, #merged))) end
+  waiting_set(conv, merged)
 end
 
 -- Re-place a conversation if it is still waiting; returns whether it was.

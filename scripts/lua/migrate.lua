@@ -1,0 +1,45 @@
+-- migrate: one step of moving a team's conversations between the two layouts of their waiting
+-- messages (includes/waiting.lua): up (the default) folds each waiting list of one message into
+-- its conversation's record (`w`) and deletes the list, reclaiming a key per conversation of
+-- a deployment upgraded from the list-only layout; down puts every such id back in a list, the
+-- layout a version before it reads (a downgrade). Both layouts are valid meanwhile, so it runs
+-- on a live team; each call looks at one SCAN step (about O.n keys of the team), so Redis is
+-- never blocked for long; the caller repeats with the returned cursor until it is "0".
+-- A conversation that keeps its messages in both places is left to repair.
+-- KEYS[1] team cfg hash
+-- ARGV[1] team key prefix
+-- ARGV[2] msgpack {cursor, n, down?}
+-- Returns: msgpack {cursor (0: done), moved (conversations changed by this call)}
+-- Fails: not_found
+-- Events: none
+--@include keys
+--@include scan
+if redis.call('EXISTS', K.cfg) == 0 then fail('not_found', 'team', 'unknown team ' .. TEAM) end
+local moved = 0
+local res
+if O.down then
+  res = redis.call('SCAN', O.cursor, 'MATCH', pglob() .. 'c:*', 'COUNT', O.n)
+  local plen = #(P .. 'c:')
+  for _, k in ipairs(res[2]) do
+    local w = redis.call('HGET', k, 'w')
+    local list = K.cw(string.sub(k, plen + 1))
+    if w and w ~= '' and redis.call('EXISTS', list) == 0 then
+      redis.call('RPUSH', list, w)
+      redis.call('HDEL', k, 'w')
+      moved = moved + 1
+    end
+  end
+else
+  res = redis.call('SCAN', O.cursor, 'MATCH', pglob() .. 'cw:*', 'COUNT', O.n)
+  local plen = #(P .. 'cw:')
+  for _, k in ipairs(res[2]) do
+    local ck = K.conv(string.sub(k, plen + 1))
+    local w = redis.call('HGET', ck, 'w')
+    if redis.call('LLEN', k) == 1 and (not w or w == '') and redis.call('EXISTS', ck) == 1 then
+      redis.call('HSET', ck, 'w', redis.call('LINDEX', k, 0))
+      redis.call('DEL', k)
+      moved = moved + 1
+    end
+  end
+end
+return reply({cursor = res[1], moved = moved})

@@ -1,0 +1,190 @@
+"""A conversation's waiting messages: one kept in the conversation's own record, more in a
+list; a deployment upgraded from the list-only layout works as it is, and
+`pushinbox migrate` folds its lists of one into their records (and back with --down)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import redis
+from conftest import LaterJobs, message
+
+from dispatcher import Dispatcher
+from dispatcher.servers import RedisServer
+from dispatcher.testing import FakeClock
+
+T = "t"
+P = f"pi:{{{T}}}:"
+
+
+@pytest.fixture
+def d(redis_client: redis.Redis, clock: FakeClock) -> Dispatcher:
+    d = Dispatcher(redis_client, clock=clock, jobs=LaterJobs())
+    for team in (T, "other"):
+        d.create_team(team)
+        d.set_role(team, "agent", push=True, capacity=1)
+        for a in ("ann", "bob"):
+            d.set_advisor(team, a, "agent")
+            d.login(team, a)
+    return d
+
+
+def clean(d: Dispatcher, team: str = T) -> None:
+    report = d.check(team)
+    assert report.ok, report.problems
+
+
+def pushed(d: Dispatcher, adv: str, team: str = T) -> list[str]:
+    return [m.id for m in d.next(team, adv).messages]
+
+
+def lists(r: redis.Redis, team: str = T) -> dict[str, list[str]]:
+    return {k.decode().rsplit(":", 1)[1]: [x.decode() for x in r.lrange(k, 0, -1)]
+            for k in r.scan_iter(match=f"pi:{{{team}}}:cw:*")}
+
+
+def to_list_layout(r: redis.Redis, team: str = T) -> int:
+    """What the version before this one wrote: every waiting conversation's ids in a list,
+    no `w` field."""
+    n = 0
+    for k in r.scan_iter(match=f"pi:{{{team}}}:c:*"):
+        w = r.hget(k, "w")
+        conv = k.decode().rsplit(":", 1)[1]
+        if w:
+            r.rpush(f"pi:{{{team}}}:cw:{conv}", w)
+            n += 1
+        r.hdel(k, "w")
+    return n
+
+
+def pushinbox(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """The command as the README has users type it."""
+    exe = Path(sys.executable).parent / "pushinbox"
+    return subprocess.run([str(exe), "--redis-url", url, *args], capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+def test_a_one_message_conversation_waits_in_its_own_record_with_no_list(d: Dispatcher) -> None:
+    d.ingest(T, message(1, conv="c1"))
+    assert d.redis.hget(P + "c:c1", "w") == b"m1"
+    assert lists(d.redis) == {}
+    clean(d)
+    assert pushed(d, "ann") == ["m1"]
+    assert d.redis.hget(P + "c:c1", "w") == b""
+    clean(d)
+
+
+def test_a_second_message_moves_the_conversation_to_a_list_in_arrival_order(
+        d: Dispatcher) -> None:
+    d.ingest(T, message(1, conv="c1"))
+    d.ingest(T, message(2, conv="c1"))
+    d.ingest(T, message(3, conv="c1"))
+    assert lists(d.redis) == {"c1": ["m1", "m2", "m3"]}
+    assert d.redis.hget(P + "c:c1", "w") == b""
+    clean(d)
+    assert d.preview(T, 1)[0]["waiting"] == 3
+    assert pushed(d, "ann") == ["m1", "m2", "m3"]
+    assert lists(d.redis) == {}
+    clean(d)
+
+
+def test_a_message_requeued_alone_waits_in_its_record_again(d: Dispatcher) -> None:
+    d.ingest(T, message(1, conv="c1"))
+    assert pushed(d, "ann") == ["m1"]
+    d.logout(T, "ann")
+    assert d.requeue_advisor(T, "ann", int(d.redis.hget(P + "a:ann", "ep") or 0)) == 1
+    assert d.redis.hget(P + "c:c1", "w") == b"m1"
+    assert lists(d.redis) == {}
+    clean(d)
+    assert pushed(d, "bob") == ["m1"]
+
+
+def test_check_reports_a_conversation_kept_twice_and_repair_mends_it(d: Dispatcher) -> None:
+    d.ingest(T, message(1, conv="c1"))
+    d.ingest(T, message(2, conv="c1"))
+    d.redis.lpop(P + "cw:c1")
+    d.redis.hset(P + "c:c1", "w", "m1")  # m1 in the record, m2 in the list
+    report = d.check(T)
+    assert "conversation c1 keeps waiting messages in its record and in a list" in report.problems
+    assert d.repair(T) > 0
+    clean(d)
+    assert pushed(d, "ann") == ["m1", "m2"]
+
+
+def test_check_reports_a_record_waiting_in_no_queue(d: Dispatcher) -> None:
+    d.ingest(T, message(1, conv="c1"))
+    assert pushed(d, "ann") == ["m1"]
+    d.redis.hset(P + "c:c1", "w", "m1")
+    report = d.check(T)
+    assert "conversation c1 has a waiting message in its record but is in no queue" in report.problems
+    assert d.repair(T) > 0
+    clean(d)
+    assert d.redis.hget(P + "c:c1", "w") == b""
+
+
+def test_an_upgraded_deployment_works_on_its_lists_and_migrate_folds_them(
+        redis_server: RedisServer, d: Dispatcher) -> None:
+    for team in (T, "other"):
+        d.ingest_many(team, [message(i, conv=f"c{i}") for i in range(1, 41)])
+        d.ingest_many(team, [message(100 + i, conv=f"c{i}") for i in range(1, 4)])
+        assert to_list_layout(d.redis, team) == 37  # c1-c3 have two: a list already
+    assert len(lists(d.redis)) == 40
+    clean(d)
+    # the old layout is read as it is: presses, previews, arrivals, requeues
+    assert d.preview(T, 1)[0]["waiting"] == 2
+    assert pushed(d, "ann") == ["m1", "m101"]
+    d.ingest(T, message(200, conv="c5"))
+    assert lists(d.redis)["c5"] == ["m5", "m200"]
+    clean(d)
+    other_before = {k: d.redis.dump(k) for k in d.redis.scan_iter(match="pi:{other}:*")
+                    if not k.endswith(b":events")}
+
+    out = pushinbox(redis_server.url, "migrate", T)
+    assert out.returncode == 0, out.stderr
+    assert "t: 36 conversations folded into their records" in out.stdout
+    assert set(lists(d.redis)) == {"c2", "c3", "c5"}  # those with more than one waiting
+    assert all(d.redis.hget(P + f"c:c{i}", "w") == f"m{i}".encode() for i in range(6, 41))
+    clean(d)
+    # the other team was not asked for: not one of its keys changed
+    assert {k: d.redis.dump(k) for k in d.redis.scan_iter(match="pi:{other}:*")
+            if not k.endswith(b":events")} == other_before
+    again = pushinbox(redis_server.url, "--json", "migrate", T)
+    assert json.loads(again.stdout) == {T: {"folded": 0, "unfolded": 0}}
+    assert pushed(d, "bob") == ["m2", "m102"]
+    for m in ("m2", "m102"):
+        d.reply(T, "bob", m)
+    assert pushed(d, "bob") == ["m3", "m103"]
+    for m in ("m1", "m101"):
+        d.reply(T, "ann", m)
+    assert pushed(d, "ann") == ["m4"]  # folded: read from its record
+    clean(d)
+
+
+def test_migrate_down_puts_every_waiting_id_back_in_a_list_for_a_downgrade(
+        redis_server: RedisServer, d: Dispatcher) -> None:
+    d.ingest_many(T, [message(i, conv=f"c{i}") for i in range(1, 31)])
+    d.ingest_many("other", [message(i, conv=f"c{i}") for i in range(1, 11)])
+    out = pushinbox(redis_server.url, "migrate", "--down")
+    assert out.returncode == 0, out.stderr
+    assert "t: 30 conversations unfolded into lists" in out.stdout
+    assert "other: 10 conversations unfolded into lists" in out.stdout
+    assert lists(d.redis) == {f"c{i}": [f"m{i}"] for i in range(1, 31)}
+    assert not any(d.redis.hget(P + f"c:c{i}", "w") for i in range(1, 31))
+    clean(d)
+    clean(d, "other")
+    assert pushed(d, "ann") == ["m1"]
+    assert pushinbox(redis_server.url, "migrate").returncode == 0  # and up again
+    assert lists(d.redis) == {}
+    clean(d)
+    clean(d, "other")
+
+
+def test_migrate_refuses_an_unknown_team_naming_it(redis_server: RedisServer,
+                                                   d: Dispatcher) -> None:
+    out = pushinbox(redis_server.url, "migrate", "nosuch")
+    assert out.returncode != 0
+    assert "nosuch" in out.stderr
