@@ -135,6 +135,38 @@ def test_on_hold_keeps_the_message_but_does_not_block_the_next_push(
     assert_clean(d)
 
 
+@pytest.mark.parametrize("story", ["pushed", "held", "held then unheld", "taken",
+                                   "held before the upgrade"])
+@pytest.mark.parametrize("action", ["reply", "archive"])
+def test_a_done_message_leaves_every_list_whatever_its_hold_story(
+    online: Dispatcher, story: str, action: str
+) -> None:
+    """A reply or an archive skips the lists a message's record says it is not in (hold,
+    pushed); a record written before it said so (an upgrade) is taken out of all of them."""
+    d = online
+    d.set_role(TEAM, "classic", push=False)
+    d.set_advisor(TEAM, "dee", "classic")
+    d.login(TEAM, "dee")
+    d.ingest_many(TEAM, [message(1), message(2), message(3)])
+    adv = "dee" if story == "taken" else "ann"
+    if story == "taken":
+        d.take(TEAM, "dee", "m1")
+    else:
+        assert d.next(TEAM, "ann").messages[0].id == "m1"
+    if story.startswith("held"):
+        d.hold(TEAM, "ann", "m1")
+    if story == "held then unheld":
+        d.unhold(TEAM, "ann", "m1")
+    if story == "held before the upgrade":
+        d.redis.hdel(f"pi:{{{TEAM}}}:m:m1", "ho")
+    getattr(d, action)(TEAM, adv, "m1")
+    assert_clean(d)
+    assert d.current(TEAM, adv) == []
+    if adv == "ann":
+        assert d.next(TEAM, "ann").messages[0].id == "m2"  # nothing left blocks the push
+        assert_clean(d)
+
+
 def test_push_mode_advisors_cannot_pick_but_classic_ones_can(online: Dispatcher) -> None:
     d = online
     d.set_role(TEAM, "classic", push=False)

@@ -17,10 +17,12 @@ local conv = own_message(a, O.msg, O.off and 'taken off hold' or 'put on hold', 
 touch(a, now)
 if O.off then
   if redis.call('SREM', K.hold(a.id), O.msg) == 0 then return reply({status = 'noop'}) end
+  redis.call('HSET', K.msg(O.msg), 'ho', '2')  -- held, then taken off: in neither list
   event(cfg, 'unheld', now, {'m', O.msg, 'a', a.id, 'c', conv})
   return reply({status = 'ok'})
 end
 if redis.call('SADD', K.hold(a.id), O.msg) == 0 then return reply({status = 'noop'}) end
+redis.call('HSET', K.msg(O.msg), 'ho', '1')  -- the record says so: a reply skips the lists
 if redis.call('ZREM', K.push(a.id), O.msg) == 1 then
   if redis.call('HINCRBY', K.pconv(a.id), conv, -1) <= 0 then
     redis.call('HDEL', K.pconv(a.id), conv)

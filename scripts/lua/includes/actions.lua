@@ -8,7 +8,7 @@
 
 -- Returns the message's conversation, or nil when the same action was already done (a no-op).
 local function own_message(a, id, action, done_kind)
-  local v = redis.call('HMGET', K.msg(id), 'st', 'adv', 'conv', 'dk', 'by', 'pt')
+  local v = redis.call('HMGET', K.msg(id), 'st', 'adv', 'conv', 'dk', 'by', 'pt', 'ho')
   if not v[1] then fail('not_found', 'message', 'unknown message ' .. id) end
   if v[1] == 'd' and v[5] == a.id then
     if done_kind and v[4] == done_kind then return nil end
@@ -17,7 +17,8 @@ local function own_message(a, id, action, done_kind)
   if v[1] ~= 'a' or v[2] ~= a.id then
     fail('not_yours', 'message', 'message ' .. id .. ' is not assigned to advisor ' .. a.id)
   end
-  return v[3], tonumber(v[6])  -- and when it was pushed (nil: not by a press)
+  -- and when it was pushed (nil: not by a press), and its hold story (release)
+  return v[3], tonumber(v[6]), v[7]
 end
 
 -- Reply or archive: the message is done, counted in today's figures (`field`), and the event
@@ -26,12 +27,12 @@ local function finish(kind, field)
   local cfg = load_cfg()
   local now = now_ms()
   local a = load_adv(O.adv)
-  local conv, pushed_at = own_message(a, O.msg, kind, kind)
+  local conv, pushed_at, ho = own_message(a, O.msg, kind, kind)
   touch(a, now)
   if not conv then return reply({status = 'noop'}) end
   rep_add(cfg, now, (field == 'r' and 'r|' or 'a|') .. a.id, 1)  -- responses, archives
   if pushed_at then rep_add(cfg, now, 'ht|' .. a.id .. '|' .. bucket(now - pushed_at), 1) end
-  release(a.id, O.msg, conv)
+  release(a.id, O.msg, conv, ho, pushed_at ~= nil)
   redis.call('HSET', K.msg(O.msg), 'st', 'd', 'dk', kind, 'dt', ms(now), 'by', a.id)
   redis.call('ZADD', K.done, ms(now), O.msg)
   day_add(cfg, now, field .. ':' .. a.id, 1)  -- the team's total is their sum, when read

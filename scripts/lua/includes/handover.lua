@@ -9,18 +9,27 @@
 -- Take a message out of an advisor's hands (any of cur / push / hold).
 -- The conversation's held count goes first: when it reaches 0 the advisor holds nothing of
 -- it, so its push-capacity entry goes whole (one command instead of a decrement and a delete).
-local function release(adv, id, conv)
+-- `ho`, `pushed`: what the caller read of the message's record, its hold story (field `ho`:
+-- '' not held since it was handed over, '1' on hold, '2' held then taken off hold) and whether
+-- a press gave it (`pt`). Known, they spare the removals from the pushed and on-hold lists
+-- the message is not in; unknown (nil, or a record written before `ho` was), it is taken out
+-- of both.
+local function release(adv, id, conv, ho, pushed)
   redis.call('ZREM', K.cur(adv), id)
   redis.call('SREM', K.held(conv), id)
   local ck = K.conv(conv)
   local last = redis.call('HINCRBY', ck, 'held', -1) <= 0
   if last then redis.call('HSET', ck, 'owner', '', 'held', 0) end
-  if redis.call('ZREM', K.push(adv), id) == 1 then
+  local in_push, in_hold = true, true
+  if ho == '' then in_push, in_hold = pushed, false
+  elseif ho == '1' then in_push, in_hold = false, true
+  elseif ho == '2' then in_push, in_hold = false, false end
+  if in_push and redis.call('ZREM', K.push(adv), id) == 1 then
     if last or redis.call('HINCRBY', K.pconv(adv), conv, -1) <= 0 then
       redis.call('HDEL', K.pconv(adv), conv)
     end
   end
-  redis.call('SREM', K.hold(adv), id)
+  if in_hold then redis.call('SREM', K.hold(adv), id) end
 end
 
 -- Give one message to an advisor: its hash, the advisor's indexes, the event. `pushed`: it
@@ -31,7 +40,7 @@ end
 local function hand_over(cfg, adv, id, conv, via, now, pushed, why, extra, ot)
   local t = ms(now)
   redis.call('HSET', K.msg(id), 'st', 'a', 'adv', adv, 'via', via, 'at_', t,
-    'pt', pushed and t or '', unpack(extra or {}))
+    'pt', pushed and t or '', 'ho', '', unpack(extra or {}))
   redis.call('ZADD', K.cur(adv), ot or t, id)
   redis.call('SADD', K.held(conv), id)  -- a conversation's messages in hands: found together
   if pushed then redis.call('ZADD', K.push(adv), t, id) end
