@@ -120,7 +120,8 @@ def test_check_reports_a_record_waiting_in_no_queue(d: Dispatcher) -> None:
     assert pushed(d, "ann") == ["m1"]
     d.redis.hset(P + "c:c1", "w", "m1")
     report = d.check(T)
-    assert "conversation c1 has a waiting message in its record but is in no queue" in report.problems
+    problem = "conversation c1 has a waiting message in its record but is in no queue"
+    assert problem in report.problems
     assert d.repair(T) > 0
     clean(d)
     assert d.redis.hget(P + "c:c1", "w") == b""

@@ -47,22 +47,22 @@ end
 -- advisor (one conversation, one holder); the press takes the next one. Rare (a session
 -- resumed while its requeue was under way), and bounded per press.
 escalate_due(cfg, tonumber(O.esc or 10))
-local handed = 0
-for _, slot in ipairs(push_slots(cfg, a.sk)) do
+local handed, given = 0, nil
+push_slots(cfg, a.sk, function(slot)
   while true do
     local conv = slot_pop(slot)
-    if not conv then break end
+    if not conv then return false end
     local row = conv_row(conv)
     local holder = handed < 20 and holder_of(conv, a.id, row)
     if not holder then
-      local messages = give_conv(cfg, a.id, conv, 'push', now, true, true, row)
-      remember_request()
-      return reply({status = 'assigned', messages = messages})
+      given = give_conv(cfg, a.id, conv, 'push', now, true, true, row)
+      return true
     end
     handed = handed + 1
     give_conv(cfg, holder, conv, 'affinity', now,
       redis.call('HEXISTS', K.pconv(holder), conv) == 1, true, row)
   end
-end
+end)
 remember_request()
+if given then return reply({status = 'assigned', messages = given}) end
 return reply({status = 'empty', messages = {}})

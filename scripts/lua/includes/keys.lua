@@ -153,22 +153,34 @@ end
 -- skills as a set), only what that advisor may be pushed: the groups whose required skills
 -- they have (older versions keep the requirements of their time), and of those the
 -- restricted queues of their own skills.
-local function queue_slots(cfg, has)
-  local slots = {}
-  local function version(ver, ng, needs)
-    local rs = restricted_skills(cfg, ver)
-    for i = 0, ng do
-      if not has or not needs or covers(needs[i + 1], has) then
-        local slot = {K.q(ver, i)}
-        for _, s in ipairs(rs) do
-          if not has or has[s] then slot[#slot + 1] = K.qs(ver, i, s) end
-        end
+-- `visit(slot)`, when given, is called slot by slot instead, until it returns true: a press
+-- builds only the slots it looks at (most find a conversation in the first).
+local function version_slots(cfg, ver, ng, needs, has, visit, slots)
+  local rs = restricted_skills(cfg, ver)
+  for i = 0, ng do
+    if not has or not needs or covers(needs[i + 1], has) then
+      local slot = {K.q(ver, i)}
+      for _, s in ipairs(rs) do
+        if not has or has[s] then slot[#slot + 1] = K.qs(ver, i, s) end
+      end
+      if visit then
+        if visit(slot) then return true end
+      else
         slots[#slots + 1] = slot
       end
     end
   end
-  version(cfg.ver, cfg.ng, group_skills(cfg))
-  for _, o in ipairs(cfg.old) do version(o[1], o[2], o[3]) end
+  return false
+end
+
+local function queue_slots(cfg, has, visit)
+  local slots = {}
+  if version_slots(cfg, cfg.ver, cfg.ng, group_skills(cfg), has, visit, slots) then
+    return slots
+  end
+  for _, o in ipairs(cfg.old) do
+    if version_slots(cfg, o[1], o[2], o[3], has, visit, slots) then return slots end
+  end
   return slots
 end
 
@@ -193,10 +205,10 @@ local function queue_keys(cfg)
 end
 
 -- What an advisor may be pushed: `sk` is their skills as stored (msgpack or empty).
-local function push_slots(cfg, sk)
+local function push_slots(cfg, sk, visit)
   local has = {}
   if sk and sk ~= '' then for _, s in ipairs(cmsgpack.unpack(sk)) do has[s] = true end end
-  return queue_slots(cfg, has)
+  return queue_slots(cfg, has, visit)
 end
 
 -- The first `n` conversations of a slot, its queues merged by score (ties by id, as a
