@@ -1,13 +1,15 @@
 """Two versions of pushinbox side by side on one redis-server: what a change to the hot path
 pays, measured without the drift between runs that these shared 2-core machines show.
 
-    python -m bench.ab BASE [--cycles 5000] [--rounds 3]    # BASE: a commit, tag or branch
+    python -m bench.ab BASE [--cycles 4000] [--rounds 6]    # BASE: a commit, tag or branch
 
 BASE is checked out into a temporary git worktree; this checkout runs as it is (uncommitted
 changes included). Each round starts one redis-server, seeds a team per version (the bench
 team's 8 groups, one-message conversations, 10 advisors), then runs both versions' clients
 at once, serially each (one press, its replies, the next press), so both meet the same
-machine at the same moments. Every script call's own duration comes from SLOWLOG (threshold
+machine at the same moments; which one starts first alternates by round. Run it with BASE
+HEAD and nothing changed to see the noise floor: on this machine one round reads up to 10 %
+apart for identical code, the median of six within about 3 %. Every script call's own duration comes from SLOWLOG (threshold
 0, read as the run goes), per version and per script: the median per call, and per
 assign+reply cycle the sum of the medians of `next` and `reply`. Ingest is timed the same
 way while seeding (batches of 500). Results are printed and written to
@@ -88,15 +90,16 @@ class Slowlog(threading.Thread):
             self.drain()
 
 
-def one_round(versions: dict[str, Path], cycles: int) -> dict[str, dict[str, float]]:
+def one_round(versions: dict[str, Path], cycles: int, flip: bool) -> dict[str, dict[str, float]]:
     server = RedisServer().start()
     try:
         control = server.client()
         control.config_set("slowlog-max-len", 100_000)
+        order = list(versions.items())[::-1] if flip else list(versions.items())
         procs = {name: subprocess.Popen(
             [sys.executable, "-c", CLIENT, server.url, name, str(cycles)], cwd=root,
             env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"}, text=True,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE) for name, root in versions.items()}
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE) for name, root in order}
 
         def step(expect: str) -> None:
             for p in procs.values():
@@ -135,8 +138,8 @@ def one_round(versions: dict[str, Path], cycles: int) -> dict[str, dict[str, flo
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("base", help="the commit to compare this checkout with")
-    ap.add_argument("--cycles", type=int, default=5000)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--cycles", type=int, default=4000)
+    ap.add_argument("--rounds", type=int, default=6)
     args = ap.parse_args()
     base = worktree(args.base)
     try:
@@ -144,13 +147,13 @@ def main() -> None:
         rounds = []
         for r in range(args.rounds):
             print(f"round {r + 1} of {args.rounds}…", flush=True)
-            rounds.append(one_round(versions, args.cycles))
+            rounds.append(one_round(versions, args.cycles, flip=r % 2 == 1))
     finally:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)],
                        check=False, capture_output=True)
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                           capture_output=True, text=True, check=False).stdout.strip()
-    print(f"\nµs per call (median of each round's median), base {args.base} vs this "
+    print(f"\nµs per call (median of the rounds' medians), base {args.base} vs this "
           f"checkout ({head} + uncommitted), {args.cycles} cycles x {args.rounds} rounds")
     print(f"{'script':10} {'base':>8} {'this':>8} {'ratio':>7}   rounds (base / this)")
     summary: dict[str, Any] = {}
