@@ -9,10 +9,10 @@ team's 8 groups, one-message conversations, 10 advisors), then runs both version
 at once, serially each (one press, its replies, the next press), so both meet the same
 machine at the same moments; which one starts first alternates by round. Run it with BASE
 HEAD and nothing changed to see the noise floor: on this machine one round reads up to 10 %
-apart for identical code, the median of six within about 3 %. Every script call's own duration comes from SLOWLOG (threshold
-0, read as the run goes), per version and per script: the median per call, and per
-assign+reply cycle the sum of the medians of `next` and `reply`. Ingest is timed the same
-way while seeding (batches of 500). Results are printed and written to
+apart for identical code, the median of six within about 3 %. Every script call's own
+duration comes from SLOWLOG (threshold 0, read as the run goes), per version and per script:
+the median per call, and per assign+reply cycle the sum of the medians of `next` and
+`reply`. Ingest is timed the same way while seeding (batches of 500). Results are printed and written to
 bench/results/ab-<time>.json.
 """
 
