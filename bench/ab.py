@@ -12,8 +12,8 @@ HEAD and nothing changed to see the noise floor: on this machine one round reads
 apart for identical code, the median of six within about 3 %. Every script call's own
 duration comes from SLOWLOG (threshold 0, read as the run goes), per version and per script:
 the median per call, and per assign+reply cycle the sum of the medians of `next` and
-`reply`. Ingest is timed the same way while seeding (batches of 500). Results are printed and written to
-bench/results/ab-<time>.json.
+`reply`. Ingest is timed the same way while seeding (batches of 500). Results are printed
+and written to bench/results/ab-<time>.json.
 """
 
 from __future__ import annotations
