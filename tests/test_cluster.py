@@ -161,3 +161,33 @@ def test_the_function_library_is_refused_on_a_cluster_naming_the_setting(
     with pytest.raises(ValidationError) as exc:
         Dispatcher.from_url(redis_cluster.url, functions=True)
     assert exc.value.field == "PUSHINBOX_FUNCTIONS"
+
+
+def test_migrate_moves_each_teams_waiting_layout_on_its_own_shard(
+        teams: tuple[Dispatcher, list[str]], redis_cluster: RedisClusterServers,
+        redis_server: RedisServer) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    d, names = teams
+    env = {**os.environ, "RQ_REDIS_URL": redis_server.url}  # as a cluster deployment sets it
+    for t in names:
+        d.ingest_many(t, [message(i, conv=f"c{i}") for i in range(1, 21)])
+    exe = str(Path(sys.executable).parent / "pushinbox")
+    down = subprocess.run([exe, "--redis-url", redis_cluster.url, "migrate", "--down"],
+                          capture_output=True, text=True, timeout=120, check=False, env=env)
+    assert down.returncode == 0, down.stderr
+    for t in names:
+        assert f"{t}: 20 conversations unfolded into lists" in down.stdout
+        assert d.redis.llen(f"pi:{{{t}}}:cw:c7") == 1
+        assert d.check(t).ok
+    up = subprocess.run([exe, "--redis-url", redis_cluster.url, "migrate", *names],
+                        capture_output=True, text=True, timeout=120, check=False, env=env)
+    assert up.returncode == 0, up.stderr
+    for t in names:
+        assert f"{t}: 20 conversations folded into their records" in up.stdout
+        assert not d.redis.exists(f"pi:{{{t}}}:cw:c7")
+        assert [m.id for m in d.next(t, "ann").messages] == ["m1"]
+        assert d.check(t).ok
