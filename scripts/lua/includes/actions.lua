@@ -24,9 +24,9 @@ end
 -- Reply or archive: the message is done, counted in today's figures (`field`), and the event
 -- is named by the kind ('replied' or 'archived').
 local function finish(kind, field)
-  local cfg = load_cfg()
+  local cfg = load_cfg_recording()
   local now = now_ms()
-  local a = load_adv(O.adv)
+  local a = load_adv_presence(O.adv)
   local conv, pushed_at, ho = own_message(a, O.msg, kind, kind)
   touch(a, now)
   if not conv then return reply({status = 'noop'}) end

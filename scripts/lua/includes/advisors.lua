@@ -12,6 +12,14 @@ local function load_adv(adv)
            bs = tonumber(v[5]), req = v[6], bu = tonumber(v[7]), sk = v[8], sn = tonumber(v[9]) }
 end
 
+-- What a call that acts on a message already in the advisor's hands needs of them: their
+-- state and presence (touch). Two fields instead of nine.
+local function load_adv_presence(adv)
+  local v = redis.call('HMGET', K.adv(adv), 'st', 'sn')
+  if not v[1] then fail('not_found', 'advisor', 'unknown advisor ' .. adv .. ' in team ' .. TEAM) end
+  return { id = adv, st = v[1], sn = tonumber(v[2]) }
+end
+
 -- Change an advisor's skills: replace them (`replace`, a list or nil), then add and remove
 -- some; refused past `max` (nothing written). Stored sorted, as msgpack ('' for none).
 -- Returns the new list.

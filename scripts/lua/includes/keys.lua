@@ -108,6 +108,15 @@ local function load_cfg()
   }
 end
 
+-- The settings a call that only records what happened needs (a reply, an archive): how long
+-- figures are kept and how long the event stream is. Three fields instead of twelve (each
+-- field of a reply costs a Lua string).
+local function load_cfg_recording()
+  local v = redis.call('HMGET', K.cfg, 'ver', 'evmax', 'dttl')
+  if not v[1] then fail('not_found', 'team', 'unknown team ' .. TEAM) end
+  return { ver = tonumber(v[1]), evmax = v[2], dttl = tonumber(v[3]) }
+end
+
 local function cfg_groups(cfg)
   if not cfg.groups then cfg.groups = cmsgpack.unpack(redis.call('HGET', K.cfg, 'groups')) end
   return cfg.groups
