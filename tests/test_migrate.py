@@ -189,3 +189,23 @@ def test_migrate_refuses_an_unknown_team_naming_it(redis_server: RedisServer,
     out = pushinbox(redis_server.url, "migrate", "nosuch")
     assert out.returncode != 0
     assert "nosuch" in out.stderr
+
+
+def test_a_message_ingested_into_the_stock_keeps_no_empty_fields(d: Dispatcher) -> None:
+    """A waiting message fresh from ingest stores what it has (57 bytes fewer per waiting
+    message, docs/performance.md); everything that reads it takes a missing field for empty."""
+    d.ingest(T, message(1, conv="c1"))
+    fields = {k.decode() for k in d.redis.hkeys(P + "m:m1")}
+    assert not fields & {"adv", "via", "pt", "g", "why", "lang"}, fields
+    seen = d.message(T, "m1")
+    assert (seen.state, seen.advisor, seen.via, seen.group, seen.language) == (
+        "waiting", None, None, None, "")
+    assert [m.id for m in d.preview(T, 1)[0]["messages"]] == ["m1"]
+    clean(d)
+    got = d.next(T, "ann").messages[0]
+    assert (got.id, got.advisor, got.via, got.language) == ("m1", "ann", "push", "")
+    d.logout(T, "ann")
+    assert d.requeue_advisor(T, "ann", int(d.redis.hget(P + "a:ann", "ep") or 0)) == 1
+    back = d.message(T, "m1")
+    assert (back.state, back.advisor, back.reassigned) == ("waiting", None, True)
+    clean(d)

@@ -83,8 +83,8 @@ local function place_conv(cfg, conv)
   return bname
 end
 
--- The waiting form of a message's fields (written by to_waiting, or by a caller that writes
--- the message whole).
+-- The waiting form of a message's fields, for one coming back to the stock (ingest writes a
+-- new message without its empty fields: readers take a missing field for empty).
 local WAITING = {'st', 'w', 'adv', '', 'via', '', 'pt', '', 'g', '', 'why', ''}
 
 -- Channels known to be in the team's index during this call (a batch adds each once).

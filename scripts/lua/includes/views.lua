@@ -14,7 +14,7 @@ end
 
 local function msg_view(id)
   local v = redis.call('HMGET', K.msg(id), unpack(VIEW_FIELDS))
-  return as_view(id, v, v[6] ~= nil and v[6] ~= '' and
+  return as_view(id, v, v[6] and v[6] ~= '' and
                         redis.call('SISMEMBER', K.hold(v[6]), id) == 1)
 end
 
