@@ -209,3 +209,29 @@ def test_a_message_ingested_into_the_stock_keeps_no_empty_fields(d: Dispatcher) 
     back = d.message(T, "m1")
     assert (back.state, back.advisor, back.reassigned) == ("waiting", None, True)
     clean(d)
+
+
+@pytest.mark.parametrize("order", ["oldest_conversation", "oldest_message", "newest_message"])
+def test_a_conversation_opened_into_the_stock_keeps_no_empty_or_repeated_fields(
+        d: Dispatcher, order: str) -> None:
+    """Its first and last waiting arrival equal its start, nobody holds it, no skill restricts
+    it: those fields are left out (58 bytes per waiting conversation) and read as such."""
+    d.set_groups(T, {"order": order, "groups": []})
+    d.ingest_many(T, [message(1, conv="c1"), message(2, conv="c2")])
+    fields = {k.decode() for k in d.redis.hkeys(P + "c:c1")}
+    assert not fields & {"fw", "lw", "owner", "held", "rsk"}, fields
+    clean(d)
+    d.ingest(T, message(3, conv="c2"))
+    # c1 started first and holds the oldest message; c2 now holds the newest
+    c1, c2 = ["m1"], ["m2", "m3"]
+    first, second = (c2, c1) if order == "newest_message" else (c1, c2)
+    assert [m.id for m in d.next(T, "ann").messages] == first
+    assert [m.id for m in d.next(T, "bob").messages] == second
+    clean(d)
+    for adv, ids in (("ann", first), ("bob", second)):
+        for m in ids:
+            d.reply(T, adv, m)
+    d.ingest(T, message(4, conv="c1"))  # back into the stock after it was handled
+    d.ingest(T, message(5, conv="c1"))
+    assert [m.id for m in d.next(T, "ann").messages] == ["m4", "m5"]
+    clean(d)
