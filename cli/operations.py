@@ -207,8 +207,9 @@ def check(c: Ctx, teams: tuple[str, ...], repair: bool) -> None:
 @cli.command()
 @click.argument("teams", nargs=-1)
 @click.option("--down", is_flag=True,
-              help="Put every waiting id back in a list: the layout a version before this "
-                   "one reads (run it before a downgrade).")
+              help="Put every waiting id back in a list and write back the empty fields "
+                   "this version leaves out: the layout a version before this one reads (run "
+                   "it before a downgrade).")
 @pass_ctx
 def migrate(c: Ctx, teams: tuple[str, ...], down: bool) -> None:
     """Upgrade the data of TEAMS (default: all) to this version's layout.

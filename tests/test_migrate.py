@@ -175,6 +175,13 @@ def test_migrate_down_puts_every_waiting_id_back_in_a_list_for_a_downgrade(
     assert "other: 10 conversations unfolded into lists" in out.stdout
     assert lists(d.redis) == {f"c{i}": [f"m{i}"] for i in range(1, 31)}
     assert not any(d.redis.hget(P + f"c:c{i}", "w") for i in range(1, 31))
+    # and every field an earlier version reads is there again, as it wrote them
+    for i in range(1, 31):
+        conv = d.redis.hgetall(P + f"c:c{i}")
+        assert conv[b"fw"] == conv[b"lw"] == conv[b"so"], conv
+        assert (conv[b"owner"], conv[b"held"], conv[b"rsk"]) == (b"", b"0", b""), conv
+        msg = d.redis.hgetall(P + f"m:m{i}")
+        assert all(msg[f] == b"" for f in (b"adv", b"via", b"pt", b"g", b"why", b"lang")), msg
     clean(d)
     clean(d, "other")
     assert pushed(d, "ann") == ["m1"]

@@ -194,17 +194,23 @@ def delete_team(team: str, batch: int) -> Op[int]:
 def migrate(team: str, down: bool = False, batch: int = 1000) -> Op[int]:
     """Move the team's conversations between the two layouts of their waiting messages
     (scripts/lua/migrate.lua): fold each waiting list of one message into its conversation's
-    record, or with ``down`` put them back in lists (for a version before this one). One SCAN
+    record, or with ``down`` put them back in lists and write back the empty or repeated fields
+    this version leaves out of new records (for a version before this one). One SCAN
     step of about ``batch`` keys per atomic call; safe on a live team. Returns how many
     conversations changed."""
     keys.check_team(team)
-    cursor, moved = "0", 0
-    while True:
-        res = yield Script("migrate", team, {"cursor": cursor, "n": batch, "down": down})
-        moved += int(res["moved"])
-        cursor = _s(res["cursor"])
-        if cursor == "0":
-            return moved
+    moved = 0
+    # down: the conversations, then the messages' fields an earlier version reads
+    for what in ("c", "m") if down else ("c",):
+        cursor = "0"
+        while True:
+            res = yield Script("migrate", team, {"cursor": cursor, "n": batch, "down": down,
+                                                 "what": what})
+            moved += int(res["moved"])
+            cursor = _s(res["cursor"])
+            if cursor == "0":
+                break
+    return moved
 
 
 def teams() -> Op[list[str]]:

@@ -2,13 +2,16 @@
 -- messages (includes/waiting.lua): up (the default) folds each waiting list of one message into
 -- its conversation's record (`w`) and deletes the list, reclaiming a key per conversation of
 -- a deployment upgraded from the list-only layout; down puts every such id back in a list, the
--- layout a version before it reads (a downgrade). Both layouts are valid meanwhile, so it runs
+-- layout a version before it reads (a downgrade), and writes back the fields this version
+-- leaves out of new records while they are empty or repeat another (a conversation's `fw`,
+-- `lw`, `owner`, `held`, `rsk`: O.what 'c'; a message's `adv`, `via`, `pt`, `g`, `why`,
+-- `lang`: O.what 'm'), as a version before it wrote them. Both layouts are valid meanwhile, so it runs
 -- on a live team; each call looks at one SCAN step (about O.n keys of the team), so Redis is
 -- never blocked for long; the caller repeats with the returned cursor until it is "0".
 -- A conversation that keeps its messages in both places is left to repair.
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
--- ARGV[2] msgpack {cursor, n, down?}
+-- ARGV[2] msgpack {cursor, n, down?, what? ('c' conversations, default; 'm' messages: down only)}
 -- Returns: msgpack {cursor (0: done), moved (conversations changed by this call)}
 -- Fails: not_found
 -- Events: none
@@ -17,17 +20,29 @@
 if redis.call('EXISTS', K.cfg) == 0 then fail('not_found', 'team', 'unknown team ' .. TEAM) end
 local moved = 0
 local res
-if O.down then
+if O.down and O.what == 'm' then
+  res = redis.call('SCAN', O.cursor, 'MATCH', pglob() .. 'm:*', 'COUNT', O.n)
+  for _, k in ipairs(res[2]) do
+    for _, f in ipairs({'adv', 'via', 'pt', 'g', 'why', 'lang'}) do redis.call('HSETNX', k, f, '') end
+  end
+elseif O.down then
   res = redis.call('SCAN', O.cursor, 'MATCH', pglob() .. 'c:*', 'COUNT', O.n)
   local plen = #(P .. 'c:')
   for _, k in ipairs(res[2]) do
-    local w = redis.call('HGET', k, 'w')
+    local c = redis.call('HMGET', k, 'w', 'so')
     local list = K.cw(string.sub(k, plen + 1))
-    if w and w ~= '' and redis.call('EXISTS', list) == 0 then
-      redis.call('RPUSH', list, w)
+    if c[1] and c[1] ~= '' and redis.call('EXISTS', list) == 0 then
+      redis.call('RPUSH', list, c[1])
       redis.call('HDEL', k, 'w')
       moved = moved + 1
     end
+    if c[2] then
+      redis.call('HSETNX', k, 'fw', c[2])
+      redis.call('HSETNX', k, 'lw', c[2])
+    end
+    redis.call('HSETNX', k, 'owner', '')
+    redis.call('HSETNX', k, 'held', 0)
+    redis.call('HSETNX', k, 'rsk', '')
   end
 else
   res = redis.call('SCAN', O.cursor, 'MATCH', pglob() .. 'cw:*', 'COUNT', O.n)
