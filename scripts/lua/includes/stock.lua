@@ -98,7 +98,7 @@ end
 
 -- Put a message into the waiting stock (its conversation is placed by the caller). `listed`:
 -- the caller adds it to the conversation's waiting messages itself (in arrival order);
--- `written`: the caller wrote the message's fields in their waiting form (WAITING).
+-- `written`: the caller already wrote the message as waiting (ingest, without its empty fields).
 local function to_waiting(id, conv, ch, ts, listed, written)
   if not written then redis.call('HSET', K.msg(id), unpack(WAITING)) end
   if not listed then
