@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -171,4 +172,16 @@ def http_team(redis_client: redis.Redis) -> Dispatcher:
 def api(service: Any, http_team: Dispatcher) -> Iterator[Api]:
     client = Api(service.url, http_team)
     yield client
+    # A live stream left open would go on writing its advisor's presence into the next
+    # test's team: every test closes its streams, and the service must have ended them.
+    deadline = time.monotonic() + 5
+    while (open_ := open_streams(client)) and time.monotonic() < deadline:
+        time.sleep(0.05)
     client.http.close()
+    assert not open_, f"{open_} live streams still open after the test"
+
+
+def open_streams(api: Api) -> float:
+    text = api.http.get("/metrics").text
+    return sum(float(line.split()[-1]) for line in text.splitlines()
+               if line.startswith("pushinbox_sse_clients"))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from conftest import TEAM, Api
 
 from dispatcher.testing import RedisServer, ServiceProcess
@@ -244,6 +245,7 @@ def test_an_open_console_keeps_its_advisor_present(redis_server: RedisServer,
 
     svc = ServiceProcess(redis_server.url, env={"PUSHINBOX_STREAM_PRESENCE_S": "0.5"},
                          access_log=False).start()
+    api_url = api.http.base_url
     try:
         api.adv("POST", "ann", "/session")
         online = f"pi:{{{TEAM}}}:online"
@@ -253,15 +255,22 @@ def test_an_open_console_keeps_its_advisor_present(redis_server: RedisServer,
                 for _ in range(3)]
         for tab in tabs:
             tab.wait_for(lambda e: e[0] == "figures")
-        before = api.d.redis.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
+        before = _script_calls(api.d.redis)
         time.sleep(2.2)
         assert api.d.redis.zscore(online, "ann") > first  # refreshed with no request at all
-        after = api.d.redis.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
+        after = _script_calls(api.d.redis)
         assert after - before <= 6, after - before  # ~4 beats in 2.2 s, not one per tab
         for tab in tabs:
             tab.close()
     finally:
+        api.http.base_url = api_url  # type: ignore[assignment]
         svc.stop()
+
+
+def _script_calls(client: redis.Redis) -> int:
+    """Script calls served so far, whichever way the driver calls them (FCALL or EVALSHA)."""
+    stats = client.info("commandstats")
+    return sum(stats.get(f"cmdstat_{c}", {}).get("calls", 0) for c in ("fcall", "evalsha"))
 
 
 def test_the_api_docs_page_needs_no_cdn(api: Api) -> None:

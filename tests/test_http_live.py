@@ -2,53 +2,59 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
-from conftest import TEAM, Api, message
+from conftest import TEAM, Api, message, open_streams
 
 
 class Stream:
-    """An SSE client in a thread, collecting (event, id, data) as they arrive."""
+    """An SSE client in a thread, collecting (event, id, data) as they arrive. ``close()``
+    hangs up (a socket shutdown wakes the reading thread) so the service ends the stream at
+    once, as it does when a browser tab closes."""
 
     def __init__(self, api: Api, path: str, token: str, last_event_id: str | None = None):
         self.events: list[tuple[str, str, Any]] = []
         self.status = 0
-        self._stop = threading.Event()
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
         if last_event_id:
             headers["Last-Event-ID"] = last_event_id
-        self._thread = threading.Thread(target=self._run, args=(str(api.http.base_url), path,
-                                                               headers), daemon=True)
+        url = api.http.base_url
+        self._conn = http.client.HTTPConnection(str(url.host), url.port, timeout=30)
+        self._conn.connect()
+        self._conn.sock.settimeout(None)
+        self._thread = threading.Thread(target=self._run, args=(path, headers), daemon=True)
         self._thread.start()
 
-    def _run(self, base: str, path: str, headers: dict[str, str]) -> None:
+    def _run(self, path: str, headers: dict[str, str]) -> None:
         try:
-            self._read(base, path, headers)
-        except (httpx.HTTPError, RuntimeError, OSError):
+            self._read(path, headers)
+        except (http.client.HTTPException, OSError, ValueError):
             return  # closed by the test, or the service stopped
 
-    def _read(self, base: str, path: str, headers: dict[str, str]) -> None:
-        with httpx.Client(base_url=base, timeout=httpx.Timeout(30, read=None)) as http, \
-                http.stream("GET", path, headers=headers) as res:
-            self.status = res.status_code
-            event, eid, data = "message", "", ""
-            for line in res.iter_lines():
-                if self._stop.is_set():
-                    return
-                if line.startswith("event: "):
-                    event = line[7:]
-                elif line.startswith("id: "):
-                    eid = line[4:]
-                elif line.startswith("data: "):
-                    data += line[6:]
-                elif line == "" and data:
-                    self.events.append((event, eid, json.loads(data)))
-                    event, eid, data = "message", "", ""
+    def _read(self, path: str, headers: dict[str, str]) -> None:
+        self._conn.request("GET", path, headers=headers)
+        res = self._conn.getresponse()
+        self.status = res.status
+        event, eid, data = "message", "", ""
+        while raw := res.readline():
+            line = raw.decode().rstrip("\r\n")
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("id: "):
+                eid = line[4:]
+            elif line.startswith("data: "):
+                data += line[6:]
+            elif line == "" and data:
+                self.events.append((event, eid, json.loads(data)))
+                event, eid, data = "message", "", ""
 
     def wait_for(self, test: Callable[[tuple[str, str, Any]], bool],
                  timeout: float = 10) -> tuple[str, str, Any]:
@@ -61,8 +67,13 @@ class Stream:
         raise AssertionError(f"no such event; got {self.events}")
 
     def close(self) -> None:
-        """Stop reading; the thread ends at the next line (keep-alives come every 15 s)."""
-        self._stop.set()
+        """Hang up and wait for the reading thread to end."""
+        sock = self._conn.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        self._thread.join(timeout=5)
+        self._conn.close()
 
 
 def stock_total(n: int) -> Callable[[tuple[str, str, Any]], bool]:
@@ -169,3 +180,17 @@ def test_a_burst_of_clients_opening_streams_at_once_all_get_their_state(api: Api
             return await asyncio.gather(*(one() for _ in range(300)))
 
     assert asyncio.run(burst()) == ["stock"] * 300
+
+
+def test_a_client_that_leaves_ends_its_stream_and_stops_touching_the_team(api: Api) -> None:
+    """A closed tab must not go on beating its advisor's presence into Redis: the service ends
+    the stream when the client hangs up, not at the next keep-alive (15 s later)."""
+    api.adv("POST", "ann", "/session")
+    s = Stream(api, f"/v1/teams/{TEAM}/advisors/ann/live", api.advisor["ann"])
+    s.wait_for(lambda e: e[0] == "figures")
+    assert open_streams(api) == 1
+    s.close()
+    deadline = time.monotonic() + 5
+    while open_streams(api) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert open_streams(api) == 0
