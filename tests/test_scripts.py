@@ -240,6 +240,26 @@ def test_no_script_touches_a_key_outside_its_teams_slot(
         assert "{acme}" in cmd[1], f"script command outside the team slot: {' '.join(cmd)}"
 
 
+def test_arrivals_read_the_customers_tags_only_when_a_rule_looks_at_them(
+    redis_server: RedisServer, online: Dispatcher
+) -> None:
+    d = online
+
+    def arrivals(first: int) -> Iterator[None]:
+        d.ingest_many(TEAM, [message(i, customer=f"u{i}") for i in range(first, first + 5)])
+        d.ingest(TEAM, message(first + 9, conv=f"c{first}", customer=f"u{first}"))
+        yield None
+
+    def customer_reads(commands: list[list[str]]) -> int:
+        return sum(1 for c in commands if c[0].strip('"').upper() == "HGET"
+                   and ":cu:" in c[1] and c[2].strip('"') == "tags")
+
+    d.set_groups(TEAM, {"groups": [{"name": "urgent", "match": {"message_tags_any": ["u"]}}]})
+    assert customer_reads(_lua_commands(redis_server, arrivals(0))) == 0
+    d.set_groups(TEAM, PRODUCT_GROUPS)  # VIP customers first
+    assert customer_reads(_lua_commands(redis_server, arrivals(100))) == 6
+
+
 @pytest.fixture(scope="module")
 def redis62() -> Iterator[RedisServer]:
     binary = embedded_redis_server_binary()

@@ -97,7 +97,7 @@ local function enqueue(id, conv)
   local group = c[7]
   local set = waiting_push(conv, id, c[8])
   local m = match_view(id)
-  local gi, gn, why, pending = classify(cfg, m, cust_tags(redis.call('HGET', ck, 'cust')))
+  local gi, gn, why, pending = classify(cfg, m, conv_cust_tags(ck))
   -- a conversation opened into the stock keeps no fw / lw while they equal its start (so)
   local fw, lw = tonumber(c[4] or c[3]), math.max(tonumber(c[5] or c[3]), m.ord)
   local qk = c[1]

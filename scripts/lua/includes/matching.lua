@@ -19,10 +19,26 @@ local function setof(list)
   return s
 end
 
+-- A customer's tags as a set, read at the first look: most teams' rules never look at them,
+-- and classifying a message then reads no customer record (a command fewer per message).
+local function lazy_tags(load)
+  return setmetatable({}, {__index = function(t, k)
+    setmetatable(t, nil)
+    local raw = load()
+    if raw then for _, x in ipairs(cmsgpack.unpack(raw)) do t[x] = true end end
+    return rawget(t, k)
+  end})
+end
+
 local function cust_tags(cust)
-  local raw = redis.call('HGET', K.cust(cust), 'tags')
-  if not raw then return {} end
-  return toset(cmsgpack.unpack(raw))
+  return lazy_tags(function() return redis.call('HGET', K.cust(cust), 'tags') end)
+end
+
+-- The same for the customer of a conversation (its record read at the first look too).
+local function conv_cust_tags(ck)
+  return lazy_tags(function()
+    return redis.call('HGET', K.cust(redis.call('HGET', ck, 'cust')), 'tags')
+  end)
 end
 
 -- The fields a rule can look at, read from the message hash.

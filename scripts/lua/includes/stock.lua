@@ -56,7 +56,7 @@ local function place_conv(cfg, conv)
     redis.call('HSET', ck, 'q', '')
     return
   end
-  local ct = cust_tags(redis.call('HGET', ck, 'cust'))
+  local ct = conv_cust_tags(ck)
   local best, bname, bwhy = nil, nil, nil
   local fw, lw = nil, nil
   local due = {}  -- group index -> the earliest moment one of the messages will match it
