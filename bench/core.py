@@ -28,6 +28,7 @@ from bench import postgres
 from cli.bench import (
     CEILING,
     CEILING_INGEST,
+    CEILING_REPLY,
     GROUPS,
     ceiling,
     ceiling_keys,
@@ -124,6 +125,29 @@ def case_assign_async(server: RedisServer, advisors: int, seconds: float,
             pending[:] = [m.id for m in push.messages]
             return push.status != "empty"
         return reply, press
+
+    return _async_tasks(server, advisors, seconds, make)
+
+
+def case_ceiling_cycle_async(server: RedisServer, advisors: int, seconds: float
+                             ) -> dict[str, float]:
+    """A minimal cycle through the same asyncio client: the ceiling's assign, then a minimal
+    reply script to what it gave (two calls, as an assign+reply cycle makes). The like-for-like
+    reference of the async API's cycles: against the one-call ceiling above, a cycle of two
+    calls cannot pass ~0.5x however cheap its scripts."""
+    ks = ceiling_keys(CEILING_TEAM)
+
+    def make(client: Any, i: int) -> tuple[None, Callable[[], Awaitable[bool]]]:
+        assign = client.register_script(CEILING)
+        reply = client.register_script(CEILING_REPLY)
+
+        async def step() -> bool:
+            got = await assign(keys=ks, args=[f"a{i}"])
+            if got is None:
+                return False
+            await reply(keys=ks[GROUPS:], args=[got])
+            return True
+        return None, step
 
     return _async_tasks(server, advisors, seconds, make)
 
@@ -366,6 +390,8 @@ def main() -> None:
                 ("ceiling", lambda: case_ceiling(server, advisors, seconds)),
                 ("assign_async", lambda: case_assign_async(server, advisors, seconds)),
                 ("ceiling_async", lambda: case_ceiling_async(server, advisors, seconds)),
+                ("ceiling_cycle_async",
+                 lambda: case_ceiling_cycle_async(server, advisors, seconds)),
                 ("ingest_single",
                  lambda rep=rep: case_ingest(server, 1, seconds, 10**8 + rep * 10**6)),
                 ("ingest_ceiling_single",
@@ -412,6 +438,11 @@ def main() -> None:
                   statistics.median(col("ceiling", "per_s"))),
         summarize("assign+reply cycles/s, async API (50 tasks)", col("assign_async", "per_s"),
                   statistics.median(col("ceiling_async", "per_s"))),
+        summarize("assign+reply cycles/s, async API vs a minimal two-call cycle",
+                  col("assign_async", "per_s"),
+                  statistics.median(col("ceiling_cycle_async", "per_s"))),
+        summarize("minimal two-call cycle ceiling cycles/s (50 async tasks)",
+                  col("ceiling_cycle_async", "per_s"), None),
         summarize("async API next p99 ms", col("assign_async", "p99_ms"), None),
         summarize("minimal assign ceiling calls/s (50 threads)", col("ceiling", "per_s"), None),
         summarize("minimal assign ceiling calls/s (50 async tasks)", col("ceiling_async", "per_s"),

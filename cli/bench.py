@@ -37,6 +37,12 @@ for i = 1, 8 do
 end
 return false
 """
+CEILING_REPLY = """
+-- minimal reply: drop the assignment the minimal assign wrote, bump a counter
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('INCR', KEYS[2])
+return 1
+"""
 CEILING_INGEST = """
 -- minimal ingest: store the message, index it in its group
 if redis.call('HSETNX', KEYS[1], 'b', ARGV[2]) == 0 then return 0 end
