@@ -236,7 +236,7 @@ def migrate(c: Ctx, teams: tuple[str, ...], down: bool) -> None:
         return
     for t, v in out.items():
         if down:
-            click.echo(f"{t}: {v['unfolded']} conversations unfolded into lists")
+            click.echo(f"{t}: {v['unfolded']} conversations unfolded into lists and sets")
         else:
             click.echo(f"{t}: {v['folded']} conversations folded into their records")
 

@@ -62,7 +62,8 @@ CORRUPTIONS: dict[str, tuple[Callable[[redis.Redis], object], list[str]]] = {
         lambda r: r.zrem(keys.current(TEAM, "ann"), "m0"),
         ["pushed message m0 of ann is not in their current messages",
          "message m0 (state a) is in no place",
-         "conversation c0 records 1 messages held, advisors hold 0"]),
+         "conversation c0 records 1 messages held, advisors hold 0",
+         "conversation c0 lists m0 in hands, which no advisor holds of it"]),
     "an id in a place with no record": (
         lambda r: r.zadd(keys.help_requests(TEAM), {"ghost": 1}),
         ["help requests holds ghost, which has no message record"]),
@@ -132,12 +133,16 @@ CORRUPTIONS: dict[str, tuple[Callable[[redis.Redis], object], list[str]]] = {
         lambda r: r.hset(keys.message(TEAM, "m2"), "conv", "c0"),
         ["conversation c0 is held by ann and cid",
          "conversation c0 records 1 messages held, advisors hold 2",
-         "conversation c2 records 1 messages held, advisors hold 0"]),
+         "conversation c2 records 1 messages held, advisors hold 0",
+         "conversation c0 does not list m2, which cid holds",
+         "conversation c2 lists m2 in hands, which no advisor holds of it"]),
     "conversation waiting while an advisor holds it": (
         lambda r: r.hset(keys.message(TEAM, "m2"), "conv", "c7"),
         ["conversation c7 is waiting while cid holds it",
          "conversation c7 records 0 messages held, advisors hold 1",
-         "conversation c2 records 1 messages held, advisors hold 0"]),
+         "conversation c2 records 1 messages held, advisors hold 0",
+         "conversation c7 does not list m2, which cid holds",
+         "conversation c2 lists m2 in hands, which no advisor holds of it"]),
     "channel indexed with nothing waiting": (
         lambda r: r.sadd(keys.channels(TEAM), "fax"),
         ["channel fax is indexed with no waiting message"]),

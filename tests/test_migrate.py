@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -127,6 +128,102 @@ def test_check_reports_a_record_waiting_in_no_queue(d: Dispatcher) -> None:
     assert d.redis.hget(P + "c:c1", "w") == b""
 
 
+def held_sets(r: redis.Redis, team: str = T) -> dict[str, set[str]]:
+    return {k.decode().rsplit(":", 1)[1]: {x.decode() for x in r.smembers(k)}
+            for k in r.scan_iter(match=f"pi:{{{team}}}:hd:*")}
+
+
+def test_a_conversation_in_hands_keeps_its_one_message_in_its_record_and_more_in_a_set(
+        d: Dispatcher) -> None:
+    d.set_role(T, "agent", push=True, capacity=5)
+    d.ingest(T, message(1, conv="c1"))
+    assert pushed(d, "ann") == ["m1"]
+    assert d.redis.hget(P + "c:c1", "h") == b"m1"
+    assert held_sets(d.redis) == {}
+    clean(d)
+    d.ingest(T, message(2, conv="c1"))  # follows its conversation to ann
+    d.ingest(T, message(3, conv="c1"))
+    assert [m.id for m in d.current(T, "ann")] == ["m1", "m2", "m3"]
+    assert d.redis.hget(P + "c:c1", "h") == b"m1"
+    assert held_sets(d.redis) == {"c1": {"m2", "m3"}}
+    clean(d)
+    d.reply(T, "ann", "m1")
+    assert d.redis.hget(P + "c:c1", "h") == b""
+    clean(d)
+    d.reply(T, "ann", "m3")
+    assert held_sets(d.redis) == {"c1": {"m2"}}
+    clean(d)
+    d.ingest(T, message(4, conv="c1"))  # the record is free again: the newcomer takes it
+    assert d.redis.hget(P + "c:c1", "h") == b"m4"
+    d.assign(T, "bob", "m2")  # a supervisor moves the conversation whole
+    assert sorted(m.id for m in d.current(T, "bob")) == ["m2", "m4"]
+    assert d.current(T, "ann") == []
+    clean(d)
+    d.logout(T, "bob")  # hands the conversation back to the team, whole
+    assert d.requeue_advisor(T, "bob", int(d.redis.hget(P + "a:bob", "ep") or 0)) == 2
+    assert d.redis.hget(P + "c:c1", "h") == b""
+    assert held_sets(d.redis) == {}
+    clean(d)
+    assert pushed(d, "ann") == ["m2", "m4"]
+    clean(d)
+
+
+def test_an_upgraded_deployment_works_on_its_sets_of_messages_in_hands(d: Dispatcher) -> None:
+    """What the version before this one wrote: every message in hands in its conversation's
+    set, no `h`. Replies, arrivals, moves and requeues work on it as they are."""
+    d.set_role(T, "agent", push=True, capacity=5)
+    for i in range(1, 5):
+        d.ingest(T, message(i, conv=f"c{i}"))
+    assert pushed(d, "ann") == ["m1"]
+    assert pushed(d, "ann") == ["m2"]
+    assert pushed(d, "bob") == ["m3"]
+    for k in d.redis.scan_iter(match=P + "c:*"):
+        h = d.redis.hget(k, "h")
+        if h:
+            d.redis.sadd(P + "hd:" + k.decode().rsplit(":", 1)[1], h)
+        d.redis.hdel(k, "h")
+    assert held_sets(d.redis) == {"c1": {"m1"}, "c2": {"m2"}, "c3": {"m3"}}
+    clean(d)
+    d.reply(T, "ann", "m1")
+    d.ingest(T, message(5, conv="c2"))  # follows c2 to ann: into the record, m2 in the set
+    assert d.redis.hget(P + "c:c2", "h") == b"m5"
+    clean(d)
+    d.assign(T, "bob", "m2")  # the whole conversation moves
+    assert sorted(m.id for m in d.current(T, "bob")) == ["m2", "m3", "m5"]
+    clean(d)
+    d.logout(T, "bob")
+    assert d.requeue_advisor(T, "bob", int(d.redis.hget(P + "a:bob", "ep") or 0)) == 3
+    assert held_sets(d.redis) == {}
+    clean(d)
+    assert pushed(d, "ann") == ["m2", "m5"]
+    clean(d)
+
+
+@pytest.mark.parametrize("damage, problem", [
+    (lambda r: r.hset(P + "c:c1", "h", "m9"),
+     "conversation c1 lists m9 in hands, which no advisor holds of it"),
+    (lambda r: r.hset(P + "c:c1", "h", ""),
+     "conversation c1 does not list m1, which ann holds"),
+    (lambda r: r.sadd(P + "hd:c1", "m1"),
+     "conversation c1 lists m1 in hands in its record and in its set"),
+])
+def test_check_reports_a_conversations_messages_in_hands_listed_wrong_and_repair_mends_it(
+        d: Dispatcher, damage: Any, problem: str) -> None:
+    d.ingest(T, message(1, conv="c1"))
+    d.ingest(T, message(9, conv="c9"))
+    assert pushed(d, "ann") == ["m1"]
+    damage(d.redis)
+    assert problem in d.check(T).problems
+    assert d.repair(T) > 0
+    clean(d)
+    assert d.redis.hget(P + "c:c1", "h") == b"m1"
+    assert held_sets(d.redis) == {}
+    d.logout(T, "ann")  # what the listing is for: the conversation goes back whole
+    d.requeue_advisor(T, "ann", int(d.redis.hget(P + "a:ann", "ep") or 0))
+    clean(d)
+    assert pushed(d, "bob") == ["m1"]
+
+
 def test_an_upgraded_deployment_works_on_its_lists_and_migrate_folds_them(
         redis_server: RedisServer, d: Dispatcher) -> None:
     for team in (T, "other"):
@@ -169,14 +266,19 @@ def test_migrate_down_puts_every_waiting_id_back_in_a_list_for_a_downgrade(
         redis_server: RedisServer, d: Dispatcher) -> None:
     d.ingest_many(T, [message(i, conv=f"c{i}") for i in range(1, 31)])
     d.ingest_many("other", [message(i, conv=f"c{i}") for i in range(1, 11)])
+    d.ingest(T, message(100, conv="c100"))
+    assert pushed(d, "bob") == ["m1"]  # bob holds c1, its one message in the record
     out = pushinbox(redis_server.url, "migrate", "--down")
     assert out.returncode == 0, out.stderr
-    assert "t: 30 conversations unfolded into lists" in out.stdout
-    assert "other: 10 conversations unfolded into lists" in out.stdout
-    assert lists(d.redis) == {f"c{i}": [f"m{i}"] for i in range(1, 31)}
+    assert "t: 31 conversations unfolded into lists and sets" in out.stdout
+    assert "other: 10 conversations unfolded into lists and sets" in out.stdout
+    assert lists(d.redis) == {f"c{i}": [f"m{i}"] for i in range(2, 31)} | {"c100": ["m100"]}
     assert not any(d.redis.hget(P + f"c:c{i}", "w") for i in range(1, 31))
+    # the message in hands is back in the conversation's set, where an earlier version looks
+    assert held_sets(d.redis) == {"c1": {"m1"}}
+    assert d.redis.hget(P + "c:c1", "h") is None
     # and every field an earlier version reads is there again, as it wrote them
-    for i in range(1, 31):
+    for i in range(2, 31):
         conv = d.redis.hgetall(P + f"c:c{i}")
         assert conv[b"fw"] == conv[b"lw"] == conv[b"so"], conv
         assert (conv[b"owner"], conv[b"held"], conv[b"rsk"]) == (b"", b"0", b""), conv
@@ -184,7 +286,9 @@ def test_migrate_down_puts_every_waiting_id_back_in_a_list_for_a_downgrade(
         assert all(msg[f] == b"" for f in (b"adv", b"via", b"pt", b"g", b"why", b"lang")), msg
     clean(d)
     clean(d, "other")
-    assert pushed(d, "ann") == ["m1"]
+    assert pushed(d, "ann") == ["m2"]
+    d.reply(T, "bob", "m1")  # read from the set
+    assert held_sets(d.redis) == {}
     assert pushinbox(redis_server.url, "migrate").returncode == 0  # and up again
     assert lists(d.redis) == {}
     clean(d)

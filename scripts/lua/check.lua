@@ -99,6 +99,7 @@ end
 
 -- 4. Advisors: current messages, pushed, on hold, presence, capacity bookkeeping.
 local held_by_conv = {}
+local in_hands = {}  -- conversation -> {id -> the advisor holding it}
 local holders = {}  -- conversation -> advisors holding some of its messages
 local online = {}
 for _, adv in ipairs(redis.call('ZRANGE', K.online, 0, -1)) do online[adv] = true end
@@ -116,6 +117,8 @@ for _, adv in ipairs(redis.call('SMEMBERS', K.advisors)) do
     if m then
       if m.adv ~= adv then bad('message ' .. id .. ' is with ' .. adv .. ' but records advisor ' .. tostring(m.adv)) end
       held_by_conv[m.conv] = (held_by_conv[m.conv] or 0) + 1
+      in_hands[m.conv] = in_hands[m.conv] or {}
+      in_hands[m.conv][id] = adv
       holders[m.conv] = holders[m.conv] or {}
       holders[m.conv][adv] = st ~= 'off' and 'on' or 'off' 
     end
@@ -194,12 +197,34 @@ for id, m in pairs(msgs) do
   end
 end
 
--- 7. Conversation ownership counts.
+-- 7. Conversation ownership counts, and each conversation lists the messages advisors hold
+-- of it (its record's `h` and its set `hd:<conv>`, none twice: what a requeue or a move of
+-- the conversation finds).
 scan('c:*', function(k)
   local conv = string.sub(k, #(P .. 'c:') + 1)
-  local held = tonumber(redis.call('HGET', k, 'held') or '0')
+  local c = redis.call('HMGET', k, 'held', 'h')
+  local held = tonumber(c[1] or '0')
   if held ~= (held_by_conv[conv] or 0) then
     bad('conversation ' .. conv .. ' records ' .. held .. ' messages held, advisors hold ' .. (held_by_conv[conv] or 0))
+  end
+  local hands = in_hands[conv] or {}
+  local listed = {}
+  for _, id in ipairs(redis.call('SMEMBERS', K.held(conv))) do listed[id] = true end
+  if c[2] and c[2] ~= '' then
+    if listed[c[2]] then
+      bad('conversation ' .. conv .. ' lists ' .. c[2] .. ' in hands in its record and in its set')
+    end
+    listed[c[2]] = true
+  end
+  for id in pairs(listed) do
+    if not hands[id] then
+      bad('conversation ' .. conv .. ' lists ' .. id .. ' in hands, which no advisor holds of it')
+    end
+  end
+  for id, adv in pairs(hands) do
+    if not listed[id] then
+      bad('conversation ' .. conv .. ' does not list ' .. id .. ', which ' .. adv .. ' holds')
+    end
   end
 end)
 

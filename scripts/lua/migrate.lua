@@ -5,7 +5,9 @@
 -- layout a version before it reads (a downgrade), and writes back the fields this version
 -- leaves out of new records while they are empty or repeat another (a conversation's `fw`,
 -- `lw`, `owner`, `held`, `rsk`: O.what 'c'; a message's `adv`, `via`, `pt`, `g`, `why`,
--- `lang`: O.what 'm'), as a version before it wrote them. Both layouts are valid meanwhile, so it runs
+-- `lang`: O.what 'm'), as a version before it wrote them, and moves a conversation's message
+-- in hands from its record (`h`) back into its set `hd:<conv>` (includes/handover.lua).
+-- Both layouts are valid meanwhile, so it runs
 -- on a live team; each call looks at one SCAN step (about O.n keys of the team), so Redis is
 -- never blocked for long; the caller repeats with the returned cursor until it is "0".
 -- A conversation that keeps its messages in both places is left to repair.
@@ -29,13 +31,21 @@ elseif O.down then
   res = redis.call('SCAN', O.cursor, 'MATCH', pglob() .. 'c:*', 'COUNT', O.n)
   local plen = #(P .. 'c:')
   for _, k in ipairs(res[2]) do
-    local c = redis.call('HMGET', k, 'w', 'so')
-    local list = K.cw(string.sub(k, plen + 1))
+    local c = redis.call('HMGET', k, 'w', 'so', 'h')
+    local conv = string.sub(k, plen + 1)
+    local list = K.cw(conv)
+    local changed = false
     if c[1] and c[1] ~= '' and redis.call('EXISTS', list) == 0 then
       redis.call('RPUSH', list, c[1])
       redis.call('HDEL', k, 'w')
-      moved = moved + 1
+      changed = true
     end
+    if c[3] then  -- the message in hands back in the set, where an earlier version looks
+      if c[3] ~= '' then redis.call('SADD', K.held(conv), c[3]) end
+      redis.call('HDEL', k, 'h')
+      changed = changed or c[3] ~= ''
+    end
+    if changed then moved = moved + 1 end
     if c[2] then
       redis.call('HSETNX', k, 'fw', c[2])
       redis.call('HSETNX', k, 'lw', c[2])

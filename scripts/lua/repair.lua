@@ -189,26 +189,53 @@ for _, ch in ipairs(redis.call('SMEMBERS', K.channels)) do  -- channels with not
   if redis.call('EXISTS', K.ch(ch)) == 0 then redis.call('SREM', K.channels, ch); fix() end
 end
 
--- 7. Conversations' held counts equal what advisors hold.
+-- 7. Conversations' held counts equal what advisors hold, and each conversation lists
+-- exactly those in hands: the first in its record (`h`), the others in its set (rebuilt).
+local in_hands = {}  -- conversation -> the ids advisors hold of it
+for _, adv in ipairs(advisors) do
+  for _, id in ipairs(redis.call('ZRANGE', K.cur(adv), 0, -1)) do
+    local conv = redis.call('HGET', K.msg(id), 'conv')
+    if conv then
+      in_hands[conv] = in_hands[conv] or {}
+      table.insert(in_hands[conv], id)
+    end
+  end
+end
 local clen = #(P .. 'c:')
 scan('c:*', function(k)
   local conv = string.sub(k, clen + 1)
   local n = held[conv] or 0
-  if tonumber(redis.call('HGET', k, 'held') or '0') ~= n then
+  local c = redis.call('HMGET', k, 'held', 'h')
+  if tonumber(c[1] or '0') ~= n then
     redis.call('HSET', k, 'held', n)
     if n == 0 then redis.call('HSET', k, 'owner', '') end
     fix()
   end
-end)
-
--- 7a. Each conversation's set of messages in hands holds exactly those (rebuilt).
-scan('hd:*', function(k) redis.call('DEL', k) end)
-for _, adv in ipairs(advisors) do
-  for _, id in ipairs(redis.call('ZRANGE', K.cur(adv), 0, -1)) do
-    local conv = redis.call('HGET', K.msg(id), 'conv')
-    if conv then redis.call('SADD', K.held(conv), id) end
+  -- valid: `h` (when not empty) and the set's members are the ids in hands, none twice
+  local ids = in_hands[conv] or {}
+  local want = {}
+  for _, id in ipairs(ids) do want[id] = true end
+  local sk = K.held(conv)
+  local listed = redis.call('SMEMBERS', sk)
+  local h = c[2] or ''
+  if h ~= '' then listed[#listed + 1] = h end
+  local ok = #listed == #ids
+  for _, id in ipairs(listed) do
+    if not want[id] then ok = false end
+    want[id] = nil  -- a second listing of the same id finds it gone
   end
-end
+  if not ok then
+    redis.call('DEL', sk)
+    if ids[1] or c[2] then redis.call('HSET', k, 'h', ids[1] or '') end
+    for i = 2, #ids do redis.call('SADD', sk, ids[i]) end
+    fix()
+  end
+end)
+scan('hd:*', function(k)  -- a set left behind by a conversation that is gone
+  if redis.call('EXISTS', K.conv(string.sub(k, #(P .. 'hd:') + 1))) == 0 then
+    redis.call('DEL', k)
+  end
+end)
 
 -- 7b. One conversation, one holder, in arrival order. A conversation that two advisors hold
 -- goes whole to one of them (its recorded owner when logged in, else the first logged-in one);

@@ -6,6 +6,14 @@
 --@include reports
 --@include waiting
 
+-- A conversation's messages in advisors' hands: most conversations have one, kept in the
+-- conversation's own record (field `h`), which spares a set created and deleted per press and
+-- reply (two commands per cycle); others are in the set `hd:<conv>`. They are `h` (when not
+-- empty) and the set's members, never one in both (check reports it); whichever message
+-- reaches hands while `h` is empty takes it. A set of one is valid too: a deployment upgraded
+-- from the set-only layout reads as before (`pushinbox migrate --down` moves `h` back into
+-- the set for a downgrade). Every reader and writer is in this file (and repair's rebuild).
+
 -- Take a message out of an advisor's hands (any of cur / push / hold).
 -- The conversation's held count goes first: when it reaches 0 the advisor holds nothing of
 -- it, so its push-capacity entry goes whole (one command instead of a decrement and a delete).
@@ -16,10 +24,18 @@
 -- of both.
 local function release(adv, id, conv, ho, pushed)
   redis.call('ZREM', K.cur(adv), id)
-  redis.call('SREM', K.held(conv), id)
   local ck = K.conv(conv)
-  local last = redis.call('HINCRBY', ck, 'held', -1) <= 0
-  if last then redis.call('HSET', ck, 'owner', '', 'held', 0) end
+  local c = redis.call('HMGET', ck, 'held', 'h')
+  local n = (tonumber(c[1]) or 0) - 1
+  local last = n <= 0
+  local fields = last and {'owner', '', 'held', 0} or {'held', n}
+  if c[2] == id then
+    fields[#fields + 1] = 'h'
+    fields[#fields + 1] = ''
+  else
+    redis.call('SREM', K.held(conv), id)
+  end
+  redis.call('HSET', ck, unpack(fields))
   local in_push, in_hold = true, true
   if ho == '' then in_push, in_hold = pushed, false
   elseif ho == '1' then in_push, in_hold = false, true
@@ -35,38 +51,37 @@ end
 -- Give one message to an advisor: its hash, the advisor's indexes, the event. `pushed`: it
 -- counts against the push capacity. `extra`: more message fields, written in the same HSET.
 -- In the advisor's hands a message is scored by the time its conversation reached them
--- (`ot`), so a conversation's messages list together; `hd:<conv>` holds them for a requeue
--- batch or an expiry to find without reading the advisor's whole list.
-local function hand_over(cfg, adv, id, conv, via, now, pushed, why, extra, ot)
+-- (`ot`), so a conversation's messages list together; the conversation lists them too (its
+-- `h`, else `hd:<conv>`) for a requeue batch or an expiry to find without reading the
+-- advisor's whole list. `in_record`: the caller writes `h` = id in its own HSET (the record's
+-- `h` was empty); else the id goes in the set.
+local function hand_over(cfg, adv, id, conv, via, now, pushed, why, extra, ot, in_record)
   local t = ms(now)
   redis.call('HSET', K.msg(id), 'st', 'a', 'adv', adv, 'via', via, 'at_', t,
     'pt', pushed and t or '', 'ho', '', unpack(extra or {}))
   redis.call('ZADD', K.cur(adv), ot or t, id)
-  redis.call('SADD', K.held(conv), id)  -- a conversation's messages in hands: found together
+  if not in_record then redis.call('SADD', K.held(conv), id) end
   if pushed then redis.call('ZADD', K.push(adv), t, id) end
   event(cfg, 'assigned', now, {'m', id, 'a', adv, 'c', conv, 'via', via, 'why', why or ''})
 end
 
--- When `adv` already holds the conversation, the time it reached them; else now.
-local function owner_time(ck, adv, now)
-  local o = redis.call('HMGET', ck, 'owner', 'held', 'ot')
-  if o[1] == adv and (tonumber(o[2]) or 0) > 0 and o[3] then return o[3] end
-  return ms(now)
-end
-
--- Give one message to an advisor, and its conversation with it.
+-- Give one message to an advisor, and its conversation with it. In their hands it is
+-- scored by the time the conversation reached them when they already hold it, else now.
 local function give(cfg, adv, id, conv, via, now, pushed, why)
   local ck = K.conv(conv)
-  local ot = owner_time(ck, adv, now)
-  hand_over(cfg, adv, id, conv, via, now, pushed, why, nil, ot)
+  local o = redis.call('HMGET', ck, 'owner', 'held', 'ot', 'h')
+  local held = tonumber(o[2]) or 0
+  local ot = (o[1] == adv and held > 0 and o[3]) or ms(now)
+  local free = not o[4] or o[4] == ''
+  hand_over(cfg, adv, id, conv, via, now, pushed, why, nil, ot, free)
   if pushed then redis.call('HINCRBY', K.pconv(adv), conv, 1) end
-  redis.call('HSET', ck, 'owner', adv, 'ot', ot)
-  redis.call('HINCRBY', ck, 'held', 1)
+  redis.call('HSET', ck, 'owner', adv, 'ot', ot, 'held', held + 1,
+    unpack(free and {'h', id} or {}))
 end
 
 -- The conversation fields moving it needs (give_conv), read once by a caller that also asks
 -- who holds it.
-local CONV_FIELDS = {'q', 'g', 'why', 'owner', 'held', 'ot', 'gi', 'w'}
+local CONV_FIELDS = {'q', 'g', 'why', 'owner', 'held', 'ot', 'gi', 'w', 'h'}
 local function conv_row(conv) return redis.call('HMGET', K.conv(conv), unpack(CONV_FIELDS)) end
 
 -- The advisor other than `except` who holds messages of a conversation, if logged in. `c`:
@@ -81,11 +96,15 @@ local function holder_of(conv, except, c)
   return nil
 end
 
--- The messages of a conversation in an advisor's hands: the conversation's set of messages
--- in hands (`hd:<conv>`, at most MAX_CONVERSATION), those with this advisor. O(conversation).
+-- The messages of a conversation in an advisor's hands: of those the conversation lists in
+-- hands (`h` and `hd:<conv>`, at most MAX_CONVERSATION), the ones with this advisor.
+-- O(conversation).
 local function held_ids(adv, conv)
   local out = {}
-  for _, id in ipairs(redis.call('SMEMBERS', K.held(conv))) do
+  local ids = redis.call('SMEMBERS', K.held(conv))
+  local h = redis.call('HGET', K.conv(conv), 'h')
+  if h and h ~= '' then ids[#ids + 1] = h end
+  for _, id in ipairs(ids) do
     if redis.call('HGET', K.msg(id), 'adv') == adv then out[#out + 1] = id end
   end
   return out
@@ -102,6 +121,7 @@ local function give_conv(cfg, adv, conv, via, now, pushed, popped, c)
   local listed = not waiting_w(conv, c[8])
   local ids = waiting_ids(conv, c[8])
   local g, cwhy = c[2] or '', c[3] or ''
+  local free = not c[9] or c[9] == ''  -- the first goes in the record (`h`)
   local out = {}
   local chans = {}
   local waits = {}  -- arrival to push, for the reports (presses only)
@@ -111,7 +131,7 @@ local function give_conv(cfg, adv, conv, via, now, pushed, popped, c)
     chans[v[3]] = true
     if via == 'push' then waits[#waits + 1] = math.max(0, now - (tonumber(v[4]) or now)) end
     hand_over(cfg, adv, id, conv, via, now, pushed, g .. ': ' .. cwhy, {'g', g, 'why', cwhy},
-      ot)
+      ot, free and i == 1)
     v[5], v[6], v[7], v[8], v[9] = 'a', adv, via, g, cwhy  -- what hand_over just wrote
     out[i] = as_view(id, v, false)
   end
@@ -127,6 +147,6 @@ local function give_conv(cfg, adv, conv, via, now, pushed, popped, c)
   rep_pushed(cfg, now, adv, g, waits, group_target(cfg, c[7]))
   -- held: what the row said plus these (the script is atomic: nothing changed it meanwhile)
   redis.call('HSET', ck, 'q', '', 'owner', adv, 'ot', ot, 'held', (tonumber(c[5]) or 0) + #ids,
-    'w', '')
+    'w', '', unpack(free and {'h', ids[1]} or {}))
   return out
 end
