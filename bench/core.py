@@ -298,8 +298,8 @@ def memory_breakdown(client: redis.Redis, waiting: int, sample: int = 200) -> di
         sizes = [client.memory_usage(p + key.format(i), samples=0) or 0 for i in ids]
         per[label] = statistics.mean(sizes)
     customers = {f"u{i % 50_000}" for i in range(waiting)}
-    cuv = [client.memory_usage(f"{p}cuv:{c}", samples=0) or 0 for c in list(customers)[:sample]]
-    per["customer's conversations set (shared)"] = statistics.mean(cuv) * len(customers) / waiting
+    cc = [client.memory_usage(f"{p}cc:{c}", samples=0) or 0 for c in list(customers)[:sample]]
+    per["customer's conversations (shared)"] = statistics.mean(cc) * len(customers) / waiting
     zsets = [k for k in client.scan_iter(match=f"{p}q:*", count=1000)]
     zsets += [k for k in client.scan_iter(match=f"{p}ch:*", count=1000)]
     per["queue + channel sorted-set entries"] = sum(

@@ -330,11 +330,12 @@ class Dispatcher(_Driver):
     def teams(self) -> list[str]:
         return self.run(ops.teams())
 
-    def migrate(self, team: str, down: bool = False) -> int:
-        """Fold the team's one-message waiting lists into their conversations' records
-        (``down``: back into lists, before a downgrade); returns how many changed."""
+    def migrate(self, team: str, down: bool = False) -> dict[str, int]:
+        """Fold the team's one-message waiting lists into their conversations' records and
+        its customers' sets of conversations into hashes (``down``: back, before a
+        downgrade); returns how many conversations and customers changed."""
         moved = self.run(ops.migrate(team, down, defaults.DELETE_BATCH))
-        log.info("team_migrated", team=team, down=down, conversations=moved)
+        log.info("team_migrated", team=team, down=down, **moved)
         return moved
 
     def team_settings(self, team: str) -> dict[str, Any]:

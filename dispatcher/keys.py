@@ -237,6 +237,12 @@ def customer(team: str, cust: str) -> str:
 
 
 def customer_conversations(team: str, cust: str) -> str:
+    """A customer's conversations (hash: conversation -> '', scripts/lua/includes/customers.lua)."""
+    return f"{prefix(team)}cc:{cust}"
+
+
+def customer_conversations_set(team: str, cust: str) -> str:
+    """The same as an earlier version kept it (a set), read until ``pushinbox migrate``."""
     return f"{prefix(team)}cuv:{cust}"
 
 

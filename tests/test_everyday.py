@@ -334,7 +334,7 @@ def test_a_retention_under_a_day_never_lowers_figures_and_leaves_nothing_behind(
     d.repair(TEAM)
     assert d.advisor_stats(TEAM, "ann").responses == 3
     left = [k.decode() for k in d.redis.keys(f"pi:{{{TEAM}}}:*")]
-    assert not [k for k in left if ":c:" in k or ":cu:" in k or ":cuv:" in k], left
+    assert not [k for k in left if ":c:" in k or ":cu:" in k or ":cuv:" in k or ":cc:" in k], left
 
 
 def test_the_end_of_a_break_restarts_the_presence_clock(online: Dispatcher,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import LaterJobs, message
+from conftest import PRODUCT_GROUPS, LaterJobs, message
 
 from dispatcher import Dispatcher
 from dispatcher.servers import RedisServer
@@ -251,7 +251,7 @@ def test_an_upgraded_deployment_works_on_its_lists_and_migrate_folds_them(
     assert {k: d.redis.dump(k) for k in d.redis.scan_iter(match="pi:{other}:*")
             if not k.endswith(b":events")} == other_before
     again = pushinbox(redis_server.url, "--json", "migrate", T)
-    assert json.loads(again.stdout) == {T: {"folded": 0, "unfolded": 0}}
+    assert json.loads(again.stdout) == {T: {"folded": 0, "unfolded": 0, "customers": 0}}
     assert pushed(d, "bob") == ["m2", "m102"]
     for m in ("m2", "m102"):
         d.reply(T, "bob", m)
@@ -291,6 +291,81 @@ def test_migrate_down_puts_every_waiting_id_back_in_a_list_for_a_downgrade(
     assert held_sets(d.redis) == {}
     assert pushinbox(redis_server.url, "migrate").returncode == 0  # and up again
     assert lists(d.redis) == {}
+    clean(d)
+    clean(d, "other")
+
+
+def customer_sets(r: redis.Redis, team: str = T) -> dict[str, set[str]]:
+    return {k.decode().rsplit(":", 1)[1]: {x.decode() for x in r.smembers(k)}
+            for k in r.scan_iter(match=f"pi:{{{team}}}:cuv:*")}
+
+
+def customer_hashes(r: redis.Redis, team: str = T) -> dict[str, set[str]]:
+    return {k.decode().rsplit(":", 1)[1]: {x.decode() for x in r.hkeys(k)}
+            for k in r.scan_iter(match=f"pi:{{{team}}}:cc:*")}
+
+
+def test_a_customers_conversations_are_one_small_hash(d: Dispatcher) -> None:
+    d.set_groups(T, PRODUCT_GROUPS)
+    d.ingest_many(T, [message(1, customer="u1"), message(2, customer="u1"),
+                      message(3, customer="u2")])
+    assert customer_hashes(d.redis) == {"u1": {"c1", "c2"}, "u2": {"c3"}}
+    assert d.redis.object("encoding", P + "cc:u1") == b"listpack"
+    assert customer_sets(d.redis) == {}
+    assert d.set_customer_tags(T, "u1", ["VIP"]) == 2  # both of u1's conversations move up
+    assert [(p["conversation"], p["group"]) for p in d.preview(T, 3)] == [
+        ("c1", "VIP"), ("c2", "VIP"), ("c3", "everything else")]
+    clean(d)
+
+
+def test_an_upgraded_deployment_reads_its_customers_sets_and_migrate_makes_them_hashes(
+        redis_server: RedisServer, d: Dispatcher, clock: FakeClock) -> None:
+    """What the version before this one wrote: each customer's conversations in a set."""
+    for team in (T, "other"):
+        d.set_groups(team, PRODUCT_GROUPS)
+        d.ingest_many(team, [message(1, customer="u1"), message(2, customer="u1"),
+                             message(3, customer="u2")])
+        for k in list(d.redis.scan_iter(match=f"pi:{{{team}}}:cc:*")):
+            cust = k.decode().rsplit(":", 1)[1]
+            d.redis.sadd(f"pi:{{{team}}}:cuv:{cust}", *d.redis.hkeys(k))
+            d.redis.delete(k)
+    assert customer_sets(d.redis) == {"u1": {"c1", "c2"}, "u2": {"c3"}}
+    clean(d)
+    # read as it is: a tags change finds the conversations in the set, and a new one
+    d.ingest(T, message(4, customer="u1"))
+    assert customer_hashes(d.redis) == {"u1": {"c4"}}
+    assert d.set_customer_tags(T, "u1", ["VIP"]) == 3
+    assert [p["conversation"] for p in d.preview(T, 4)] == ["c1", "c2", "c4", "c3"]
+    # and a purge forgets a customer whose last conversation goes, in either layout
+    d.configure(T, retention_s=3600)
+    assert pushed(d, "ann") == ["m1"]
+    d.reply(T, "ann", "m1")
+    assert pushed(d, "bob") == ["m2"]
+    d.reply(T, "bob", "m2")
+    clock.advance(7200)
+    d.tick(T)
+    assert customer_sets(d.redis) == {"u2": {"c3"}}
+    assert customer_hashes(d.redis) == {"u1": {"c4"}}
+    assert d.redis.exists(P + "cu:u1")  # u1 still has c4: their tags stay
+    clean(d)
+    other_before = {k: d.redis.dump(k) for k in d.redis.scan_iter(match="pi:{other}:*")
+                    if not k.endswith(b":events")}
+    out = pushinbox(redis_server.url, "migrate", T)
+    assert out.returncode == 0, out.stderr
+    assert "t: 0 conversations folded into their records, 1 customers' conversations " \
+        "into hashes" in out.stdout
+    assert customer_sets(d.redis) == {}
+    assert customer_hashes(d.redis) == {"u1": {"c4"}, "u2": {"c3"}}
+    assert {k: d.redis.dump(k) for k in d.redis.scan_iter(match="pi:{other}:*")
+            if not k.endswith(b":events")} == other_before
+    clean(d)
+    down = pushinbox(redis_server.url, "migrate", "--down")
+    assert down.returncode == 0, down.stderr
+    assert "t: 2 conversations unfolded into lists and sets, 2 customers' conversations " \
+        "into sets" in down.stdout
+    assert customer_sets(d.redis) == {"u1": {"c4"}, "u2": {"c3"}}
+    assert customer_hashes(d.redis) == {}
+    assert customer_sets(d.redis, "other") == {"u1": {"c1", "c2"}, "u2": {"c3"}}
     clean(d)
     clean(d, "other")
 

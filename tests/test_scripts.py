@@ -145,6 +145,7 @@ KEY_TWINS = {
     "hookjobs": ("hookjobs", lambda t: keys.hook_jobs(t)),
     "cust": ("cust('u')", lambda t: keys.customer(t, "u")),
     "custconvs": ("custconvs('u')", lambda t: keys.customer_conversations(t, "u")),
+    "custconvs_set": ("custconvs_set('u')", lambda t: keys.customer_conversations_set(t, "u")),
 }
 
 
@@ -163,7 +164,8 @@ def test_the_lua_key_builders_and_keys_py_agree(redis_client: redis.Redis) -> No
                                "advisor", "advisors", "current", "pushed",
                                "pushed_conversations", "on_hold", "online", "help_requests",
                                "quarantine", "done", "role", "roles", "day", "events",
-                               "customer", "customer_conversations", "hooks", "hook_jobs"}
+                               "customer", "customer_conversations",
+                               "customer_conversations_set", "hooks", "hook_jobs"}
     names = sorted(KEY_TWINS)
     body = "return {" + ", ".join("K." + KEY_TWINS[n][0] for n in names) + "}"
     probe = scripts._splice(scripts._lua_dir(), "--@include keys\nbegin(KEYS, ARGV)\n" + body,

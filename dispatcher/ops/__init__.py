@@ -191,26 +191,27 @@ def delete_team(team: str, batch: int) -> Op[int]:
     return deleted
 
 
-def migrate(team: str, down: bool = False, batch: int = 1000) -> Op[int]:
-    """Move the team's conversations between the two layouts of their waiting messages
+def migrate(team: str, down: bool = False, batch: int = 1000) -> Op[dict[str, int]]:
+    """Move the team's data between this version's layouts and an earlier version's
     (scripts/lua/migrate.lua): fold each waiting list of one message into its conversation's
-    record, or with ``down`` put them back in lists and write back the empty or repeated fields
-    this version leaves out of new records (for a version before this one). One SCAN
-    step of about ``batch`` keys per atomic call; safe on a live team. Returns how many
-    conversations changed."""
+    record and each customer's set of conversations into a hash, or with ``down`` put them
+    back, with a conversation's message in hands back in its set and the empty or repeated
+    fields this version leaves out of new records written back (for a version before this
+    one). One SCAN step of about ``batch`` keys per atomic call; safe on a live team. Returns
+    how many conversations and customers changed."""
     keys.check_team(team)
-    moved = 0
+    moved = {"c": 0, "m": 0, "u": 0}
     # down: the conversations, then the messages' fields an earlier version reads
-    for what in ("c", "m") if down else ("c",):
+    for what in ("c", "m", "u") if down else ("c", "u"):
         cursor = "0"
         while True:
             res = yield Script("migrate", team, {"cursor": cursor, "n": batch, "down": down,
                                                  "what": what})
-            moved += int(res["moved"])
+            moved[what] += int(res["moved"])
             cursor = _s(res["cursor"])
             if cursor == "0":
                 break
-    return moved
+    return {"conversations": moved["c"], "customers": moved["u"]}
 
 
 def teams() -> Op[list[str]]:

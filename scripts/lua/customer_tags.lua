@@ -9,13 +9,14 @@
 --@include keys
 --@include events
 --@include stock
+--@include customers
 local cfg = load_cfg()
 local now = now_ms()
 local ck = K.cust(O.cust)
 if redis.call('HGET', ck, 'tags') == O.tags then return reply({status = 'noop', moved = 0}) end
 redis.call('HSET', ck, 'tags', O.tags)
 local moved = 0
-for _, conv in ipairs(redis.call('SMEMBERS', K.custconvs(O.cust))) do
+for _, conv in ipairs(customer_convs(O.cust)) do
   if replace_waiting(cfg, conv) then moved = moved + 1 end
 end
 event(cfg, 'customer_tags', now, {'cust', O.cust})

@@ -16,6 +16,7 @@
 --@include stock
 --@include handover
 --@include waiting
+--@include customers
 local cfg = load_cfg()
 local now = now_ms()
 
@@ -77,7 +78,7 @@ local function set_customer_tags(cust, packed)
   local ck = K.cust(cust)
   if redis.call('HGET', ck, 'tags') == packed then return end
   redis.call('HSET', ck, 'tags', packed)
-  for _, conv in ipairs(redis.call('SMEMBERS', K.custconvs(cust))) do
+  for _, conv in ipairs(customer_convs(cust)) do
     local q = redis.call('HGET', K.conv(conv), 'q')
     if q and q ~= '' then place_conv(cfg, conv) end
   end
@@ -174,7 +175,7 @@ for i, m in ipairs(O.msgs) do
     exists[m.conv] = true
     -- `n` counts its messages (the purge forgets it with its last); a new one is written whole
     -- below, with n = 1
-    if fresh then redis.call('SADD', K.custconvs(m.cust), m.conv)
+    if fresh then customer_add_conv(m.cust, m.conv)
     else redis.call('HINCRBY', ck, 'n', 1) end
     -- written whole, waiting (an assignment below rewrites what changes); the fields a waiting
     -- message has empty (advisor, via, group, why; a language not given) are left out, 57

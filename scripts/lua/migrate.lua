@@ -7,14 +7,17 @@
 -- `lw`, `owner`, `held`, `rsk`: O.what 'c'; a message's `adv`, `via`, `pt`, `g`, `why`,
 -- `lang`: O.what 'm'), as a version before it wrote them, and moves a conversation's message
 -- in hands from its record (`h`) back into its set `hd:<conv>` (includes/handover.lua).
+-- O.what 'u' moves the customers' conversations between an earlier version's sets
+-- (`cuv:<cust>`) and this version's hashes (`cc:<cust>`, includes/customers.lua), up or down.
 -- Both layouts are valid meanwhile, so it runs
 -- on a live team; each call looks at one SCAN step (about O.n keys of the team), so Redis is
 -- never blocked for long; the caller repeats with the returned cursor until it is "0".
 -- A conversation that keeps its messages in both places is left to repair.
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
--- ARGV[2] msgpack {cursor, n, down?, what? ('c' conversations, default; 'm' messages: down only)}
--- Returns: msgpack {cursor (0: done), moved (conversations changed by this call)}
+-- ARGV[2] msgpack {cursor, n, down?, what? ('c' conversations, default; 'm' messages: down
+--         only; 'u' customers)}
+-- Returns: msgpack {cursor (0: done), moved (conversations, or customers, changed by this call)}
 -- Fails: not_found
 -- Events: none
 --@include keys
@@ -22,7 +25,28 @@
 if redis.call('EXISTS', K.cfg) == 0 then fail('not_found', 'team', 'unknown team ' .. TEAM) end
 local moved = 0
 local res
-if O.down and O.what == 'm' then
+if O.what == 'u' then
+  -- a customer's conversations: sets into hashes (up) or back (down); a customer found in
+  -- both layouts (an earlier and this version ran side by side) gets the union
+  local from = O.down and 'cc:' or 'cuv:'
+  res = redis.call('SCAN', O.cursor, 'MATCH', pglob() .. from .. '*', 'COUNT', O.n)
+  local plen = #(P .. from)
+  for _, k in ipairs(res[2]) do
+    local cust = string.sub(k, plen + 1)
+    if O.down then
+      local convs = redis.call('HKEYS', k)
+      for i = 1, #convs, 500 do
+        redis.call('SADD', K.custconvs_set(cust), unpack(convs, i, math.min(i + 499, #convs)))
+      end
+    else
+      local convs = redis.call('SMEMBERS', k)
+      local hk = K.custconvs(cust)
+      for _, conv in ipairs(convs) do redis.call('HSET', hk, conv, '') end
+    end
+    redis.call('DEL', k)
+    moved = moved + 1
+  end
+elseif O.down and O.what == 'm' then
   res = redis.call('SCAN', O.cursor, 'MATCH', pglob() .. 'm:*', 'COUNT', O.n)
   for _, k in ipairs(res[2]) do
     for _, f in ipairs({'adv', 'via', 'pt', 'g', 'why', 'lang'}) do redis.call('HSETNX', k, f, '') end

@@ -1,6 +1,6 @@
 -- purge_done: forget up to n done messages older than `cutoff` (the retention period), and
 -- what nothing references any more: a conversation whose last message went (its hash, its
--- place in the customer's set) and a customer with no conversation left (tags included).
+-- place among the customer's conversations) and a customer with no conversation left (tags included).
 -- Records the newest purged moment (cfg `pw`): check and repair never lower a day's figures
 -- from done messages the purge removed.
 -- KEYS[1] team cfg hash
@@ -11,6 +11,7 @@
 -- Events: none
 --@include keys
 --@include waiting
+--@include customers
 load_cfg()
 local rows = redis.call('ZRANGEBYSCORE', K.done, '-inf', O.cutoff, 'WITHSCORES', 'LIMIT', 0, O.n)
 local newest = nil
@@ -30,8 +31,7 @@ for i = 1, #rows, 2 do
         and (c[3] or '') == '' and waiting_count(conv, c[4]) == 0 then
       redis.call('DEL', ck)
       if cust then
-        redis.call('SREM', K.custconvs(cust), conv)
-        if redis.call('EXISTS', K.custconvs(cust)) == 0 then redis.call('DEL', K.cust(cust)) end
+        if customer_drop_conv(cust, conv) then redis.call('DEL', K.cust(cust)) end
       end
     end
   end

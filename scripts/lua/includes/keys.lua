@@ -61,7 +61,8 @@ function K.hold(a) return P .. 'hold:' .. a end
 function K.role(r) return P .. 'role:' .. r end
 function K.day(d) return P .. 'd:' .. d end
 function K.cust(c) return P .. 'cu:' .. c end
-function K.custconvs(c) return P .. 'cuv:' .. c end
+function K.custconvs(c) return P .. 'cc:' .. c end
+function K.custconvs_set(c) return P .. 'cuv:' .. c end  -- an earlier version's
 
 -- Start a call: KEYS[1] is the team's cfg hash, ARGV[1] the team prefix, ARGV[2] the options.
 local function begin(keys, args)
