@@ -320,3 +320,26 @@ def test_requeueing_a_logged_out_advisor_now_hands_their_messages_back(d: Dispat
     assert d.run(ops.requeue_now(T, "ann", 1)) == 2  # whole conversations, in batches
     assert pushed(d, "bob") == ["m1", "m2"]
     clean(d)
+
+
+def test_a_new_message_joins_its_waiting_conversation_once_its_taker_gave_it_back(
+        d: Dispatcher) -> None:
+    """Found by `make test-model`: bob logs out holding m1 (his requeue not run yet); ann takes
+    the rest of the conversation, then a supervisor sends it back to the stock. Ann holds
+    nothing of it any more, so the next message joins the conversation where it waits; it
+    used to follow ann, leaving the conversation waiting while she held some of it."""
+    d.ingest(T, message(1, conv="c1"))
+    assert pushed(d, "bob") == ["m1"]
+    d.logout(T, "bob")  # m1 stays with bob until his requeue runs
+    d.ingest(T, message(2, conv="c1"))
+    assert pushed(d, "ann") == ["m2"]
+    assert d.send_to_stock(T, "m2") == "ok"
+    assert held(d, "ann") == []
+    d.ingest(T, message(3, conv="c1"))
+    assert held(d, "ann") == []
+    report = d.check(T)
+    assert report.problems == ["advisor bob is logged out but still holds 1 messages (stranded)"]
+    d.requeue_advisor(T, "bob", int(d.redis.hget(f"pi:{{{T}}}:a:bob", "ep") or 0))
+    clean(d)
+    assert pushed(d, "cid") == ["m1", "m2", "m3"]
+    clean(d)

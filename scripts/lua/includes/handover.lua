@@ -14,6 +14,20 @@
 -- from the set-only layout reads as before (`pushinbox migrate --down` moves `h` back into
 -- the set for a downgrade). Every reader and writer is in this file (and repair's rebuild).
 
+-- Who holds the conversation's messages in hands (listed: its record's `h`, passed in, and
+-- its set): `adv` as soon as one is theirs, else the holder of the first one ('' for none).
+local function holder_among(conv, adv, h)
+  local ids = redis.call('SMEMBERS', K.held(conv))
+  if h and h ~= '' then table.insert(ids, 1, h) end
+  local other = ''
+  for _, x in ipairs(ids) do
+    local xa = redis.call('HGET', K.msg(x), 'adv')
+    if xa == adv then return adv end
+    if other == '' and xa then other = xa end
+  end
+  return other
+end
+
 -- Take a message out of an advisor's hands (any of cur / push / hold).
 -- The conversation's held count goes first: when it reaches 0 the advisor holds nothing of
 -- it, so its push-capacity entry goes whole (one command instead of a decrement and a delete).
@@ -25,15 +39,27 @@
 local function release(adv, id, conv, ho, pushed)
   redis.call('ZREM', K.cur(adv), id)
   local ck = K.conv(conv)
-  local c = redis.call('HMGET', ck, 'held', 'h')
+  local c = redis.call('HMGET', ck, 'held', 'h', 'owner')
   local n = (tonumber(c[1]) or 0) - 1
   local last = n <= 0
   local fields = last and {'owner', '', 'held', 0} or {'held', n}
-  if c[2] == id then
+  local h = c[2]
+  if h == id then
     fields[#fields + 1] = 'h'
     fields[#fields + 1] = ''
+    h = nil
   else
     redis.call('SREM', K.held(conv), id)
+  end
+  if not last and c[3] == adv then
+    -- the owner gave back a message while others are still in hands: when none is theirs
+    -- (the rest is with an advisor who logged out, their requeue not run yet), whoever holds
+    -- the rest owns the conversation, so a new message does not follow the one who let go
+    local holder = holder_among(conv, adv, h)
+    if holder ~= adv then
+      fields[#fields + 1] = 'owner'
+      fields[#fields + 1] = holder
+    end
   end
   redis.call('HSET', ck, unpack(fields))
   local in_push, in_hold = true, true
