@@ -34,6 +34,15 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
+@pytest.fixture(autouse=True)
+def pages_closed(browser: Any, api: Api) -> Iterator[None]:
+    """Each test's pages close with it, as a user closes the tab: their live streams end
+    before the next test (the api fixture then proves none is left open)."""
+    yield
+    for context in list(browser.contexts):
+        context.close()
+
+
 def screenshot(page: Any, name: str, full_page: bool = False, selector: str | None = None
                ) -> None:
     """Refresh the screenshots in docs/ when asked (make screenshots): the page, or the

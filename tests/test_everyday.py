@@ -285,7 +285,8 @@ def test_metrics_export_the_waiting_counts_at_scrape_time(api: object) -> None:
                for fam in text_string_to_metric_families(text)
                if fam.name == "pushinbox_waiting_messages"
                for s in fam.samples if s.labels.get("team") == TEAM}
-    assert waiting == {"webchat": 61}, waiting
+    # (a channel this process saw waiting earlier in the session stays exported at 0)
+    assert {c: v for c, v in waiting.items() if v} == {"webchat": 61}, waiting
 
 
 def test_the_webhook_pump_lives_through_a_redis_outage() -> None:
