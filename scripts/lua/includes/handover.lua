@@ -14,13 +14,20 @@
 -- from the set-only layout reads as before (`pushinbox migrate --down` moves `h` back into
 -- the set for a downgrade). Every reader and writer is in this file (and repair's rebuild).
 
--- Who holds the conversation's messages in hands (listed: its record's `h`, passed in, and
--- its set): `adv` as soon as one is theirs, else the holder of the first one ('' for none).
-local function holder_among(conv, adv, h)
+-- The ids a conversation lists in hands: its record's `h` (`h`: as the caller read it; nil:
+-- read here) and its set.
+local function listed_in_hands(conv, h)
   local ids = redis.call('SMEMBERS', K.held(conv))
+  if h == nil then h = redis.call('HGET', K.conv(conv), 'h') end
   if h and h ~= '' then table.insert(ids, 1, h) end
+  return ids
+end
+
+-- Who holds the conversation's messages in hands (`h` as for listed_in_hands): `adv` as soon
+-- as one is theirs, else the holder of the first one ('' for none).
+local function holder_among(conv, adv, h)
   local other = ''
-  for _, x in ipairs(ids) do
+  for _, x in ipairs(listed_in_hands(conv, h)) do
     local xa = redis.call('HGET', K.msg(x), 'adv')
     if xa == adv then return adv end
     if other == '' and xa then other = xa end
@@ -43,11 +50,11 @@ local function release(adv, id, conv, ho, pushed)
   local n = (tonumber(c[1]) or 0) - 1
   local last = n <= 0
   local fields = last and {'owner', '', 'held', 0} or {'held', n}
-  local h = c[2]
+  local h = c[2] or ''
   if h == id then
     fields[#fields + 1] = 'h'
     fields[#fields + 1] = ''
-    h = nil
+    h = ''  -- (the record still says `id` until the HSET below)
   else
     redis.call('SREM', K.held(conv), id)
   end
@@ -127,10 +134,7 @@ end
 -- O(conversation).
 local function held_ids(adv, conv)
   local out = {}
-  local ids = redis.call('SMEMBERS', K.held(conv))
-  local h = redis.call('HGET', K.conv(conv), 'h')
-  if h and h ~= '' then ids[#ids + 1] = h end
-  for _, id in ipairs(ids) do
+  for _, id in ipairs(listed_in_hands(conv)) do
     if redis.call('HGET', K.msg(id), 'adv') == adv then out[#out + 1] = id end
   end
   return out
