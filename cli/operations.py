@@ -219,10 +219,10 @@ def migrate(c: Ctx, teams: tuple[str, ...], down: bool) -> None:
     A conversation with one waiting message keeps its id in its own record instead of a
     list of one (a key and about 200 bytes less per waiting conversation), and a customer's
     conversations are a small hash instead of a set (about 100 bytes less per customer on
-    Redis 6.2 and 7.0). This version
-    reads both layouts, so upgrading the processes first and migrating afterwards is safe,
-    on a live deployment: each atomic call looks at about a thousand keys of one team.
-    Running it again changes nothing. See docs/deploy.md, "Upgrading".
+    Redis 6.2 and 7.0). This version reads both layouts, so upgrading the processes first
+    and migrating afterwards is safe, on a live deployment: each atomic call looks at about
+    a thousand keys of one team. Running it again changes nothing. See docs/deploy.md,
+    "Upgrading".
 
     \b
     Examples:
