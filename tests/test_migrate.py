@@ -370,6 +370,17 @@ def test_an_upgraded_deployment_reads_its_customers_sets_and_migrate_makes_them_
     clean(d, "other")
 
 
+def test_migrate_moves_a_customer_with_many_conversations_in_bounded_commands(
+        redis_server: RedisServer, d: Dispatcher) -> None:
+    convs = [f"c{i}" for i in range(1_200)]
+    d.redis.sadd(P + "cuv:big", *convs)
+    out = pushinbox(redis_server.url, "migrate", T)
+    assert out.returncode == 0, out.stderr
+    assert customer_hashes(d.redis) == {"big": set(convs)}
+    assert pushinbox(redis_server.url, "migrate", T, "--down").returncode == 0
+    assert customer_sets(d.redis) == {"big": set(convs)}
+
+
 def test_migrate_refuses_an_unknown_team_naming_it(redis_server: RedisServer,
                                                    d: Dispatcher) -> None:
     out = pushinbox(redis_server.url, "migrate", "nosuch")

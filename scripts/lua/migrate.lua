@@ -40,8 +40,14 @@ if O.what == 'u' then
       end
     else
       local convs = redis.call('SMEMBERS', k)
-      local hk = K.custconvs(cust)
-      for _, conv in ipairs(convs) do redis.call('HSET', hk, conv, '') end
+      for i = 1, #convs, 500 do
+        local pairs_ = {}
+        for j = i, math.min(i + 499, #convs) do
+          pairs_[#pairs_ + 1] = convs[j]
+          pairs_[#pairs_ + 1] = ''
+        end
+        redis.call('HSET', K.custconvs(cust), unpack(pairs_))
+      end
     end
     redis.call('DEL', k)
     moved = moved + 1

@@ -117,7 +117,8 @@ end
 -- 4. Advisors' hands: only messages recorded with them; pushed and on-hold within them;
 -- capacity counts and conversation held counts recomputed.
 local held = {}
-local in_hands = {}
+local in_hands = {}  -- message -> the advisor holding it
+local hands_of = {}  -- conversation -> the ids advisors hold of it
 for _, adv in ipairs(advisors) do
   for _, id in ipairs(redis.call('ZRANGE', K.cur(adv), 0, -1)) do
     local m = msgs[id]
@@ -126,6 +127,8 @@ for _, adv in ipairs(advisors) do
     else
       in_hands[id] = adv
       held[m.conv] = (held[m.conv] or 0) + 1
+      hands_of[m.conv] = hands_of[m.conv] or {}
+      table.insert(hands_of[m.conv], id)
     end
   end
   local pc = {}
@@ -191,16 +194,6 @@ end
 
 -- 7. Conversations' held counts equal what advisors hold, and each conversation lists
 -- exactly those in hands: the first in its record (`h`), the others in its set (rebuilt).
-local in_hands = {}  -- conversation -> the ids advisors hold of it
-for _, adv in ipairs(advisors) do
-  for _, id in ipairs(redis.call('ZRANGE', K.cur(adv), 0, -1)) do
-    local conv = redis.call('HGET', K.msg(id), 'conv')
-    if conv then
-      in_hands[conv] = in_hands[conv] or {}
-      table.insert(in_hands[conv], id)
-    end
-  end
-end
 local clen = #(P .. 'c:')
 scan('c:*', function(k)
   local conv = string.sub(k, clen + 1)
@@ -212,7 +205,7 @@ scan('c:*', function(k)
     fix()
   end
   -- valid: `h` (when not empty) and the set's members are the ids in hands, none twice
-  local ids = in_hands[conv] or {}
+  local ids = hands_of[conv] or {}
   local want = {}
   for _, id in ipairs(ids) do want[id] = true end
   local sk = K.held(conv)
