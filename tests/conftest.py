@@ -185,3 +185,23 @@ def open_streams(api: Api) -> float:
     text = api.http.get("/metrics").text
     return sum(float(line.split()[-1]) for line in text.splitlines()
                if line.startswith("pushinbox_sse_clients"))
+
+
+def stop_worker(worker: Any) -> None:
+    """Stop a `pushinbox worker` started with ``start_new_session=True``: SIGTERM as ops
+    would, then its whole process group, so an RQ scheduler child that outlived it (it forks
+    one) cannot go on writing its locks into the next test's Redis."""
+    import contextlib
+    import os
+    import signal
+    import subprocess
+
+    if worker.poll() is None:
+        worker.terminate()
+    try:
+        worker.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait(timeout=30)
+    with contextlib.suppress(ProcessLookupError):  # nothing of it left
+        os.killpg(worker.pid, signal.SIGKILL)

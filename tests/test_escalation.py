@@ -14,7 +14,15 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from conftest import TEAM, LaterJobs, assert_clean, make_team, message, press_until_empty
+from conftest import (
+    TEAM,
+    LaterJobs,
+    assert_clean,
+    make_team,
+    message,
+    press_until_empty,
+    stop_worker,
+)
 
 from dispatcher import Dispatcher, ValidationError, ops
 from dispatcher.testing import FakeClock, RedisServer
@@ -285,13 +293,12 @@ def test_presses_while_the_escalator_moves_get_each_message_exactly_once(
 def worker_process(url: str) -> Iterator[subprocess.Popen[bytes]]:
     """`pushinbox --redis-url URL worker`, as ops start it; stopped (or reaped) at the end."""
     worker = subprocess.Popen([sys.executable, "-m", "cli", "--redis-url", url, "worker"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
     try:
         yield worker
     finally:
-        if worker.poll() is None:
-            worker.terminate()
-        worker.wait(timeout=30)
+        stop_worker(worker)
 
 
 def overdue_waiting(d: Dispatcher) -> int:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import TEAM, assert_clean, make_team, message
+from conftest import TEAM, assert_clean, make_team, message, stop_worker
 
 from dispatcher import Dispatcher, UnavailableError
 from dispatcher.testing import RedisServer
@@ -48,12 +48,12 @@ def test_redis_unreachable_is_a_clear_error_and_the_dispatcher_recovers_by_itsel
 def worker_of(server: RedisServer) -> Iterator[subprocess.Popen[bytes]]:
     """`pushinbox --redis-url URL worker`, as ops start it."""
     worker = subprocess.Popen([sys.executable, "-m", "cli", "--redis-url", server.url, "worker"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
     try:
         yield worker
     finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+        stop_worker(worker)
 
 
 def wait_until_listening(server: RedisServer, worker: subprocess.Popen[bytes]) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import TEAM, Api, assert_clean, message
+from conftest import TEAM, Api, assert_clean, message, stop_worker
 from rq import SimpleWorker
 
 from dispatcher import webhooks
@@ -190,7 +190,7 @@ def test_a_running_worker_pumps_and_delivers_by_itself(
     hook = register(api, receiver.url, ["logged_in", "logged_out"])
     worker = subprocess.Popen([sys.executable, "-m", "cli", "--redis-url", redis_server.url,
                                "worker"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env={**os.environ, **LOOPBACK})
+                              env={**os.environ, **LOOPBACK}, start_new_session=True)
     try:
         api.adv("POST", "ann", "/session")
         api.adv("DELETE", "ann", "/session")
@@ -199,8 +199,7 @@ def test_a_running_worker_pumps_and_delivers_by_itself(
             assert time.monotonic() < deadline, receiver.received
             time.sleep(0.1)
     finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+        stop_worker(worker)
     assert [b["type"] for b in receiver.bodies()] == ["logged_in", "logged_out"]
     headers, body = receiver.received[0]
     assert webhooks.verify_signature(hook["secret"], headers["pushinbox-signature"], body)

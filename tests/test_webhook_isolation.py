@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
-from conftest import TEAM, Api, message
+from conftest import TEAM, Api, message, stop_worker
 from test_http_hostile import guarded  # noqa: F401 - the service without PUSHINBOX_HOOK_ALLOW
 from test_http_webhooks import LOOPBACK, Receiver, register, run_jobs
 
@@ -141,7 +141,7 @@ def test_a_hostile_receiver_in_one_team_delays_neither_another_teams_jobs_nor_it
     env.pop("RQ_REDIS_URL", None)
     worker = subprocess.Popen([sys.executable, "-m", "cli", "--redis-url", redis_server.url,
                                "worker"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env=env)
+                              env=env, start_new_session=True)
     try:
         deadline = time.monotonic() + 30
         while not (trickle.hits and huge.hits):  # the hostile deliveries are under way
@@ -165,6 +165,5 @@ def test_a_hostile_receiver_in_one_team_delays_neither_another_teams_jobs_nor_it
         assert calm.check("calm").ok
         assert huge.sent and max(huge.sent) < 20 * 2**20, huge.sent  # its body was never read
     finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+        stop_worker(worker)
         good.server.shutdown()

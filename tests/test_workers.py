@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 import redis
-from conftest import PRODUCT_GROUPS, TEAM, assert_clean, make_team, message
+from conftest import PRODUCT_GROUPS, TEAM, assert_clean, make_team, message, stop_worker
 from rq import Worker
 from rq.registry import ScheduledJobRegistry
 
@@ -107,7 +107,8 @@ def test_rq_info_shows_the_pushinbox_queue_and_its_workers(redis_server: RedisSe
     import time
 
     worker = subprocess.Popen([sys.executable, "-m", "cli", "--redis-url", redis_server.url,
-                               "worker"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               "worker"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
     try:
         rq = shutil.which("rq", path=os.path.dirname(sys.executable)) or "rq"
         deadline = time.monotonic() + 30
@@ -120,5 +121,4 @@ def test_rq_info_shows_the_pushinbox_queue_and_its_workers(redis_server: RedisSe
             time.sleep(0.3)
         assert "pushinbox" in out
     finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+        stop_worker(worker)
