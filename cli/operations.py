@@ -81,12 +81,10 @@ def worker(c: Ctx, burst: bool) -> None:
       pushinbox --redis-url redis://localhost:6379/0 worker
     """
 
-    from rq import Worker
-
     from dispatcher.log import get_logger
     from workers import jobs
     from workers.hooks import HookPump
-    from workers.scheduling import Escalator, Ticker, hook_queue, queue
+    from workers.scheduling import Escalator, PushinboxWorker, Ticker, hook_queue, queue
 
     log = get_logger("pushinbox.worker")
     configure_logging()
@@ -112,7 +110,8 @@ def worker(c: Ctx, burst: bool) -> None:
         pause = 0.5
         while True:
             try:
-                Worker([q, hq], connection=q.connection).work(with_scheduler=True, burst=burst)
+                PushinboxWorker([q, hq], connection=q.connection).work(with_scheduler=True,
+                                                                       burst=burst)
                 break
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 # RQ rides out an outage while it waits for jobs, not while it starts (its

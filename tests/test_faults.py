@@ -156,3 +156,31 @@ def test_a_service_process_killed_mid_request_leaves_nothing_half_applied(
     assert report.ok, report.problems
     assert report.counts["messages"] == 3000
     assert report.counts["done"] > 0
+
+
+def test_a_worker_runs_scheduled_jobs_again_soon_after_redis_was_away(tmp_path: Path) -> None:
+    # Webhook retries and break ends are scheduled jobs: RQ's scheduler (a child process of
+    # the worker) moves them to the queue when due. An outage kills that child; RQ itself
+    # starts a new one only at its ten-minute maintenance, so retries waited up to ten minutes.
+    from datetime import timedelta
+
+    from workers import jobs
+    from workers.scheduling import queue
+
+    server = RedisServer(appendonly=True, appendfsync="always", directory=str(tmp_path)).start()
+    try:
+        with worker_of(server) as worker:
+            make_team(Dispatcher(server.client()), login=True)
+            wait_until_listening(server, worker)
+            time.sleep(1)  # the scheduler child has started
+            server.stop()
+            time.sleep(3)  # Redis away for some seconds: the fault under test
+            server.start()
+            job = queue(server.client()).enqueue_in(timedelta(seconds=1), jobs.tick, TEAM)
+            deadline = time.monotonic() + 45
+            while job.get_status(refresh=True) != "finished":
+                assert time.monotonic() < deadline, (
+                    f"a job scheduled after the outage is still {job.get_status()}")
+                time.sleep(0.2)
+    finally:
+        server.stop()

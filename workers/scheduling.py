@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
-from rq import Queue
+from rq import Queue, Worker
 
 from dispatcher import defaults
 from dispatcher.connection import is_cluster
@@ -20,8 +20,8 @@ from dispatcher.errors import ValidationError
 from dispatcher.log import get_logger
 from workers import jobs
 
-__all__ = ["Escalator", "RQJobs", "Ticker", "enqueue_tick", "hook_queue", "queue",
-           "rq_redis_url"]
+__all__ = ["Escalator", "PushinboxWorker", "RQJobs", "Ticker", "enqueue_tick", "hook_queue",
+           "queue", "rq_redis_url"]
 
 log = get_logger("pushinbox.jobs")
 
@@ -35,6 +35,34 @@ def rq_redis_url(data_url: str | None = None) -> str:
         raise ValidationError("RQ's queues need a single Redis: set RQ_REDIS_URL when "
                               "REDIS_URL is a redis+cluster:// URL", field="RQ_REDIS_URL")
     return url
+
+
+class PushinboxWorker(Worker):
+    """RQ's worker, keeping its scheduler alive. The scheduler (a child process that moves
+    due jobs, webhook retries and break ends, to the queue) dies when Redis is away for a
+    second; RQ starts another only at its maintenance, every ten minutes. This worker looks
+    before each wait for a job (at least every TICK_INTERVAL_S: the ticker's jobs) and starts
+    it again at once: it takes back its own locks, which carry its name."""
+
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None,
+                                     max_idle_time: int | None = None) -> Any:
+        self.revive_scheduler()
+        return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+
+    def revive_scheduler(self) -> bool:
+        """Start the scheduler again if its process ended; True if it did."""
+        process = getattr(self.scheduler, "_process", None)
+        if self.scheduler is None or process is None or process.is_alive():
+            return False
+        process.join()  # reap it: no zombie left behind
+        # Redis still away: the next loop retries. Another worker's scheduler may hold the
+        # locks by now: then it schedules, and this one stays down.
+        with contextlib.suppress(redis.RedisError):
+            self.scheduler.acquire_locks(auto_start=True)  # type: ignore[no-untyped-call]
+        restarted = getattr(self.scheduler, "_process", None) is not process
+        if restarted:
+            log.warning("rq_scheduler_restarted", locks=sorted(self.scheduler.acquired_locks))
+        return restarted
 
 
 def queue(connection: redis.Redis | None = None, data_url: str | None = None) -> Queue:
