@@ -23,6 +23,7 @@ import redis
 import redis.asyncio as aredis
 
 from dispatcher import defaults, keys, ops
+from dispatcher.connection import lane_for
 from dispatcher.errors import PushinboxError, UnavailableError, ValidationError, error_for_code
 from dispatcher.hours import WorkingHours
 from dispatcher.log import get_logger
@@ -548,6 +549,10 @@ class AsyncDispatcher(_Driver):
         return self._result(name, raw, started)
 
     async def _once(self, name: str, args: list[Any]) -> Any:
+        if self.functions and not self.wait_replicas:
+            lane = lane_for(self.redis)
+            if lane is not None:
+                return await lane.call(("FCALL", self._prefix + name, 1, *args))
         if self.wait_replicas:
             pipe = self.redis.pipeline(transaction=False)
             queued = self._queue_call(pipe, name, args)

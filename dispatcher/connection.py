@@ -6,8 +6,11 @@ shares its hash slot, so the same scripts run unchanged on all three."""
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from typing import Any
 
+import hiredis
 import redis
 import redis.asyncio as aredis
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
@@ -18,8 +21,8 @@ from redis.sentinel import Sentinel
 from dispatcher import defaults
 from dispatcher.errors import ValidationError
 
-__all__ = ["CLUSTER_SCHEMES", "SENTINEL_SCHEME", "check_url", "connect", "connect_async",
-           "is_cluster"]
+__all__ = ["CLUSTER_SCHEMES", "SENTINEL_SCHEME", "ScriptLane", "check_url", "connect",
+           "connect_async", "is_cluster", "lane_for"]
 
 CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
 SENTINEL_SCHEME = "redis+sentinel://"
@@ -88,4 +91,78 @@ def connect_async(url: str, **kwargs: Any) -> Any:
     size = kwargs.pop("max_connections", defaults.ASYNC_POOL_SIZE)
     pool = aredis.BlockingConnectionPool.from_url(url, max_connections=size, timeout=10,
                                                   **kwargs)
-    return aredis.Redis(connection_pool=pool)
+    return aredis.Redis.from_pool(pool)  # closing the client closes its pool
+
+
+class ScriptLane:
+    """The asyncio driver's script calls, on connections of their own borrowed from a plain
+    ``redis.asyncio`` pool, without the client's per-command layers: its command packing in
+    Python (hiredis packs here), connection-pool lock and condition, retry wrapper, response
+    callbacks and observability hooks cost more client CPU per call than the rest of a
+    script call (docs/performance.md, "A leaner asyncio call").
+
+    At most ``size`` calls at once (more wait their turn); a connection is borrowed from the
+    pool the first time it is needed and kept, so the pool's ``disconnect`` (the client's
+    ``aclose``) closes it with the rest. Before each use a connection that saw its server
+    hang up (a Redis restarted meanwhile) connects again, as the pool does; a call whose
+    connection turns out closed is made once more on a new one; a call that fails otherwise
+    (timed out, cancelled) drops its connection, so no reply is left for the next caller to
+    read, and is not retried (the script may have run: the caller gets UnavailableError)."""
+
+    def __init__(self, pool: Any, size: int) -> None:
+        self._pool = pool
+        self._idle: list[Any] = []
+        self._turns = asyncio.Semaphore(size)
+
+    async def call(self, command: tuple[Any, ...]) -> Any:
+        packed = hiredis.pack_command(command)
+        async with self._turns:
+            conn = self._idle.pop() if self._idle else await self._pool.get_connection()
+            try:
+                try:
+                    return await self._exchange(conn, packed)
+                except redis.ConnectionError:
+                    # The server hung up on it while it sat idle, and the loop had not seen it
+                    # yet (a Redis restarted): once more, connected anew. redis-py's own path
+                    # retries so too (three times, with a back-off).
+                    return await self._exchange(conn, packed)
+            finally:
+                self._idle.append(conn)
+
+    @staticmethod
+    async def _exchange(conn: Any, packed: bytes) -> Any:
+        if not conn.is_connected or await conn.can_read():
+            await conn.disconnect()  # closed by the server, or data left unread
+            await conn.connect()
+        try:
+            writer = getattr(conn, "_writer", None)
+            if writer is not None and not writer.is_closing():
+                # into the transport's buffer at once, without drain (whose timeout costs a
+                # task per call): the caller waits for the reply anyway, and a stuck socket
+                # times out in that read, after socket_timeout as before
+                writer.write(packed)
+            else:
+                await conn.send_packed_command(packed, check_health=False)
+            return await conn.read_response()
+        except redis.ResponseError:
+            raise  # the whole reply was read: the connection is ready for the next call
+        except BaseException:
+            await conn.disconnect(nowait=True)  # mid-call (cancelled, cut): state unknown
+            raise
+
+
+_LANES: weakref.WeakKeyDictionary[Any, ScriptLane] = weakref.WeakKeyDictionary()
+_PLAIN_POOLS = (aredis.ConnectionPool, aredis.BlockingConnectionPool)
+
+
+def lane_for(client: Any) -> ScriptLane | None:
+    """The one ScriptLane of ``client``'s pool (half its connections), or None where the pool
+    is not a plain one: a Sentinel pool's connections find the new primary after a failover
+    through redis-py's retries, and a Cluster client routes each call itself."""
+    pool: Any = getattr(client, "connection_pool", None)
+    if type(pool) not in _PLAIN_POOLS:
+        return None
+    lane = _LANES.get(pool)
+    if lane is None:
+        lane = _LANES[pool] = ScriptLane(pool, max(1, pool.max_connections // 2))
+    return lane

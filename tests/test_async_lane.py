@@ -1,0 +1,112 @@
+"""The asyncio driver (the HTTP service's) makes its script calls on connections of their own
+(``dispatcher.connection.ScriptLane``): the same answers, recovery at the first call after
+Redis restarted, a refusal or a cancelled call never leaving a reply for the next caller to
+read, and nothing left open once the client is closed."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+import redis
+from conftest import TEAM, make_team, message
+
+from dispatcher import AsyncDispatcher, Dispatcher, NotFoundError, ops
+from dispatcher.connection import connect_async, lane_for
+from dispatcher.testing import RedisServer
+
+
+def _clients_of(server: RedisServer, name: str) -> int:
+    return sum(1 for c in server.client().client_list() if c.get("name") == name)
+
+
+def test_the_first_calls_after_redis_restarted_are_answered(tmp_path: Path) -> None:
+    # The service keeps its connections between requests; Redis restarts meanwhile (same
+    # port, same append-only file). Every request after that is answered: none of them is
+    # the one that discovers a dead connection.
+    server = RedisServer(appendonly=True, appendfsync="always", directory=str(tmp_path)).start()
+    try:
+        make_team(Dispatcher(server.client()), login=True)
+
+        async def go() -> list[str]:
+            client = connect_async(server.url)
+            d = AsyncDispatcher(client, functions=True)
+            await asyncio.gather(*(d.run(ops.ingest_one(TEAM, message(i))) for i in range(8)))
+            assert len(lane_for(client)._idle) > 1  # type: ignore[union-attr]
+            server.stop()  # the loop is blocked meanwhile: it has not seen the hang-ups
+            server.start()
+            pushes = await asyncio.gather(*(d.run(ops.next_message(TEAM, a))
+                                            for a in ("ann", "bob", "cid")))
+            await client.aclose()
+            return sorted(m.id for p in pushes for m in p.messages)
+
+        pushed = asyncio.run(go())
+        assert len(set(pushed)) == 3, pushed
+    finally:
+        server.stop()
+
+
+def test_a_refused_call_leaves_its_connection_ready_for_the_next(
+        redis_server: RedisServer, redis_client: redis.Redis) -> None:
+    make_team(Dispatcher(redis_client), login=True)
+
+    async def go() -> list[str]:
+        client = connect_async(redis_server.url, client_name="lane-refusal")
+        d = AsyncDispatcher(client, functions=True)
+        with pytest.raises(NotFoundError):
+            await d.run(ops.next_message(TEAM, "nobody"))
+        await d.run(ops.ingest_one(TEAM, message(1)))
+        push = await d.run(ops.next_message(TEAM, "ann"))
+        assert _clients_of(redis_server, "lane-refusal") == 1
+        await client.aclose()
+        return [m.id for m in push.messages]
+
+    assert asyncio.run(go()) == ["m1"]
+
+
+def test_a_call_cancelled_while_redis_answers_late_is_not_answered_to_the_next_caller(
+        redis_server: RedisServer, redis_client: redis.Redis) -> None:
+    # An HTTP client hangs up while its press waits for a slow Redis: the press is
+    # cancelled. Its reply, when it comes, must not be read as the next press's.
+    make_team(Dispatcher(redis_client), login=True)
+    redis_client.ping()
+
+    async def go() -> tuple[list[str], list[str]]:
+        client = connect_async(redis_server.url, max_connections=2)  # a lane of one
+        d = AsyncDispatcher(client, functions=True)
+        await d.run(ops.ingest_one(TEAM, message(1)))
+        await d.run(ops.ingest_one(TEAM, message(2, customer_tags=["x"])))
+        redis_client.client_pause(300, all=True)
+        first = asyncio.create_task(d.run(ops.next_message(TEAM, "ann")))
+        await asyncio.sleep(0.1)
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        bob = await d.run(ops.next_message(TEAM, "bob"))  # answered once the pause is over
+        held = await d.run(ops.current(TEAM, "bob"))
+        await client.aclose()
+        return [m.id for m in bob.messages], [m.id for m in held]
+
+    pushed, held = asyncio.run(go())
+    assert pushed and pushed == held  # bob read his own press's answer, not ann's
+    report = Dispatcher(redis_client).check(TEAM)
+    assert report.ok, report.problems
+
+
+def test_closing_the_client_closes_the_lane_connections(redis_server: RedisServer,
+                                                        redis_client: redis.Redis) -> None:
+    make_team(Dispatcher(redis_client), login=True)
+
+    async def go() -> tuple[int, int]:
+        client = connect_async(redis_server.url, client_name="lane-close")
+        d = AsyncDispatcher(client, functions=True)
+        await asyncio.gather(*(d.run(ops.ingest_one(TEAM, message(i))) for i in range(20)))
+        open_ = _clients_of(redis_server, "lane-close")
+        await client.aclose()
+        await asyncio.sleep(0.1)
+        return open_, _clients_of(redis_server, "lane-close")
+
+    open_, left = asyncio.run(go())
+    assert open_ > 1
+    assert left == 0
