@@ -549,10 +549,16 @@ class AsyncDispatcher(_Driver):
         return self._result(name, raw, started)
 
     async def _once(self, name: str, args: list[Any]) -> Any:
-        if self.functions and not self.wait_replicas:
-            lane = lane_for(self.redis)
-            if lane is not None:
+        lane = None if self.wait_replicas else lane_for(self.redis)
+        if lane is not None:
+            if self.functions:
                 return await lane.call(("FCALL", self._prefix + name, 1, *args))
+            script = self.scripts[name]
+            try:
+                return await lane.call(("EVALSHA", script.sha, 1, *args))
+            except redis.exceptions.NoScriptError:  # flushed, restarted: load it once
+                await self.redis.script_load(script.script)
+                return await lane.call(("EVALSHA", script.sha, 1, *args))
         if self.wait_replicas:
             pipe = self.redis.pipeline(transaction=False)
             queued = self._queue_call(pipe, name, args)

@@ -110,3 +110,27 @@ def test_closing_the_client_closes_the_lane_connections(redis_server: RedisServe
     open_, left = asyncio.run(go())
     assert open_ > 1
     assert left == 0
+
+
+def test_the_evalsha_path_goes_by_the_lane_and_loads_what_the_server_lost(
+        redis_server: RedisServer, redis_client: redis.Redis) -> None:
+    # Redis 6.2 (the embedded server) has no functions: its scripts go by EVALSHA, on the
+    # lane too, and a script cache emptied meanwhile is filled again at the next call.
+    make_team(Dispatcher(redis_client), login=True)
+    redis_client.config_resetstat()
+
+    async def go() -> list[str]:
+        client = connect_async(redis_server.url)
+        d = AsyncDispatcher(client, functions=False)
+        await d.run(ops.ingest_one(TEAM, message(1)))
+        redis_client.script_flush()
+        await d.run(ops.ingest_one(TEAM, message(2)))
+        pushed = [m.id for a in ("ann", "bob")
+                  for m in (await d.run(ops.next_message(TEAM, a))).messages]
+        assert lane_for(client)._idle  # type: ignore[union-attr]
+        await client.aclose()
+        return pushed
+
+    assert asyncio.run(go()) == ["m1", "m2"]
+    stats = redis_client.info("commandstats")
+    assert stats["cmdstat_evalsha"]["calls"] >= 4 and "cmdstat_fcall" not in stats
