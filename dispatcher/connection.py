@@ -89,8 +89,8 @@ def connect_async(url: str, **kwargs: Any) -> Any:
     # A bounded pool that makes a burst of callers wait for a connection (up to 10 s, then
     # UnavailableError: 503), where redis-py's default pool would refuse them outright.
     size = kwargs.pop("max_connections", defaults.ASYNC_POOL_SIZE)
-    pool = aredis.BlockingConnectionPool.from_url(url, max_connections=size, timeout=10,
-                                                  **kwargs)
+    pool = aredis.BlockingConnectionPool.from_url(url, max_connections=size,
+                                                  timeout=defaults.ASYNC_POOL_WAIT_S, **kwargs)
     return aredis.Redis.from_pool(pool)  # closing the client closes its pool
 
 
@@ -101,22 +101,40 @@ class ScriptLane:
     callbacks and observability hooks cost more client CPU per call than the rest of a
     script call (docs/performance.md, "A leaner asyncio call").
 
-    At most ``size`` calls at once (more wait their turn); a connection is borrowed from the
-    pool the first time it is needed and kept, so the pool's ``disconnect`` (the client's
-    ``aclose``) closes it with the rest. Before each use a connection that saw its server
-    hang up (a Redis restarted meanwhile) connects again, as the pool does; a call whose
-    connection turns out closed is made once more on a new one; a call that fails otherwise
-    (timed out, cancelled) drops its connection, so no reply is left for the next caller to
-    read, and is not retried (the script may have run: the caller gets UnavailableError)."""
+    At most ``size`` calls at once (more wait their turn, for ``wait_s`` at most); a
+    connection is borrowed from the pool the first time it is needed and kept, so the pool's
+    ``disconnect`` (the client's ``aclose``) closes it with the rest. Before each use a
+    connection that saw its server hang up (a Redis restarted meanwhile) connects again, as
+    the pool does; a call whose connection turns out closed is made once more on a new one;
+    a call that fails otherwise (timed out, cancelled) drops its connection, so no reply is
+    left for the next caller to read, and is not retried (the script may have run: the
+    caller gets UnavailableError)."""
 
-    def __init__(self, pool: Any, size: int) -> None:
+    def __init__(self, pool: Any, size: int, wait_s: float) -> None:
         self._pool = pool
         self._idle: list[Any] = []
         self._turns = asyncio.Semaphore(size)
+        self._wait_s = wait_s
+
+    async def _turn(self) -> None:
+        """A free connection, waited for at most ``wait_s`` (the pool's own wait), then a
+        ConnectionError (UnavailableError, 503) as the pool gives: a stalled Redis must not
+        queue callers for ever."""
+        if not self._turns.locked():
+            await self._turns.acquire()  # free: no timer to set
+            return
+        try:
+            async with asyncio.timeout(self._wait_s):
+                await self._turns.acquire()
+        except TimeoutError:
+            raise redis.ConnectionError(
+                f"no connection came free within {self._wait_s:g} s: Redis is slow or "
+                "stalled") from None
 
     async def call(self, command: tuple[Any, ...]) -> Any:
         packed = hiredis.pack_command(command)
-        async with self._turns:
+        await self._turn()
+        try:
             conn = self._idle.pop() if self._idle else await self._pool.get_connection()
             try:
                 try:
@@ -128,6 +146,8 @@ class ScriptLane:
                     return await self._exchange(conn, packed)
             finally:
                 self._idle.append(conn)
+        finally:
+            self._turns.release()
 
     @staticmethod
     async def _exchange(conn: Any, packed: bytes) -> Any:
@@ -164,5 +184,6 @@ def lane_for(client: Any) -> ScriptLane | None:
         return None
     lane = _LANES.get(pool)
     if lane is None:
-        lane = _LANES[pool] = ScriptLane(pool, max(1, pool.max_connections // 2))
+        wait_s = getattr(pool, "timeout", None) or defaults.ASYNC_POOL_WAIT_S
+        lane = _LANES[pool] = ScriptLane(pool, max(1, pool.max_connections // 2), wait_s)
     return lane

@@ -192,3 +192,8 @@ WAIT_TIMEOUT_MS = 200
 #: Redis connections per HTTP service process: enough for the event loop's concurrent calls
 #: (a script call holds one for well under a millisecond); more callers wait their turn.
 ASYNC_POOL_SIZE = 64
+
+#: How long an asyncio caller waits for a free connection (the pool's, or the script lane's:
+#: half of it) before it is told Redis is unavailable (503 with Retry-After): long enough
+#: for a burst to drain at well under a millisecond per call, short of a client's timeout.
+ASYNC_POOL_WAIT_S = 10.0

@@ -134,3 +134,33 @@ def test_the_evalsha_path_goes_by_the_lane_and_loads_what_the_server_lost(
     assert asyncio.run(go()) == ["m1", "m2"]
     stats = redis_client.info("commandstats")
     assert stats["cmdstat_evalsha"]["calls"] >= 4 and "cmdstat_fcall" not in stats
+
+
+def test_a_call_waiting_for_a_free_connection_gives_up_as_the_pool_would(
+        redis_server: RedisServer, redis_client: redis.Redis) -> None:
+    # Redis stalls; every connection of the lane is waiting on it. A further call does not
+    # queue for ever: after the pool's own wait (10 s in the service) it is a 503 like any
+    # Redis outage, as it was when the calls waited for the pool itself.
+    import redis.asyncio as aredis
+
+    from dispatcher import UnavailableError
+
+    make_team(Dispatcher(redis_client), login=True)
+    redis_client.ping()
+
+    async def go() -> list[str]:
+        pool = aredis.BlockingConnectionPool.from_url(redis_server.url, max_connections=2,
+                                                      timeout=0.3)
+        client = aredis.Redis.from_pool(pool)  # a lane of one connection
+        d = AsyncDispatcher(client, functions=True)
+        await d.run(ops.ingest_one(TEAM, message(1)))
+        redis_client.client_pause(1500, all=False)  # writes stall
+        first = asyncio.create_task(d.run(ops.next_message(TEAM, "ann")))
+        await asyncio.sleep(0.1)
+        with pytest.raises(UnavailableError, match="no connection came free"):
+            await d.run(ops.next_message(TEAM, "bob"))  # before the stall is over
+        pushed = [m.id for m in (await first).messages]
+        await client.aclose()
+        return pushed
+
+    assert asyncio.run(go()) == ["m1"]
