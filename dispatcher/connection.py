@@ -7,7 +7,6 @@ shares its hash slot, so the same scripts run unchanged on all three."""
 from __future__ import annotations
 
 import asyncio
-import weakref
 from typing import Any
 
 import hiredis
@@ -171,19 +170,22 @@ class ScriptLane:
             raise
 
 
-_LANES: weakref.WeakKeyDictionary[Any, ScriptLane] = weakref.WeakKeyDictionary()
 _PLAIN_POOLS = (aredis.ConnectionPool, aredis.BlockingConnectionPool)
+_LANE_ATTR = "_pushinbox_script_lane"
 
 
 def lane_for(client: Any) -> ScriptLane | None:
     """The one ScriptLane of ``client``'s pool (half its connections), or None where the pool
     is not a plain one: a Sentinel pool's connections find the new primary after a failover
-    through redis-py's retries, and a Cluster client routes each call itself."""
+    through redis-py's retries, and a Cluster client routes each call itself. The lane lives
+    on its pool, so it goes with it (a registry of lanes would keep every pool ever used:
+    a lane's connections lead back to their pool)."""
     pool: Any = getattr(client, "connection_pool", None)
     if type(pool) not in _PLAIN_POOLS:
         return None
-    lane = _LANES.get(pool)
+    lane: ScriptLane | None = getattr(pool, _LANE_ATTR, None)
     if lane is None:
         wait_s = getattr(pool, "timeout", None) or defaults.ASYNC_POOL_WAIT_S
-        lane = _LANES[pool] = ScriptLane(pool, max(1, pool.max_connections // 2), wait_s)
+        lane = ScriptLane(pool, max(1, pool.max_connections // 2), wait_s)
+        setattr(pool, _LANE_ATTR, lane)
     return lane

@@ -164,3 +164,28 @@ def test_a_call_waiting_for_a_free_connection_gives_up_as_the_pool_would(
         return pushed
 
     assert asyncio.run(go()) == ["m1"]
+
+
+def test_a_client_closed_and_dropped_leaves_no_lane_behind(redis_server: RedisServer,
+                                                           redis_client: redis.Redis) -> None:
+    # A library user may make a client per task: each one's lane (and the connections it
+    # borrowed) goes with its pool, not kept for ever by the lanes' registry.
+    import gc
+
+    from dispatcher import connection
+
+    make_team(Dispatcher(redis_client), login=True)
+
+    async def one(i: int) -> None:
+        client = connect_async(redis_server.url)
+        await AsyncDispatcher(client, functions=True).run(ops.ingest_one(TEAM, message(i)))
+        await client.aclose()
+
+    def lanes() -> int:
+        gc.collect()
+        return sum(isinstance(o, connection.ScriptLane) for o in gc.get_objects())
+
+    before = lanes()
+    for i in range(5):
+        asyncio.run(one(i))
+    assert lanes() == before
