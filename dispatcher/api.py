@@ -23,7 +23,7 @@ import redis
 import redis.asyncio as aredis
 
 from dispatcher import defaults, keys, ops
-from dispatcher.connection import lane_for
+from dispatcher.connection import ScriptLane, lane_for
 from dispatcher.errors import PushinboxError, UnavailableError, ValidationError, error_for_code
 from dispatcher.hours import WorkingHours
 from dispatcher.log import get_logger
@@ -551,14 +551,7 @@ class AsyncDispatcher(_Driver):
     async def _once(self, name: str, args: list[Any]) -> Any:
         lane = None if self.wait_replicas else lane_for(self.redis)
         if lane is not None:
-            if self.functions:
-                return await lane.call(("FCALL", self._prefix + name, 1, *args))
-            script = self.scripts[name]
-            try:
-                return await lane.call(("EVALSHA", script.sha, 1, *args))
-            except redis.exceptions.NoScriptError:  # flushed, restarted: load it once
-                await self.redis.script_load(script.script)
-                return await lane.call(("EVALSHA", script.sha, 1, *args))
+            return await self._on_lane(lane, name, args)
         if self.wait_replicas:
             pipe = self.redis.pipeline(transaction=False)
             queued = self._queue_call(pipe, name, args)
@@ -566,6 +559,29 @@ class AsyncDispatcher(_Driver):
                 await queued  # redis.asyncio's Script call is a coroutine, even on a pipeline
             return await self._wait(pipe).execute()
         return await self._queue_call(self.redis, name, args)
+
+    async def _on_lane(self, lane: ScriptLane, name: str, args: list[Any]) -> Any:
+        """The call on the client's ScriptLane; what the server lost (flushed, restarted, a
+        new version) is loaded once for every caller that finds it missing at the same time
+        (a refusal to load it goes up to ``call``, which may fall back to EVALSHA)."""
+        if self.functions:
+            what = self._library_name
+            command: tuple[Any, ...] = ("FCALL", self._prefix + name, 1, *args)
+            load: tuple[Any, ...] = ("FUNCTION", "LOAD", "REPLACE", self._library)
+        else:
+            script = self.scripts[name]
+            what, command = script.sha, ("EVALSHA", script.sha, 1, *args)
+            load = ("SCRIPT", "LOAD", script.script)
+        seen = lane.loads(what)
+        try:
+            return await lane.call(command)
+        except redis.exceptions.NoScriptError:
+            pass
+        except redis.ResponseError as exc:
+            if not _missing_function(exc, self.functions):
+                raise
+        await lane.load(what, seen, load)
+        return await lane.call(command)
 
     async def _decide(self) -> None:
         with reachable():

@@ -114,6 +114,25 @@ class ScriptLane:
         self._idle: list[Any] = []
         self._turns = asyncio.Semaphore(size)
         self._wait_s = wait_s
+        self._loading = asyncio.Lock()
+        self._loaded: dict[str, int] = {}
+
+    def loads(self, what: str) -> int:
+        """How many times ``what`` (a script's sha, the library's name) was loaded through
+        this lane: a caller notes it before its call, for ``load``."""
+        return self._loaded.get(what, 0)
+
+    async def load(self, what: str, seen: int, command: tuple[Any, ...]) -> None:
+        """Load what a call found missing on the server (a fresh or restarted Redis), once
+        for all the callers that found it missing together: one runs ``command`` (SCRIPT
+        LOAD, FUNCTION LOAD: compiling the library blocks Redis for milliseconds), the
+        others wait for it, see it done since they looked (``seen``), and call again. On a
+        lane connection: a burst of callers needs no connection of the pool."""
+        async with self._loading:
+            if self._loaded.get(what, 0) != seen:
+                return
+            await self.call(command)
+            self._loaded[what] = seen + 1
 
     async def _turn(self) -> None:
         """A free connection, waited for at most ``wait_s`` (the pool's own wait), then a

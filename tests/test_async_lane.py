@@ -189,3 +189,54 @@ def test_a_client_closed_and_dropped_leaves_no_lane_behind(redis_server: RedisSe
     for i in range(5):
         asyncio.run(one(i))
     assert lanes() == before
+
+
+@pytest.mark.parametrize("functions", [True, False], ids=["FCALL", "EVALSHA"])
+def test_callers_that_find_the_scripts_missing_at_once_load_them_once(
+        redis_server: RedisServer, redis_client: redis.Redis, functions: bool) -> None:
+    # A fresh or restarted Redis holds no script: the fifty presses arriving together all
+    # find them missing. One loads them (compiling the library blocks Redis for
+    # milliseconds), the others wait for it; none fails for want of a pool connection.
+    import redis.asyncio as aredis
+
+    make_team(Dispatcher(redis_client), advisors=tuple(f"a{i}" for i in range(8)), login=True)
+    Dispatcher(redis_client).ingest_many(TEAM, [message(i) for i in range(8)])
+    redis_client.function_flush()
+    redis_client.script_flush()
+    redis_client.config_resetstat()
+
+    async def go() -> list[str]:
+        client = aredis.Redis(port=redis_server.port, max_connections=6)  # no waiting
+        pushes = await asyncio.gather(*(
+            AsyncDispatcher(client, functions=functions).run(ops.next_message(TEAM, f"a{i}"))
+            for i in range(8)))
+        await client.aclose()
+        return [m.id for p in pushes for m in p.messages]
+
+    assert sorted(asyncio.run(go())) == [f"m{i}" for i in range(8)]
+    stats = redis_client.info("commandstats")
+    loads = stats.get("cmdstat_function|load" if functions else "cmdstat_script|load", {})
+    assert loads.get("calls") == 1, stats
+
+
+@pytest.mark.parametrize("denied", ["-function", "-fcall"])
+def test_a_user_the_library_is_refused_to_is_served_with_evalsha_on_the_lane(
+        redis_server: RedisServer, redis_client: redis.Redis, denied: str) -> None:
+    # An ACL without FUNCTION LOAD, or without FCALL: the asyncio driver decided on the
+    # library from the server's version, is refused it on the lane, and serves by EVALSHA.
+    make_team(Dispatcher(redis_client), login=True)
+    redis_client.function_flush()  # what the admin's calls loaded: the user finds none
+    redis_client.acl_setuser("limited", enabled=True, nopass=True, keys="*", channels="*",
+                             commands=["+@all", denied], reset=True)
+    try:
+        async def go() -> tuple[bool | None, list[str]]:
+            client = connect_async(f"redis://limited:x@127.0.0.1:{redis_server.port}/0")
+            d = AsyncDispatcher(client)
+            await d.run(ops.ingest_one(TEAM, message(1)))
+            push = await d.run(ops.next_message(TEAM, "ann"))
+            await client.aclose()
+            return d.functions, [m.id for m in push.messages]
+
+        assert asyncio.run(go()) == (False, ["m1"])
+    finally:
+        redis_client.acl_deluser("limited")
