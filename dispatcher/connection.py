@@ -200,8 +200,8 @@ def lane_for(client: Any) -> ScriptLane | None:
     on its pool, so it goes with it (a registry of lanes would keep every pool ever used:
     a lane's connections lead back to their pool)."""
     pool: Any = getattr(client, "connection_pool", None)
-    if type(pool) not in _PLAIN_POOLS:
-        return None
+    if type(pool) not in _PLAIN_POOLS or pool.max_connections < 2:
+        return None  # (half of one connection is none: the pool keeps it for everything)
     lane: ScriptLane | None = getattr(pool, _LANE_ATTR, None)
     if lane is None:
         wait_s = getattr(pool, "timeout", None) or defaults.ASYNC_POOL_WAIT_S

@@ -240,3 +240,25 @@ def test_a_user_the_library_is_refused_to_is_served_with_evalsha_on_the_lane(
         assert asyncio.run(go()) == (False, ["m1"])
     finally:
         redis_client.acl_deluser("limited")
+
+
+def test_a_pool_of_one_connection_keeps_it_for_everything(
+        redis_server: RedisServer, redis_client: redis.Redis) -> None:
+    # Half of one connection is none: a pool that small has no lane, so a read after a
+    # press still finds its connection instead of waiting for one the lane kept.
+    import redis.asyncio as aredis
+
+    make_team(Dispatcher(redis_client), login=True)
+    Dispatcher(redis_client).ingest(TEAM, message(1))
+
+    async def go() -> list[str]:
+        pool = aredis.BlockingConnectionPool.from_url(redis_server.url, max_connections=1,
+                                                      timeout=0.5)
+        client = aredis.Redis.from_pool(pool)
+        d = AsyncDispatcher(client, functions=True)
+        await d.run(ops.next_message(TEAM, "ann"))
+        teams = await d.run(ops.teams())  # a read: a command on the pool
+        await client.aclose()
+        return teams
+
+    assert TEAM in asyncio.run(go())
