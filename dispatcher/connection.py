@@ -155,13 +155,16 @@ class ScriptLane:
         try:
             conn = self._idle.pop() if self._idle else await self._pool.get_connection()
             try:
-                try:
-                    return await self._exchange(conn, packed)
-                except redis.ConnectionError:
-                    # The server hung up on it while it sat idle, and the loop had not seen it
-                    # yet (a Redis restarted): once more, connected anew. redis-py's own path
-                    # retries so too (three times, with a back-off).
-                    return await self._exchange(conn, packed)
+                for pause in defaults.LANE_RECONNECT_PAUSES_S:
+                    try:
+                        return await self._exchange(conn, packed)
+                    except redis.ConnectionError:
+                        # The server hung up on it while it sat idle, and the loop had not
+                        # seen it yet, or Redis is coming back (restarted): again, connected
+                        # anew, after a short pause. redis-py's own path retries so too
+                        # (three times, with a back-off of about a second).
+                        await asyncio.sleep(pause)
+                return await self._exchange(conn, packed)
             finally:
                 self._idle.append(conn)
         finally:

@@ -197,3 +197,10 @@ ASYNC_POOL_SIZE = 64
 #: half of it) before it is told Redis is unavailable (503 with Retry-After): long enough
 #: for a burst to drain at well under a millisecond per call, short of a client's timeout.
 ASYNC_POOL_WAIT_S = 10.0
+
+#: A script call on the asyncio driver's lane whose connection fails is made again after
+#: each of these pauses, then the error is the caller's (UnavailableError, 503): a
+#: connection the server closed while it sat idle costs no pause, a Redis coming back from a
+#: restart a fraction of a second (the console's press right after a restart failed with one
+#: immediate retry under load; redis-py's own path retries three times over about a second).
+LANE_RECONNECT_PAUSES_S = (0.0, 0.1, 0.4)
