@@ -104,7 +104,8 @@ class ScriptLane:
     connection is borrowed from the pool the first time it is needed and kept, so the pool's
     ``disconnect`` (the client's ``aclose``) closes it with the rest. Before each use a
     connection that saw its server hang up (a Redis restarted meanwhile) connects again, as
-    the pool does; a call whose connection turns out closed is made once more on a new one;
+    the pool does; a call whose connection turns out closed is made again on a new one
+    (after short pauses: a Redis coming back from a restart);
     a call that fails otherwise (timed out, cancelled) drops its connection, so no reply is
     left for the next caller to read, and is not retried (the script may have run: the
     caller gets UnavailableError)."""
