@@ -15,7 +15,7 @@ from httpapi import ServiceConfig, create_app
 
 def config_from_env() -> ServiceConfig:
     """REDIS_URL, RQ_REDIS_URL, PUSHINBOX_JOBS (rq | inline), PUSHINBOX_MAX_BATCH,
-    PUSHINBOX_ACCESS_LOG (1 | 0), PUSHINBOX_TOKEN_CACHE_S."""
+    PUSHINBOX_ACCESS_LOG (1 | 0), PUSHINBOX_TOKEN_CACHE_S, PUSHINBOX_HOT_ROUTES (1 | 0)."""
     jobs = None
     if os.environ.get("PUSHINBOX_JOBS", "rq") == "rq":
         from workers.scheduling import RQJobs, queue
@@ -26,6 +26,7 @@ def config_from_env() -> ServiceConfig:
         jobs=jobs,
         max_batch=int(os.environ.get("PUSHINBOX_MAX_BATCH", defaults.INGEST_BATCH_MAX)),
         access_log=os.environ.get("PUSHINBOX_ACCESS_LOG", "1") == "1",
+        hot_routes=os.environ.get("PUSHINBOX_HOT_ROUTES", "1") == "1",
         token_cache_s=float(os.environ.get("PUSHINBOX_TOKEN_CACHE_S", defaults.TOKEN_CACHE_S)),
         stream_presence_s=float(os.environ.get("PUSHINBOX_STREAM_PRESENCE_S",
                                                defaults.STREAM_PRESENCE_S)),

@@ -16,7 +16,7 @@ from dispatcher.api import AsyncDispatcher
 from dispatcher.errors import ForbiddenError, PushinboxError, UnauthorizedError
 
 __all__ = ["ADMIN", "ADVISOR_SELF", "ANY_TOKEN", "INGEST", "PUBLIC", "SUPERVISOR", "TEAM_READ",
-           "TokenCache", "auth_guard", "permitted"]
+           "TokenCache", "auth_guard", "authenticate", "permitted"]
 
 #: Who may call a route: scopes, "advisor" meaning the advisor named in the path (or, on a
 #: team route without an advisor, any advisor of the team).
@@ -58,34 +58,43 @@ class TokenCache:
         return found
 
 
+async def authenticate(st: Any, header: str, allow: tuple[str, ...], team: str | None,
+                       advisor: str | None, any_team: bool = False) -> tokens.Token:
+    """The token of an ``Authorization`` header, if it may call a route open to ``allow``
+    (scopes) for this team and advisor (``any_team``: whatever its team); else Unauthorized or
+    Forbidden. ``st``: the app's state (its token cache and dispatcher)."""
+    if len(header) > defaults.MAX_AUTH_HEADER:
+        raise UnauthorizedError("the Authorization header is too long to hold a token")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise UnauthorizedError("a bearer token is required (Authorization: Bearer <token>)")
+    tok: tokens.Token | None = await st.tokens.lookup(st.d, value.strip())
+    if tok is None:
+        raise UnauthorizedError("the token is unknown or revoked")
+    if any_team and tok.scope in allow:
+        return tok
+    if not permitted(tok, allow, team, advisor):
+        article = "an" if tok.scope[0] in "aeiou" else "a"
+        raise ForbiddenError(f"{article} {tok.scope} token may not do this here",
+                             field="authorization")
+    return tok
+
+
 async def auth_guard(connection: ASGIConnection[Any, Any, Any, Any],
                      handler: BaseRouteHandler) -> None:
     """Authenticate the bearer token and check its scope against the route and path."""
     allow = handler.opt.get("allow")
     if allow is None:
         return
-    header = connection.headers.get("authorization", "")
-    if len(header) > defaults.MAX_AUTH_HEADER:
-        raise UnauthorizedError("the Authorization header is too long to hold a token")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        raise UnauthorizedError("a bearer token is required (Authorization: Bearer <token>)")
     st = connection.app.state
-    tok = await st.tokens.lookup(st.d, value.strip())
-    if tok is None:
-        raise UnauthorizedError("the token is unknown or revoked")
-    team = connection.path_params.get("team")
     advisor = connection.path_params.get("advisor")
+    tok = await authenticate(st, connection.headers.get("authorization", ""), allow,
+                             connection.path_params.get("team"), advisor,
+                             bool(handler.opt.get("no_team")))
     connection.scope["state"]["token"] = tok
-    if handler.opt.get("no_team") and tok.scope in allow:
-        return
-    if not permitted(tok, allow, team, advisor):
-        article = "an" if tok.scope[0] in "aeiou" else "a"
-        raise ForbiddenError(f"{article} {tok.scope} token may not do this here",
-                             field="authorization")
     if tok.scope == "advisor" and advisor and connection.scope.get("method") == "GET":
         with contextlib.suppress(PushinboxError):  # a read counts as presence, if logged in
-            await st.d.run(ops.heartbeat(str(team), advisor))
+            await st.d.run(ops.heartbeat(str(connection.path_params.get("team")), advisor))
 
 
 def permitted(tok: tokens.Token, allow: tuple[str, ...], team: str | None,

@@ -21,5 +21,7 @@ class ServiceConfig:
     token_cache_s: float = defaults.TOKEN_CACHE_S
     clock: Callable[[], int] | None = None
     access_log: bool = True
+    #: The advisor's next, reply and archive on the short path (httpapi/hot.py).
+    hot_routes: bool = True
     #: How often an advisor's open live stream counts as presence (routes/advisor.py).
     stream_presence_s: float = defaults.STREAM_PRESENCE_S

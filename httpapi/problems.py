@@ -14,32 +14,48 @@ from litestar.openapi import ResponseSpec
 from dispatcher.errors import PushinboxError, UnauthorizedError, UnavailableError
 from httpapi.schemas import Problem
 
-__all__ = ["PROBLEM", "errors", "on_error", "problem"]
+__all__ = ["PROBLEM", "error_parts", "errors", "on_error", "problem", "problem_body"]
 
 log = structlog.get_logger("pushinbox.http")
 
 PROBLEM = "application/problem+json"
 
 
+def problem_body(status: int, title: str, detail: str, field: str | None = None,
+                 code: str | None = None) -> bytes:
+    return msgspec.json.encode(Problem(f"urn:pushinbox:problem:{code or status}", title, status,
+                                       detail, field, code))
+
+
 def problem(status: int, title: str, detail: str, field: str | None = None,
             code: str | None = None, headers: dict[str, str] | None = None) -> Response[bytes]:
-    body = msgspec.json.encode(Problem(f"urn:pushinbox:problem:{code or status}", title, status,
-                                       detail, field, code))
-    return Response(body, status_code=status, media_type=PROBLEM, headers=headers)
+    return Response(problem_body(status, title, detail, field, code), status_code=status,
+                    media_type=PROBLEM, headers=headers)
+
+
+def error_parts(exc: Exception, path: str) -> tuple[int, bytes, dict[str, str] | None]:
+    """What the service answers for an error an operation raised (status, problem+json body,
+    headers), whichever path called it: our errors keep their status, code and field; anything
+    else is a logged 500."""
+    if isinstance(exc, PushinboxError):
+        status = exc.http_status
+        headers = {"Retry-After": "1"} if isinstance(exc, UnavailableError) else None
+        if status >= 500 and not isinstance(exc, UnavailableError):
+            log.error("operation_failed", error=str(exc), path=path)
+        if isinstance(exc, UnauthorizedError):
+            headers = {"WWW-Authenticate": "Bearer"}
+        return status, problem_body(status, exc.code.replace("_", " "), exc.message, exc.field,
+                                    exc.code), headers
+    log.exception("unexpected_error", path=path)
+    return 500, problem_body(500, "internal error", "the service failed; the error is logged"), None
 
 
 def on_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     """The app's one exception handler: our errors keep their status, code and field;
     framework errors are mapped without leaking local details; anything else is a logged 500."""
     if isinstance(exc, PushinboxError):
-        status = exc.http_status
-        headers = {"Retry-After": "1"} if isinstance(exc, UnavailableError) else None
-        if status >= 500 and not isinstance(exc, UnavailableError):
-            log.error("operation_failed", error=str(exc), path=request.url.path)
-        if isinstance(exc, UnauthorizedError):
-            headers = {"WWW-Authenticate": "Bearer"}
-        return problem(status, exc.code.replace("_", " "), exc.message, exc.field, exc.code,
-                       headers)
+        status, body, headers = error_parts(exc, request.url.path)
+        return Response(body, status_code=status, media_type=PROBLEM, headers=headers)
     if isinstance(exc, ValidationException):
         field, detail = _validation_detail(exc)
         return problem(422, "invalid", detail, field, "invalid")
@@ -60,8 +76,8 @@ def on_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]
             detail = f"the request is malformed: {detail}"
         return problem(exc.status_code, detail.lower(), detail, None, None,
                        dict(exc.headers or {}))
-    log.exception("unexpected_error", path=request.url.path)
-    return problem(500, "internal error", "the service failed; the error is logged")
+    status, body, headers = error_parts(exc, request.url.path)
+    return Response(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
 def _validation_detail(exc: ValidationException) -> tuple[str | None, str]:
