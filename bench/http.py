@@ -10,9 +10,11 @@ install wrk`), 50 connections by default, one thread per connection, each connec
 logged-in advisor: `cycle` presses next then replies to the message it got
 (the real loop of an advisor), `next` presses next only (after the first press it is the
 retry path: the same pending message again), `cycle+log` the cycle with our JSON access log
-on (the product's default; the reference has none). Starts its own redis-server and service
-processes on free loopback ports; the stock is re-seeded before every run, so each run starts
-from the same state. Raw results go to bench/results/http-<timestamp>.json.
+on (the product's default; the reference has none), `cycle+framework` the cycle with the
+short path off (`PUSHINBOX_HOT_ROUTES=0`: every call through Litestar's routes). Starts its
+own redis-server and service processes on free loopback ports; the stock is re-seeded before
+every run, so each run starts from the same state. Raw results go to
+bench/results/http-<timestamp>.json.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from dispatcher.servers import RedisServer, ServiceProcess
 
 TEAM = "bench"
 HERE = Path(__file__).parent
+MODES = ("cycle", "next", "cycle+log", "cycle+framework")
 
 
 def seed(d: Dispatcher, advisors: int, messages: int, token_file: Path) -> None:
@@ -125,12 +128,15 @@ def main() -> None:
                 results.setdefault(f"bare/{procs}", []).append(res)
                 print(f"run {run + 1} bare/{procs}  {res['rps']:8.0f} req/s  "
                       f"p99 {res['p99_ms']:.2f} ms", flush=True)
-                for mode, log in (("cycle", False), ("next", False), ("cycle+log", True)):
+                for mode in MODES:
                     seed(d, args.connections, 100 if mode == "next" else 40_000, token_file)
                     # production settings (a 5 s token cache), with uvicorn's settings of the
                     # bare reference (no access log), and once with our access log on
-                    svc = ServiceProcess(server.url, workers=procs, access_log=log,
-                                         env={"PUSHINBOX_TOKEN_CACHE_S": "5"}).start()
+                    hot = "0" if mode.endswith("+framework") else "1"
+                    svc = ServiceProcess(server.url, workers=procs,
+                                         access_log=mode.endswith("+log"),
+                                         env={"PUSHINBOX_TOKEN_CACHE_S": "5",
+                                              "PUSHINBOX_HOT_ROUTES": hot}).start()
                     try:
                         time.sleep(1)
                         res = wrk(svc.url, mode.split("+")[0], args.connections, seconds,
@@ -156,7 +162,7 @@ def main() -> None:
         print(f"{mode}: 2 processes / 1 process = "
               f"{med[f'{mode}/2']['rps'] / med[f'{mode}/1']['rps']:.2f}x req/s")
     for procs in (1, 2):
-        for mode in ("cycle", "next", "cycle+log"):
+        for mode in MODES:
             print(f"{mode} with {procs} process(es) / bare ASGI + one Lua call = "
                   f"{med[f'{mode}/{procs}']['rps'] / med[f'bare/{procs}']['rps']:.2f}x req/s, "
                   f"p99 {med[f'{mode}/{procs}']['p99_ms'] / med[f'bare/{procs}']['p99_ms']:.2f}x")

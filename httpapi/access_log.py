@@ -13,6 +13,7 @@ import structlog
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from dispatcher.log import REQUEST, info_line
 from httpapi import metrics
 
 __all__ = ["AccessLog", "observe"]
@@ -45,8 +46,8 @@ async def observe(scope: Any, send: Any, respond: Callable[[Any], Awaitable[None
         await send(message)
 
     params = scope.get("path_params") or {}
-    structlog.contextvars.bind_contextvars(request_id=request_id, team=params.get("team"),
-                                           advisor=params.get("advisor"))
+    REQUEST.set({"request_id": request_id, "team": params.get("team"),
+                 "advisor": params.get("advisor")})
     try:
         await respond(send_with_id)
     finally:
@@ -55,10 +56,10 @@ async def observe(scope: Any, send: Any, respond: Callable[[Any], Awaitable[None
         metrics.REQUESTS.labels(scope.get("method", ""), route, str(status)).inc()
         metrics.LATENCY.labels(route).observe(elapsed)
         if enabled:
-            access_log.info("request", method=scope.get("method"), path=scope.get("path"),
-                            status=status, ms=round(elapsed * 1000, 2))
-        # No clear_contextvars(): the server runs each request in a task of its own, whose
-        # context copy dies with it; clearing walked every context variable per request.
+            info_line(access_log, "request", method=scope.get("method"),
+                      path=scope.get("path"), status=status, ms=round(elapsed * 1000, 2))
+        # Nothing to reset: the server runs each request in a task of its own, whose context
+        # copy dies with it.
 
 
 class AccessLog(ASGIMiddleware):

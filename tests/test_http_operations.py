@@ -95,3 +95,29 @@ def test_access_logs_are_json_lines_with_request_id_team_and_advisor(
             break
         time.sleep(0.05)
     assert mine and mine[0]["advisor"] == "ann", service.log()[-2000:]
+
+
+def test_the_advisor_s_cycle_writes_the_same_access_log_lines(
+        api: Api, service: ServiceProcess) -> None:
+    # next and reply are answered on the short path (httpapi/hot.py): their lines are the same
+    api.push(message(1))
+    api.adv("POST", "ann", "/session")
+    got = api.adv("POST", "ann", "/next", headers={"X-Request-Id": "req-next-1"})
+    assert got.status_code == 200 and got.headers["x-request-id"] == "req-next-1"
+    mid = got.json()["messages"][0]["id"]
+    done = api.adv("POST", "ann", f"/messages/{mid}/reply")
+    rid = done.headers["x-request-id"]
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        lines = {x.get("request_id"): x for x in
+                 (json.loads(x) for x in service.log().splitlines() if x.startswith("{"))}
+        if "req-next-1" in lines and rid in lines:
+            break
+        time.sleep(0.05)
+    assert "req-next-1" in lines and rid in lines, service.log()[-2000:]
+    for req, path in (("req-next-1", "/next"), (rid, f"/messages/{mid}/reply")):
+        entry = lines[req]
+        assert (entry["event"], entry["team"], entry["advisor"], entry["status"]) == \
+            ("request", TEAM, "ann", 200)
+        assert entry["path"] == f"/v1/teams/{TEAM}/advisors/ann{path}"
+        assert entry["method"] == "POST" and 0 < entry["ms"] < 5_000
