@@ -31,8 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 LIST = ROOT / "tests" / "mutations.toml"
 REPORT = ROOT / "docs" / "mutations.md"
-COPIED = ("dispatcher", "workers", "cli", "scripts", "tests", "bench", "docs", "pyproject.toml",
-          "README.md", "Makefile")
+COPIED = ("dispatcher", "httpapi", "workers", "cli", "scripts", "tests", "bench", "docs",
+          "pyproject.toml", "README.md", "Makefile")
 #: When the guard does not catch a mutation: the core lane (as `make test-fast`).
 LANE = ("test_push_order", "test_advisor_day", "test_ingest", "test_check", "test_conversations",
         "test_conversation_model", "test_isolation", "test_rebucketing",
