@@ -65,7 +65,7 @@ class HotRoutes:
         """If the short path may take this request: what answers it, given the app's state;
         it answers False, having sent nothing, when the token is refused. Else None. Either
         way the framework's route answers what the short path does not."""
-        if (scope["type"] != "http" or scope["method"] != "POST" or scope["query_string"]
+        if (scope["type"] != "http" or scope["method"] != "POST" or scope.get("query_string")
                 or scope.get("root_path")):
             return None
         m = _PATH.fullmatch(scope["path"])
