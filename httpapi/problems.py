@@ -37,10 +37,18 @@ def error_parts(exc: Exception, path: str) -> tuple[int, bytes, dict[str, str] |
     """What the service answers for an error an operation raised (status, problem+json body,
     headers), whichever path called it: our errors keep their status, code and field; anything
     else is a logged 500."""
+    if isinstance(exc, UnavailableError):
+        # The driver's message names Redis's address and the socket error: for the log, not
+        # for callers (where Redis runs is the operators' business).
+        log.warning("redis_unreachable", error=str(exc), path=path)
+        return exc.http_status, problem_body(
+            exc.http_status, exc.code.replace("_", " "),
+            "Redis is unreachable; retry after the Retry-After seconds", exc.field,
+            exc.code), {"Retry-After": "1"}
     if isinstance(exc, PushinboxError):
         status = exc.http_status
-        headers = {"Retry-After": "1"} if isinstance(exc, UnavailableError) else None
-        if status >= 500 and not isinstance(exc, UnavailableError):
+        headers = None
+        if status >= 500:
             log.error("operation_failed", error=str(exc), path=path)
         if isinstance(exc, UnauthorizedError):
             headers = {"WWW-Authenticate": "Bearer"}
