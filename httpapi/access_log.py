@@ -53,8 +53,8 @@ async def observe(scope: Any, send: Any, respond: Callable[[Any], Awaitable[None
     finally:
         elapsed = time.perf_counter() - started
         route = scope.get("path_template") or "unmatched"
-        metrics.REQUESTS.labels(scope.get("method", ""), route, str(status)).inc()
-        metrics.LATENCY.labels(route).observe(elapsed)
+        metrics.requests(scope.get("method", ""), route, str(status)).inc()
+        metrics.latency(route).observe(elapsed)
         if enabled:
             info_line(access_log, "request", method=scope.get("method"),
                       path=scope.get("path"), status=status, ms=round(elapsed * 1000, 2))

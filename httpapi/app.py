@@ -58,7 +58,7 @@ def create_app(config: ServiceConfig | None = None) -> Service:
         # One connection per team feed blocks in XREAD: a pool of its own, sized for teams.
         blocking = connect_async(cfg.redis_url, socket_timeout=None, max_connections=10_000)
         d = AsyncDispatcher(client, jobs=cfg.jobs, clock=cfg.clock,
-                            on_script=lambda s, t: metrics.SCRIPT.labels(s).observe(t))
+                            on_script=lambda s, t: metrics.script(s).observe(t))
         app.state.d = d
         app.state.blocking = blocking
         app.state.hub = live.Hub(d, blocking)
