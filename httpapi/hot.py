@@ -2,8 +2,9 @@
 without the framework's per-request machinery.
 
 These three calls are what every advisor makes all day; through Litestar's guard, dependency
-injection, signature model and response objects each cost ~490 µs of the service's CPU on
-this machine, ~200 µs here (docs/performance.md, "The advisor's cycle on a short path"). The
+injection, signature model and response objects each cost ~470 µs of the service's CPU on
+this machine, ~240 µs here (``make bench-service-cpu``; docs/performance.md, "The advisor's
+cycle on a short path"). The
 short path answers a request only when it is the plain, valid form of one of them: POST, no
 query string, no body, well-formed ids, a valid ``Idempotency-Key`` if any, and a token that
 may make the call. Anything else (an error in the request, a refused token, a body, a
