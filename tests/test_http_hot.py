@@ -16,6 +16,7 @@ import redis
 from conftest import TEAM, make_team, message
 
 from dispatcher import Dispatcher, tokens
+from dispatcher.servers import app_running
 from dispatcher.testing import FakeClock, RedisServer
 from httpapi import ServiceConfig, create_app
 from httpapi.hot import TEMPLATES, HotRoutes
@@ -85,28 +86,10 @@ class CountingHotRoutes(HotRoutes):
 
 @contextlib.asynccontextmanager
 async def running(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with its start-up and shut-down run, and a client calling it in process."""
-    inbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
-    started, stopped = asyncio.Event(), asyncio.Event()
-
-    async def send(msg: dict[str, Any]) -> None:
-        if msg["type"].startswith("lifespan.startup"):
-            started.set()
-        elif msg["type"].startswith("lifespan.shutdown"):
-            stopped.set()
-
-    task = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"},
-                                    "state": {}}, inbox.get, send))
-    await inbox.put({"type": "lifespan.startup"})
-    await started.wait()
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://service") as client:
-            yield client
-    finally:
-        await inbox.put({"type": "lifespan.shutdown"})
-        await stopped.wait()
-        await task
+    """The app started in this process, and a client calling it there."""
+    async with app_running(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://service") as client:
+        yield client
 
 
 def world(client: redis.Redis, clock: FakeClock) -> dict[str, str]:
