@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 from litestar import Request, Response
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.params import Parameter
 
 from dispatcher import ops
@@ -17,7 +17,8 @@ from dispatcher.keys import ID_PATTERN, TEAM_ID_PATTERN
 from dispatcher.model import Message, Stock
 from httpapi.schemas import ChannelOut, IngestResult, StockOut
 
-__all__ = ["ADV", "DISPATCHER", "PAGED", "TEAM", "Cursor", "Limit", "TeamId", "TeamPath",
+__all__ = ["ADV", "DISPATCHER", "PAGED", "TEAM", "Cursor", "DispatcherDep", "Limit", "TeamId",
+           "TeamPath",
            "ingest_result", "paged", "stock_out"]
 
 TEAM = "/v1/teams/{team:str}"
@@ -40,6 +41,8 @@ def _dispatcher(state: State) -> AsyncDispatcher:
 
 #: Every controller's `d`: the process's AsyncDispatcher (made at start-up).
 DISPATCHER = {"d": Provide(_dispatcher, sync_to_thread=False)}
+#: How a handler asks for it (a marked dependency: Litestar 3 stops inferring them).
+DispatcherDep = NamedDependency[AsyncDispatcher]
 
 
 def paged(request: Request[Any, Any, Any], page: ops.Page) -> Response[list[Message]]:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from litestar import Request, Response, delete, get, post
 from litestar.openapi import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import HeaderParameter, JSONBody
 from litestar.response import ServerSentEvent
 
 from dispatcher import ops
@@ -17,7 +17,18 @@ from dispatcher.keys import ID_PATTERN
 from dispatcher.model import Message, Push
 from httpapi import live, metrics
 from httpapi.auth import ADVISOR_SELF, TEAM_READ
-from httpapi.common import ADV, PAGED, TEAM, Cursor, Limit, TeamId, TeamPath, paged, stock_out
+from httpapi.common import (
+    ADV,
+    PAGED,
+    TEAM,
+    Cursor,
+    DispatcherDep,
+    Limit,
+    TeamId,
+    TeamPath,
+    paged,
+    stock_out,
+)
 from httpapi.problems import errors
 from httpapi.routes import Audience
 from httpapi.schemas import (
@@ -48,13 +59,13 @@ class AdvisorController(Audience):
     opt = ADVISOR_SELF
 
     @post("/session", responses=errors(), status_code=200, summary="Log in")
-    async def login(self, d: AsyncDispatcher, team: TeamPath, advisor: TeamId) -> SessionOut:
+    async def login(self, d: DispatcherDep, team: TeamPath, advisor: TeamId) -> SessionOut:
         epoch = await d.run(ops.login(team, advisor))
         return SessionOut(advisor, "online", epoch)
 
     @delete("/session", responses=errors(), status_code=200,
             summary="Log out: the advisor's messages go back to the team")
-    async def logout(self, d: AsyncDispatcher, team: TeamPath, advisor: TeamId) -> SessionOut:
+    async def logout(self, d: DispatcherDep, team: TeamPath, advisor: TeamId) -> SessionOut:
         job = await d.run(ops.logout(team, advisor))
         return SessionOut(advisor, "offline", None, job)
 
@@ -63,9 +74,9 @@ class AdvisorController(Audience):
                       "ones until they are processed); 204 when the team's stock is empty.",
           responses={**errors(), 204: ResponseSpec(None, description="The stock is empty")})
     async def next_message(
-        self, d: AsyncDispatcher, team: TeamPath, advisor: TeamId,
-        idempotency_key: Annotated[str | None, Parameter(
-            header="Idempotency-Key", required=False, max_length=200,
+        self, d: DispatcherDep, team: TeamPath, advisor: TeamId,
+        idempotency_key: Annotated[str | None, HeaderParameter(
+            name="Idempotency-Key", required=False, max_length=200,
             pattern=ID_PATTERN)] = None,
     ) -> Response[Push]:
         push = await d.run(ops.next_message(team, advisor, idempotency_key))
@@ -76,7 +87,7 @@ class AdvisorController(Audience):
 
     @get("/messages", opt=TEAM_READ, description=PAGED, responses=errors(),
          summary="Your current messages")
-    async def current(self, request: Request[Any, Any, Any], d: AsyncDispatcher,
+    async def current(self, request: Request[Any, Any, Any], d: DispatcherDep,
                       team: TeamPath, advisor: TeamId, cursor: Cursor = None,
                       limit: Limit = ops.PAGE_MAX) -> Response[list[Message]]:
         return paged(request, await d.run(ops.current_page(team, advisor, cursor, limit)))
@@ -84,52 +95,52 @@ class AdvisorController(Audience):
     @post("/messages/{message:str}/reply", status_code=200, responses=errors(),
           summary="Reply: the message is done and counts as a response",
           operation_id="message_reply", name="message_reply")
-    async def reply(self, d: AsyncDispatcher, team: TeamPath, advisor: TeamId,
+    async def reply(self, d: DispatcherDep, team: TeamPath, advisor: TeamId,
                     message: TeamId) -> ActionOut:
         return await _act(d, "reply", team, advisor, message)
 
     @post("/messages/{message:str}/archive", status_code=200, responses=errors(),
           summary="Archive: the message is done",
           operation_id="message_archive", name="message_archive")
-    async def archive(self, d: AsyncDispatcher, team: TeamPath, advisor: TeamId,
+    async def archive(self, d: DispatcherDep, team: TeamPath, advisor: TeamId,
                       message: TeamId) -> ActionOut:
         return await _act(d, "archive", team, advisor, message)
 
     @post("/messages/{message:str}/hold", status_code=200, responses=errors(),
           summary="Put on hold (stays in your hands)",
           operation_id="message_hold", name="message_hold")
-    async def hold(self, d: AsyncDispatcher, team: TeamPath, advisor: TeamId,
+    async def hold(self, d: DispatcherDep, team: TeamPath, advisor: TeamId,
                    message: TeamId) -> ActionOut:
         return await _act(d, "hold", team, advisor, message)
 
     @post("/messages/{message:str}/unhold", status_code=200, responses=errors(),
           summary="Take off hold", operation_id="message_unhold", name="message_unhold")
-    async def unhold(self, d: AsyncDispatcher, team: TeamPath, advisor: TeamId,
+    async def unhold(self, d: DispatcherDep, team: TeamPath, advisor: TeamId,
                      message: TeamId) -> ActionOut:
         return await _act(d, "hold", team, advisor, message, off=True)
 
     @post("/messages/{message:str}/help", status_code=200, responses=errors(),
           summary="Request help from a supervisor")
-    async def request_help(self, d: AsyncDispatcher, team: TeamPath, advisor: TeamId,
-                           message: TeamId, data: HelpIn | None = None) -> ActionOut:
+    async def request_help(self, d: DispatcherDep, team: TeamPath, advisor: TeamId,
+                           message: TeamId, data: JSONBody[HelpIn | None] = None) -> ActionOut:
         return await _act(d, "help", team, advisor, message, note=data.note if data else "")
 
     @post("/break", status_code=200, responses=errors(),
           summary="Start a break (ends at the end of the working-hours range)")
-    async def start_break(self, d: AsyncDispatcher, team: TeamPath,
+    async def start_break(self, d: DispatcherDep, team: TeamPath,
                           advisor: TeamId) -> BreakOut:
         info = await d.run(ops.start_break(team, advisor))
         return BreakOut(info.status, info.since, info.until, info.job)  # type: ignore[arg-type]
 
     @delete("/break", status_code=200, responses=errors(), summary="End a break")
-    async def end_break(self, d: AsyncDispatcher, team: TeamPath,
+    async def end_break(self, d: DispatcherDep, team: TeamPath,
                         advisor: TeamId) -> BreakEndOut:
         ms = await d.run(ops.end_break(team, advisor))
         return BreakEndOut(ms > 0, round(ms / 1000, 3))
 
     @get("/screen", opt=TEAM_READ, responses=errors(),
          summary="Everything the advisor's screen shows, in one call")
-    async def screen(self, d: AsyncDispatcher, team: TeamPath, advisor: TeamId) -> ScreenOut:
+    async def screen(self, d: DispatcherDep, team: TeamPath, advisor: TeamId) -> ScreenOut:
         stock = await d.run(ops.team_stock(team))
         stats = await d.run(ops.advisor_stats(team, advisor, stock=stock))
         held = (await d.run(ops.current_page(team, advisor))).items
@@ -155,7 +166,7 @@ class LiveController(Audience):
                      "`closed` (the token was revoked, or the team or advisor deleted). "
                      "Reconnect with `Last-Event-ID` to get what was missed.",
          media_type="text/event-stream")
-    async def advisor_live(self, request: Request[Any, Any, Any], d: AsyncDispatcher,
+    async def advisor_live(self, request: Request[Any, Any, Any], d: DispatcherDep,
                            team: TeamPath, advisor: TeamId) -> ServerSentEvent:
         live.check_last_event_id(request.headers.get("last-event-id"))  # 400 before the stream
         await d.run(ops.advisor_stats(team, advisor))  # 404 before the stream starts
@@ -168,7 +179,7 @@ class LiveController(Audience):
                      "supervisor and admin tokens: the team view of `GET …/team-view`, at "
                      "most every half second while something changes), `closed`.",
          media_type="text/event-stream")
-    async def team_live(self, request: Request[Any, Any, Any], d: AsyncDispatcher,
+    async def team_live(self, request: Request[Any, Any, Any], d: DispatcherDep,
                         team: TeamPath) -> ServerSentEvent:
         live.check_last_event_id(request.headers.get("last-event-id"))
         await d.run(ops.require_team(team))

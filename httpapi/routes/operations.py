@@ -17,10 +17,9 @@ from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
 from dispatcher import ops
-from dispatcher.api import AsyncDispatcher
 from dispatcher.errors import PushinboxError
 from httpapi import metrics
-from httpapi.common import DISPATCHER
+from httpapi.common import DISPATCHER, DispatcherDep
 from httpapi.problems import PROBLEM
 from httpapi.schemas import Health, Problem
 
@@ -40,13 +39,13 @@ class OperationsController(Controller):
         return Health("ok")
 
     @get("/readyz", summary="Redis is reachable, scripts loaded", responses=_UNAVAILABLE)
-    async def readyz(self, d: AsyncDispatcher) -> Health:
+    async def readyz(self, d: DispatcherDep) -> Health:
         await d.ready()
         return Health("ready")
 
     @get("/metrics", summary="Prometheus metrics", media_type="text/plain",
          include_in_schema=False)
-    async def metrics_view(self, d: AsyncDispatcher) -> Response[bytes]:
+    async def metrics_view(self, d: DispatcherDep) -> Response[bytes]:
         # Waiting counts are read now, for every team (four round trips in all), not left
         # from the last time someone happened to read a stock.
         with contextlib.suppress(PushinboxError):

@@ -7,13 +7,12 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, post, put
 from litestar.openapi.spec import Example
-from litestar.params import Body
+from litestar.params import Body, JSONBody
 
 from dispatcher import defaults, ops
-from dispatcher.api import AsyncDispatcher
 from dispatcher.errors import TooLargeError
 from httpapi.auth import INGEST
-from httpapi.common import TEAM, TeamId, TeamPath, ingest_result
+from httpapi.common import TEAM, DispatcherDep, TeamId, TeamPath, ingest_result
 from httpapi.problems import errors
 from httpapi.routes import Audience
 from httpapi.schemas import (
@@ -43,7 +42,7 @@ class UpstreamController(Audience):
           summary="Ingest one message (idempotent by id)",
           request_max_body_size=defaults.MAX_BODY_BYTES + 16 * 1024)
     async def ingest_one(
-        self, d: AsyncDispatcher, team: TeamPath,
+        self, d: DispatcherDep, team: TeamPath,
         data: Annotated[MessageIn, Body(examples=[Example("message", value=MESSAGE_EXAMPLE)])],
     ) -> IngestResult:
         result = await d.run(ops.ingest_one(team, msgspec.structs.asdict(data)))
@@ -52,8 +51,8 @@ class UpstreamController(Audience):
     @post("/messages/batch", status_code=202, responses=errors(413),
           summary="Ingest a batch atomically (each message idempotent by id)",
           request_max_body_size=defaults.INGEST_BATCH_MAX_BYTES)
-    async def ingest_batch(self, request: Request[Any, Any, Any], d: AsyncDispatcher,
-                           team: TeamPath, data: MessageBatchIn) -> MessageBatchOut:
+    async def ingest_batch(self, request: Request[Any, Any, Any], d: DispatcherDep,
+                           team: TeamPath, data: JSONBody[MessageBatchIn]) -> MessageBatchOut:
         limit = request.app.state.config.max_batch
         if len(data.messages) > limit:
             raise TooLargeError(f"a batch holds at most {limit} messages", field="messages")
@@ -64,7 +63,7 @@ class UpstreamController(Audience):
 
     @put("/customers/{customer:str}/tags", responses=errors(),
          summary="A customer's tags changed")
-    async def customer_tags(self, d: AsyncDispatcher, team: TeamPath, customer: TeamId,
-                            data: CustomerTagsIn) -> CustomerTagsOut:
+    async def customer_tags(self, d: DispatcherDep, team: TeamPath, customer: TeamId,
+                            data: JSONBody[CustomerTagsIn]) -> CustomerTagsOut:
         moved = await d.run(ops.set_customer_tags(team, customer, data.tags))
         return CustomerTagsOut(customer, moved)
