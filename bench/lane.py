@@ -3,7 +3,9 @@ side by side in one run: the same AsyncDispatcher cycles (press, then reply to w
 50 tasks on one event loop and one BlockingConnectionPool, as the HTTP service has), the
 two paths alternated ``--reps`` times on one redis-server with 500k waiting. Per path: cycles/s,
 the client's CPU per cycle (``time.process_time``) and Redis main-thread CPU per cycle
-(``INFO cpu``); medians, and the lane's ratio to redis-py's path.
+(``INFO cpu``); medians, and the lane's ratio to redis-py's path. First, without Redis: what a
+turn on the lane costs when 50 callers contend for 25 connections (the lane's own queue
+against the ``asyncio.Semaphore`` + ``asyncio.timeout`` it replaced in the seventh session).
 
     python -m bench.lane [--seconds 4] [--reps 4]      (make bench-lane)
 """
@@ -55,6 +57,62 @@ async def _cycles(port: int, seconds: float) -> tuple[int, float]:
     return done, cpu
 
 
+class _SemaphoreTurns:
+    """The lane's turns as they were before its own queue: a semaphore, and a timeout around
+    the wait when none was free."""
+
+    def __init__(self, size: int, wait_s: float) -> None:
+        self._turns = asyncio.Semaphore(size)
+        self._wait_s = wait_s
+
+    async def _turn(self) -> None:
+        if not self._turns.locked():
+            await self._turns.acquire()
+            return
+        async with asyncio.timeout(self._wait_s):
+            await self._turns.acquire()
+
+    def _give_back(self) -> None:
+        self._turns.release()
+
+
+async def _turns(lane: Any, seconds: float) -> float:
+    """Client CPU µs per turn: TASKS callers taking turns of `lane` (half as many), each
+    turn one pass of the event loop."""
+    n = 0
+    stop = time.monotonic() + seconds
+
+    async def caller() -> None:
+        nonlocal n
+        while time.monotonic() < stop:
+            await lane._turn()
+            try:
+                await asyncio.sleep(0)
+            finally:
+                lane._give_back()
+            n += 1
+
+    cpu = time.process_time()
+    await asyncio.gather(*(caller() for _ in range(TASKS)))
+    return (time.process_time() - cpu) / n * 1e6
+
+
+def turn_costs(reps: int, seconds: float = 1.0) -> dict[str, float]:
+    size = TASKS // 2
+    runs: dict[str, list[float]] = {"semaphore + timeout": [], "lane queue": []}
+    for _ in range(reps):
+        runs["semaphore + timeout"].append(
+            asyncio.run(_turns(_SemaphoreTurns(size, 10), seconds)))
+        runs["lane queue"].append(
+            asyncio.run(_turns(connection.ScriptLane(None, size, 10), seconds)))
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    for k, v in med.items():
+        print(f"turn, {k:20} {v:6.2f} µs CPU ({min(runs[k]):.2f}-{max(runs[k]):.2f})")
+    ratio = med["lane queue"] / med["semaphore + timeout"]
+    print(f"turn, lane queue / semaphore + timeout {ratio:.2f}x\n", flush=True)
+    return med
+
+
 def _redis_cpu(d: Dispatcher) -> float:
     info = d.redis.info("cpu")
     return float(info["used_cpu_user_main_thread"] + info["used_cpu_sys_main_thread"])
@@ -66,6 +124,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=4)
     ap.add_argument("--waiting", type=int, default=500_000)
     args = ap.parse_args()
+    turns = turn_costs(args.reps)
     plain = connection._PLAIN_POOLS
     server = RedisServer().start()
     try:
@@ -101,7 +160,8 @@ def main() -> None:
           f"{ratio['client_us']:9.2f}x {ratio['redis_us']:8.2f}x")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"lane-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    result: dict[str, Any] = {"args": vars(args), "runs": runs, "median": med}
+    result: dict[str, Any] = {"args": vars(args), "runs": runs, "median": med,
+                              "turn_us": turns}
     out.write_text(json.dumps(result, indent=1))
     print(f"raw results: {out}")
 

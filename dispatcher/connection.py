@@ -7,6 +7,7 @@ shares its hash slot, so the same scripts run unchanged on all three."""
 from __future__ import annotations
 
 import asyncio
+import collections
 from typing import Any
 
 import hiredis
@@ -113,7 +114,15 @@ class ScriptLane:
     def __init__(self, pool: Any, size: int, wait_s: float) -> None:
         self._pool = pool
         self._idle: list[Any] = []
-        self._turns = asyncio.Semaphore(size)
+        self._free = size  # turns nobody holds
+        # Callers waiting for a turn, first come first served, each with its deadline; a
+        # turn given back goes straight to the first of them. One timer for the lane (at the
+        # first waiter's deadline) instead of asyncio.timeout and a semaphore per waiting
+        # call: under load most calls wait, and those cost ~10 % of the service's CPU per
+        # request (docs/performance.md, "The lane's own queue").
+        self._waiters: collections.deque[tuple[asyncio.Future[None], float]] = \
+            collections.deque()
+        self._timer: asyncio.TimerHandle | None = None
         self._wait_s = wait_s
         self._loading = asyncio.Lock()
         self._loaded: dict[str, int] = {}
@@ -136,19 +145,49 @@ class ScriptLane:
             self._loaded[what] = seen + 1
 
     async def _turn(self) -> None:
-        """A free connection, waited for at most ``wait_s`` (the pool's own wait), then a
-        ConnectionError (UnavailableError, 503) as the pool gives: a stalled Redis must not
-        queue callers for ever."""
-        if not self._turns.locked():
-            await self._turns.acquire()  # free: no timer to set
+        """A turn (a connection to use), waited for at most ``wait_s`` (the pool's own wait),
+        then a ConnectionError (UnavailableError, 503) as the pool gives: a stalled Redis must
+        not queue callers for ever."""
+        if self._free > 0:
+            self._free -= 1
             return
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._waiters.append((fut, loop.time() + self._wait_s))
+        if self._timer is None:
+            self._timer = loop.call_at(self._waiters[0][1], self._expire)
         try:
-            async with asyncio.timeout(self._wait_s):
-                await self._turns.acquire()
-        except TimeoutError:
-            raise redis.ConnectionError(
-                f"no connection came free within {self._wait_s:g} s: Redis is slow or "
-                "stalled") from None
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self._give_back()  # handed a turn as it was cancelled: the next one's
+            raise
+
+    def _give_back(self) -> None:
+        """A turn ends: it goes to the first caller still waiting, else back to the lane."""
+        waiters = self._waiters
+        while waiters:
+            fut, _ = waiters.popleft()
+            if not fut.done():  # (one cancelled meanwhile left its place empty)
+                fut.set_result(None)
+                return
+        self._free += 1
+
+    def _expire(self) -> None:
+        """The lane's timer: the callers whose wait is over give up; set again for the next
+        deadline while any wait."""
+        self._timer = None
+        waiters = self._waiters
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        while waiters and (waiters[0][0].done() or waiters[0][1] <= now):
+            fut, _ = waiters.popleft()
+            if not fut.done():
+                fut.set_exception(redis.ConnectionError(
+                    f"no connection came free within {self._wait_s:g} s: Redis is slow or "
+                    "stalled"))
+        if waiters:
+            self._timer = loop.call_at(waiters[0][1], self._expire)
 
     async def call(self, command: tuple[Any, ...]) -> Any:
         packed = hiredis.pack_command(command)
@@ -169,7 +208,7 @@ class ScriptLane:
             finally:
                 self._idle.append(conn)
         finally:
-            self._turns.release()
+            self._give_back()
 
     @staticmethod
     async def _exchange(conn: Any, packed: bytes) -> Any:

@@ -262,3 +262,49 @@ def test_a_pool_of_one_connection_keeps_it_for_everything(
         return teams
 
     assert TEAM in asyncio.run(go())
+
+
+def test_callers_waiting_for_a_connection_are_served_in_the_order_they_came(
+        redis_server: RedisServer, redis_client: redis.Redis) -> None:
+    # The lane's one connection is busy (a blocking read); three calls queue behind it and
+    # run first come, first served once it is free.
+    async def go() -> list[bytes]:
+        client = connect_async(redis_server.url, max_connections=2)  # a lane of one
+        lane = lane_for(client)
+        assert lane is not None
+        busy = asyncio.create_task(lane.call(("BLPOP", "lane-nothing", "0.3")))
+        await asyncio.sleep(0.05)
+        queued = []
+        for who in (b"first", b"second", b"third"):
+            queued.append(asyncio.create_task(lane.call(("RPUSH", "lane-order", who))))
+            await asyncio.sleep(0.01)
+        await asyncio.gather(busy, *queued)
+        await client.aclose()
+        return redis_client.lrange("lane-order", 0, -1)
+
+    assert asyncio.run(go()) == [b"first", b"second", b"third"]
+
+
+def test_a_caller_cancelled_as_its_turn_came_passes_the_turn_on() -> None:
+    # An HTTP client hangs up just as the connection its press waited for comes free: the
+    # turn goes to the next caller, and none is lost (the lane would shrink for good).
+    from dispatcher.connection import ScriptLane
+
+    async def go() -> tuple[bool, int]:
+        lane = ScriptLane(pool=None, size=1, wait_s=5)
+        await lane._turn()  # the one turn, held
+        handed = asyncio.create_task(lane._turn())
+        waiting = asyncio.create_task(lane._turn())
+        left = asyncio.create_task(lane._turn())
+        await asyncio.sleep(0)
+        left.cancel()  # gives up while waiting: it must not take a turn either
+        await asyncio.sleep(0)
+        lane._give_back()  # the turn goes to `handed`...
+        handed.cancel()  # ...which is cancelled before it runs
+        with pytest.raises(asyncio.CancelledError):
+            await handed
+        await asyncio.wait_for(waiting, 1)  # the next one has it
+        lane._give_back()
+        return left.cancelled(), lane._free
+
+    assert asyncio.run(go()) == (True, 1)
