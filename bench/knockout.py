@@ -88,12 +88,35 @@ def knocked_out(ko: Knockout) -> Path:
     return path
 
 
+def summarize(out: dict[str, Any], rounds: int, cycles: int) -> None:
+    """Each concern's cost from its rounds, paired: a round's two versions met the same
+    moments of the machine, so the median of the rounds' ratios (without / full) is steadier
+    than a ratio of medians taken across rounds the machine ran at different speeds."""
+    print(f"\nµs per assign+reply cycle (SLOWLOG, median per round), {rounds} rounds of "
+          f"{cycles} cycles; share: 1 - the median of the rounds' ratios without / full")
+    print(f"{'concern':14} {'full':>7} {'without':>8} {'costs':>7} {'share':>6}  commands")
+    for name, row in out.items():
+        full = [r["full"]["cycle"] for r in row["rounds"]]
+        without = [r["ko"]["cycle"] for r in row["rounds"]]
+        share = 1 - statistics.median(w / f for w, f in zip(without, full, strict=True))
+        costs = statistics.median(f - w for w, f in zip(without, full, strict=True))
+        row.update({"cycle_us": statistics.median(full), "without_us": statistics.median(without),
+                    "saves_us": costs, "share": share})
+        print(f"{name:14} {row['cycle_us']:7.1f} {row['without_us']:8.1f} {costs:7.1f} "
+              f"{share * 100:5.1f}%  {row['commands']}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cycles", type=int, default=3000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("-k", help="only the knockouts whose name contains this")
+    ap.add_argument("--summarize", metavar="FILE", help="print a results file's table again")
     args = ap.parse_args()
+    if args.summarize:
+        saved = json.loads(Path(args.summarize).read_text())
+        summarize(saved["knockouts"], saved["rounds"], saved["cycles"])
+        return
     chosen = [k for k in KNOCKOUTS if not args.k or args.k in k.name]
     out: dict[str, Any] = {}
     for ko in chosen:
@@ -107,17 +130,8 @@ def main() -> None:
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(path)],
                            check=False, capture_output=True)
-        full = statistics.median(r["full"]["cycle"] for r in rounds)
-        without = statistics.median(r["ko"]["cycle"] for r in rounds)
-        out[ko.name] = {"commands": ko.commands, "cycle_us": full, "without_us": without,
-                        "saves_us": full - without, "share": (full - without) / full,
-                        "rounds": rounds}
-    print(f"\nµs per assign+reply cycle (median of {args.rounds} rounds' medians, SLOWLOG), "
-          f"{args.cycles} cycles a round")
-    print(f"{'concern':14} {'full':>7} {'without':>8} {'costs':>7} {'share':>6}  commands")
-    for name, row in out.items():
-        print(f"{name:14} {row['cycle_us']:7.1f} {row['without_us']:8.1f} {row['saves_us']:7.1f} "
-              f"{row['share'] * 100:5.1f}%  {row['commands']}")
+        out[ko.name] = {"commands": ko.commands, "rounds": rounds}
+    summarize(out, args.rounds, args.cycles)
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"knockout-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps({"cycles": args.cycles, "rounds": args.rounds,
