@@ -8,7 +8,9 @@ machine touches all alike.
     python -m bench.service_cpu [--rounds 4] [--seconds 5]
 
 Cases: ``short`` (the default service: next and reply on httpapi/hot.py), ``short+log`` (with
-its access log, as in production), ``framework`` (PUSHINBOX_HOT_ROUTES=0: through Litestar).
+its access log, as in production), ``framework`` (PUSHINBOX_HOT_ROUTES=0: through Litestar),
+``ingest`` (50 upstream tasks posting one message each per request, as a webhook-style
+integration does: on the short path), ``ingest+framework`` (the same through Litestar).
 Each case runs in a process of its own (logging is configured once per process).
 """
 
@@ -25,41 +27,47 @@ import time
 from pathlib import Path
 from typing import Any
 
-CASES = ("short", "short+log", "framework")
+CASES = ("short", "short+log", "framework", "ingest", "ingest+framework")
 
 
 async def measure(case: str, seconds: float) -> dict[str, Any]:
     from bench.http import TEAM, seed
-    from dispatcher import Dispatcher
+    from dispatcher import Dispatcher, tokens
     from dispatcher.servers import RedisServer, app_running
     from httpapi import ServiceConfig, create_app
 
     server = RedisServer().start()
     try:
         token_file = Path(tempfile.mkdtemp(prefix="pushinbox-bench-")) / "tokens"
-        seed(Dispatcher(server.client()), 50, 60_000, token_file)
+        ingest = case.startswith("ingest")
+        seed(Dispatcher(server.client()), 50, 0 if ingest else 60_000, token_file)
         advisors = [line.split() for line in token_file.read_text().splitlines()]
+        upstream = Dispatcher(server.client()).run(
+            tokens.create_token("ingest", teams=[TEAM])).token
         log = case.endswith("+log")
         if log:
             from dispatcher.log import configure
 
             configure(json=True)
         app = create_app(ServiceConfig(redis_url=server.url, access_log=log, token_cache_s=5,
-                                       hot_routes=case != "framework"))
+                                       hot_routes=not case.endswith("framework")))
         done = 0
 
-        async def post(path: str, token: str) -> tuple[int, bytes]:
+        async def post(path: str, token: str, data: bytes = b"") -> tuple[int, bytes]:
             nonlocal done
+            headers = [(b"host", b"bench"), (b"authorization", b"Bearer " + token.encode())]
+            if data:
+                headers += [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(data)).encode())]
             scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
                      "method": "POST", "scheme": "http", "path": path,
                      "raw_path": path.encode(), "query_string": b"", "root_path": "",
-                     "headers": [(b"host", b"bench"),
-                                 (b"authorization", b"Bearer " + token.encode())],
+                     "headers": headers,
                      "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80), "state": {}}
             status, body = 0, []
 
             async def receive() -> dict[str, Any]:
-                return {"type": "http.request", "body": b"", "more_body": False}
+                return {"type": "http.request", "body": data, "more_body": False}
 
             async def send(msg: dict[str, Any]) -> None:
                 nonlocal status
@@ -85,10 +93,24 @@ async def measure(case: str, seconds: float) -> dict[str, Any]:
                 if status != 200:
                     raise RuntimeError(f"reply answered {status}: {body[:200]!r}")
 
+        async def pusher(k: int) -> None:
+            n = 0
+            while time.monotonic() < stop:
+                n += 1
+                data = json.dumps({"id": f"m{k}-{n}", "conversation": f"c{k}-{n}",
+                                   "customer": f"u{n % 5000}", "channel": "whatsapp",
+                                   "body": {"text": "Where is my parcel?"}}).encode()
+                status, body = await post(f"/v1/teams/{TEAM}/messages", upstream, data)
+                if status not in (200, 201, 202):
+                    raise RuntimeError(f"ingest answered {status}: {body[:200]!r}")
+
         async with app_running(app):
             stop = time.monotonic() + seconds
             cpu, wall = time.process_time(), time.monotonic()
-            await asyncio.gather(*(advisor(a, t) for a, t in advisors))
+            if ingest:
+                await asyncio.gather(*(pusher(k) for k in range(len(advisors))))
+            else:
+                await asyncio.gather(*(advisor(a, t) for a, t in advisors))
             cpu, wall = time.process_time() - cpu, time.monotonic() - wall
         return {"case": case, "requests": done, "cpu_us_per_request": cpu / done * 1e6,
                 "requests_per_s": done / wall}
@@ -116,12 +138,13 @@ def main() -> None:
                                  text=True, check=True).stdout
             res = json.loads(out.strip().splitlines()[-1])
             runs[case].append(res["cpu_us_per_request"])
-            print(f"round {n + 1} {case:10} {res['cpu_us_per_request']:7.1f} µs CPU per "
+            print(f"round {n + 1} {case:16} {res['cpu_us_per_request']:7.1f} µs CPU per "
                   f"request  {res['requests_per_s']:6.0f} req/s", flush=True)
-    base = statistics.median(runs["framework"])
-    print("\ncase        µs CPU per request (median)   vs framework")
+    print("\ncase              µs CPU per request (median)   vs the same through the framework")
     for case, xs in runs.items():
-        print(f"{case:10} {statistics.median(xs):10.1f}  ({min(xs):.0f}-{max(xs):.0f})"
+        base = statistics.median(runs["ingest+framework" if case.startswith("ingest")
+                                      else "framework"])
+        print(f"{case:16} {statistics.median(xs):10.1f}  ({min(xs):.0f}-{max(xs):.0f})"
               f"  {statistics.median(xs) / base:10.2f}x")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out_file = Path(__file__).parent / "results" / f"service-cpu-{stamp}.json"

@@ -36,15 +36,17 @@ CONTROLLERS = [UpstreamController, AdvisorController, LiveController, Supervisor
 
 
 class Service(Litestar):
-    """The Litestar app, with the advisor's cycle on a short path in front (httpapi/hot.py)."""
+    """The Litestar app, with the advisor's cycle and a message in on a short path in front
+    (httpapi/hot.py)."""
 
     hot: HotRoutes | None = None
 
     async def __call__(self, scope: Scope, receive: Receive,  # type: ignore[override]
                        send: Send) -> None:
-        if self.hot is not None and (answer := self.hot.take(scope)) is not None \
-                and await answer(self.state, send):
-            return
+        if self.hot is not None and (answer := self.hot.take(scope)) is not None:
+            done, receive = await answer(self.state, receive, send)
+            if done:
+                return
         await super().__call__(scope, receive, send)
 
 

@@ -1,17 +1,21 @@
-"""The advisor's cycle on a short path: *process a new message*, reply and archive, answered
-without the framework's per-request machinery.
+"""The calls made most on a short path: the advisor's cycle (*process a new message*, reply
+and archive) and an upstream service's single message, answered without the framework's
+per-request machinery.
 
-These three calls are what every advisor makes all day; through Litestar's guard, dependency
-injection, signature model and response objects each cost ~470 µs of the service's CPU on
-this machine, ~240 µs here (``make bench-service-cpu``; docs/performance.md, "The advisor's
-cycle on a short path"). The
+The cycle's three calls are what every advisor makes all day; through Litestar's guard,
+dependency injection, signature model and response objects each cost ~470 µs of the
+service's CPU on this machine, ~240 µs here (``make bench-service-cpu``; docs/performance.md,
+"The advisor's cycle on a short path"). A message in (``POST /v1/teams/{team}/messages``) is
+what a webhook-style integration sends for every customer message, one per request. The
 short path answers a request only when it is the plain, valid form of one of them: POST, no
-query string, no body, well-formed ids, a valid ``Idempotency-Key`` if any, and a token that
-may make the call. Anything else (an error in the request, a refused token, a body, a
-trailing slash) goes to the framework's route, which answers it as it always has: the short
-path never has to reproduce an error it did not cause. What it does answer (the operation's
-result or its error) is byte for byte what the framework's route answers, with the same
-access-log line and metrics (``tests/test_http_hot.py`` holds the two paths to that).
+query string, well-formed ids, a valid ``Idempotency-Key`` if any, a token that may make the
+call, and no body (the cycle) or one JSON message that decodes whole (a message in).
+Anything else (an error in the request, a refused token, a body on the cycle, a trailing
+slash, a message that does not decode) goes to the framework's route, which answers it as it
+always has (a body already read is handed to it as it came): the short path never has to
+reproduce an error it did not cause. What it does answer (the operation's result or its
+error) is byte for byte what the framework's route answers, with the same access-log line
+and metrics (``tests/test_http_hot.py`` holds the two paths to that).
 
 The framework's routes stay the documentation (OpenAPI) and the fallback;
 ``PUSHINBOX_HOT_ROUTES=0`` turns the short path off.
@@ -26,14 +30,14 @@ from typing import Any
 
 import msgspec
 
-from dispatcher import ops
+from dispatcher import defaults, ops
 from dispatcher.keys import ID_PATTERN, TEAM_ID_PATTERN
 from httpapi import metrics
 from httpapi.access_log import observe
-from httpapi.auth import ADVISOR_SELF, authenticate
-from httpapi.common import ADV
+from httpapi.auth import ADVISOR_SELF, INGEST, authenticate
+from httpapi.common import ADV, TEAM, ingest_result
 from httpapi.problems import PROBLEM, error_parts
-from httpapi.schemas import ActionOut
+from httpapi.schemas import ActionOut, MessageIn
 
 __all__ = ["TEMPLATES", "HotRoutes"]
 
@@ -43,17 +47,30 @@ TEMPLATES = {
     "next": _ADV + "/next",
     "reply": _ADV + "/messages/{message}/reply",
     "archive": _ADV + "/messages/{message}/archive",
+    "ingest": TEAM.replace(":str", "") + "/messages",
 }
 _PATH = re.compile(r"/v1/teams/([^/]+)/advisors/([^/]+)/(?:(next)|messages/([^/]+)/"
                    r"(reply|archive))")
+_INGEST = re.compile(r"/v1/teams/([^/]+)/messages")
+#: A message in is taken up to the framework route's own limit (larger: the framework's 413).
+INGEST_MAX_BODY = defaults.MAX_BODY_BYTES + 16 * 1024
 _ID = re.compile(ID_PATTERN)
 _TEAM = re.compile(TEAM_ID_PATTERN)
 _JSON = [(b"content-type", b"application/json")]
 _PROBLEM = [(b"content-type", PROBLEM.encode())]
 _encode = msgspec.json.Encoder().encode
-#: ASGI's scope and send, untyped here: the framework's typed ones are for its own objects.
+_decode_message = msgspec.json.Decoder(MessageIn).decode
+#: ASGI's scope, receive and send, untyped here: the framework's typed ones are for its own
+#: objects.
 Scope = Any
+Receive = Any
 Send = Any
+#: What answers a request the short path took: given the app's state, receive and send, it
+#: answers whether it answered, and the receive the framework should read the request's body
+#: from when it did not (the same, or one that gives again what the short path read).
+Answer = Callable[[Any, Receive, Send], Awaitable[tuple[bool, Receive]]]
+#: A response: status, headers, body.
+Reply = tuple[int, list[tuple[bytes, bytes]], bytes]
 
 
 class HotRoutes:
@@ -62,16 +79,18 @@ class HotRoutes:
     def __init__(self, access_log: bool) -> None:
         self.access_log = access_log
 
-    def take(self, scope: Scope) -> Callable[[Any, Send], Awaitable[bool]] | None:
-        """If the short path may take this request: what answers it, given the app's state;
-        it answers False, having sent nothing, when the token is refused. Else None. Either
-        way the framework's route answers what the short path does not."""
+    def take(self, scope: Scope) -> Answer | None:
+        """If the short path may take this request: what answers it (an ``Answer``); it
+        answers False, having sent nothing, when the token is refused or the body does not
+        decode. Else None. Either way the framework's route answers what the short path does
+        not."""
         if (scope["type"] != "http" or scope["method"] != "POST" or scope.get("query_string")
                 or scope.get("root_path")):
             return None
         m = _PATH.fullmatch(scope["path"])
         if m is None:
-            return None
+            i = _INGEST.fullmatch(scope["path"])
+            return self._message_in(scope, i.group(1)) if i is not None else None
         team, advisor, is_next, message, action = m.groups()
         if _TEAM.search(team) is None or _ID.search(advisor) is None or (
                 message is not None and _ID.search(message) is None):
@@ -101,35 +120,113 @@ class HotRoutes:
             scope["path_params"] = {"team": team, "advisor": advisor, "message": message}
             scope["path_template"] = TEMPLATES[action]
 
-        async def answer(state: Any, send: Send) -> bool:
+        async def answer(state: Any, receive: Receive, send: Send) -> tuple[bool, Receive]:
             try:
                 await authenticate(state, header, ADVISOR_SELF["allow"], team, advisor)
             except Exception:  # refused (or Redis away): the framework answers
-                return False
+                return False, receive
 
-            async def respond(send_: Send) -> None:
-                headers: list[tuple[bytes, bytes]] = _JSON
-                try:
-                    if is_next:
-                        push = await state.d.run(ops.next_message(team, advisor, request_id))
-                        if push.status == "empty":
-                            code, headers, body = 204, [], b""
-                        else:
-                            metrics.observe_push(team, push, int(time.time() * 1000))
-                            code, body = 200, _encode(push)
-                    else:
-                        status = await state.d.run(ops.act(action, team, advisor, message))
-                        code, body = 200, _encode(ActionOut(message, status))
-                except Exception as exc:  # every error has its problem+json
-                    code, body, extra = error_parts(exc, scope["path"])
-                    headers = [*_PROBLEM, *((k.lower().encode(), v.encode())
-                                            for k, v in (extra or {}).items())]
-                await _send(send_, code, headers, body)
+            async def work() -> Reply:
+                if is_next:
+                    push = await state.d.run(ops.next_message(team, advisor, request_id))
+                    if push.status == "empty":
+                        return 204, [], b""
+                    metrics.observe_push(team, push, int(time.time() * 1000))
+                    return 200, _JSON, _encode(push)
+                status = await state.d.run(ops.act(action, team, advisor, message))
+                return 200, _JSON, _encode(ActionOut(message, status))
 
-            await observe(scope, send, respond, self.access_log)
-            return True
+            await self._reply(scope, send, work)
+            return True, receive
 
         return answer
+
+    def _message_in(self, scope: Scope, team: str) -> Answer | None:
+        """A message in: one JSON message, its length given, within the route's limit."""
+        if _TEAM.search(team) is None:
+            return None
+        auth = kind = length = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                if auth is not None:
+                    return None
+                auth = value
+            elif name == b"content-type":
+                if kind is not None:
+                    return None
+                kind = value
+            elif name == b"content-length":
+                if length is not None or not value.isdigit():
+                    return None
+                length = int(value)
+            elif name == b"transfer-encoding":
+                return None
+        if kind is None or kind.lower() != b"application/json" or length is None \
+                or not 0 < length <= INGEST_MAX_BODY:
+            return None
+        header = auth.decode("latin-1") if auth is not None else ""
+        scope["path_params"] = {"team": team}
+        scope["path_template"] = TEMPLATES["ingest"]
+
+        async def answer(state: Any, receive: Receive, send: Send) -> tuple[bool, Receive]:
+            try:
+                await authenticate(state, header, INGEST["allow"], team, None)
+            except Exception:  # refused (or Redis away): the framework answers
+                return False, receive
+            got: list[dict[str, Any]] = []  # what was read, for the framework if it answers
+            size, more = 0, True
+            while more and size <= length:
+                event = await receive()
+                got.append(event)
+                if event["type"] != "http.request":
+                    break  # (the client went away: the framework sees it as it came)
+                size += len(event.get("body", b""))
+                more = event.get("more_body", False)
+            try:
+                if more or size != length:
+                    raise ValueError("not the body its length announced")
+                data = _decode_message(b"".join(e.get("body", b"") for e in got))
+            except (ValueError, msgspec.DecodeError):
+                return False, _replay(got, receive)
+
+            async def work() -> Reply:
+                result = await state.d.run(ops.ingest_one(team, msgspec.structs.asdict(data)))
+                return 202, _JSON, _encode(ingest_result(data.id, result))
+
+            await self._reply(scope, send, work)
+            return True, receive
+
+        return answer
+
+    async def _reply(self, scope: Scope, send: Send, work: Callable[[], Awaitable[Reply]]) -> None:
+        """Send what ``work`` answers, or its error as problem+json, with the access-log line
+        and metrics of the framework's middleware."""
+
+        async def respond(send_: Send) -> None:
+            try:
+                code, headers, body = await work()
+            except Exception as exc:  # every error has its problem+json
+                code, headers, body = _problem(exc, scope["path"])
+            await _send(send_, code, headers, body)
+
+        await observe(scope, send, respond, self.access_log)
+
+
+def _problem(exc: Exception, path: str) -> Reply:
+    """An error's status, headers and problem+json body, as the framework's handler gives."""
+    code, body, extra = error_parts(exc, path)
+    return code, [*_PROBLEM, *((k.lower().encode(), v.encode())
+                               for k, v in (extra or {}).items())], body
+
+
+def _replay(got: list[dict[str, Any]], receive: Receive) -> Receive:
+    """A receive that gives again what was read, then reads on."""
+    pending = list(got)
+
+    async def replay() -> dict[str, Any]:
+        return pending.pop(0) if pending else await receive()
+
+    return replay
 
 
 async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:

@@ -1,12 +1,14 @@
-"""The advisor's cycle on the short path (httpapi/hot.py) answers exactly what the framework's
-routes answer: the same scenario, on the same world and clock, through an app with the short
-path and one without, gives the same status, headers and bytes at every step; the short path
-takes the plain calls and leaves every refused or unusual one to the framework."""
+"""The advisor's cycle and a message in, on the short path (httpapi/hot.py), answer exactly
+what the framework's routes answer: the same scenario, on the same world and clock, through an
+app with the short path and one without, gives the same status, headers and bytes at every
+step; the short path takes the plain calls and leaves every refused or unusual one to the
+framework (handing on, as it came, a body it read)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,6 +24,14 @@ from httpapi import ServiceConfig, create_app
 from httpapi.hot import TEMPLATES, HotRoutes
 
 ADV = f"/v1/teams/{TEAM}/advisors"
+IN = f"/v1/teams/{TEAM}/messages"
+JSON = {"Content-Type": "application/json"}
+
+
+def sent(n: int, **fields: Any) -> bytes:
+    """A message in, as an upstream service sends it."""
+    return json.dumps({**message(n), **fields}).encode()
+
 
 #: (who calls, method, path, extra headers, body), in order; who: a token name or None.
 SCENARIO: list[tuple[str | None, str, str, dict[str, str], bytes | None]] = [
@@ -61,9 +71,34 @@ SCENARIO: list[tuple[str | None, str, str, dict[str, str], bytes | None]] = [
     # another team's advisor of the same name: refused (403), left to the framework
     ("beta-ann", "POST", f"{ADV}/ann/next", {}, None),
     ("beta-ann", "POST", f"{ADV}/ann/messages/m5/reply", {}, None),
+    # a message in, from an upstream service
+    ("ingest", "POST", IN, JSON, sent(6)),                            # 32: queued
+    ("ingest", "POST", IN, JSON, sent(6)),                            # duplicate
+    ("ingest", "POST", IN, JSON, sent(6, body={"text": "changed"})),  # same id, other content: 409
+    ("ingest", "POST", IN, JSON, sent(7, conversation="c3")),         # bob holds c3: assigned
+    ("admin", "POST", IN, JSON, sent(8, tags=["vip"], language="fr", customer_tags=["gold"])),
+    ("admin", "POST", "/v1/teams/nope/messages", JSON, sent(9)),      # unknown team: 404
+    ("ingest", "POST", IN, JSON, sent(10, body={"text": "x" * 70_000})),  # 413 from ingest
+    # refused or unusual: the framework answers (a body read is handed on as it came)
+    ("beta-ingest", "POST", IN, JSON, sent(11)),                      # 39: another team's: 403
+    ("ann", "POST", IN, JSON, sent(12)),                              # an advisor's token: 403
+    (None, "POST", IN, JSON, sent(13)),                               # 401
+    ("ingest", "POST", IN, JSON, b'{"id": "m14"}'),                   # fields missing: 400
+    ("ingest", "POST", IN, JSON, sent(15, colour="red")),             # an unknown field: 400
+    ("ingest", "POST", IN, JSON, sent(16, id="a b")),                 # a malformed id: 400
+    ("ingest", "POST", IN, JSON, b"{not json"),
+    ("ingest", "POST", IN, JSON, b""),
+    ("ingest", "POST", IN, {"Content-Type": "text/plain"}, sent(17)),
+    ("ingest", "POST", IN, {"Content-Type": "application/json; charset=utf-8"}, sent(18)),
+    ("ingest", "POST", IN, JSON, sent(19, body={"text": "x" * 90_000})),  # over the route's limit
+    ("ingest", "POST", IN + "/", JSON, sent(20)),
+    ("ingest", "POST", IN + "?x=1", JSON, sent(21)),
+    ("ingest", "POST", IN + "/batch", JSON, json.dumps({"messages": [message(22)]}).encode()),
+    ("ingest", "POST", IN, JSON, sent(6)),                            # 53: a duplicate still
 ]
 #: The steps the short path answers (indexes into SCENARIO); the framework answers the rest.
-TAKEN = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 25, 26, 27, 28, 29}
+TAKEN = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 25, 26, 27, 28, 29,
+         32, 33, 34, 35, 36, 37, 38, 53}
 
 
 class CountingHotRoutes(HotRoutes):
@@ -78,11 +113,11 @@ class CountingHotRoutes(HotRoutes):
         if answer is None:
             return None
 
-        async def noted(state: Any, send: Any) -> bool:
-            done: bool = await answer(state, send)
+        async def noted(state: Any, receive: Any, send: Any) -> tuple[bool, Any]:
+            done, receive = await answer(state, receive, send)
             if done:
                 self.answered.append(scope["path"])
-            return done
+            return done, receive
 
         return noted
 
@@ -114,6 +149,8 @@ def world(client: redis.Redis, clock: FakeClock) -> dict[str, str]:
     d.set_advisor("beta", "ann", "agent")
     d.login("beta", "ann")
     toks["beta-ann"] = make("advisor", team="beta", advisor="ann")
+    toks["ingest"] = make("ingest", teams=[TEAM])
+    toks["beta-ingest"] = make("ingest", teams=["beta"])
     return toks
 
 
@@ -151,11 +188,15 @@ def test_the_short_path_answers_byte_for_byte_what_the_framework_answers(
     statuses = [s for s, _, _ in short]
     assert statuses[:12] == [200, 200, 200, 200, 200, 200, 404, 403, 200, 409, 404, 404]
     assert b'"status":"noop"' in short[4][2] and b'"code":"not_yours"' in short[7][2]
-    assert statuses[-3:] == [204, 403, 403]
+    assert statuses[29:32] == [204, 403, 403]
+    assert statuses[32:39] == [202, 202, 409, 202, 202, 404, 413]
+    assert b'"result":"duplicate"' in short[33][2] and b'"advisor":"bob"' in short[35][2]
+    assert statuses[39:42] == [403, 403, 401] and statuses[53] == 202
+    assert all(s in (400, 422) for s in statuses[42:47]), statuses[42:47]
 
 
 def test_the_short_path_answers_503_with_retry_after_when_redis_is_away() -> None:
-    async def call(hot: bool) -> tuple[int, dict[str, str], bytes]:
+    async def call(hot: bool) -> tuple[tuple[int, dict[str, str], bytes], ...]:
         server = RedisServer().start()
         try:
             client = server.client()
@@ -165,21 +206,27 @@ def test_the_short_path_answers_503_with_retry_after_when_redis_is_away() -> Non
             app.hot = counting if hot else None
             async with running(app) as http:
                 auth = {"Authorization": f"Bearer {toks['ann']}"}
+                upstream = {"Authorization": f"Bearer {toks['ingest']}", **JSON}
                 assert (await http.post(f"{ADV}/ann/next", headers=auth)).status_code == 200
-                server.stop()  # the token is known: the call itself meets the outage
+                assert (await http.post(IN, headers=upstream, content=sent(6))).status_code \
+                    == 202
+                server.stop()  # the tokens are known: the calls themselves meet the outage
                 res = await http.post(f"{ADV}/ann/messages/m1/reply", headers=auth)
+                res_in = await http.post(IN, headers=upstream, content=sent(7))
             if hot:
-                assert counting.answered == [f"{ADV}/ann/next", f"{ADV}/ann/messages/m1/reply"]
-            body = res.content.replace(str(server.port).encode(), b"<port>")
-            return (res.status_code, {k: v for k, v in res.headers.items()
-                                      if k not in ("x-request-id", "content-length")}, body)
+                assert counting.answered == [f"{ADV}/ann/next", IN,
+                                             f"{ADV}/ann/messages/m1/reply", IN]
+            return tuple((r.status_code, {k: v for k, v in r.headers.items()
+                                          if k not in ("x-request-id", "content-length")},
+                          r.content) for r in (res, res_in))
         finally:
             server.stop()
 
     framework = asyncio.run(call(hot=False))
     short = asyncio.run(call(hot=True))
     assert short == framework
-    assert short[0] == 503 and short[1]["retry-after"] == "1"
+    for status, headers, _ in short:  # the reply and the message in
+        assert status == 503 and headers["retry-after"] == "1"
 
 
 @pytest.mark.parametrize("action", sorted(TEMPLATES))
