@@ -11,7 +11,9 @@ logged-in advisor: `cycle` presses next then replies to the message it got
 (the real loop of an advisor), `next` presses next only (after the first press it is the
 retry path: the same pending message again), `cycle+log` the cycle with our JSON access log
 on (the product's default; the reference has none), `cycle+framework` the cycle with the
-short path off (`PUSHINBOX_HOT_ROUTES=0`: every call through Litestar's routes). Starts its
+short path off (`PUSHINBOX_HOT_ROUTES=0`: every call through Litestar's routes); `ingest`
+one new message per request from an upstream service's token (a webhook-style integration),
+on the short path, and `ingest+framework` the same through Litestar. Starts its
 own redis-server and service processes on free loopback ports; the stock is re-seeded before
 every run, so each run starts from the same state. Raw results go to
 bench/results/http-<timestamp>.json.
@@ -35,7 +37,7 @@ from dispatcher.servers import RedisServer, ServiceProcess
 
 TEAM = "bench"
 HERE = Path(__file__).parent
-MODES = ("cycle", "next", "cycle+log", "cycle+framework")
+MODES = ("cycle", "next", "cycle+log", "cycle+framework", "ingest", "ingest+framework")
 
 
 def seed(d: Dispatcher, advisors: int, messages: int, token_file: Path) -> None:
@@ -61,8 +63,10 @@ def seed(d: Dispatcher, advisors: int, messages: int, token_file: Path) -> None:
         d.ingest_many(TEAM, batch)
 
 
-def wrk(url: str, mode: str, connections: int, seconds: int, token_file: Path) -> dict[str, Any]:
-    env = {**os.environ, "PI_TOKENS": str(token_file), "PI_TEAM": TEAM, "PI_MODE": mode}
+def wrk(url: str, mode: str, connections: int, seconds: int, token_file: Path,
+        ingest_token: str = "") -> dict[str, Any]:
+    env = {**os.environ, "PI_TOKENS": str(token_file), "PI_TEAM": TEAM, "PI_MODE": mode,
+           "PI_INGEST_TOKEN": ingest_token}
     out = subprocess.run(
         ["wrk", "-t", str(connections), "-c", str(connections), "-d", f"{seconds}s",
          "--timeout", "10s", "-s", str(HERE / "wrk_cycle.lua"), url],
@@ -129,7 +133,9 @@ def main() -> None:
                 print(f"run {run + 1} bare/{procs}  {res['rps']:8.0f} req/s  "
                       f"p99 {res['p99_ms']:.2f} ms", flush=True)
                 for mode in MODES:
-                    seed(d, args.connections, 100 if mode == "next" else 40_000, token_file)
+                    seed(d, args.connections, {"next": 100, "ingest": 0}.get(
+                        mode.split("+")[0], 40_000), token_file)
+                    upstream = d.run(tokens.create_token("ingest", teams=[TEAM])).token
                     # production settings (a 5 s token cache), with uvicorn's settings of the
                     # bare reference (no access log), and once with our access log on
                     hot = "0" if mode.endswith("+framework") else "1"
@@ -140,7 +146,7 @@ def main() -> None:
                     try:
                         time.sleep(1)
                         res = wrk(svc.url, mode.split("+")[0], args.connections, seconds,
-                                  token_file)
+                                  token_file, upstream)
                     finally:
                         svc.stop()
                     assert d.check(TEAM).ok, d.check(TEAM).problems

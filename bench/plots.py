@@ -47,20 +47,20 @@ def core(data: dict[str, Any]) -> None:
 
 def http(data: dict[str, Any]) -> None:
     med = data["medians"]
-    cases = [k for k in ("bare/1", "next/1", "cycle/1", "cycle+log/1", "cycle+framework/1",
-                         "bare/2", "next/2", "cycle/2", "cycle+log/2", "cycle+framework/2")
-             if k in med]
-    fig, ax = plt.subplots(figsize=(11.5, 3.8))
+    cases = [f"{k}/{n}" for n in (1, 2)
+             for k in ("bare", "next", "cycle", "cycle+log", "cycle+framework", "ingest",
+                       "ingest+framework") if f"{k}/{n}" in med]
+    fig, ax = plt.subplots(figsize=(14, 3.8))
     colors = ["#98a2b3" if c.startswith("bare") else
-              "#b54708" if c.startswith("cycle+framework") else "#2857d6" for c in cases]
+              "#b54708" if "+framework" in c else "#2857d6" for c in cases]
     ax.bar(cases, [med[c]["rps"] for c in cases], color=colors)
     for x, c in enumerate(cases):
         ax.text(x, med[c]["rps"], f"{med[c]['rps']:,.0f}\np99 {med[c]['p99_ms']:.0f} ms",
                 ha="center", va="bottom", fontsize=8)
     ax.set_ylabel("requests/s (median)")
     ax.set_title("HTTP: bare ASGI + one Lua call (grey) vs the service, 1 and 2 processes "
-                 "(orange: the short path off)")
-    ax.tick_params(axis="x", labelsize=8)
+                 "(orange: the short path off; ingest: one message per request)")
+    ax.tick_params(axis="x", labelsize=7)
     ax.margins(y=0.25)
     fig.tight_layout()
     fig.savefig(DOCS / "perf-http.png", dpi=110)

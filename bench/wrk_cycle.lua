@@ -1,6 +1,8 @@
 -- wrk script for bench/http.py: each thread is one advisor on one connection, pressing
--- "process a new message" then replying to what it got, in a loop.
--- Env: PI_TOKENS (file: one "advisor token" per line), PI_TEAM, PI_MODE (cycle | next).
+-- "process a new message" then replying to what it got, in a loop; or (PI_MODE ingest) one
+-- upstream connection posting one new message per request.
+-- Env: PI_TOKENS (file: one "advisor token" per line), PI_TEAM, PI_MODE (cycle | next |
+-- ingest), PI_INGEST_TOKEN (ingest).
 local counter = 0
 local threads = {}
 
@@ -18,11 +20,23 @@ function init(args)
   mode = os.getenv("PI_MODE") or "cycle"
   base = "/v1/teams/" .. team .. "/advisors/" .. adv
   headers = {["Authorization"] = "Bearer " .. token}
+  if mode == "ingest" then
+    headers = {["Authorization"] = "Bearer " .. os.getenv("PI_INGEST_TOKEN"),
+               ["Content-Type"] = "application/json"}
+  end
+  sent = 0
   msg = nil
   nexts, replies, empties, errors = 0, 0, 0, 0
 end
 
 function request()
+  if mode == "ingest" then
+    sent = sent + 1
+    local id = "w" .. n .. "-" .. sent
+    return wrk.format("POST", "/v1/teams/" .. team .. "/messages", headers,
+      '{"id": "' .. id .. '", "conversation": "c' .. id .. '", "customer": "u' .. (sent % 5000) ..
+      '", "channel": "whatsapp", "body": {"text": "Where is my parcel?"}}')
+  end
   if msg and mode == "cycle" then
     return wrk.format("POST", base .. "/messages/" .. msg .. "/reply", headers)
   end
@@ -30,6 +44,11 @@ function request()
 end
 
 function response(status, headers, body)
+  if mode == "ingest" then
+    nexts = nexts + 1  -- (counted as "nexts": one message in)
+    if status ~= 202 then errors = errors + 1 end
+    return
+  end
   if msg and mode == "cycle" then
     msg = nil
     replies = replies + 1
