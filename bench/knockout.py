@@ -77,8 +77,8 @@ KNOCKOUTS = (
 def knocked_out(ko: Knockout) -> Path:
     """A worktree of HEAD with this checkout's scripts, minus the concern."""
     path = worktree("HEAD")
-    for name in ("scripts",):  # this checkout's scripts, uncommitted changes included
-        subprocess.run(["cp", "-r", str(ROOT / name), str(path)], check=True)
+    # this checkout's scripts, uncommitted changes included (over the worktree's own copy)
+    subprocess.run(["cp", "-r", f"{ROOT / 'scripts'}/.", str(path / "scripts")], check=True)
     for file, find, replace in ko.edits:
         target = path / "scripts" / "lua" / file
         text = target.read_text()
