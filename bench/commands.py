@@ -2,9 +2,13 @@
 (batches of 500) and per assign+reply cycle, and Redis bytes per waiting message, in all and
 per structure (`MEMORY USAGE` over every key of a kind, the key's name and its keyspace entry
 included). Counts do not drift with the machine's load, so they tell a lever's effect where
-timings cannot. Last, what the one-record layout would save (a one-message conversation's
+timings cannot. Then what the one-record layout would save (a one-message conversation's
 message folded into the conversation's record, a string key left to find it by its id):
-measured on a sample of the run's own records, written both ways.
+measured on a sample of the run's own records, written both ways. Last, the channels' stock
+counts per second of arrival (includes/channels.lua) at arrival rates from a burst down to
+one message a second per channel, against the per-message index they replaced: their cost
+per waiting message depends on how many arrive in a second, which the main run (arrivals as
+fast as the bench ingests) does not show.
 
     python -m bench.commands [--waiting 20000]
 
@@ -20,8 +24,9 @@ import argparse
 import redis
 
 from bench.core import TEAM, seed, used_memory
-from cli.bench import ingest
-from dispatcher import Dispatcher
+from cli.bench import ingest, messages
+from dispatcher import Dispatcher, keys
+from dispatcher.clock import FakeClock
 from dispatcher.servers import RedisServer
 
 #: Not the scripts' commands: the calls themselves and the bench's own reads.
@@ -67,6 +72,34 @@ def one_record(client: redis.Redis, sample: int = 200) -> dict[str, float]:
     return {"two_records": today / len(convs), "one_record_and_pointer": folded / len(convs)}
 
 
+def channel_index(client: redis.Redis, per_second: float) -> dict[str, float]:
+    """Bytes per waiting message of the channels' stock counts (`cn:`, `cb:`) when messages
+    (4 channels) arrive ``per_second`` a second in all, on a test clock, for 400 seconds (at
+    least 8,000 messages: past the small encodings, as a large stock is); and of the
+    per-message index an earlier version kept (`ch:`), written for the same messages."""
+    n = max(8_000, int(400 * per_second))
+    team = f"rate{int(per_second * 100)}"
+    clock = FakeClock(1_800_000_000_000)
+    d = Dispatcher(client, clock=clock)
+    d.create_team(team)
+    per_batch = max(1, int(per_second))  # one batch a second (or a message every 1/rate s)
+    for s in range(0, n, per_batch):
+        d.ingest_many(team, messages(s, min(per_batch, n - s)))
+        clock.advance(per_batch / per_second)
+    p = keys.prefix(team)
+    now = sum(client.memory_usage(k, samples=0) or 0
+              for pat in ("cn:*", "cb:*") for k in client.scan_iter(f"{p}{pat}", count=1000))
+    for k in client.scan_iter(f"{p}m:*", count=1000):  # the per-message index, rebuilt
+        ch, ts = client.hmget(k, "ch", "ts")
+        client.zadd(f"{p}ch:{ch.decode()}", {k.decode().rsplit(":", 1)[1]: int(ts)})
+    before = sum(client.memory_usage(k, samples=0) or 0
+                 for k in client.scan_iter(f"{p}ch:*", count=1000))
+    d.delete_team(team)
+    for k in client.scan_iter(f"{p}ch:*", count=1000):
+        client.delete(k)
+    return {"counts_per_second": now / n, "per_message_index": before / n}
+
+
 def run(waiting: int) -> dict[str, float]:
     server = RedisServer().start()
     try:
@@ -83,6 +116,8 @@ def run(waiting: int) -> dict[str, float]:
         per_waiting = (used_memory(client) - before) / waiting
         structures = per_structure(client, waiting)
         layout = one_record(client)
+        rates = {f"channel stock at {r:g} a second, {k}": v
+                 for r in (1000, 100, 20, 4) for k, v in channel_index(client, r).items()}
         client.config_resetstat()
         done = 0
         for k in range(waiting // 2):
@@ -97,7 +132,8 @@ def run(waiting: int) -> dict[str, float]:
         return {"commands_per_ingested_message": per_msg, "commands_per_cycle": per_cycle,
                 "bytes_per_waiting_message": per_waiting,
                 **{f"  {kind} (bytes per waiting message)": v for kind, v in structures.items()},
-                **{f"one-message conversation, {k}": v for k, v in layout.items()}}
+                **{f"one-message conversation, {k}": v for k, v in layout.items()},
+                **rates}
     finally:
         server.stop()
 

@@ -207,18 +207,21 @@ def check(c: Ctx, teams: tuple[str, ...], repair: bool) -> None:
 @click.argument("teams", nargs=-1)
 @click.option("--down", is_flag=True,
               help="Put every waiting id back in a list, every message in hands back in its "
-                   "conversation's set, every customer's conversations back in a set, and "
-                   "write back the empty fields this version leaves out: the layout a version "
-                   "before this one reads (run it before a downgrade).")
+                   "conversation's set, every customer's conversations back in a set, every "
+                   "waiting message back in its channel's index, and write back the empty "
+                   "fields this version leaves out: the layout a version before this one "
+                   "reads (run it before a downgrade).")
 @pass_ctx
 def migrate(c: Ctx, teams: tuple[str, ...], down: bool) -> None:
     """Upgrade the data of TEAMS (default: all) to this version's layout.
 
     \b
     A conversation with one waiting message keeps its id in its own record instead of a
-    list of one (a key and about 200 bytes less per waiting conversation), and a customer's
+    list of one (a key and about 200 bytes less per waiting conversation), a customer's
     conversations are a small hash instead of a set (about 100 bytes less per customer on
-    Redis 6.2 and 7.0). This version reads both layouts, so upgrading the processes first
+    Redis 6.2 and 7.0), and each channel's stock is counted per second of arrival instead
+    of indexed per message (about 105 bytes less per waiting message). This version reads
+    both layouts, so upgrading the processes first
     and migrating afterwards is safe, on a live deployment: each atomic call looks at about
     a thousand keys of one team. Running it again changes nothing. See docs/deploy.md,
     "Upgrading".
@@ -232,19 +235,21 @@ def migrate(c: Ctx, teams: tuple[str, ...], down: bool) -> None:
     out = {}
     for t in names:
         moved = c.d.migrate(t, down)
-        n, k = moved["conversations"], moved["customers"]
-        out[t] = ({"folded": 0, "unfolded": n, "customers": k} if down
-                  else {"folded": n, "unfolded": 0, "customers": k})
+        n, k, w = moved["conversations"], moved["customers"], moved["stock"]
+        out[t] = ({"folded": 0, "unfolded": n, "customers": k, "stock": w} if down
+                  else {"folded": n, "unfolded": 0, "customers": k, "stock": w})
     if c.json:
         emit(out, True)
         return
     for t, v in out.items():
         if down:
             click.echo(f"{t}: {v['unfolded']} conversations unfolded into lists and sets, "
-                       f"{v['customers']} customers' conversations into sets")
+                       f"{v['customers']} customers' conversations into sets, "
+                       f"{v['stock']} waiting messages indexed one by one")
         else:
             click.echo(f"{t}: {v['folded']} conversations folded into their records, "
-                       f"{v['customers']} customers' conversations into hashes")
+                       f"{v['customers']} customers' conversations into hashes, "
+                       f"{v['stock']} waiting messages counted per second")
 
 
 @cli.command()

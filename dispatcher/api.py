@@ -332,9 +332,10 @@ class Dispatcher(_Driver):
         return self.run(ops.teams())
 
     def migrate(self, team: str, down: bool = False) -> dict[str, int]:
-        """Fold the team's one-message waiting lists into their conversations' records and
-        its customers' sets of conversations into hashes (``down``: back, before a
-        downgrade); returns how many conversations and customers changed."""
+        """Fold the team's one-message waiting lists into their conversations' records, its
+        customers' sets of conversations into hashes and its channels' per-message index
+        into counts per second (``down``: back, before a downgrade); returns how many
+        conversations, customers and waiting messages (``stock``) changed."""
         moved = self.run(ops.migrate(team, down, defaults.DELETE_BATCH))
         log.info("team_migrated", team=team, down=down, **moved)
         return moved

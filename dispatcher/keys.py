@@ -13,7 +13,8 @@ from dispatcher.defaults import KEY_PREFIX, MAX_SKILL_LEN, MAX_SKILLS
 from dispatcher.errors import ValidationError
 
 __all__ = ["ID_PATTERN", "TEAMS", "TEAM_ID_PATTERN", "TOKENS", "advisor", "advisors", "cfg",
-           "channel_waiting", "channels", "check_id", "check_skill", "check_skills", "check_team",
+           "channel_counts", "channel_seconds", "channel_waiting", "channels", "check_id",
+           "check_skill", "check_skills", "check_team",
            "conversation",
            "conversation_held", "conversation_waiting", "current", "customer",
            "customer_conversations", "day", "done", "escalation", "events", "glob_escape",
@@ -163,8 +164,21 @@ def message(team: str, msg: str) -> str:
 
 
 def channel_waiting(team: str, channel: str) -> str:
-    """Waiting messages of one channel by arrival (sorted set): stock count and oldest age."""
+    """An earlier version's index of one channel's waiting messages by arrival (sorted set);
+    read until `pushinbox migrate` moves it into the counts per second below."""
     return f"{prefix(team)}ch:{channel}"
+
+
+def channel_counts(team: str, channel: str) -> str:
+    """One channel's waiting messages counted per second of arrival (hash: the second →
+    count) and in all (field ``n``): the stock count (scripts/lua/includes/channels.lua)."""
+    return f"{prefix(team)}cn:{channel}"
+
+
+def channel_seconds(team: str, channel: str) -> str:
+    """The seconds of arrival a channel has waiting messages of (sorted set, scored by the
+    arrival in ms of the message that opened the second): the oldest one's age."""
+    return f"{prefix(team)}cb:{channel}"
 
 
 def channels(team: str) -> str:

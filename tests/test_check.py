@@ -38,6 +38,8 @@ def _scene(d: Dispatcher) -> None:
 
 
 Q0, Q2 = keys.queue(TEAM, 2, 0), keys.queue(TEAM, 2, 2)  # VIP and everything else
+EMAIL_N, EMAIL_S = keys.channel_counts(TEAM, "email"), keys.channel_seconds(TEAM, "email")
+S = "1773133200"  # the second the scene's messages arrived in (the test clock's start)
 
 
 def _both(*commands: Callable[[redis.client.Pipeline], object]) -> Callable[[redis.Redis], object]:
@@ -68,15 +70,31 @@ CORRUPTIONS: dict[str, tuple[Callable[[redis.Redis], object], list[str]]] = {
         lambda r: r.zadd(keys.help_requests(TEAM), {"ghost": 1}),
         ["help requests holds ghost, which has no message record"]),
     "stock count drift": (
-        lambda r: r.zrem(keys.channel_waiting(TEAM, "email"), "m5"),
-        ["waiting message m5 is missing from the email stock count"]),
-    "phantom in a channel count": (
+        lambda r: r.hincrby(EMAIL_N, "n", -1),
+        ["the email stock count says 2 waiting, 3 wait"]),
+    "stock count drift in a second": (
+        lambda r: r.hincrby(EMAIL_N, S, 1),
+        [f"the email stock count says 4 waiting of second {S}, 3 wait"]),
+    "stock count missing a second": (
+        lambda r: r.hdel(EMAIL_N, S),
+        [f"the email stock count says 0 waiting of second {S}, 3 wait"]),
+    "stock orders a second where nothing waits": (
+        lambda r: r.zadd(EMAIL_S, {"1773133100": 1}),
+        ["the email stock orders second 1773133100, where nothing waits"]),
+    "stock does not order a second": (
+        lambda r: r.zrem(EMAIL_S, S),
+        [f"the email stock does not order second {S}, where 3 wait"]),
+    "channel waiting but not indexed": (
+        lambda r: r.srem(keys.channels(TEAM), "email"),
+        ["channel email has waiting messages but is not indexed"]),
+    "phantom in an earlier version's channel index": (
         lambda r: r.zadd(keys.channel_waiting(TEAM, "email"), {"m0": 1}),
         ["channel email counts m0, which is not waiting on that channel"]),
     "state disagrees with place": (
         lambda r: r.hset(keys.message(TEAM, "m5"), "st", "a"),
         ["message m5 is in waiting stock but its state is a",
-         "channel email counts m5, which is not waiting on that channel"]),
+         f"the email stock count says 3 waiting of second {S}, 2 wait",
+         "the email stock count says 3 waiting, 2 wait"]),
     "conversation in two queues": (
         lambda r: r.zadd(Q0, {"c7": 1}),
         ["conversation c7 is in two queues",

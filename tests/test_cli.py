@@ -103,10 +103,10 @@ def test_check_exits_non_zero_on_drift(run, redis_client: redis.Redis) -> None:
     run("team", "create", "acme")
     run("ingest", "acme", "--id", "m1", "--channel", "email")
     assert run("check", "acme").exit_code == 0
-    redis_client.zrem(keys.channel_waiting("acme", "email"), "m1")
+    redis_client.hincrby(keys.channel_counts("acme", "email"), "n", 1)
     r = run("check", "acme", ok=False)
     assert r.exit_code == 1
-    assert "missing from the email stock count" in r.output
+    assert "the email stock count says 2 waiting, 1 wait" in r.output
 
 
 def test_supervisor_and_break_commands(run, tmp_path: Path) -> None:

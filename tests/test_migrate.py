@@ -251,7 +251,8 @@ def test_an_upgraded_deployment_works_on_its_lists_and_migrate_folds_them(
     assert {k: d.redis.dump(k) for k in d.redis.scan_iter(match="pi:{other}:*")
             if not k.endswith(b":events")} == other_before
     again = pushinbox(redis_server.url, "--json", "migrate", T)
-    assert json.loads(again.stdout) == {T: {"folded": 0, "unfolded": 0, "customers": 0}}
+    assert json.loads(again.stdout) == {T: {"folded": 0, "unfolded": 0, "customers": 0,
+                                            "stock": 0}}
     assert pushed(d, "bob") == ["m2", "m102"]
     for m in ("m2", "m102"):
         d.reply(T, "bob", m)

@@ -194,15 +194,17 @@ def delete_team(team: str, batch: int) -> Op[int]:
 def migrate(team: str, down: bool = False, batch: int = 1000) -> Op[dict[str, int]]:
     """Move the team's data between this version's layouts and an earlier version's
     (scripts/lua/migrate.lua): fold each waiting list of one message into its conversation's
-    record and each customer's set of conversations into a hash, or with ``down`` put them
-    back, with a conversation's message in hands back in its set and the empty or repeated
-    fields this version leaves out of new records written back (for a version before this
-    one). One SCAN step of about ``batch`` keys per atomic call; safe on a live team. Returns
-    how many conversations and customers changed."""
+    record, each customer's set of conversations into a hash and each channel's per-message
+    index of waiting messages into counts per second, or with ``down`` put them back, with a
+    conversation's message in hands back in its set and the empty or repeated fields this
+    version leaves out of new records written back (for a version before this one). One
+    SCAN step of about ``batch`` keys per atomic call; safe on a live team. Returns how many
+    conversations, customers and waiting messages (``stock``) changed."""
     keys.check_team(team)
-    moved = {"c": 0, "m": 0, "u": 0}
-    # down: the conversations, then the messages' fields an earlier version reads
-    for what in ("c", "m", "u") if down else ("c", "u"):
+    moved = {"c": 0, "m": 0, "u": 0, "k": 0}
+    # down: the conversations, then the messages' fields and channel index an earlier version
+    # reads, then the customers, then the counts per second dropped
+    for what in ("c", "m", "u", "k") if down else ("c", "u", "k"):
         cursor = "0"
         while True:
             res = yield Script("migrate", team, {"cursor": cursor, "n": batch, "down": down,
@@ -211,7 +213,8 @@ def migrate(team: str, down: bool = False, batch: int = 1000) -> Op[dict[str, in
             cursor = _s(res["cursor"])
             if cursor == "0":
                 break
-    return {"conversations": moved["c"], "customers": moved["u"]}
+    return {"conversations": moved["c"], "customers": moved["u"],
+            "stock": moved["m"] if down else moved["k"]}
 
 
 def teams() -> Op[list[str]]:
@@ -711,16 +714,19 @@ def team_stock(team: str) -> Op[Stock]:
     found = yield from read("smembers", keys.channels(team))
     chans = sorted(_s(c) for c in found)
     cmds = []
-    for c in chans:
-        cmds += [Cmd("zcard", (keys.channel_waiting(team, c),)),
+    for c in chans:  # counted per second (channels.lua), and an earlier version's index
+        cmds += [Cmd("hget", (keys.channel_counts(team, c), "n")),
+                 Cmd("zrange", (keys.channel_seconds(team, c), 0, 0), {"withscores": True}),
+                 Cmd("zcard", (keys.channel_waiting(team, c),)),
                  Cmd("zrange", (keys.channel_waiting(team, c), 0, 0), {"withscores": True})]
     rows = yield Commands(cmds)
     now = yield Now()
     out = []
     for i, c in enumerate(chans):
-        n, oldest = int(rows[2 * i]), rows[2 * i + 1]
-        age = round(max(0, now - oldest[0][1]) / 1000, 3) if oldest else None
-        out.append(ChannelStock(c, n, age))
+        n, first, n_old, first_old = rows[4 * i: 4 * i + 4]
+        oldest = min((r[0][1] for r in (first, first_old) if r), default=None)
+        age = round(max(0, now - oldest) / 1000, 3) if oldest is not None else None
+        out.append(ChannelStock(c, int(n or 0) + int(n_old), age))
     return Stock(sum(c.waiting for c in out), out)
 
 
@@ -730,10 +736,12 @@ def waiting_counts(limit: int = 1000) -> Op[dict[str, dict[str, int]]]:
     names = sorted(_s(t) for t in (yield from read("smembers", keys.TEAMS)))[:limit]
     chans = yield Commands([Cmd("smembers", (keys.channels(t),)) for t in names])
     pairs = [(t, _s(c)) for t, cs in zip(names, chans, strict=True) for c in sorted(cs)]
-    counts = yield Commands([Cmd("zcard", (keys.channel_waiting(t, c),)) for t, c in pairs])
+    counts = yield Commands([cmd for t, c in pairs for cmd in (
+        Cmd("hget", (keys.channel_counts(t, c), "n")),
+        Cmd("zcard", (keys.channel_waiting(t, c),)))])  # and an earlier version's index
     out: dict[str, dict[str, int]] = {t: {} for t in names}
-    for (t, c), n in zip(pairs, counts, strict=True):
-        out[t][c] = int(n)
+    for i, (t, c) in enumerate(pairs):
+        out[t][c] = int(counts[2 * i] or 0) + int(counts[2 * i + 1])
     return out
 
 

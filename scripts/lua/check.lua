@@ -10,6 +10,7 @@
 --@include keys
 --@include scan
 --@include waiting
+--@include channels
 local cfg = load_cfg()
 local now = now_ms()
 local max = tonumber(O.max or 100)
@@ -24,10 +25,10 @@ end
 local msgs = {}
 local plen = #(P .. 'm:')
 scan('m:*', function(k)
-  local v = redis.call('HMGET', k, 'st', 'adv', 'conv', 'ch', 'dk', 'dt', 'by', 'ord')
+  local v = redis.call('HMGET', k, 'st', 'adv', 'conv', 'ch', 'dk', 'dt', 'by', 'ord', 'ts')
   msgs[string.sub(k, plen + 1)] = { st = v[1], adv = v[2], conv = v[3], ch = v[4], dk = v[5],
                                     dt = tonumber(v[6]), by = v[7], ord = tonumber(v[8]),
-                                    places = {} }
+                                    ts = v[9], places = {} }
 end)
 
 local counts = { messages = 0, waiting = 0, assigned = 0, help = 0, quarantine = 0, done = 0,
@@ -82,9 +83,14 @@ scan('c:*', function(k)
   end
 end)
 
--- 3. Per-channel waiting indexes (stock counts and oldest age) equal the waiting messages.
+-- 3. Per-channel stock counts (channels.lua) equal the waiting messages: per second of
+-- arrival and in all, and the seconds ordered are those with any; an earlier version's
+-- per-message index holds only waiting messages of its channel, none also counted per second.
+local expect = {}  -- channel -> second -> waiting messages not in an earlier version's index
+local indexed = {}
 for _, ch in ipairs(redis.call('SMEMBERS', K.channels)) do
-  if redis.call('EXISTS', K.ch(ch)) == 0 then
+  indexed[ch] = true
+  if redis.call('EXISTS', K.ch(ch), K.cn(ch)) == 0 then
     bad('channel ' .. ch .. ' is indexed with no waiting message')
   end
   for _, id in ipairs(redis.call('ZRANGE', K.ch(ch), 0, -1)) do
@@ -93,6 +99,56 @@ for _, ch in ipairs(redis.call('SMEMBERS', K.channels)) do
       bad('channel ' .. ch .. ' counts ' .. id .. ', which is not waiting on that channel')
     else  -- (a sorted set holds an id once: no message is counted twice in one channel)
       m.counted = true
+    end
+  end
+end
+for _, m in pairs(msgs) do
+  if m.st == 'w' and not m.counted and m.ch then
+    local e = expect[m.ch] or {}
+    expect[m.ch] = e
+    local s = chan_second(m.ts or 0)
+    e[s] = (e[s] or 0) + 1
+  end
+end
+local chans = {}
+for ch in pairs(indexed) do chans[ch] = true end
+for ch in pairs(expect) do
+  chans[ch] = true
+  if not indexed[ch] then bad('channel ' .. ch .. ' has waiting messages but is not indexed') end
+end
+for ch in pairs(chans) do
+  local e = expect[ch] or {}
+  local total = 0
+  for _, n in pairs(e) do total = total + n end
+  local rec = redis.call('HGETALL', K.cn(ch))
+  local seen, n_all = {}, nil
+  for i = 1, #rec, 2 do
+    local f, n = rec[i], tonumber(rec[i + 1])
+    if f == 'n' then n_all = n
+    else
+      seen[f] = true
+      if n ~= (e[f] or 0) then
+        bad('the ' .. ch .. ' stock count says ' .. rec[i + 1] .. ' waiting of second ' .. f ..
+          ', ' .. (e[f] or 0) .. ' wait')
+      end
+    end
+  end
+  for s, n in pairs(e) do
+    if not seen[s] then
+      bad('the ' .. ch .. ' stock count says 0 waiting of second ' .. s .. ', ' .. n .. ' wait')
+    end
+  end
+  if (n_all or 0) ~= total then
+    bad('the ' .. ch .. ' stock count says ' .. (n_all or 0) .. ' waiting, ' .. total .. ' wait')
+  end
+  local secs = {}
+  for _, s in ipairs(redis.call('ZRANGE', K.cb(ch), 0, -1)) do
+    secs[s] = true
+    if not e[s] then bad('the ' .. ch .. ' stock orders second ' .. s .. ', where nothing waits') end
+  end
+  for s, n in pairs(e) do
+    if not secs[s] then
+      bad('the ' .. ch .. ' stock does not order second ' .. s .. ', where ' .. n .. ' wait')
     end
   end
 end
@@ -189,7 +245,6 @@ for id, m in pairs(msgs) do
   end
   if m.st == 'w' then
     counts.waiting = counts.waiting + 1
-    if not m.counted then bad('waiting message ' .. id .. ' is missing from the ' .. tostring(m.ch) .. ' stock count') end
   elseif m.st == 'a' then counts.assigned = counts.assigned + 1
   elseif m.st == 'h' then counts.help = counts.help + 1
   elseif m.st == 'q' then counts.quarantine = counts.quarantine + 1

@@ -9,6 +9,10 @@
 -- in hands from its record (`h`) back into its set `hd:<conv>` (includes/handover.lua).
 -- O.what 'u' moves the customers' conversations between an earlier version's sets
 -- (`cuv:<cust>`) and this version's hashes (`cc:<cust>`, includes/customers.lua), up or down.
+-- O.what 'k' moves each channel's waiting messages from an earlier version's per-message
+-- index (`ch:<ch>`) into this version's counts per second (includes/channels.lua), about O.n
+-- a call, and marks the team done (`chb` in its settings) once none is left; down, the 'm'
+-- pass indexes every waiting message one by one again and 'k' then drops the counts.
 -- Both layouts are valid meanwhile, so it runs
 -- on a live team; each call looks at one SCAN step (about O.n keys of the team), so Redis is
 -- never blocked for long; the caller repeats with the returned cursor until it is "0".
@@ -16,12 +20,14 @@
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {cursor, n, down?, what? ('c' conversations, default; 'm' messages: down
---         only; 'u' customers)}
--- Returns: msgpack {cursor (0: done), moved (conversations, or customers, changed by this call)}
+--         only; 'u' customers; 'k' channels)}
+-- Returns: msgpack {cursor (0: done), moved (conversations, customers or waiting messages
+--          changed by this call)}
 -- Fails: not_found
 -- Events: none
 --@include keys
 --@include scan
+--@include channels
 if redis.call('EXISTS', K.cfg) == 0 then fail('not_found', 'team', 'unknown team ' .. TEAM) end
 local moved = 0
 local res
@@ -52,10 +58,34 @@ if O.what == 'u' then
     redis.call('DEL', k)
     moved = moved + 1
   end
+elseif O.what == 'k' then
+  local chans = redis.call('SMEMBERS', K.channels)
+  if O.down then  -- the 'm' pass indexed every waiting message one by one: drop the counts
+    for _, ch in ipairs(chans) do redis.call('DEL', K.cn(ch), K.cb(ch)) end
+    redis.call('HDEL', K.cfg, 'chb')
+    res = {'0'}
+  else
+    local budget = tonumber(O.n)
+    for _, ch in ipairs(chans) do
+      while budget > 0 do
+        local popped = redis.call('ZPOPMIN', K.ch(ch), math.min(budget, 500))
+        if #popped == 0 then break end
+        for i = 1, #popped, 2 do chan_in(ch, tonumber(popped[i + 1])) end
+        moved = moved + #popped / 2
+        budget = budget - #popped / 2
+      end
+      if budget <= 0 then break end
+    end
+    if budget > 0 then redis.call('HSET', K.cfg, 'chb', 1); res = {'0'} else res = {'1'} end
+  end
 elseif O.down and O.what == 'm' then
   res = redis.call('SCAN', O.cursor, 'MATCH', pglob() .. 'm:*', 'COUNT', O.n)
   for _, k in ipairs(res[2]) do
     for _, f in ipairs({'adv', 'via', 'pt', 'g', 'why', 'lang'}) do redis.call('HSETNX', k, f, '') end
+    local v = redis.call('HMGET', k, 'st', 'ch', 'ts')
+    if v[1] == 'w' and v[2] and redis.call('ZADD', K.ch(v[2]), v[3], string.sub(k, #(P .. 'm:') + 1)) == 1 then
+      moved = moved + 1  -- indexed one by one again, where an earlier version counts it
+    end
   end
 elseif O.down then
   res = redis.call('SCAN', O.cursor, 'MATCH', pglob() .. 'c:*', 'COUNT', O.n)

@@ -18,6 +18,7 @@
 --@include handover
 --@include requeue
 --@include waiting
+--@include channels
 local cfg = load_cfg()
 local now = now_ms()
 local fixed = 0
@@ -104,7 +105,8 @@ for _, conv in ipairs(lists) do
   for _, id in ipairs(waiting_ids(conv)) do listed[id] = true end
 end
 
--- 3. Per-channel stock indexes hold exactly the waiting messages of the channel.
+-- 3. An earlier version's per-message channel index holds only waiting messages of the
+-- channel (the counts per second are rebuilt where they disagree, in 6b).
 local indexed = {}
 for _, ch in ipairs(redis.call('SMEMBERS', K.channels)) do
   for _, id in ipairs(redis.call('ZRANGE', K.ch(ch), 0, -1)) do
@@ -171,13 +173,11 @@ for id, m in pairs(msgs) do
       if #set > 0 then redis.call('HSET', K.conv(m.conv), unpack(set)) end
       touched[m.conv] = true; fix()
     end
-    if not indexed[id] then
-      redis.call('ZADD', K.ch(m.ch), m.ts, id); redis.call('SADD', K.channels, m.ch); fix()
-    end
   elseif m.st == 'a' then
     if not in_hands[id] then  -- nobody holds it: back to the team, marked reassigned
       redis.call('HSET', K.msg(id), 're', '1')
       to_waiting(id, m.conv, m.ch, m.ts)
+      m.back = true
       touched[m.conv] = true
       event(cfg, 'requeued', now, {'m', id, 'c', m.conv, 'why', 'repair'})
       fix()
@@ -188,8 +188,47 @@ for id, m in pairs(msgs) do
   end
 end
 for conv in pairs(touched) do place_conv(cfg, conv) end
-for _, ch in ipairs(redis.call('SMEMBERS', K.channels)) do  -- channels with nothing waiting
-  if redis.call('EXISTS', K.ch(ch)) == 0 then redis.call('SREM', K.channels, ch); fix() end
+
+-- 6b. Each channel's counts per second (channels.lua) equal its waiting messages that an
+-- earlier version's index does not hold; a channel's are rebuilt whole where they do not.
+-- The team's index of channels lists exactly the channels with something waiting.
+local by_ch = {}
+for id, m in pairs(msgs) do
+  if (m.st == 'w' or m.back) and not indexed[id] and m.ch then
+    by_ch[m.ch] = by_ch[m.ch] or {}
+    table.insert(by_ch[m.ch], m.ts)
+  end
+end
+local chs = {}
+for _, ch in ipairs(redis.call('SMEMBERS', K.channels)) do chs[ch] = true end
+for ch in pairs(by_ch) do chs[ch] = true end
+for ch in pairs(chs) do
+  local ts = by_ch[ch] or {}
+  local e, ne = {}, 0
+  for _, t in ipairs(ts) do
+    local s = chan_second(t)
+    if not e[s] then ne = ne + 1 end
+    e[s] = (e[s] or 0) + 1
+  end
+  local rec = redis.call('HGETALL', K.cn(ch))
+  local same, nf = (#ts == 0) == (#rec == 0), 0
+  for i = 1, #rec, 2 do
+    local n = tonumber(rec[i + 1])
+    if rec[i] == 'n' then same = same and n == #ts
+    else nf = nf + 1; same = same and n == e[rec[i]] end
+  end
+  local ordered = redis.call('ZRANGE', K.cb(ch), 0, -1)
+  same = same and nf == ne and #ordered == ne
+  for _, s in ipairs(ordered) do same = same and e[s] ~= nil end
+  if not same then
+    redis.call('DEL', K.cn(ch), K.cb(ch))
+    table.sort(ts)  -- each second scored by its first arrival
+    for _, t in ipairs(ts) do chan_in(ch, t) end
+    fix()
+  end
+  local waits = #ts > 0 or redis.call('EXISTS', K.ch(ch)) == 1
+  if waits and redis.call('SADD', K.channels, ch) == 1 then fix() end
+  if not waits and redis.call('SREM', K.channels, ch) == 1 then fix() end
 end
 
 -- 7. Conversations' held counts equal what advisors hold, and each conversation lists

@@ -17,6 +17,6 @@ redis.call('HSET', K.cfg, 'name', O.name, 'ver', 1, 'groups', cmsgpack.pack({}),
   'order', O.order,
   'triage', cmsgpack.pack({}), 'old', cmsgpack.pack({}), 'mreq', O.mreq, 'ret', O.ret,
   'evmax', O.evmax, 'dttl', O.dttl, 'pto', O.pto, 'uto', 0, 'lae', 0,
-  'hours', cmsgpack.pack({}), 'seq', 0, 'created', now)
+  'hours', cmsgpack.pack({}), 'seq', 0, 'created', now, 'chb', 1)
 event(load_cfg(), 'team_created', now, {'name', O.name})
 return reply({status = 'ok'})

@@ -5,6 +5,7 @@
 --@include views
 --@include reports
 --@include waiting
+--@include channels
 
 -- A conversation's messages in advisors' hands: most conversations have one, kept in the
 -- conversation's own record (field `h`), which spares a set created and deleted per press and
@@ -157,8 +158,7 @@ local function give_conv(cfg, adv, conv, via, now, pushed, popped, c)
   local waits = {}  -- arrival to push, for the reports (presses only)
   for i, id in ipairs(ids) do
     local v = redis.call('HMGET', K.msg(id), unpack(VIEW_FIELDS))
-    redis.call('ZREM', K.ch(v[3]), id)
-    chans[v[3]] = true
+    chans[v[3]] = (chans[v[3]] or 0) + chan_out(cfg, v[3], v[4], id)
     if via == 'push' then waits[#waits + 1] = math.max(0, now - (tonumber(v[4]) or now)) end
     hand_over(cfg, adv, id, conv, via, now, pushed, g .. ': ' .. cwhy, {'g', g, 'why', cwhy},
       ot, free and i == 1)
@@ -166,9 +166,7 @@ local function give_conv(cfg, adv, conv, via, now, pushed, popped, c)
     out[i] = as_view(id, v, false)
   end
   if #ids > 0 then waiting_clear(conv, listed) end
-  for ch in pairs(chans) do  -- a channel with nothing waiting leaves the index
-    if redis.call('EXISTS', K.ch(ch)) == 0 then redis.call('SREM', K.channels, ch) end
-  end
+  for ch, n in pairs(chans) do chan_left(cfg, ch, n) end
   if #ids == 0 then
     redis.call('HSET', ck, 'q', '')
     return out

@@ -52,7 +52,9 @@ function K.conv(c) return P .. 'c:' .. c end
 function K.cw(c) return P .. 'cw:' .. c end
 function K.held(c) return P .. 'hd:' .. c end
 function K.msg(m) return P .. 'm:' .. m end
-function K.ch(ch) return P .. 'ch:' .. ch end
+function K.ch(ch) return P .. 'ch:' .. ch end  -- an earlier version's (channels.lua)
+function K.cn(ch) return P .. 'cn:' .. ch end
+function K.cb(ch) return P .. 'cb:' .. ch end
 function K.adv(a) return P .. 'a:' .. a end
 function K.cur(a) return P .. 'cur:' .. a end
 function K.push(a) return P .. 'push:' .. a end
@@ -91,7 +93,7 @@ local DAY_MS = 86400000
 local EMPTY_LIST = '\144'  -- msgpack's empty array (no library call when a function library loads)
 local function load_cfg()
   local v = redis.call('HMGET', K.cfg, 'ver', 'ng', 'order', 'old', 'mreq', 'ret', 'evmax',
-    'dttl', 'gsk', 'tg', 'rsq', 'gtw')
+    'dttl', 'gsk', 'tg', 'rsq', 'gtw', 'chb')
   if not v[1] then fail('not_found', 'team', 'unknown team ' .. TEAM) end
   return {
     ver = tonumber(v[1]),
@@ -106,6 +108,7 @@ local function load_cfg()
     tg = v[10],  -- the groups that escalate by waiting time (msgpack indexes), or none
     rsq = v[11],  -- set once a triage rule first restricted a conversation to a skill
     gtw = v[12],  -- each group's target_wait (msgpack, by index; 0 for none), or none
+    chb = v[13],  -- set once no earlier version's per-message channel index is left (channels.lua)
   }
 end
 

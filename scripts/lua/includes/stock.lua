@@ -1,11 +1,12 @@
 -- stock.lua: the waiting stock. A conversation waits in the queue of the best group of its
 -- waiting messages, scored by the team's order; its waiting list keeps arrival order; each
--- channel indexes its waiting messages (counts and oldest age). Escalation by waiting time:
+-- channel counts its waiting messages (channels.lua: counts and oldest age). Escalation by waiting time:
 -- a conversation that will match an earlier group once it has waited long enough is indexed
 -- by that moment (`esc:<ver>:<group>`); `escalate_due` re-places what is due.
 --@include keys
 --@include matching
 --@include waiting
+--@include channels
 
 local function score(order, so, fw, lw)
   if order == 'newest_conversation' then return -so end
@@ -105,7 +106,7 @@ local function to_waiting(id, conv, ch, ts, listed, written)
     local set = waiting_push(conv, id)
     if #set > 0 then redis.call('HSET', K.conv(conv), unpack(set)) end
   end
-  redis.call('ZADD', K.ch(ch), ms(ts), id)
+  chan_in(ch, ts)
   index_channel(ch)
 end
 

@@ -1,0 +1,52 @@
+-- channels.lua: each channel's waiting stock, its count and its oldest message's age (what
+-- every advisor's screen and /metrics show), counted per second of arrival rather than
+-- indexed per message: `cn:<ch>` (hash) holds how many waiting messages arrived in each
+-- second (field: the second, unix time) and in all (field `n`); `cb:<ch>` (sorted set) holds
+-- the seconds that have any, each scored by the arrival (ms) of the message that opened it,
+-- so its first entry is the oldest waiting message's arrival to within that second. A busy
+-- channel's index costs a few entries a second instead of a sorted-set entry per waiting
+-- message (~105 bytes each at 1M waiting; docs/performance.md). A message's second comes
+-- from its record's `ts`, which never changes while it waits (a requeue keeps it).
+-- An earlier version indexed every waiting message in the sorted set `ch:<ch>`; a team not
+-- migrated since (no `chb` in its settings) may still have some there: each leaves it as it
+-- leaves the stock, `pushinbox migrate` moves the rest (and back with --down), and the
+-- readers add both. Every writer of the index is here (and check's and repair's reads).
+--@include keys
+
+local function chan_second(ts) return string.format('%d', math.floor(tonumber(ts) / 1000)) end
+
+-- A message of channel `ch` that arrived at `ts` (ms) starts waiting. Two commands (three
+-- when it opens its second).
+local function chan_in(ch, ts)
+  local k = K.cn(ch)
+  local s = chan_second(ts)
+  if redis.call('HINCRBY', k, s, 1) == 1 then redis.call('ZADD', K.cb(ch), ms(ts), s) end
+  redis.call('HINCRBY', k, 'n', 1)
+end
+
+-- The waiting message `id` of channel `ch` that arrived at `ts` leaves the stock: one command
+-- (three when it was the last of its second). `cfg`: the team's settings (whether an earlier
+-- version's index may still hold it). Returns 1 when it was counted here (for chan_left),
+-- 0 when it left the earlier index.
+local function chan_out(cfg, ch, ts, id)
+  if not cfg.chb and redis.call('ZREM', K.ch(ch), id) == 1 then return 0 end
+  local k = K.cn(ch)
+  local s = chan_second(ts)
+  if redis.call('HINCRBY', k, s, -1) <= 0 then
+    redis.call('HDEL', k, s)
+    redis.call('ZREM', K.cb(ch), s)
+  end
+  return 1
+end
+
+-- After messages of `ch` left (chan_out returned `n` in all): the channel's count, once per
+-- channel; a channel with nothing waiting leaves the team's index of channels.
+local function chan_left(cfg, ch, n)
+  local k = K.cn(ch)
+  local left
+  if n > 0 then left = redis.call('HINCRBY', k, 'n', -n)
+  else left = tonumber(redis.call('HGET', k, 'n') or '0') end
+  if left > 0 then return end
+  if n > 0 then redis.call('DEL', k, K.cb(ch)) end
+  if cfg.chb or redis.call('EXISTS', K.ch(ch)) == 0 then redis.call('SREM', K.channels, ch) end
+end

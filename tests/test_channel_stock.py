@@ -1,0 +1,162 @@
+"""Each channel's waiting stock, its count and its oldest message's age (what every advisor's
+screen and /metrics show), kept per second of arrival rather than per message: a busy
+channel's index costs a few entries a second instead of a sorted-set entry per waiting
+message (~105 bytes each, docs/performance.md). A deployment upgraded from the per-message
+index works on it as it is, and `pushinbox migrate` moves it (and back with --down)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import redis
+from conftest import TEAM, assert_clean, message
+
+from dispatcher import Dispatcher, keys
+from dispatcher.servers import RedisServer
+from dispatcher.testing import FakeClock
+
+P = keys.prefix(TEAM)
+
+
+def ages(d: Dispatcher) -> dict[str, tuple[int, float | None]]:
+    return {c.channel: (c.waiting, c.oldest_age_s) for c in d.stock(TEAM).channels}
+
+
+def test_the_stock_shows_each_channels_count_and_its_oldest_waiting_messages_age(
+        online: Dispatcher, clock: FakeClock) -> None:
+    clock.advance(0.25)
+    online.ingest(TEAM, message(1, channel="email"))
+    clock.advance(0.5)
+    online.ingest(TEAM, message(5, channel="email"))  # the same second as m1
+    clock.advance(0.75)
+    online.ingest(TEAM, message(2, channel="webchat"))
+    clock.advance(0.5)
+    online.ingest_many(TEAM, [message(3, channel="email"), message(4, channel="email")])
+    clock.advance(8.0)  # 10 s after the first arrival
+    assert ages(online) == {"email": (4, 9.75), "webchat": (1, 8.5)}
+    assert online.stock(TEAM).total == 5
+    assert [m.id for m in online.next(TEAM, "ann").messages] == ["m1"]  # the oldest leaves
+    # m5 still waits in m1's second: the age is the second's first arrival's (to a second)
+    assert ages(online) == {"email": (3, 9.75), "webchat": (1, 8.5)}
+    assert [m.id for m in online.next(TEAM, "bob").messages] == ["m5"]
+    assert ages(online) == {"email": (2, 8.0), "webchat": (1, 8.5)}
+    assert [m.id for m in online.next(TEAM, "cid").messages] == ["m2"]
+    assert ages(online) == {"email": (2, 8.0)}
+    assert_clean(online)
+
+
+def test_a_busy_channels_stock_keeps_an_entry_per_second_not_per_message(
+        online: Dispatcher, clock: FakeClock) -> None:
+    for second in range(3):
+        online.ingest_many(TEAM, [message(f"{second}-{i}", channel="email")
+                                  for i in range(50)])
+        clock.advance(1)
+    r = online.redis
+    assert r.zcard(keys.channel_seconds(TEAM, "email")) == 3
+    counts = r.hgetall(keys.channel_counts(TEAM, "email"))
+    assert sorted(int(v) for k, v in counts.items() if k != b"n") == [50, 50, 50]
+    assert counts[b"n"] == b"150"
+    assert not r.exists(keys.channel_waiting(TEAM, "email"))  # no entry per message
+    assert ages(online) == {"email": (150, 3.0)}
+    for adv in ("ann", "bob", "cid") * 17:
+        for m in online.next(TEAM, adv).messages:
+            online.reply(TEAM, adv, m.id)
+    assert ages(online) == {"email": (99, 2.0)}  # the first second is gone from the index
+    assert r.zcard(keys.channel_seconds(TEAM, "email")) == 2
+    assert_clean(online)
+
+
+def test_a_requeued_message_counts_in_the_second_it_first_arrived(
+        online: Dispatcher, clock: FakeClock) -> None:
+    online.ingest(TEAM, message(1, channel="email"))
+    clock.advance(5)
+    online.ingest(TEAM, message(2, channel="email"))
+    assert [m.id for m in online.next(TEAM, "ann").messages] == ["m1"]
+    clock.advance(5)
+    assert ages(online) == {"email": (1, 5.0)}
+    online.logout(TEAM, "ann")  # ann's messages go back to the team
+    assert ages(online) == {"email": (2, 10.0)}
+    assert_clean(online)
+
+
+def per_message_layout(r: redis.Redis, team: str = TEAM) -> int:
+    """What the version before this one wrote: every waiting message in its channel's sorted
+    set `ch:<channel>`, scored by its arrival; no counts per second; no `chb` in the team's
+    settings."""
+    p = keys.prefix(team)
+    n = 0
+    for k in r.scan_iter(match=f"{p}m:*"):
+        st, ch, ts = r.hmget(k, "st", "ch", "ts")
+        if st == b"w":
+            r.zadd(f"{p}ch:{ch.decode()}", {k.decode().rsplit(":", 1)[1]: int(ts)})
+            n += 1
+    for k in [*r.scan_iter(match=f"{p}cn:*"), *r.scan_iter(match=f"{p}cb:*")]:
+        r.delete(k)
+    r.hdel(keys.cfg(team), "chb")
+    return n
+
+
+def pushinbox(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """The command as the README has users type it."""
+    exe = Path(sys.executable).parent / "pushinbox"
+    return subprocess.run([str(exe), "--redis-url", url, *args], capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+def old_and_new(r: redis.Redis) -> tuple[set[str], set[str]]:
+    found = {k.decode().split(":")[2] for k in r.scan_iter(match=f"{P}c[hnb]:*")}
+    return {"ch"} & found, {"cn", "cb"} & found
+
+
+def test_an_upgraded_deployment_works_on_its_per_message_index_and_migrate_moves_it(
+        redis_server: RedisServer, online: Dispatcher, clock: FakeClock) -> None:
+    online.create_team("other")
+    online.ingest_many(TEAM, [message(i, channel="email") for i in range(1, 6)])
+    clock.advance(2)
+    online.ingest_many(TEAM, [message(i, channel="fax") for i in range(6, 9)])
+    online.ingest_many("other", [message(i, channel="email") for i in range(1, 4)])
+    clock.advance(1)
+    assert per_message_layout(online.redis) == 8
+    assert old_and_new(online.redis) == ({"ch"}, set())
+    assert_clean(online)
+    # the old index is read as it is, and drained as its messages leave
+    assert ages(online) == {"email": (5, 3.0), "fax": (3, 1.0)}
+    assert [m.id for m in online.next(TEAM, "ann").messages] == ["m1"]
+    online.ingest(TEAM, message(9, channel="email"))  # counted per second from now on
+    assert ages(online) == {"email": (5, 3.0), "fax": (3, 1.0)}
+    assert_clean(online)
+    other_before = {k: online.redis.dump(k) for k in online.redis.scan_iter(match="pi:{other}:*")
+                    if not k.endswith(b":events")}
+
+    out = pushinbox(redis_server.url, "migrate", TEAM)
+    assert out.returncode == 0, out.stderr
+    assert f"{TEAM}: 0 conversations folded" in out.stdout
+    assert "7 waiting messages counted per second" in out.stdout
+    assert old_and_new(online.redis) == (set(), {"cn", "cb"})
+    assert online.redis.hget(keys.cfg(TEAM), "chb") == b"1"
+    assert ages(online) == {"email": (5, 3.0), "fax": (3, 1.0)}
+    assert_clean(online)
+    assert {k: online.redis.dump(k) for k in online.redis.scan_iter(match="pi:{other}:*")
+            if not k.endswith(b":events")} == other_before
+    again = pushinbox(redis_server.url, "migrate", TEAM)
+    assert "0 waiting messages counted per second" in again.stdout
+    online.reply(TEAM, "ann", "m1")
+    assert [m.id for adv in ("bob", "cid", "ann")
+            for m in online.next(TEAM, adv).messages] == ["m2", "m3", "m4"]
+    assert ages(online) == {"email": (2, 3.0), "fax": (3, 1.0)}  # m5 and m9
+    assert_clean(online)
+
+    down = pushinbox(redis_server.url, "migrate", "--down", TEAM)
+    assert down.returncode == 0, down.stderr
+    assert "5 waiting messages indexed one by one" in down.stdout
+    assert old_and_new(online.redis) == ({"ch"}, set())
+    assert online.redis.zcard(keys.channel_waiting(TEAM, "email")) == 2
+    assert online.redis.hget(keys.cfg(TEAM), "chb") is None
+    assert ages(online) == {"email": (2, 3.0), "fax": (3, 1.0)}
+    assert_clean(online)
+    assert pushinbox(redis_server.url, "migrate", TEAM).returncode == 0  # and up again
+    assert old_and_new(online.redis) == (set(), {"cn", "cb"})
+    assert_clean(online)
+    assert_clean(online, "other")
