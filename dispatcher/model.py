@@ -173,8 +173,9 @@ class IncomingMessage:
             customer_tags=None if ctags is None else _tags(ctags, "customer_tags"),
         )
 
-    def checksum(self) -> str:
-        """Identifies the content: the same id with another content is a conflict."""
+    def checksum(self) -> bytes:
+        """Identifies the content: the same id with another content is a conflict. Its 12
+        bytes as they are (an earlier version stored 24 hex digits: ingest.lua reads both)."""
         canon = json.dumps(
             {
                 "conversation": self.conversation,
@@ -189,7 +190,7 @@ class IncomingMessage:
             sort_keys=True,
             ensure_ascii=False,
         )
-        return hashlib.blake2b(canon.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
+        return hashlib.blake2b(canon.encode("utf-8", "surrogatepass"), digest_size=12).digest()
 
     def to_script(self) -> dict[str, Any]:
         out: dict[str, Any] = {

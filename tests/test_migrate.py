@@ -15,6 +15,7 @@ import redis
 from conftest import PRODUCT_GROUPS, LaterJobs, message
 
 from dispatcher import Dispatcher
+from dispatcher.errors import ConflictError
 from dispatcher.servers import RedisServer
 from dispatcher.testing import FakeClock
 
@@ -285,6 +286,8 @@ def test_migrate_down_puts_every_waiting_id_back_in_a_list_for_a_downgrade(
         assert (conv[b"owner"], conv[b"held"], conv[b"rsk"]) == (b"", b"0", b""), conv
         msg = d.redis.hgetall(P + f"m:m{i}")
         assert all(msg[f] == b"" for f in (b"adv", b"via", b"pt", b"g", b"why", b"lang")), msg
+        assert (msg[b"rq"], msg[b"re"], msg[b"mt"], msg[b"at"]) == (b"0", b"0", b"\x90", b"\x80")
+        assert len(msg[b"sum"]) == 24 and bytes.fromhex(msg[b"sum"].decode()), msg
     clean(d)
     clean(d, "other")
     assert pushed(d, "ann") == ["m2"]
@@ -406,6 +409,48 @@ def test_a_message_ingested_into_the_stock_keeps_no_empty_fields(d: Dispatcher) 
     assert d.requeue_advisor(T, "ann", int(d.redis.hget(P + "a:ann", "ep") or 0)) == 1
     back = d.message(T, "m1")
     assert (back.state, back.advisor, back.reassigned) == ("waiting", None, True)
+    clean(d)
+
+
+def test_a_new_message_keeps_no_zero_counts_no_empty_tags_and_a_binary_checksum(
+        d: Dispatcher) -> None:
+    """32 bytes fewer per waiting message (docs/performance.md): a requeue count and a
+    reassigned flag written only once they are not zero, tags and attributes only when there
+    are some, the content's checksum as its 12 bytes rather than 24 hex digits."""
+    d.set_groups(T, {"groups": [{"name": "Not reassigned", "match": {"reassigned": False}},
+                                {"name": "Tagged x", "match": {"message_tags_any": ["x"]}}]})
+    d.ingest_many(T, [message(1, conv="c1"), message(2, conv="c2", tags=["vip"],
+                                                      attributes={"plan": "gold"})])
+    plain, tagged = (d.redis.hgetall(P + f"m:m{i}") for i in (1, 2))
+    assert set(plain) == {b"conv", b"cust", b"ch", b"body", b"sum", b"ts", b"ord", b"st"}
+    assert set(tagged) == set(plain) | {b"mt", b"at"}
+    assert len(plain[b"sum"]) == 12
+    seen = {m.id: m for m in d.messages(T, ["m1", "m2"])}
+    assert (seen["m1"].tags, seen["m1"].attributes, seen["m1"].requeues,
+            seen["m1"].reassigned) == ([], {}, 0, False)
+    assert (seen["m2"].tags, seen["m2"].attributes) == (["vip"], {"plan": "gold"})
+    assert d.preview(T, 1)[0]["group"] == "Not reassigned"  # a missing flag reads as false
+    assert pushed(d, "ann") == ["m1"]
+    d.logout(T, "ann")
+    assert d.requeue_advisor(T, "ann", int(d.redis.hget(P + "a:ann", "ep") or 0)) == 1
+    back = d.message(T, "m1")
+    assert (back.requeues, back.reassigned, back.tags) == (1, True, [])
+    assert d.ingest(T, message(1, conv="c1")) == "duplicate"
+    with pytest.raises(ConflictError):
+        d.ingest(T, message(1, conv="c1", body={"text": "another"}))
+    clean(d)
+
+
+def test_a_message_an_earlier_version_stored_is_still_told_apart_from_its_duplicate(
+        d: Dispatcher) -> None:
+    d.ingest(T, message(1, conv="c1"))
+    raw = d.redis.hget(P + "m:m1", "sum")
+    d.redis.hset(P + "m:m1", mapping={"sum": raw.hex(), "rq": 0, "re": "0",
+                                      "mt": b"\x90", "at": b"\x80"})  # as it wrote it
+    assert d.ingest(T, message(1, conv="c1")) == "duplicate"
+    with pytest.raises(ConflictError):
+        d.ingest(T, message(1, conv="c1", body={"text": "another"}))
+    assert pushed(d, "ann") == ["m1"]
     clean(d)
 
 

@@ -6,7 +6,8 @@
 -- leaves out of new records while they are empty or repeat another (a conversation's `fw`,
 -- `lw`, `owner`, `held`, `rsk`: O.what 'c'; a message's `adv`, `via`, `pt`, `g`, `why`,
 -- `lang`: O.what 'm'), as a version before it wrote them, and moves a conversation's message
--- in hands from its record (`h`) back into its set `hd:<conv>` (includes/handover.lua).
+-- in hands from its record (`h`) back into its set `hd:<conv>` (includes/handover.lua); a
+-- message's zero `rq` and `re`, empty `mt` and `at` and its checksum as hex digits, too.
 -- O.what 'u' moves the customers' conversations between an earlier version's sets
 -- (`cuv:<cust>`) and this version's hashes (`cc:<cust>`, includes/customers.lua), up or down.
 -- O.what 'k' moves each channel's waiting messages from an earlier version's per-message
@@ -82,7 +83,13 @@ elseif O.down and O.what == 'm' then
   res = redis.call('SCAN', O.cursor, 'MATCH', pglob() .. 'm:*', 'COUNT', O.n)
   for _, k in ipairs(res[2]) do
     for _, f in ipairs({'adv', 'via', 'pt', 'g', 'why', 'lang'}) do redis.call('HSETNX', k, f, '') end
-    local v = redis.call('HMGET', k, 'st', 'ch', 'ts')
+    for f, empty in pairs({rq = '0', re = '0', mt = EMPTY_LIST, at = EMPTY_MAP}) do
+      redis.call('HSETNX', k, f, empty)
+    end
+    local v = redis.call('HMGET', k, 'st', 'ch', 'ts', 'sum')
+    if v[4] and #v[4] == 12 then  -- the checksum as an earlier version wrote it: hex digits
+      redis.call('HSET', k, 'sum', hex(v[4]))
+    end
     if v[1] == 'w' and v[2] and redis.call('ZADD', K.ch(v[2]), v[3], string.sub(k, #(P .. 'm:') + 1)) == 1 then
       moved = moved + 1  -- indexed one by one again, where an earlier version counts it
     end

@@ -40,6 +40,11 @@ local function now_ms()
   return NOW
 end
 
+-- Bytes as hex digits (a message's checksum as an earlier version stored it).
+local function hex(s)
+  return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end))
+end
+
 local K = {}
 function K.q(ver, i) return P .. 'q:' .. ver .. ':' .. i end
 function K.esc(ver, i) return P .. 'esc:' .. ver .. ':' .. i end
@@ -91,6 +96,7 @@ local DAY_MS = 86400000
 -- Groups and triage rules are decoded only by the scripts that match (cmsgpack decoding
 -- is the largest fixed cost of a call); `ng` and `old` are all that `next` needs.
 local EMPTY_LIST = '\144'  -- msgpack's empty array (no library call when a function library loads)
+local EMPTY_MAP = '\128'  -- and its empty map
 local function load_cfg()
   local v = redis.call('HMGET', K.cfg, 'ver', 'ng', 'order', 'old', 'mreq', 'ret', 'evmax',
     'dttl', 'gsk', 'tg', 'rsq', 'gtw', 'chb')

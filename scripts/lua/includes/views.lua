@@ -9,7 +9,7 @@ local function as_view(id, v, hold)
   return { id = id, conversation = v[1], customer = v[2], channel = v[3], ts = tonumber(v[4]),
            state = v[5], advisor = v[6], via = v[7], group = v[8], why = v[9],
            reassigned = v[10] == '1', requeues = tonumber(v[11] or '0'), body = v[12],
-           language = v[13], tags = v[14], attrs = v[15], done = v[16], hold = hold }
+           language = v[13], tags = v[14] or nil, attrs = v[15] or nil, done = v[16], hold = hold }
 end
 
 local function msg_view(id)
