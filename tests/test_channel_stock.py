@@ -160,3 +160,27 @@ def test_an_upgraded_deployment_works_on_its_per_message_index_and_migrate_moves
     assert old_and_new(online.redis) == (set(), {"cn", "cb"})
     assert_clean(online)
     assert_clean(online, "other")
+
+
+def test_a_batch_of_arrivals_writes_each_channels_counts_once(
+        online: Dispatcher, clock: FakeClock) -> None:
+    r = online.redis
+    online.ingest(TEAM, message(0, channel="email"))
+    online.next(TEAM, "ann")  # ann holds c0: its next message follows it, out of the stock
+
+    def counted(batch: list[dict[str, object]]) -> int:
+        r.config_resetstat()
+        online.ingest_many(TEAM, batch)
+        return int(r.info("commandstats").get("cmdstat_hincrby", {}).get("calls", 0))
+
+    chans = ("email", "fax", "sms", "webchat")
+    small = counted([message(i, channel=chans[i % 4]) for i in range(1, 9)])
+    large = counted([message(i, channel=chans[i % 4]) for i in range(9, 209)])
+    assert large == small  # not one count per message: one per channel and second
+    clock.advance(0.5)
+    online.ingest_many(TEAM, [message(300, conv="c0", channel="email"),
+                              message(301, channel="email")])
+    assert ages(online) == {"email": (53, 0.5), "fax": (52, 0.5), "sms": (52, 0.5),
+                            "webchat": (52, 0.5)}
+    assert online.message(TEAM, "m300").advisor == "ann"
+    assert_clean(online)

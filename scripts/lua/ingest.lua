@@ -163,6 +163,7 @@ end
 -- next one); below 2^53, so exact in Lua's doubles.
 local last_ord = tonumber(redis.call('HGET', K.cfg, 'lo') or '0') or 0
 local arrivals = {}
+chan_batch()  -- the channels' stock counts are written once per channel and second, below
 for i, m in ipairs(O.msgs) do
   if not status[i] then
     local ord = now * 1000
@@ -226,4 +227,5 @@ for group, n in pairs(arrivals) do
   rep_recent(now, 'a|' .. group, n)
 end
 redis.call('HSET', K.cfg, 'lo', string.format('%d', last_ord))
+chan_flush(cfg)
 return reply(status)
