@@ -307,7 +307,8 @@ def used_memory(client: redis.Redis) -> int:
 
 def memory_breakdown(client: redis.Redis, waiting: int, sample: int = 200) -> dict[str, float]:
     """Where a waiting message's bytes go: MEMORY USAGE of its keys, averaged over a sample,
-    and the sorted-set entries (group queue, channel stock) averaged over the whole stock."""
+    the group queues' sorted-set entries and the channels' stock counts per second averaged
+    over the whole stock."""
     p = f"pi:{{{TEAM}}}:"
     ids = range(0, waiting, max(1, waiting // sample))
     per: dict[str, float] = {}
@@ -319,9 +320,11 @@ def memory_breakdown(client: redis.Redis, waiting: int, sample: int = 200) -> di
     cc = [client.memory_usage(f"{p}cc:{c}", samples=0) or 0 for c in list(customers)[:sample]]
     per["customer's conversations (shared)"] = statistics.mean(cc) * len(customers) / waiting
     zsets = [k for k in client.scan_iter(match=f"{p}q:*", count=1000)]
-    zsets += [k for k in client.scan_iter(match=f"{p}ch:*", count=1000)]
-    per["queue + channel sorted-set entries"] = sum(
+    per["queue sorted-set entries"] = sum(
         client.memory_usage(k, samples=0) or 0 for k in zsets) / waiting
+    counts = [k for pat in ("cn:*", "cb:*") for k in client.scan_iter(match=p + pat, count=1000)]
+    per["channel stock counts per second"] = sum(
+        client.memory_usage(k, samples=0) or 0 for k in counts) / waiting
     return per
 
 

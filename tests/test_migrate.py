@@ -284,6 +284,7 @@ def test_migrate_down_puts_every_waiting_id_back_in_a_list_for_a_downgrade(
         conv = d.redis.hgetall(P + f"c:c{i}")
         assert conv[b"fw"] == conv[b"lw"] == conv[b"so"], conv
         assert (conv[b"owner"], conv[b"held"], conv[b"rsk"]) == (b"", b"0", b""), conv
+        assert conv[b"gi"] == b"0", conv  # the group its queue's key says
         msg = d.redis.hgetall(P + f"m:m{i}")
         assert all(msg[f] == b"" for f in (b"adv", b"via", b"pt", b"g", b"why", b"lang")), msg
         assert (msg[b"rq"], msg[b"re"], msg[b"mt"], msg[b"at"]) == (b"0", b"0", b"\x90", b"\x80")
@@ -458,11 +459,12 @@ def test_a_message_an_earlier_version_stored_is_still_told_apart_from_its_duplic
 def test_a_conversation_opened_into_the_stock_keeps_no_empty_or_repeated_fields(
         d: Dispatcher, order: str) -> None:
     """Its first and last waiting arrival equal its start, nobody holds it, no skill restricts
-    it: those fields are left out (58 bytes per waiting conversation) and read as such."""
+    it, its queue's key says its group: those fields are left out (74 bytes per waiting
+    conversation) and read as such."""
     d.set_groups(T, {"order": order, "groups": []})
     d.ingest_many(T, [message(1, conv="c1"), message(2, conv="c2")])
     fields = {k.decode() for k in d.redis.hkeys(P + "c:c1")}
-    assert not fields & {"fw", "lw", "owner", "held", "rsk"}, fields
+    assert not fields & {"fw", "lw", "owner", "held", "rsk", "gi"}, fields
     clean(d)
     d.ingest(T, message(3, conv="c2"))
     # c1 started first and holds the oldest message; c2 now holds the newest

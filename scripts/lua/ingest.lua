@@ -89,25 +89,25 @@ end
 -- Returns the group the conversation now waits in (where the message arrived).
 local function enqueue(id, conv)
   local ck = K.conv(conv)
-  local c = redis.call('HMGET', ck, 'q', 'gi', 'so', 'fw', 'lw', 'rsk', 'g', 'w')
+  local c = redis.call('HMGET', ck, 'q', 'so', 'fw', 'lw', 'rsk', 'g', 'w')
   local cur_prefix = P .. 'q:' .. cfg.ver .. ':'
   if not c[1] or c[1] == '' or string.sub(c[1], 1, #cur_prefix) ~= cur_prefix then
-    local set = waiting_push(conv, id, c[8])
+    local set = waiting_push(conv, id, c[7])
     if #set > 0 then redis.call('HSET', ck, unpack(set)) end
     return place_conv(cfg, conv)
   end
-  local group = c[7]
-  local set = waiting_push(conv, id, c[8])
+  local group = c[6]
+  local set = waiting_push(conv, id, c[7])
   local m = match_view(id)
   local gi, gn, why, pending = classify(cfg, m, conv_cust_tags(ck))
   -- a conversation opened into the stock keeps no fw / lw while they equal its start (so)
-  local fw, lw = tonumber(c[4] or c[3]), math.max(tonumber(c[5] or c[3]), m.ord)
+  local fw, lw = tonumber(c[3] or c[2]), math.max(tonumber(c[4] or c[2]), m.ord)
   local qk = c[1]
-  local cur = tonumber(c[2])
+  local cur = queue_group(qk)
   if gi < cur then
     redis.call('ZREM', qk, conv)
-    qk = group_queue(cfg, gi, c[6])
-    redis.call('HSET', ck, 'q', qk, 'gi', gi, 'g', gn, 'why', why)
+    qk = group_queue(cfg, gi, c[5])
+    redis.call('HSET', ck, 'q', qk, 'g', gn, 'why', why)
     cur = gi
     group = gn
   end
@@ -117,7 +117,7 @@ local function enqueue(id, conv)
     schedule(cfg, conv, earlier)
   end
   redis.call('HSET', ck, 'lw', lw, unpack(set))
-  redis.call('ZADD', qk, score(cfg.order, tonumber(c[3]), fw, lw), conv)
+  redis.call('ZADD', qk, score(cfg.order, tonumber(c[2]), fw, lw), conv)
   return group
 end
 
@@ -150,11 +150,12 @@ local function place_new(m, ord, skill)
   schedule(cfg, m.conv, pending)
   local qk = group_queue(cfg, gi, skill)
   redis.call('ZADD', qk, score(cfg.order, ord, ord, ord), m.conv)
-  -- its first and last waiting arrival are its start, nobody holds it, and a skill restricts
-  -- it only when triage said so: those fields are left out (58 bytes per waiting
-  -- conversation), read as such (fw and lw default to so; owner, held and rsk to empty)
-  redis.call('HSET', K.conv(m.conv), 'n', 1, 'cust', m.cust, 'so', ord, 'q', qk, 'gi', gi,
-    'g', gn, 'why', why, 'w', m.id, unpack(skill and {'rsk', skill} or {}))
+  -- its first and last waiting arrival are its start, nobody holds it, a skill restricts it
+  -- only when triage said so, and its queue's key names its group: those fields are left out
+  -- (74 bytes per waiting conversation), read as such (fw and lw default to so; owner, held
+  -- and rsk to empty; the group index from `q`)
+  redis.call('HSET', K.conv(m.conv), 'n', 1, 'cust', m.cust, 'so', ord, 'q', qk, 'g', gn,
+    'why', why, 'w', m.id, unpack(skill and {'rsk', skill} or {}))
   return gn
 end
 

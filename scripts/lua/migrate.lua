@@ -4,8 +4,9 @@
 -- a deployment upgraded from the list-only layout; down puts every such id back in a list, the
 -- layout a version before it reads (a downgrade), and writes back the fields this version
 -- leaves out of new records while they are empty or repeat another (a conversation's `fw`,
--- `lw`, `owner`, `held`, `rsk`: O.what 'c'; a message's `adv`, `via`, `pt`, `g`, `why`,
--- `lang`: O.what 'm'), as a version before it wrote them, and moves a conversation's message
+-- `lw`, `owner`, `held`, `rsk`, a waiting one's `gi`: O.what 'c'; a message's `adv`, `via`,
+-- `pt`, `g`, `why`, `lang`: O.what 'm'), as a version before it wrote them, and moves a
+-- conversation's message
 -- in hands from its record (`h`) back into its set `hd:<conv>` (includes/handover.lua); a
 -- message's zero `rq` and `re`, empty `mt` and `at` and its checksum as hex digits, too.
 -- O.what 'u' moves the customers' conversations between an earlier version's sets
@@ -117,6 +118,8 @@ elseif O.down then
       redis.call('HSETNX', k, 'fw', c[2])
       redis.call('HSETNX', k, 'lw', c[2])
     end
+    local q = redis.call('HGET', k, 'q')
+    if q and q ~= '' then redis.call('HSETNX', k, 'gi', queue_group(q)) end
     redis.call('HSETNX', k, 'owner', '')
     redis.call('HSETNX', k, 'held', 0)
     redis.call('HSETNX', k, 'rsk', '')

@@ -115,7 +115,7 @@ end
 
 -- The conversation fields moving it needs (give_conv), read once by a caller that also asks
 -- who holds it.
-local CONV_FIELDS = {'q', 'g', 'why', 'owner', 'held', 'ot', 'gi', 'w', 'h'}
+local CONV_FIELDS = {'q', 'g', 'why', 'owner', 'held', 'ot', 'w', 'h'}
 local function conv_row(conv) return redis.call('HMGET', K.conv(conv), unpack(CONV_FIELDS)) end
 
 -- The advisor other than `except` who holds messages of a conversation, if logged in. `c`:
@@ -149,10 +149,10 @@ local function give_conv(cfg, adv, conv, via, now, pushed, popped, c)
   c = c or conv_row(conv)
   if not popped and c[1] and c[1] ~= '' then redis.call('ZREM', c[1], conv) end
   local ot = (c[4] == adv and (tonumber(c[5]) or 0) > 0 and c[6]) or ms(now)
-  local listed = not waiting_w(conv, c[8])
-  local ids = waiting_ids(conv, c[8])
+  local listed = not waiting_w(conv, c[7])
+  local ids = waiting_ids(conv, c[7])
   local g, cwhy = c[2] or '', c[3] or ''
-  local free = not c[9] or c[9] == ''  -- the first goes in the record (`h`)
+  local free = not c[8] or c[8] == ''  -- the first goes in the record (`h`)
   local out = {}
   local chans = {}
   local waits = {}  -- arrival to push, for the reports (presses only)
@@ -172,7 +172,7 @@ local function give_conv(cfg, adv, conv, via, now, pushed, popped, c)
     return out
   end
   if pushed then redis.call('HINCRBY', K.pconv(adv), conv, #ids) end
-  rep_pushed(cfg, now, adv, g, waits, group_target(cfg, c[7]))
+  rep_pushed(cfg, now, adv, g, waits, group_target(cfg, queue_group(c[1])))
   -- held: what the row said plus these (the script is atomic: nothing changed it meanwhile)
   redis.call('HSET', ck, 'q', '', 'owner', adv, 'ot', ot, 'held', (tonumber(c[5]) or 0) + #ids,
     'w', '', unpack(free and {'h', ids[1]} or {}))

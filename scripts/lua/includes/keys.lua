@@ -47,6 +47,12 @@ end
 
 local K = {}
 function K.q(ver, i) return P .. 'q:' .. ver .. ':' .. i end
+-- The group index a queue key names (K.q's "<P>q:<ver>:<i>", or K.qs's "…~<skill>"): what a
+-- conversation's record would otherwise repeat beside its queue's key.
+local function queue_group(qk)
+  if not qk or qk == '' then return nil end
+  return tonumber(string.match(string.sub(qk, #P + 3), '^%d+:(%d+)'))
+end
 function K.esc(ver, i) return P .. 'esc:' .. ver .. ':' .. i end
 function K.qs(ver, i, skill) return K.q(ver, i) .. '~' .. skill end
 function K.rsk(ver) return P .. 'rsk:' .. ver end

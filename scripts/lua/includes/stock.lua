@@ -80,7 +80,7 @@ local function place_conv(cfg, conv)
   if old and old ~= '' and old ~= qk then redis.call('ZREM', old, conv) end
   local so = tonumber(redis.call('HGET', ck, 'so'))
   redis.call('ZADD', qk, score(cfg.order, so, fw, lw), conv)
-  redis.call('HSET', ck, 'q', qk, 'gi', best, 'g', bname, 'why', bwhy, 'fw', fw, 'lw', lw)
+  redis.call('HSET', ck, 'q', qk, 'g', bname, 'why', bwhy, 'fw', fw, 'lw', lw)
   return bname
 end
 
