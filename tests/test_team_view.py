@@ -155,3 +155,16 @@ def test_the_cli_refuses_a_refresh_that_would_hammer_redis(redis_server: object)
     url = redis_server.url  # type: ignore[attr-defined]
     out = CliRunner().invoke(cli, ["--redis-url", url, "team", "live", TEAM, "--interval", "0"])
     assert out.exit_code != 0 and "--interval" in out.output
+
+
+def test_the_view_says_how_long_each_groups_first_conversation_has_waited(
+        online: Dispatcher, clock: FakeClock) -> None:
+    online.set_groups(TEAM, GROUPS)
+    online.ingest(TEAM, message(1, customer_tags=["VIP"]))
+    clock.advance(10)
+    online.ingest(TEAM, message(2))
+    online.ingest(TEAM, message(3, conv="c2"))  # a second message of the same conversation
+    clock.advance(30)
+    groups = {g["group"]: g for g in online.run(ops.team_live(TEAM))["groups"]}
+    assert (groups["VIP"]["oldest_wait_s"], groups["everything else"]["oldest_wait_s"]) == (
+        40.0, 30.0)

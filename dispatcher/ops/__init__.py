@@ -820,7 +820,8 @@ def team_live(team: str) -> Op[dict[str, Any]]:
     head_convs = [h[0] if h else None for h in heads]
     more = yield Commands(
         [Cmd("hget", (keys.message(team, _s(m)), "ts")) for m in oldest_held if m] +
-        [Cmd("hget", (keys.conversation(team, _s(c)), "fw")) for c in head_convs if c])
+        # a conversation opened into the stock keeps no `fw` while it equals its start `so`
+        [Cmd("hmget", (keys.conversation(team, _s(c)), "fw", "so")) for c in head_convs if c])
     held_ts = iter(more[:sum(1 for m in oldest_held if m)])
     head_fw = iter(more[sum(1 for m in oldest_held if m):])
     advisors = []
@@ -852,7 +853,8 @@ def team_live(team: str) -> Op[dict[str, Any]]:
             last[group][0 if kind == "a" else 1] += int(n)
     groups_out = []
     for gi, g in enumerate(found[team]):
-        fw = next(head_fw) if gi < len(head_convs) and head_convs[gi] else None
+        fw_so = next(head_fw) if gi < len(head_convs) and head_convs[gi] else None
+        fw = (fw_so[0] or fw_so[1]) if fw_so else None
         groups_out.append({**g, "oldest_wait_s": round((now - int(float(fw)) / 1000) / 1000, 1)
                            if fw else None,
                            "arrivals_15min": last[g["group"]][0],
