@@ -90,8 +90,9 @@ def channel_index(client: redis.Redis, per_second: float) -> dict[str, float]:
     now = sum(client.memory_usage(k, samples=0) or 0
               for pat in ("cn:*", "cb:*") for k in client.scan_iter(f"{p}{pat}", count=1000))
     for k in client.scan_iter(f"{p}m:*", count=1000):  # the per-message index, rebuilt
-        ch, ts = client.hmget(k, "ch", "ts")
-        client.zadd(f"{p}ch:{ch.decode()}", {k.decode().rsplit(":", 1)[1]: int(ts)})
+        ch, ts, order = client.hmget(k, "ch", "ts", "ord")
+        at = int(ts) if ts else int(order) // 1000
+        client.zadd(f"{p}ch:{ch.decode()}", {k.decode().rsplit(":", 1)[1]: at})
     before = sum(client.memory_usage(k, samples=0) or 0
                  for k in client.scan_iter(f"{p}ch:*", count=1000))
     d.delete_team(team)

@@ -88,9 +88,10 @@ def per_message_layout(r: redis.Redis, team: str = TEAM) -> int:
     p = keys.prefix(team)
     n = 0
     for k in r.scan_iter(match=f"{p}m:*"):
-        st, ch, ts = r.hmget(k, "st", "ch", "ts")
-        if st == b"w":
-            r.zadd(f"{p}ch:{ch.decode()}", {k.decode().rsplit(":", 1)[1]: int(ts)})
+        st, ch, ts, order = r.hmget(k, "st", "ch", "ts", "ord")
+        if st == b"w":  # (the arrival is the millisecond of `ord` when no `ts` is kept)
+            at = int(ts) if ts else int(order) // 1000
+            r.zadd(f"{p}ch:{ch.decode()}", {k.decode().rsplit(":", 1)[1]: at})
             n += 1
     for k in [*r.scan_iter(match=f"{p}cn:*"), *r.scan_iter(match=f"{p}cb:*")]:
         r.delete(k)

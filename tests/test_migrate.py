@@ -289,6 +289,7 @@ def test_migrate_down_puts_every_waiting_id_back_in_a_list_for_a_downgrade(
         assert all(msg[f] == b"" for f in (b"adv", b"via", b"pt", b"g", b"why", b"lang")), msg
         assert (msg[b"rq"], msg[b"re"], msg[b"mt"], msg[b"at"]) == (b"0", b"0", b"\x90", b"\x80")
         assert len(msg[b"sum"]) == 24 and bytes.fromhex(msg[b"sum"].decode()), msg
+        assert int(msg[b"ts"]) == int(msg[b"ord"]) // 1000, msg
     clean(d)
     clean(d, "other")
     assert pushed(d, "ann") == ["m2"]
@@ -415,15 +416,16 @@ def test_a_message_ingested_into_the_stock_keeps_no_empty_fields(d: Dispatcher) 
 
 def test_a_new_message_keeps_no_zero_counts_no_empty_tags_and_a_binary_checksum(
         d: Dispatcher) -> None:
-    """32 bytes fewer per waiting message (docs/performance.md): a requeue count and a
+    """48 bytes fewer per waiting message (docs/performance.md): a requeue count and a
     reassigned flag written only once they are not zero, tags and attributes only when there
-    are some, the content's checksum as its 12 bytes rather than 24 hex digits."""
+    are some, the arrival only when it is not the millisecond of the arrival order, the
+    content's checksum as its 12 bytes rather than 24 hex digits."""
     d.set_groups(T, {"groups": [{"name": "Not reassigned", "match": {"reassigned": False}},
                                 {"name": "Tagged x", "match": {"message_tags_any": ["x"]}}]})
     d.ingest_many(T, [message(1, conv="c1"), message(2, conv="c2", tags=["vip"],
                                                       attributes={"plan": "gold"})])
     plain, tagged = (d.redis.hgetall(P + f"m:m{i}") for i in (1, 2))
-    assert set(plain) == {b"conv", b"cust", b"ch", b"body", b"sum", b"ts", b"ord", b"st"}
+    assert set(plain) == {b"conv", b"cust", b"ch", b"body", b"sum", b"ord", b"st"}
     assert set(tagged) == set(plain) | {b"mt", b"at"}
     assert len(plain[b"sum"]) == 12
     seen = {m.id: m for m in d.messages(T, ["m1", "m2"])}
@@ -479,4 +481,17 @@ def test_a_conversation_opened_into_the_stock_keeps_no_empty_or_repeated_fields(
     d.ingest(T, message(4, conv="c1"))  # back into the stock after it was handled
     d.ingest(T, message(5, conv="c1"))
     assert [m.id for m in d.next(T, "ann").messages] == ["m4", "m5"]
+    clean(d)
+
+
+def test_a_burst_keeps_each_messages_arrival_though_its_order_borrows_a_millisecond(
+        d: Dispatcher, clock: FakeClock) -> None:
+    """Over a thousand arrivals in one millisecond borrow their order from the next: those
+    keep their arrival (`ts`); the others read it from their order's millisecond."""
+    at = clock()
+    d.ingest_many(T, [message(i, conv=f"c{i}") for i in range(1, 1201)])
+    kept = [i for i in range(1, 1201) if d.redis.hexists(P + f"m:m{i}", "ts")]
+    assert kept == list(range(1001, 1201))
+    assert {m.received_at for m in d.messages(T, ["m1", "m1000", "m1001", "m1200"])} == {at}
+    assert d.stock(T).channels[0].oldest_age_s == 0.0
     clean(d)

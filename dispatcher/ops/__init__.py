@@ -819,7 +819,8 @@ def team_live(team: str) -> Op[dict[str, Any]]:
                    for i in range(len(names))]
     head_convs = [h[0] if h else None for h in heads]
     more = yield Commands(
-        [Cmd("hget", (keys.message(team, _s(m)), "ts")) for m in oldest_held if m] +
+        # a message's arrival is the millisecond of its `ord` unless it keeps a `ts`
+        [Cmd("hmget", (keys.message(team, _s(m)), "ts", "ord")) for m in oldest_held if m] +
         # a conversation opened into the stock keeps no `fw` while it equals its start `so`
         [Cmd("hmget", (keys.conversation(team, _s(c)), "fw", "so")) for c in head_convs if c])
     held_ts = iter(more[:sum(1 for m in oldest_held if m)])
@@ -829,7 +830,10 @@ def team_live(team: str) -> Op[dict[str, Any]]:
         v, top, held, figs = per_adv[4 * i:4 * i + 4]
         st = _s(v[1])
         first = top[0] if top else None
-        ts = next(held_ts) if first else None
+        ts_ord = next(held_ts) if first else None
+        ts = None
+        if ts_ord:
+            ts = ts_ord[0] or (int(ts_ord[1]) // 1000 if ts_ord[1] else None)
         if st == "brk":
             state, since = "on break", int(v[3]) if v[3] else None
         elif st == "off":

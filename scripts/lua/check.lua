@@ -28,7 +28,7 @@ scan('m:*', function(k)
   local v = redis.call('HMGET', k, 'st', 'adv', 'conv', 'ch', 'dk', 'dt', 'by', 'ord', 'ts')
   msgs[string.sub(k, plen + 1)] = { st = v[1], adv = v[2], conv = v[3], ch = v[4], dk = v[5],
                                     dt = tonumber(v[6]), by = v[7], ord = tonumber(v[8]),
-                                    ts = v[9], places = {} }
+                                    ts = arrival_ms(v[9], v[8]), places = {} }
 end)
 
 local counts = { messages = 0, waiting = 0, assigned = 0, help = 0, quarantine = 0, done = 0,

@@ -182,10 +182,16 @@ for i, m in ipairs(O.msgs) do
     else redis.call('HINCRBY', ck, 'n', 1) end
     -- written whole, waiting (an assignment below rewrites what changes); the fields a waiting
     -- message has empty (advisor, via, group, why; a language, tags or attributes not given)
-    -- or zero (requeues, reassigned) are left out, 89 bytes per waiting message: readers take
-    -- a missing field for empty or zero
+    -- or zero (requeues, reassigned) or repeated (the arrival's millisecond, in `ord`) are
+    -- left out, 105 bytes per waiting message: readers take a missing field for empty or zero
     local fields = {'conv', m.conv, 'cust', m.cust, 'ch', m.ch, 'body', m.body, 'sum', m.sum,
-      'ts', ms(now), 'ord', ord, 'st', 'w'}
+      'ord', ord, 'st', 'w'}
+    -- the arrival is the millisecond of `ord` (keys.lua's arrival_ms), but in a burst that
+    -- borrowed from the next millisecond
+    if math.floor(ord / 1000) ~= now then
+      fields[#fields + 1] = 'ts'
+      fields[#fields + 1] = ms(now)
+    end
     if m.lang ~= '' then fields[#fields + 1] = 'lang'; fields[#fields + 1] = m.lang end
     if m.mt ~= EMPTY_LIST then fields[#fields + 1] = 'mt'; fields[#fields + 1] = m.mt end
     if m.at ~= EMPTY_MAP then fields[#fields + 1] = 'at'; fields[#fields + 1] = m.at end

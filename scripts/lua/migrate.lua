@@ -8,7 +8,8 @@
 -- `pt`, `g`, `why`, `lang`: O.what 'm'), as a version before it wrote them, and moves a
 -- conversation's message
 -- in hands from its record (`h`) back into its set `hd:<conv>` (includes/handover.lua); a
--- message's zero `rq` and `re`, empty `mt` and `at` and its checksum as hex digits, too.
+-- message's zero `rq` and `re`, empty `mt` and `at`, its `ts` (the millisecond of its `ord`)
+-- and its checksum as hex digits, too.
 -- O.what 'u' moves the customers' conversations between an earlier version's sets
 -- (`cuv:<cust>`) and this version's hashes (`cc:<cust>`, includes/customers.lua), up or down.
 -- O.what 'k' moves each channel's waiting messages from an earlier version's per-message
@@ -87,7 +88,11 @@ elseif O.down and O.what == 'm' then
     for f, empty in pairs({rq = '0', re = '0', mt = EMPTY_LIST, at = EMPTY_MAP}) do
       redis.call('HSETNX', k, f, empty)
     end
-    local v = redis.call('HMGET', k, 'st', 'ch', 'ts', 'sum')
+    local v = redis.call('HMGET', k, 'st', 'ch', 'ts', 'sum', 'ord')
+    if not v[3] and v[5] then  -- the arrival as an earlier version wrote it
+      v[3] = string.format('%d', arrival_ms(nil, v[5]))
+      redis.call('HSET', k, 'ts', v[3])
+    end
     if v[4] and #v[4] == 12 then  -- the checksum as an earlier version wrote it: hex digits
       redis.call('HSET', k, 'sum', hex(v[4]))
     end

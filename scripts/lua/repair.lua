@@ -28,9 +28,9 @@ local function fix(n) fixed = fixed + (n or 1) end
 local msgs = {}
 local plen = #(P .. 'm:')
 scan('m:*', function(k)
-  local v = redis.call('HMGET', k, 'st', 'adv', 'conv', 'ch', 'ts', 'dt')
+  local v = redis.call('HMGET', k, 'st', 'adv', 'conv', 'ch', 'ts', 'dt', 'ord')
   msgs[string.sub(k, plen + 1)] = { st = v[1], adv = v[2], conv = v[3], ch = v[4],
-                                    ts = tonumber(v[5]) or now, dt = tonumber(v[6]) or now }
+                                    ts = arrival_ms(v[5], v[7]) or now, dt = tonumber(v[6]) or now }
 end)
 
 -- 1. Presence agrees with each advisor's state.

@@ -158,8 +158,9 @@ local function give_conv(cfg, adv, conv, via, now, pushed, popped, c)
   local waits = {}  -- arrival to push, for the reports (presses only)
   for i, id in ipairs(ids) do
     local v = redis.call('HMGET', K.msg(id), unpack(VIEW_FIELDS))
-    chans[v[3]] = (chans[v[3]] or 0) + chan_out(cfg, v[3], v[4], id)
-    if via == 'push' then waits[#waits + 1] = math.max(0, now - (tonumber(v[4]) or now)) end
+    local ts = arrival_ms(v[4], v[17])
+    chans[v[3]] = (chans[v[3]] or 0) + chan_out(cfg, v[3], ts, id)
+    if via == 'push' then waits[#waits + 1] = math.max(0, now - (ts or now)) end
     hand_over(cfg, adv, id, conv, via, now, pushed, g .. ': ' .. cwhy, {'g', g, 'why', cwhy},
       ot, free and i == 1)
     v[5], v[6], v[7], v[8], v[9] = 'a', adv, via, g, cwhy  -- what hand_over just wrote

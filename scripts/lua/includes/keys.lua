@@ -45,6 +45,15 @@ local function hex(s)
   return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end))
 end
 
+-- A message's arrival (ms): its `ts`, written only when it differs from its arrival order's
+-- millisecond (`ord` is the arrival in ms times 1,000 plus a tie-breaker; a burst of over a
+-- thousand in a millisecond borrows from the next): nil when the record has neither.
+local function arrival_ms(ts, ord)
+  if ts then return tonumber(ts) end
+  if ord then return math.floor(tonumber(ord) / 1000) end
+  return nil
+end
+
 local K = {}
 function K.q(ver, i) return P .. 'q:' .. ver .. ':' .. i end
 -- The group index a queue key names (K.q's "<P>q:<ver>:<i>", or K.qs's "…~<skill>"): what a

@@ -21,8 +21,8 @@ local function requeue_msg(cfg, id, conv, now, why, listed, uncounted)
     event(cfg, 'quarantined', now, {'m', id, 'c', conv, 'why', why, 'n', n})
     return 'q'
   end
-  local v = redis.call('HMGET', mk, 'ch', 'ts')
-  to_waiting(id, conv, v[1], tonumber(v[2]), listed)
+  local v = redis.call('HMGET', mk, 'ch', 'ts', 'ord')
+  to_waiting(id, conv, v[1], arrival_ms(v[2], v[3]), listed)
   event(cfg, 'requeued', now, {'m', id, 'c', conv, 'why', why})
   return 'w'
 end

@@ -4,9 +4,10 @@
 
 -- A message as clients see it: `v` holds the VIEW_FIELDS of its hash, in that order.
 local VIEW_FIELDS = {'conv', 'cust', 'ch', 'ts', 'st', 'adv', 'via', 'g', 'why', 're', 'rq', 'body',
-  'lang', 'mt', 'at', 'dk'}
+  'lang', 'mt', 'at', 'dk', 'ord'}
 local function as_view(id, v, hold)
-  return { id = id, conversation = v[1], customer = v[2], channel = v[3], ts = tonumber(v[4]),
+  return { id = id, conversation = v[1], customer = v[2], channel = v[3],
+           ts = arrival_ms(v[4], v[17]),
            state = v[5], advisor = v[6], via = v[7], group = v[8], why = v[9],
            reassigned = v[10] == '1', requeues = tonumber(v[11] or '0'), body = v[12],
            language = v[13], tags = v[14] or nil, attrs = v[15] or nil, done = v[16], hold = hold }
