@@ -144,7 +144,9 @@ for ch in pairs(chans) do
   local secs = {}
   for _, s in ipairs(redis.call('ZRANGE', K.cb(ch), 0, -1)) do
     secs[s] = true
-    if not e[s] then bad('the ' .. ch .. ' stock orders second ' .. s .. ', where nothing waits') end
+    if not e[s] then
+      bad('the ' .. ch .. ' stock orders second ' .. s .. ', where nothing waits')
+    end
   end
   for s, n in pairs(e) do
     if not secs[s] then

@@ -1,8 +1,8 @@
 -- stock.lua: the waiting stock. A conversation waits in the queue of the best group of its
 -- waiting messages, scored by the team's order; its waiting list keeps arrival order; each
--- channel counts its waiting messages (channels.lua: counts and oldest age). Escalation by waiting time:
--- a conversation that will match an earlier group once it has waited long enough is indexed
--- by that moment (`esc:<ver>:<group>`); `escalate_due` re-places what is due.
+-- channel counts its waiting messages (channels.lua: counts and oldest age). Escalation by
+-- waiting time: a conversation that will match an earlier group once it has waited long
+-- enough is indexed by that moment (`esc:<ver>:<group>`); `escalate_due` re-places what is due.
 --@include keys
 --@include matching
 --@include waiting
