@@ -6,12 +6,9 @@ index works on it as it is, and `pushinbox migrate` moves it (and back with --do
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import redis
 from conftest import TEAM, assert_clean, message
+from test_migrate import pushinbox
 
 from dispatcher import Dispatcher, keys
 from dispatcher.servers import RedisServer
@@ -97,13 +94,6 @@ def per_message_layout(r: redis.Redis, team: str = TEAM) -> int:
         r.delete(k)
     r.hdel(keys.cfg(team), "chb")
     return n
-
-
-def pushinbox(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """The command as the README has users type it."""
-    exe = Path(sys.executable).parent / "pushinbox"
-    return subprocess.run([str(exe), "--redis-url", url, *args], capture_output=True,
-                          text=True, timeout=120, check=False)
 
 
 def old_and_new(r: redis.Redis) -> tuple[set[str], set[str]]:
