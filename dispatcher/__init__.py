@@ -12,7 +12,7 @@ from dispatcher.errors import (
     ValidationError,
 )
 from dispatcher.hours import WorkingHours
-from dispatcher.model import AdvisorStats, CheckReport, Message, Push, Stock
+from dispatcher.model import AdvisorStats, CheckReport, Message, Push, ReplyAndPush, Stock
 from dispatcher.rules import PrioritySettings, TriageRule
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "PrioritySettings",
     "Push",
     "PushinboxError",
+    "ReplyAndPush",
     "Stock",
     "TriageRule",
     "UnavailableError",

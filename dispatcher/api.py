@@ -27,7 +27,16 @@ from dispatcher.connection import ScriptLane, lane_for
 from dispatcher.errors import PushinboxError, UnavailableError, ValidationError, error_for_code
 from dispatcher.hours import WorkingHours
 from dispatcher.log import get_logger
-from dispatcher.model import AdvisorStats, CheckReport, Message, Push, Stock, pack, unpack
+from dispatcher.model import (
+    AdvisorStats,
+    CheckReport,
+    Message,
+    Push,
+    ReplyAndPush,
+    Stock,
+    pack,
+    unpack,
+)
 from dispatcher.ops import BreakInfo, Op
 from dispatcher.rules import PrioritySettings, TriageRule
 from dispatcher.scripts import ScriptSet, library
@@ -415,6 +424,15 @@ class Dispatcher(_Driver):
 
     def reply(self, team: str, advisor: str, message: str) -> str:
         return self.run(ops.act("reply", team, advisor, message))
+
+    def reply_next(self, team: str, advisor: str, message: str,
+                   request_id: str | None = None) -> ReplyAndPush:
+        """Reply, then *process a new message*, in one call (the advisor's whole cycle)."""
+        out = self.run(ops.reply_next(team, advisor, message, request_id))
+        if out.status == "assigned" and out.message:
+            m = out.message
+            log.info("pushed", team=team, advisor=advisor, message=m.id, group=m.group)
+        return out
 
     def archive(self, team: str, advisor: str, message: str) -> str:
         return self.run(ops.act("archive", team, advisor, message))

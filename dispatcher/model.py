@@ -19,7 +19,7 @@ from dispatcher.errors import TooLargeError, ValidationError
 from dispatcher.keys import check_id
 
 __all__ = ["AdvisorStats", "ChannelStock", "CheckReport", "IncomingMessage", "Message", "Push",
-           "Stock", "pack", "unpack", "unpack_field"]
+           "ReplyAndPush", "Stock", "pack", "unpack", "unpack_field"]
 
 _MESSAGE_FIELDS = {
     "id",
@@ -300,6 +300,24 @@ class Push:
 
     def to_dict(self) -> dict[str, Any]:
         return {"status": self.status, "messages": [m.to_dict() for m in self.messages]}
+
+
+@dataclass(frozen=True)
+class ReplyAndPush:
+    """The answer to *reply and process a new message*: the reply's status, then the press's
+    answer as *process a new message* gives it."""
+
+    replied: str  # "ok", or "noop" when the message was replied already (a retry)
+    status: str  # as Push's
+    messages: list[Message]
+
+    @property
+    def message(self) -> Message | None:
+        return self.messages[0] if self.messages else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"replied": self.replied, "status": self.status,
+                "messages": [m.to_dict() for m in self.messages]}
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess as _mp
 
-from dispatcher.model import Push, Stock
+from dispatcher.model import Push, ReplyAndPush, Stock
 
 __all__ = ["ASSIGNMENTS", "CONTENT_TYPE", "LATENCY", "MAX_CHANNEL_LABELS", "REQUESTS", "SCRIPT",
            "SSE_CLIENTS", "UNSERVED", "WAIT", "WAITING", "Children", "observe_push", "render",
@@ -76,7 +76,7 @@ assignments, wait = Children(ASSIGNMENTS), Children(WAIT)
 script, requests, latency = Children(SCRIPT), Children(REQUESTS), Children(LATENCY)
 
 
-def observe_push(team: str, push: Push, now_ms: int) -> None:
+def observe_push(team: str, push: Push | ReplyAndPush, now_ms: int) -> None:
     if push.status == "assigned" and push.messages:
         first = push.messages[0]
         assignments(team, first.group or "").inc()

@@ -16,8 +16,9 @@ _DEF = re.compile(r"^local function (\w+)|^local (\w+(?:, *\w+)*) *=|^(K)\.", re
 _STR = re.compile(r"'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"")
 _EVENT = re.compile(r"\bevent\([^,]+, *'(\w+)'")
 _FAIL = re.compile(r"\bfail\('(\w+)'")
-#: Helpers whose event is named by their first argument (actions.lua `finish`).
-_EVENT_FROM_ARG = {"finish"}
+#: Helpers whose event is named by one of their arguments (its position from 0; actions.lua
+#: `finish` and `done_writes`).
+_EVENT_FROM_ARG = {"finish": 0, "done_writes": 3}
 
 
 def code_of(text: str) -> str:
@@ -61,8 +62,8 @@ def helper_bodies() -> dict[str, str]:
 
 def _direct(raw: str) -> tuple[set[str], set[str]]:
     events = set(_EVENT.findall(raw))
-    for helper in _EVENT_FROM_ARG:
-        events.update(re.findall(r"\b" + helper + r"\('(\w+)'", raw))
+    for helper, at in _EVENT_FROM_ARG.items():
+        events.update(re.findall(r"\b" + helper + r"\(" + r"[^,()]+, *" * at + r"'(\w+)'", raw))
     return events, set(_FAIL.findall(raw))
 
 

@@ -27,6 +27,7 @@ from dispatcher.model import (
     IncomingMessage,
     Message,
     Push,
+    ReplyAndPush,
     Stock,
     pack,
     unpack,
@@ -491,6 +492,20 @@ def next_message(team: str, advisor: str, request_id: str | None = None) -> Op[P
     res = yield Script("next", team, {"adv": advisor, "req": request_id,
                                       "esc": defaults.ESCALATE_ON_PRESS})
     return Push(res["status"], _messages(res["messages"]))
+
+
+def reply_next(team: str, advisor: str, message: str,
+               request_id: str | None = None) -> Op[ReplyAndPush]:
+    """*Reply, then process a new message*, in one call: the advisor's whole cycle. Nothing is
+    done when either part is refused (the message is not theirs, they are not logged in or not
+    in a push role)."""
+    keys.check_id(advisor, "advisor")
+    keys.check_id(message, "message")
+    if request_id is not None:
+        keys.check_id(request_id, "request_id")
+    res = yield Script("reply_next", team, {"adv": advisor, "msg": message, "req": request_id,
+                                            "esc": defaults.ESCALATE_ON_PRESS})
+    return ReplyAndPush(str(res["replied"]), res["status"], _messages(res["messages"]))
 
 
 def act(script: str, team: str, advisor: str, message: str, **opts: Any) -> Op[str]:

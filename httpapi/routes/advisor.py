@@ -14,7 +14,7 @@ from litestar.response import ServerSentEvent
 from dispatcher import ops
 from dispatcher.api import AsyncDispatcher
 from dispatcher.keys import ID_PATTERN
-from dispatcher.model import Message, Push
+from dispatcher.model import Message, Push, ReplyAndPush
 from httpapi import live, metrics
 from httpapi.auth import ADVISOR_SELF, TEAM_READ
 from httpapi.common import (
@@ -98,6 +98,24 @@ class AdvisorController(Audience):
     async def reply(self, d: DispatcherDep, team: TeamPath, advisor: TeamId,
                     message: TeamId) -> ActionOut:
         return await _act(d, "reply", team, advisor, message)
+
+    @post("/messages/{message:str}/reply-and-next", status_code=200, responses=errors(),
+          summary="Reply, then process a new message, in one call",
+          description="The advisor's whole cycle: the reply (`replied`: ok, or noop when "
+                      "it was replied already) and the press's answer (`status` and "
+                      "`messages`, as *Process a new message*'s; `status` empty when the "
+                      "stock is). Refused whole, nothing answered and nothing pushed, when "
+                      "either part is refused. `Idempotency-Key` as for `next`.",
+          operation_id="message_reply_and_next", name="message_reply_and_next")
+    async def reply_and_next(
+        self, d: DispatcherDep, team: TeamPath, advisor: TeamId, message: TeamId,
+        idempotency_key: Annotated[str | None, HeaderParameter(
+            name="Idempotency-Key", required=False, max_length=200,
+            pattern=ID_PATTERN)] = None,
+    ) -> ReplyAndPush:
+        out = await d.run(ops.reply_next(team, advisor, message, idempotency_key))
+        metrics.observe_push(team, out, int(time.time() * 1000))
+        return out
 
     @post("/messages/{message:str}/archive", status_code=200, responses=errors(),
           summary="Archive: the message is done",

@@ -16,53 +16,9 @@
 -- Events: assigned, break_ended
 --@include keys
 --@include advisors
---@include views
---@include handover
---@include stock
+--@include press
 local cfg = load_cfg()
 local now = now_ms()
 local a = load_adv(O.adv)
-require_logged_in(a)
-local role = load_role(a.role)
-if not role.push then
-  fail('forbidden', 'advisor', 'advisor ' .. a.id .. ' is in role ' .. a.role ..
-    ', which is not in push mode: they pick their messages (take)')
-end
-touch(a, now)
-end_break(cfg, a, now, 'processed a new message')
-
-if (O.req and O.req ~= '' and O.req == a.req) or redis.call('HLEN', K.pconv(a.id)) >= role.cap then
-  local pushed = ordered(K.push(a.id), 0, -1)
-  if #pushed > 0 then
-    return reply({status = 'pending', messages = views(pushed)})
-  end
-end
-
--- Remember the request id (only when it changes: most presses carry none).
-local function remember_request()
-  if (O.req or '') ~= (a.req or '') then redis.call('HSET', K.adv(a.id), 'req', O.req or '') end
-end
-
--- A waiting conversation whose other messages another logged-in advisor holds goes to that
--- advisor (one conversation, one holder); the press takes the next one. Rare (a session
--- resumed while its requeue was under way), and bounded per press.
-escalate_due(cfg, tonumber(O.esc or 10))
-local handed, given = 0, nil
-push_slots(cfg, a.sk, function(slot)
-  while true do
-    local conv = slot_pop(slot)
-    if not conv then return false end
-    local row = conv_row(conv)
-    local holder = handed < 20 and holder_of(conv, a.id, row)
-    if not holder then
-      given = give_conv(cfg, a.id, conv, 'push', now, true, true, row)
-      return true
-    end
-    handed = handed + 1
-    give_conv(cfg, holder, conv, 'affinity', now,
-      redis.call('HEXISTS', K.pconv(holder), conv) == 1, true, row)
-  end
-end)
-remember_request()
-if given then return reply({status = 'assigned', messages = given}) end
-return reply({status = 'empty', messages = {}})
+local role = press_allowed(a)
+return reply(press(cfg, a, role, now))

@@ -21,15 +21,10 @@ local function own_message(a, id, action, done_kind)
   return v[3], tonumber(v[6]), v[7]
 end
 
--- Reply or archive: the message is done, counted in today's figures (`field`), and the event
--- is named by the kind ('replied' or 'archived').
-local function finish(kind, field)
-  local cfg = load_cfg_recording()
-  local now = now_ms()
-  local a = load_adv_presence(O.adv)
-  local conv, pushed_at, ho = own_message(a, O.msg, kind, kind)
-  touch(a, now)
-  if not conv then return reply({status = 'noop'}) end
+-- The writes of a reply or an archive of the advisor's message `O.msg` of conversation `conv`
+-- (own_message's answers): the message is done, counted in today's figures (`field`) and
+-- the reports, and the event is named by the kind ('replied' or 'archived').
+local function done_writes(cfg, now, a, kind, field, conv, pushed_at, ho)
   rep_add(cfg, now, (field == 'r' and 'r|' or 'a|') .. a.id, 1)  -- responses, archives
   if pushed_at then rep_add(cfg, now, 'ht|' .. a.id .. '|' .. bucket(now - pushed_at), 1) end
   release(a.id, O.msg, conv, ho, pushed_at ~= nil)
@@ -37,5 +32,16 @@ local function finish(kind, field)
   redis.call('ZADD', K.done, ms(now), O.msg)
   day_add(cfg, now, field .. ':' .. a.id, 1)  -- the team's total is their sum, when read
   event(cfg, kind, now, {'m', O.msg, 'a', a.id, 'c', conv})
+end
+
+-- Reply or archive, the whole call.
+local function finish(kind, field)
+  local cfg = load_cfg_recording()
+  local now = now_ms()
+  local a = load_adv_presence(O.adv)
+  local conv, pushed_at, ho = own_message(a, O.msg, kind, kind)
+  touch(a, now)
+  if not conv then return reply({status = 'noop'}) end
+  done_writes(cfg, now, a, kind, field, conv, pushed_at, ho)
   return reply({status = 'ok'})
 end
