@@ -30,6 +30,7 @@ from cli.bench import (
     CEILING,
     CEILING_INGEST,
     CEILING_REPLY,
+    CEILING_REPLY_NEXT,
     GROUPS,
     ceiling,
     ceiling_keys,
@@ -105,13 +106,17 @@ def _async_tasks(server: RedisServer, tasks: int, seconds: float,
 
 
 def case_assign_async(server: RedisServer, advisors: int, seconds: float,
-                      functions: bool | None = None) -> dict[str, float]:
+                      functions: bool | None = None, one_call: bool = False
+                      ) -> dict[str, float]:
     """The same cycles through AsyncDispatcher (what the HTTP service uses): 50 advisors as
-    tasks on one event loop, one connection pool. The latency is that of *next* alone."""
+    tasks on one event loop, one connection pool. The latency is that of *next* alone.
+    ``one_call``: each cycle is one reply-and-next (the reply to the previous press and the
+    next press in one call, as BullMQ's worker completes a job and fetches the next); the
+    latency is that call's."""
     from dispatcher import ops
     from dispatcher.api import AsyncDispatcher
 
-    def make(client: Any, i: int) -> tuple[Callable[[], Awaitable[None]],
+    def make(client: Any, i: int) -> tuple[Callable[[], Awaitable[None]] | None,
                                            Callable[[], Awaitable[bool]]]:
         d = AsyncDispatcher(client, functions=functions)
         adv = f"a{i}"
@@ -125,6 +130,21 @@ def case_assign_async(server: RedisServer, advisors: int, seconds: float,
             push = await d.run(ops.next_message(TEAM, adv))
             pending[:] = [m.id for m in push.messages]
             return push.status != "empty"
+
+        async def reply_and_press() -> bool:
+            # (a push of several messages: all but the last replied to one by one first)
+            for m in pending[:-1]:
+                await d.run(ops.act("reply", TEAM, adv, m))
+            if pending:
+                out = await d.run(ops.reply_next(TEAM, adv, pending[-1]))
+                status, messages = out.status, out.messages
+            else:
+                push = await d.run(ops.next_message(TEAM, adv))
+                status, messages = push.status, push.messages
+            pending[:] = [m.id for m in messages]
+            return status != "empty"
+        if one_call:
+            return None, reply_and_press
         return reply, press
 
     return _async_tasks(server, advisors, seconds, make)
@@ -164,6 +184,26 @@ def case_ceiling_cycle_async(server: RedisServer, advisors: int, seconds: float
                 return False
             await reply(ks[GROUPS:], [got])
             return True
+        return None, step
+
+    return _async_tasks(server, advisors, seconds, make)
+
+
+def case_ceiling_one_call_async(server: RedisServer, advisors: int, seconds: float
+                                ) -> dict[str, float]:
+    """A minimal cycle in one call through the same asyncio client: the minimal reply to the
+    previous pop and the next pop in one script (what reply-and-next is to the API)."""
+    ks = ceiling_keys(CEILING_TEAM)
+    server.client().script_load(CEILING_REPLY_NEXT)
+
+    def make(client: Any, i: int) -> tuple[None, Callable[[], Awaitable[bool]]]:
+        script = _lane_script(client, CEILING_REPLY_NEXT)
+        last: list[Any] = []
+
+        async def step() -> bool:
+            got = await script(ks, [f"a{i}", *last])
+            last[:] = [got] if got is not None else []
+            return got is not None
         return None, step
 
     return _async_tasks(server, advisors, seconds, make)
@@ -410,9 +450,13 @@ def main() -> None:
                 ("assign_10_advisors", lambda: case_assign(server, 10, 1.0)),
                 ("ceiling", lambda: case_ceiling(server, advisors, seconds)),
                 ("assign_async", lambda: case_assign_async(server, advisors, seconds)),
+                ("assign_async_one_call",
+                 lambda: case_assign_async(server, advisors, seconds, one_call=True)),
                 ("ceiling_async", lambda: case_ceiling_async(server, advisors, seconds)),
                 ("ceiling_cycle_async",
                  lambda: case_ceiling_cycle_async(server, advisors, seconds)),
+                ("ceiling_one_call_async",
+                 lambda: case_ceiling_one_call_async(server, advisors, seconds)),
                 ("ingest_single",
                  lambda rep=rep: case_ingest(server, 1, seconds, 10**8 + rep * 10**6)),
                 ("ingest_ceiling_single",
@@ -448,6 +492,11 @@ def main() -> None:
                 raw.setdefault("postgres", []).append(
                     postgres.case(advisors, seconds))
                 print(f"  postgres: {raw['postgres'][-1]}", flush=True)
+                postgres.seed(waiting_big)
+                raw.setdefault("postgres_one_statement", []).append(
+                    postgres.case(advisors, seconds, one_statement=True))
+                print(f"  postgres in one statement: {raw['postgres_one_statement'][-1]}",
+                      flush=True)
     finally:
         server.stop()
 
@@ -465,6 +514,16 @@ def main() -> None:
         summarize("minimal two-call cycle ceiling cycles/s (50 async tasks)",
                   col("ceiling_cycle_async", "per_s"), None),
         summarize("async API next p99 ms", col("assign_async", "p99_ms"), None),
+        summarize("cycles/s, async API in one call (reply-and-next) vs a minimal one-call cycle",
+                  col("assign_async_one_call", "per_s"),
+                  statistics.median(col("ceiling_one_call_async", "per_s"))),
+        summarize("cycles/s, async API in one call vs in two calls",
+                  col("assign_async_one_call", "per_s"),
+                  statistics.median(col("assign_async", "per_s"))),
+        summarize("minimal one-call cycle ceiling cycles/s (50 async tasks)",
+                  col("ceiling_one_call_async", "per_s"), None),
+        summarize("async API reply-and-next p99 ms", col("assign_async_one_call", "p99_ms"),
+                  None),
         summarize("minimal assign ceiling calls/s (50 threads)", col("ceiling", "per_s"), None),
         summarize("minimal assign ceiling calls/s (50 async tasks)", col("ceiling_async", "per_s"),
                   None),
@@ -505,8 +564,13 @@ def main() -> None:
             summarize("async API cycles/s vs PostgreSQL SKIP LOCKED",
                       col("assign_async", "per_s"),
                       statistics.median(col("postgres", "per_s"))),
+            summarize("async API in one call vs PostgreSQL in one statement",
+                      col("assign_async_one_call", "per_s"),
+                      statistics.median(col("postgres_one_statement", "per_s"))),
             summarize("PostgreSQL assign+reply cycles/s (50 connections)",
                       col("postgres", "per_s"), None),
+            summarize("PostgreSQL cycles/s, one statement a cycle (reply and assign)",
+                      col("postgres_one_statement", "per_s"), None),
             summarize("PostgreSQL cycle p99 ms", col("postgres", "p99_ms"), None),
         ]
     results["table"] = table

@@ -5,6 +5,9 @@ same run as ours with the same client count and the same waiting stock.
              FOR UPDATE SKIP LOCKED) RETURNING id
     reply:   UPDATE … SET state = 'd' WHERE id = …
 
+and, like-for-like with pushinbox's reply-and-next, both in one statement (a data-modifying
+WITH: the reply to the previous assign, then the next assign).
+
 It uses the machine's PostgreSQL (PUSHINBOX_BENCH_PG, default
 postgresql://postgres@127.0.0.1/postgres) and a table of its own; where there is none, the case
 is skipped with the reason printed.
@@ -50,8 +53,9 @@ def seed(waiting: int) -> None:
         conn.execute("ANALYZE pi_bench_messages")
 
 
-def case(advisors: int, seconds: float) -> dict[str, Any]:
-    """Assign + reply cycles per second with ``advisors`` connections (one per thread)."""
+def case(advisors: int, seconds: float, one_statement: bool = False) -> dict[str, Any]:
+    """Assign + reply cycles per second with ``advisors`` connections (one per thread);
+    ``one_statement``: the reply to the previous assign and the next assign in one."""
     import psycopg
 
     conns = [psycopg.connect(DSN, autocommit=True) for _ in range(advisors)]
@@ -59,9 +63,22 @@ def case(advisors: int, seconds: float) -> dict[str, Any]:
               "SELECT id FROM pi_bench_messages WHERE state = 'w' ORDER BY grp, score LIMIT 1 "
               "FOR UPDATE SKIP LOCKED) RETURNING id")
     reply = "UPDATE pi_bench_messages SET state = 'd' WHERE id = %s"
+    both = ("WITH done AS (UPDATE pi_bench_messages SET state = 'd' WHERE id = %s), "
+            "next AS (SELECT id FROM pi_bench_messages WHERE state = 'w' ORDER BY grp, score "
+            "LIMIT 1 FOR UPDATE SKIP LOCKED) "
+            "UPDATE pi_bench_messages m SET state = 'a', advisor = %s FROM next "
+            "WHERE m.id = next.id RETURNING m.id")
 
     def work(i: int) -> Callable[[], bool]:
         conn = conns[i]
+        last = [-1]
+
+        def one() -> bool:
+            row = conn.execute(both, (last[0], f"a{i}")).fetchone()
+            if row is None:
+                return False
+            last[0] = row[0]
+            return True
 
         def cycle() -> bool:
             row = conn.execute(assign, (f"a{i}",)).fetchone()
@@ -69,7 +86,7 @@ def case(advisors: int, seconds: float) -> dict[str, Any]:
                 return False
             conn.execute(reply, (row[0],))
             return True
-        return cycle
+        return one if one_statement else cycle
 
     try:
         calls, lat, elapsed = run_threads(advisors, seconds, work)

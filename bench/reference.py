@@ -49,7 +49,10 @@ def main_thread_cpu(client: redis.Redis) -> float:
     return float(info["used_cpu_user_main_thread"]) + float(info["used_cpu_sys_main_thread"])
 
 
-def pushinbox_run(waiting: int, seconds: float, functions: bool) -> dict[str, float]:
+def pushinbox_run(waiting: int, seconds: float, functions: bool, one_call: bool = False
+                  ) -> dict[str, float]:
+    """``one_call``: each cycle is one reply-and-next call (the reply to the previous push and
+    the next press), as BullMQ's worker completes a job and fetches the next in one script."""
     server = RedisServer().start()
     try:
         client = server.client()
@@ -68,7 +71,8 @@ def pushinbox_run(waiting: int, seconds: float, functions: bool) -> dict[str, fl
         ingest_s = time.monotonic() - started
         ingest_cpu = main_thread_cpu(client) - cpu
         cpu = main_thread_cpu(client)
-        done = case_assign_async(server, CONCURRENCY, seconds, functions=functions)
+        done = case_assign_async(server, CONCURRENCY, seconds, functions=functions,
+                                 one_call=one_call)
         cycle_cpu = main_thread_cpu(client) - cpu
         # the messages the cycles finished, read back rather than estimated
         replied = waiting - d.stock(TEAM).total - sum(len(d.current(TEAM, f"a{a}"))
@@ -130,10 +134,12 @@ def main() -> None:
     skipped = why_no_node()
     ours: list[dict[str, float]] = []
     lib: list[dict[str, float]] = []
+    one: list[dict[str, float]] = []
     theirs: list[dict[str, float]] = []
     for _ in range(args.reps):  # round robin: a busier moment of the machine touches all alike
         ours.append(pushinbox_run(args.waiting, args.seconds, False))
         lib.append(pushinbox_run(args.waiting, args.seconds, True))
+        one.append(pushinbox_run(args.waiting, args.seconds, True, one_call=True))
         if not skipped:
             theirs.append(bullmq_run(args.waiting))
 
@@ -150,6 +156,8 @@ def main() -> None:
         row("pushinbox Redis µs per message ingested (500s)", col(ours, "ingest_us_per_msg")),
         row("the same cycle, scripts as a function library (FCALL)", col(lib, "cycle_us")),
         row("the same ingest, scripts as a function library", col(lib, "ingest_us_per_msg")),
+        row("the cycle in one call (reply-and-next, FCALL)", col(one, "cycle_us")),
+        row("its cycles/s (50 tasks)", col(one, "cycles_per_s")),
     ]
     if theirs:
         table += [
@@ -157,14 +165,16 @@ def main() -> None:
             row("BullMQ jobs/s (one worker, concurrency 50)", col(theirs, "jobs_per_s")),
             row("BullMQ Redis µs per job added (addBulk of 500)", col(theirs, "add_us_per_job")),
         ]
-        cycle, job = table[0]["median"], table[5]["median"]
-        add_ours, add_theirs = table[2]["median"], table[7]["median"]
-        fcycle = table[3]["median"]
+        cycle, job = table[0]["median"], table[7]["median"]
+        add_ours, add_theirs = table[2]["median"], table[9]["median"]
+        fcycle, onecycle = table[3]["median"], table[5]["median"]
         table += [
             {**row("Redis µs per cycle vs BullMQ per job", [cycle / job]),
              "ratio": cycle / job},
             {**row("the same with FCALL vs BullMQ per job", [fcycle / job]),
              "ratio": fcycle / job},
+            {**row("Redis µs per cycle in one call (reply-and-next) vs BullMQ per job",
+                   [onecycle / job]), "ratio": onecycle / job},
             {**row("Redis µs per ingest vs BullMQ per add", [add_ours / add_theirs]),
              "ratio": add_ours / add_theirs},
         ]
@@ -175,7 +185,7 @@ def main() -> None:
     results.mkdir(exist_ok=True)
     out = results / f"reference-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps({"args": vars(args), "pushinbox": ours, "functions": lib,
-                               "bullmq": theirs,
+                               "one_call": one, "bullmq": theirs,
                                "skipped": skipped}, indent=1))
     print(f"raw results: {out.relative_to(HERE.parent)}")
 

@@ -43,6 +43,23 @@ redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('INCR', KEYS[2])
 return 1
 """
+CEILING_REPLY_NEXT = """
+-- minimal reply and assign in one call (as reply_next.lua): drop the assignment of the
+-- previous pop (ARGV[2], if any) and bump the counter, then the minimal assign
+if ARGV[2] then
+  redis.call('HDEL', KEYS[9], ARGV[2])
+  redis.call('INCR', KEYS[10])
+end
+for i = 1, 8 do
+  local top = redis.call('ZPOPMIN', KEYS[i])
+  if #top > 0 then
+    redis.call('HSET', KEYS[9], top[1], ARGV[1])
+    redis.call('INCR', KEYS[10])
+    return top[1]
+  end
+end
+return false
+"""
 CEILING_INGEST = """
 -- minimal ingest: store the message, index it in its group
 if redis.call('HSETNX', KEYS[1], 'b', ARGV[2]) == 0 then return 0 end

@@ -46,6 +46,14 @@ def test_the_core_cases_measure_against_references_of_the_same_run(server: Redis
         core.seed_ceiling(client, core.CEILING_TEAM, 3000, start=n * 3000)
         res = case(server, 3, 0.2)
         assert res["per_s"] > 0 and res["p99_ms"] > 0, case.__name__
+    # the cycle in one call (reply-and-next) and its minimal one-call reference
+    before = d.stock(core.TEAM).total
+    one = core.case_assign_async(server, 3, 0.2, one_call=True)
+    assert one["per_s"] > 0 and one["p99_ms"] > 0
+    done = client.zcard(keys.done(core.TEAM))
+    assert d.stock(core.TEAM).total < before and done > 0  # it replied as it pressed
+    core.seed_ceiling(client, core.CEILING_TEAM, 3000, start=9000)
+    assert core.case_ceiling_one_call_async(server, 3, 0.2)["per_s"] > 0
     ingest = core.case_ingest(server, 10, 0.2, 10**6)
     ceiling = core.case_ingest_ceiling(server, 10, 0.2, 10**6)
     assert ingest["per_s"] > 0 and ceiling["per_s"] > 0
