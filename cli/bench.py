@@ -24,9 +24,9 @@ from dispatcher import keys
 from dispatcher.api import Dispatcher
 
 GROUPS = 8
-CEILING = """
--- minimal assign: pop the head of the first non-empty of 8 sorted sets, write the
--- assignment, bump a counter
+#: The minimal assign's pop: the head of the first non-empty of 8 sorted sets, the assignment
+#: written, a counter bumped.
+_CEILING_POP = """
 for i = 1, 8 do
   local top = redis.call('ZPOPMIN', KEYS[i])
   if #top > 0 then
@@ -37,6 +37,10 @@ for i = 1, 8 do
 end
 return false
 """
+CEILING = """
+-- minimal assign: pop the head of the first non-empty of 8 sorted sets, write the
+-- assignment, bump a counter
+""" + _CEILING_POP
 CEILING_REPLY = """
 -- minimal reply: drop the assignment the minimal assign wrote, bump a counter
 redis.call('HDEL', KEYS[1], ARGV[1])
@@ -50,16 +54,7 @@ if ARGV[2] then
   redis.call('HDEL', KEYS[9], ARGV[2])
   redis.call('INCR', KEYS[10])
 end
-for i = 1, 8 do
-  local top = redis.call('ZPOPMIN', KEYS[i])
-  if #top > 0 then
-    redis.call('HSET', KEYS[9], top[1], ARGV[1])
-    redis.call('INCR', KEYS[10])
-    return top[1]
-  end
-end
-return false
-"""
+""" + _CEILING_POP
 CEILING_INGEST = """
 -- minimal ingest: store the message, index it in its group
 if redis.call('HSETNX', KEYS[1], 'b', ARGV[2]) == 0 then return 0 end
