@@ -1,6 +1,6 @@
-"""The calls made most on a short path: the advisor's cycle (*process a new message*, reply
-and archive) and an upstream service's single message, answered without the framework's
-per-request machinery.
+"""The calls made most on a short path: the advisor's cycle (*process a new message*, reply,
+archive, and reply-and-next) and an upstream service's single message, answered without the
+framework's per-request machinery.
 
 The cycle's three calls are what every advisor makes all day; through Litestar's guard,
 dependency injection, signature model and response objects each cost ~470 µs of the
@@ -46,11 +46,12 @@ _ADV = ADV.replace(":str", "")
 TEMPLATES = {
     "next": _ADV + "/next",
     "reply": _ADV + "/messages/{message}/reply",
+    "reply-and-next": _ADV + "/messages/{message}/reply-and-next",
     "archive": _ADV + "/messages/{message}/archive",
     "ingest": TEAM.replace(":str", "") + "/messages",
 }
 _PATH = re.compile(r"/v1/teams/([^/]+)/advisors/([^/]+)/(?:(next)|messages/([^/]+)/"
-                   r"(reply|archive))")
+                   r"(reply-and-next|reply|archive))")
 _INGEST = re.compile(r"/v1/teams/([^/]+)/messages")
 #: A message in is taken up to the framework route's own limit (larger: the framework's 413).
 INGEST_MAX_BODY = defaults.MAX_BODY_BYTES + 16 * 1024
@@ -101,7 +102,7 @@ class HotRoutes:
                 if auth is not None:
                     return None
                 auth = value
-            elif name == b"idempotency-key" and is_next:
+            elif name == b"idempotency-key" and (is_next or action == "reply-and-next"):
                 if key is not None:
                     return None
                 key = value
@@ -133,6 +134,10 @@ class HotRoutes:
                         return 204, [], b""
                     metrics.observe_push(team, push, int(time.time() * 1000))
                     return 200, _JSON, _encode(push)
+                if action == "reply-and-next":
+                    out = await state.d.run(ops.reply_next(team, advisor, message, request_id))
+                    metrics.observe_push(team, out, int(time.time() * 1000))
+                    return 200, _JSON, _encode(out)
                 status = await state.d.run(ops.act(action, team, advisor, message))
                 return 200, _JSON, _encode(ActionOut(message, status))
 

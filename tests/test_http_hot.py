@@ -95,10 +95,23 @@ SCENARIO: list[tuple[str | None, str, str, dict[str, str], bytes | None]] = [
     ("ingest", "POST", IN + "?x=1", JSON, sent(21)),
     ("ingest", "POST", IN + "/batch", JSON, json.dumps({"messages": [message(22)]}).encode()),
     ("ingest", "POST", IN, JSON, sent(6)),                            # 53: a duplicate still
+    # the cycle in one call: reply, then the next press
+    ("ann", "POST", f"{ADV}/ann/next", {}, None),                     # 54: m6
+    ("ann", "POST", f"{ADV}/ann/messages/m6/reply-and-next", {}, None),   # replied, m8 pushed
+    ("ann", "POST", f"{ADV}/ann/messages/m6/reply-and-next", {}, None),   # a retry: noop, m8
+    ("ann", "POST", f"{ADV}/ann/messages/m8/reply-and-next", {"Idempotency-Key": "k-2"}, None),
+    ("ann", "POST", f"{ADV}/ann/messages/m404/reply-and-next", {}, None),  # unknown: 404
+    ("ann", "POST", f"{ADV}/ann/messages/m7/reply-and-next", {}, None),    # bob's: 403
+    ("cid", "POST", f"{ADV}/cid/messages/m7/reply-and-next", {}, None),    # 60: not logged in
+    # refused or unusual: the framework answers
+    ("bob", "POST", f"{ADV}/ann/messages/m7/reply-and-next", {}, None),    # another's: 403
+    ("ann", "POST", f"{ADV}/ann/messages/m8/reply-and-next?x=1", {}, None),
+    ("ann", "POST", f"{ADV}/ann/messages/m8/reply-and-next", {"Idempotency-Key": "a b"}, None),
+    ("ann", "POST", f"{ADV}/ann/messages/m8/reply-and-next", JSON, b'{"x": 1}'),
 ]
 #: The steps the short path answers (indexes into SCENARIO); the framework answers the rest.
 TAKEN = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 25, 26, 27, 28, 29,
-         32, 33, 34, 35, 36, 37, 38, 53}
+         32, 33, 34, 35, 36, 37, 38, 53, 54, 55, 56, 57, 58, 59, 60}
 
 
 class CountingHotRoutes(HotRoutes):
