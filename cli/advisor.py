@@ -54,12 +54,16 @@ def next_cmd(c: Ctx, team_id: str, advisor_id: str, request_id: str | None) -> N
     if c.json:
         emit(p.to_dict(), True)
         return
-    if p.status == "empty":
+    _show_push(p.status, p.messages)
+
+
+def _show_push(status: str, messages: list[Any]) -> None:
+    if status == "empty":
         click.echo("The team's stock is empty: nothing to process.")
         return
-    if p.status == "pending":
+    if status == "pending":
         click.echo("Process this message first:")
-    table([msg_row(m) for m in p.messages])
+    table([msg_row(m) for m in messages])
 
 
 def _action(name: str, action: str, doc: str, hidden: bool = False, **extra: Any) -> None:
@@ -85,6 +89,29 @@ _action("hold", "hold", "Put a message on hold: it stays yours but no longer blo
         "\n\nExample: pushinbox hold demo alice demo-msg-12")
 _action("unhold", "hold", "Take a message off hold.\n\n"
         "Example: pushinbox unhold demo alice demo-msg-12", off=True)
+
+
+@cli.command("reply-and-next")
+@team_arg
+@advisor_arg
+@message_arg
+@click.option("--request-id", help="Client request id for the press: a retry gets the same "
+              "answer.")
+@pass_ctx
+def reply_and_next(c: Ctx, team_id: str, advisor_id: str, message_id: str,
+                   request_id: str | None) -> None:
+    """Reply to a message, then process a new message, in one call (nothing is done when
+    either is refused).
+
+    Example: pushinbox reply-and-next demo alice demo-msg-12
+    """
+    out = c.d.run(ops.reply_next(team_id, advisor_id, message_id, request_id))
+    if c.json:
+        emit(out.to_dict(), True)
+        return
+    click.echo(f"Replied to {message_id}." if out.replied == "ok"
+               else f"{message_id} was replied already.")
+    _show_push(out.status, out.messages)
 
 
 @cli.command()

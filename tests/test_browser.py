@@ -286,6 +286,23 @@ def test_a_held_message_stays_apart_and_the_advisor_can_press_on(
     page.close()
 
 
+def test_reply_and_next_answers_the_message_and_shows_the_next_one(
+        browser: Any, api: Api, service: ServiceProcess) -> None:
+    api.push(message(1, body={"text": "first"}), message(2, body={"text": "second"}))
+    page = open_console(browser, service, api.advisor["ann"])
+    page.click("#next")
+    page.wait_for_selector("article.message[data-id=m1]")
+    page.click("article.message[data-id=m1] button[data-action='reply & next']")
+    page.wait_for_selector("article.message[data-id=m2]")
+    assert page.query_selector("article.message[data-id=m1]") is None
+    assert api.d.message(TEAM, "m1").done == "replied"
+    page.keyboard.press("x")  # the same from the keyboard, on the last one: the stock is empty
+    page.wait_for_selector("#empty-stock")
+    assert api.d.message(TEAM, "m2").done == "replied"
+    assert_clean(api.d)
+    page.close()
+
+
 def test_cards_show_their_age_and_current_messages_do_not_repeat_the_push(
         browser: Any, api: Api, service: ServiceProcess) -> None:
     api.push(message(1, conv="c1"), message(2, conv="c2"))

@@ -28,6 +28,26 @@ def run(redis_server: RedisServer, redis_client: redis.Redis) -> object:
     return invoke
 
 
+def test_an_advisor_replies_and_gets_the_next_message_in_one_command(run) -> None:
+    run("team", "create", "acme")
+    run("role", "set", "acme", "agent", "--push")
+    run("advisor", "add", "acme", "ann", "--role", "agent")
+    for n in (1, 2):
+        run("ingest", "acme", "--id", f"m{n}", "--conversation", f"c{n}", "--customer", "u1",
+            "--channel", "webchat", "--text", "Hi")
+    run("login", "acme", "ann")
+    run("next", "acme", "ann")
+    out = run("reply-and-next", "acme", "ann", "m1").output
+    assert "Replied to m1." in out and "m2" in out
+    again = json.loads(run("--json", "reply-and-next", "acme", "ann", "m1").stdout)
+    assert (again["replied"], again["status"]) == ("noop", "pending")
+    assert "stock is empty" in run("reply-and-next", "acme", "ann", "m2").output
+    refused = run("reply-and-next", "acme", "ann", "m404", ok=False)
+    assert refused.exit_code == 1 and "m404" in refused.output
+    stats = json.loads(run("--json", "stats", "acme", "ann").stdout)
+    assert stats["responses"] == 2
+
+
 def test_a_newcomer_pushes_a_message_in_and_gets_it_pushed(run, tmp_path: Path) -> None:
     run("team", "create", "acme")
     run("role", "set", "acme", "agent", "--push")

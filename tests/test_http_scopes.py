@@ -35,6 +35,7 @@ MATRIX: list[tuple[str, str, set[str], Any]] = [
     ("POST", ADV + "/next", ADVISOR_ACTS, None),
     ("GET", ADV + "/messages", ADVISOR_READERS, None),
     ("POST", ADV + "/messages/{message}/reply", ADVISOR_ACTS, None),
+    ("POST", ADV + "/messages/{message}/reply-and-next", ADVISOR_ACTS, None),
     ("POST", ADV + "/messages/{message}/archive", ADVISOR_ACTS, None),
     ("POST", ADV + "/messages/{message}/hold", ADVISOR_ACTS, None),
     ("POST", ADV + "/messages/{message}/unhold", ADVISOR_ACTS, None),

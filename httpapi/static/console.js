@@ -140,8 +140,11 @@ function messageCard(m, actions) {
 }
 
 function cardActions(m) {
+  // the last message to process: reply to it and get the next one in one call
+  const last = !m.on_hold && active().length === 1;
   return [
     ["Reply", "R", () => act(m.id, "reply")],
+    ...(last ? [["Reply & next", "X", () => replyAndNext(m.id)]] : []),
     ["Archive", "A", () => act(m.id, "archive")],
     ["Request help", "H", () => act(m.id, "help")],
     [m.on_hold ? "Take off hold" : "Put on hold", "O", () => act(m.id, m.on_hold ? "unhold" : "hold")],
@@ -176,6 +179,22 @@ async function act(id, action) {
     }
     renderWork(active().length ? null : Pi.el("p", { class: "empty" }, "Done. Press Process a new message for the next one."));
   } catch (e) { flash(e.message); }
+}
+
+// The reply and the next press in one call: what Reply then Process a new message do.
+async function replyAndNext(id) {
+  $("next").disabled = true;
+  try {
+    const out = await Pi.call("POST", `${base()}/messages/${encodeURIComponent(id)}/reply-and-next`);
+    S.pushed = S.pushed.filter((m) => m.id !== id);
+    if (out.status === "empty") {
+      renderWork(Pi.el("p", { class: "empty", id: "empty-stock" }, "No message is waiting. Well done!"));
+      return;
+    }
+    const known = new Set(S.pushed.map((m) => m.id));
+    S.pushed = [...S.pushed, ...out.messages.filter((m) => !known.has(m.id))];
+    renderWork();
+  } catch (e) { flash(e.message); $("next").disabled = false; }
 }
 
 async function processNext() {
@@ -233,6 +252,7 @@ document.addEventListener("keydown", (ev) => {
   const first = active()[0];
   const map = { n: processNext, c: showCurrent, b: toggleBreak, l: logout,
     r: first && (() => act(first.id, "reply")), a: first && (() => act(first.id, "archive")),
+    x: first && active().length === 1 && (() => replyAndNext(first.id)),
     h: first && (() => act(first.id, "help")), o: first && (() => act(first.id, first.on_hold ? "unhold" : "hold")) };
   if (map[key]) { ev.preventDefault(); map[key](); }
 });
