@@ -13,7 +13,9 @@ retry path: the same pending message again), `cycle+log` the cycle with our JSON
 on (the product's default; the reference has none), `cycle+framework` the cycle with the
 short path off (`PUSHINBOX_HOT_ROUTES=0`: every call through Litestar's routes); `ingest`
 one new message per request from an upstream service's token (a webhook-style integration),
-on the short path, and `ingest+framework` the same through Litestar. Starts its
+on the short path, and `ingest+framework` the same through Litestar; `reply-next` the
+advisor's cycle as one reply-and-next request each (the reply to the message in hand and the
+next press in one call). Starts its
 own redis-server and service processes on free loopback ports; the stock is re-seeded before
 every run, so each run starts from the same state. Raw results go to
 bench/results/http-<timestamp>.json.
@@ -37,7 +39,8 @@ from dispatcher.servers import RedisServer, ServiceProcess
 
 TEAM = "bench"
 HERE = Path(__file__).parent
-MODES = ("cycle", "next", "cycle+log", "cycle+framework", "ingest", "ingest+framework")
+MODES = ("cycle", "next", "cycle+log", "cycle+framework", "reply-next", "ingest",
+         "ingest+framework")
 
 
 def seed(d: Dispatcher, advisors: int, messages: int, token_file: Path) -> None:
@@ -75,6 +78,7 @@ def wrk(url: str, mode: str, connections: int, seconds: int, token_file: Path,
     res: dict[str, Any] = json.loads(line[len("RESULT "):])
     res["rps"] = res["requests"] / res["seconds"]
     res["nexts_per_s"] = res["nexts"] / res["seconds"]
+    res["cycles_per_s"] = res["replies"] / res["seconds"]
     return res
 
 
@@ -133,7 +137,7 @@ def main() -> None:
                 print(f"run {run + 1} bare/{procs}  {res['rps']:8.0f} req/s  "
                       f"p99 {res['p99_ms']:.2f} ms", flush=True)
                 for mode in MODES:
-                    seed(d, args.connections, {"next": 100, "ingest": 0}.get(
+                    seed(d, args.connections, {"next": 100, "ingest": 0, "reply-next": 80_000}.get(
                         mode.split("+")[0], 40_000), token_file)
                     upstream = d.run(tokens.create_token("ingest", teams=[TEAM])).token
                     # production settings (a 5 s token cache), with uvicorn's settings of the
@@ -159,7 +163,8 @@ def main() -> None:
     finally:
         server.stop()
     med = {k: {f: statistics.median(r[f] for r in v)
-               for f in ("rps", "nexts_per_s", "p50_ms", "p99_ms")} for k, v in results.items()}
+               for f in ("rps", "nexts_per_s", "p50_ms", "p99_ms", "cycles_per_s")
+               if f in v[0]} for k, v in results.items()}
     print("\ncase        req/s    next/s   p50 ms   p99 ms")
     for k, v in med.items():
         print(f"{k:10} {v['rps']:7.0f} {v['nexts_per_s']:8.0f} {v['p50_ms']:8.2f} "
@@ -167,6 +172,10 @@ def main() -> None:
     for mode in ("cycle", "next"):
         print(f"{mode}: 2 processes / 1 process = "
               f"{med[f'{mode}/2']['rps'] / med[f'{mode}/1']['rps']:.2f}x req/s")
+    for procs in (1, 2):
+        one, two = med[f"reply-next/{procs}"], med[f"cycle/{procs}"]
+        print(f"cycles/s with {procs} process(es): reply-next {one['cycles_per_s']:.0f} / cycle "
+              f"{two['cycles_per_s']:.0f} = {one['cycles_per_s'] / two['cycles_per_s']:.2f}x")
     for procs in (1, 2):
         for mode in MODES:
             print(f"{mode} with {procs} process(es) / bare ASGI + one Lua call = "

@@ -1,8 +1,9 @@
 -- wrk script for bench/http.py: each thread is one advisor on one connection, pressing
--- "process a new message" then replying to what it got, in a loop; or (PI_MODE ingest) one
--- upstream connection posting one new message per request.
+-- "process a new message" then replying to what it got, in a loop; (PI_MODE reply-next) the
+-- same cycle as one reply-and-next request each (a first press aside); or (PI_MODE ingest)
+-- one upstream connection posting one new message per request.
 -- Env: PI_TOKENS (file: one "advisor token" per line), PI_TEAM, PI_MODE (cycle | next |
--- ingest), PI_INGEST_TOKEN (ingest).
+-- reply-next | ingest), PI_INGEST_TOKEN (ingest).
 local counter = 0
 local threads = {}
 
@@ -40,6 +41,9 @@ function request()
   if msg and mode == "cycle" then
     return wrk.format("POST", base .. "/messages/" .. msg .. "/reply", headers)
   end
+  if msg and mode == "reply-next" then
+    return wrk.format("POST", base .. "/messages/" .. msg .. "/reply-and-next", headers)
+  end
   return wrk.format("POST", base .. "/next", headers)
 end
 
@@ -54,6 +58,11 @@ function response(status, headers, body)
     replies = replies + 1
     if status ~= 200 then errors = errors + 1 end
     return
+  end
+  if msg and mode == "reply-next" then
+    replies = replies + 1
+    if status ~= 200 then errors = errors + 1 end
+    if body:find('"status":"empty"', 1, true) then empties = empties + 1 end
   end
   nexts = nexts + 1
   if status == 200 then
