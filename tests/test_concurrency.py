@@ -51,6 +51,24 @@ def _work(url: str, advisor: str) -> list[tuple[str, str]]:
             n += 1
 
 
+def _work_one_call(url: str, advisor: str) -> list[tuple[str, str]]:
+    """The same cycle with the last message of each push answered by reply-and-next, which
+    brings the next push (the others replied one by one first)."""
+    d = Dispatcher.from_url(url)
+    got: list[tuple[str, str]] = []
+    p = d.next(TEAM, advisor)
+    while p.status != "empty":
+        assert p.status == "assigned", p
+        for m in p.messages:
+            got.append((m.id, m.conversation))
+        for m in p.messages[:-1]:
+            d.archive(TEAM, advisor, m.id)
+        out = d.reply_next(TEAM, advisor, p.messages[-1].id)
+        assert out.replied == "ok"
+        p = out
+    return got
+
+
 def _assert_each_message_once(results: list[list[tuple[str, str]]], d: Dispatcher) -> None:
     seen = collections.Counter(mid for r in results for mid, _ in r)
     assert len(seen) == MESSAGES
@@ -78,6 +96,26 @@ def test_fifty_advisors_in_threads_pull_ten_thousand_messages_each_exactly_once(
 
     def run(i: int) -> None:
         results[i] = _work(redis_server.url, f"adv{i}")
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(ADVISORS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    _assert_each_message_once(results, d)
+    assert_clean(d)
+
+
+@pytest.mark.slow
+def test_fifty_advisors_cycling_by_reply_and_next_pull_each_message_exactly_once(
+    redis_server: RedisServer, redis_client: object
+) -> None:
+    d = Dispatcher(redis_server.client())
+    _seed(d)
+    results: list[list[tuple[str, str]]] = [[] for _ in range(ADVISORS)]
+
+    def run(i: int) -> None:
+        results[i] = _work_one_call(redis_server.url, f"adv{i}")
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(ADVISORS)]
     for t in threads:
