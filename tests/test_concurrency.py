@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import multiprocessing
 import threading
+from typing import Any
 
 import pytest
 from conftest import PRODUCT_GROUPS, TEAM, assert_clean
@@ -86,16 +87,15 @@ def _assert_each_message_once(results: list[list[tuple[str, str]]], d: Dispatche
     assert total == MESSAGES
 
 
-@pytest.mark.slow
-def test_fifty_advisors_in_threads_pull_ten_thousand_messages_each_exactly_once(
-    redis_server: RedisServer, redis_client: object
-) -> None:
-    d = Dispatcher(redis_server.client())
+def _in_threads(server: RedisServer, work: Any) -> None:
+    """The seeded stock, the advisors each doing ``work`` in a thread of their own; then every
+    message taken exactly once."""
+    d = Dispatcher(server.client())
     _seed(d)
     results: list[list[tuple[str, str]]] = [[] for _ in range(ADVISORS)]
 
     def run(i: int) -> None:
-        results[i] = _work(redis_server.url, f"adv{i}")
+        results[i] = work(server.url, f"adv{i}")
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(ADVISORS)]
     for t in threads:
@@ -104,26 +104,20 @@ def test_fifty_advisors_in_threads_pull_ten_thousand_messages_each_exactly_once(
         t.join()
     _assert_each_message_once(results, d)
     assert_clean(d)
+
+
+@pytest.mark.slow
+def test_fifty_advisors_in_threads_pull_ten_thousand_messages_each_exactly_once(
+    redis_server: RedisServer, redis_client: object
+) -> None:
+    _in_threads(redis_server, _work)
 
 
 @pytest.mark.slow
 def test_fifty_advisors_cycling_by_reply_and_next_pull_each_message_exactly_once(
     redis_server: RedisServer, redis_client: object
 ) -> None:
-    d = Dispatcher(redis_server.client())
-    _seed(d)
-    results: list[list[tuple[str, str]]] = [[] for _ in range(ADVISORS)]
-
-    def run(i: int) -> None:
-        results[i] = _work_one_call(redis_server.url, f"adv{i}")
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(ADVISORS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    _assert_each_message_once(results, d)
-    assert_clean(d)
+    _in_threads(redis_server, _work_one_call)
 
 
 @pytest.mark.slow
