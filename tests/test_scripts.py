@@ -227,6 +227,7 @@ def test_no_script_touches_a_key_outside_its_teams_slot(
         d.start_break(TEAM, "cid")
         clock.advance(30)
         d.next(TEAM, "cid")
+        d.reply_next(TEAM, "cid", d.current(TEAM, "cid")[0].id)
         d.set_customer_tags(TEAM, "u0", ["VIP"])
         d.set_groups(TEAM, {"groups": []})
         d.logout(TEAM, "ann")
