@@ -142,19 +142,20 @@ end
 
 -- Place a conversation created by this message alone: its view comes from the message in
 -- hand, so nothing is read back (the common case: most messages open a conversation).
-local function place_new(m, ord, skill)
+local function place_new(m, ord, ord_s, skill)
   local view = { id = m.id, ch = m.ch, lang = m.lang, re = false,
                  mt = toset(cmsgpack.unpack(m.mt)), at = cmsgpack.unpack(m.at), ord = ord,
                  cust = m.cust }
   local gi, gn, why, pending = classify(cfg, view, cust_tags(m.cust))
   schedule(cfg, m.conv, pending)
   local qk = group_queue(cfg, gi, skill)
-  redis.call('ZADD', qk, score(cfg.order, ord, ord, ord), m.conv)
+  local sc = score(cfg.order, ord, ord, ord)
+  redis.call('ZADD', qk, sc == ord and ord_s or int(sc), m.conv)
   -- its first and last waiting arrival are its start, nobody holds it, a skill restricts it
   -- only when triage said so, and its queue's key names its group: those fields are left out
   -- (74 bytes per waiting conversation), read as such (fw and lw default to so; owner, held
   -- and rsk to empty; the group index from `q`)
-  redis.call('HSET', K.conv(m.conv), 'n', 1, 'cust', m.cust, 'so', ord, 'q', qk, 'g', gn,
+  redis.call('HSET', K.conv(m.conv), 'n', '1', 'cust', m.cust, 'so', ord_s, 'q', qk, 'g', gn,
     'why', why, 'w', m.id, unpack(skill and {'rsk', skill} or {}))
   return gn
 end
@@ -170,6 +171,7 @@ for i, m in ipairs(O.msgs) do
     local ord = now * 1000
     if ord <= last_ord then ord = last_ord + 1 end
     last_ord = ord
+    local ord_s = string.format('%d', ord)  -- written three times: formatted once (keys.lua's ms)
     if m.ctags then set_customer_tags(m.cust, m.ctags) end
     local ck = K.conv(m.conv)
     local fresh
@@ -179,13 +181,13 @@ for i, m in ipairs(O.msgs) do
     -- `n` counts its messages (the purge forgets it with its last); a new one is written whole
     -- below, with n = 1
     if fresh then customer_add_conv(m.cust, m.conv)
-    else redis.call('HINCRBY', ck, 'n', 1) end
+    else redis.call('HINCRBY', ck, 'n', '1') end
     -- written whole, waiting (an assignment below rewrites what changes); the fields a waiting
     -- message has empty (advisor, via, group, why; a language, tags or attributes not given)
     -- or zero (requeues, reassigned) or repeated (the arrival's millisecond, in `ord`) are
     -- left out, 105 bytes per waiting message: readers take a missing field for empty or zero
     local fields = {'conv', m.conv, 'cust', m.cust, 'ch', m.ch, 'body', m.body, 'sum', m.sum,
-      'ord', ord, 'st', 'w'}
+      'ord', ord_s, 'st', 'w'}
     -- the arrival is the millisecond of `ord` (keys.lua's arrival_ms), but in a burst that
     -- borrowed from the next millisecond
     if math.floor(ord / 1000) ~= now then
@@ -213,7 +215,8 @@ for i, m in ipairs(O.msgs) do
       end
       if adv then
         if fresh then
-          redis.call('HSET', ck, 'n', 1, 'cust', m.cust, 'so', ord, 'owner', '', 'held', 0, 'q', '')
+          redis.call('HSET', ck, 'n', '1', 'cust', m.cust, 'so', ord_s, 'owner', '', 'held', '0',
+            'q', '')
         end
         give(cfg, adv, m.id, m.conv, 'triage', now, false, why)
         redis.call('HSET', K.msg(m.id), 'why', why)
@@ -221,7 +224,7 @@ for i, m in ipairs(O.msgs) do
       else
         to_waiting(m.id, m.conv, m.ch, now, true, true)  -- listed by place_new / enqueue
         local group
-        if fresh then group = place_new(m, ord, skill) else group = enqueue(m.id, m.conv) end
+        if fresh then group = place_new(m, ord, ord_s, skill) else group = enqueue(m.id, m.conv) end
         if group then arrivals[group] = (arrivals[group] or 0) + 1 end
         status[i] = 'queued'
       end

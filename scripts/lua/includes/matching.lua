@@ -62,59 +62,67 @@ local function duration(s)
   return s .. ' s'
 end
 
+-- `list` with `x` added (a new list for nil).
+local function with(list, x)
+  if not list then return {x} end
+  list[#list + 1] = x
+  return list
+end
+
 -- Returns a human-readable criterion when `r` matches, nil otherwise. All conditions AND.
 -- When only the waiting time is missing, returns nil and the moment (ms) it will match.
 local function match(r, m, ct)
-  local why = {}
+  local why = nil  -- made at the first condition met: most rules a message meets fail first
   if r.ct_any then
     local t = any_in(r.ct_any, ct)
     if not t then return nil end
-    why[#why + 1] = 'customer tag ' .. t
+    why = with(why, 'customer tag ' .. t)
   end
   if r.ct_all then
     for _, t in ipairs(r.ct_all) do if not ct[t] then return nil end end
-    why[#why + 1] = 'customer tags ' .. table.concat(r.ct_all, ' + ')
+    why = with(why, 'customer tags ' .. table.concat(r.ct_all, ' + '))
   end
   if r.ch then
     if not setof(r.ch)[m.ch] then return nil end
-    why[#why + 1] = 'channel ' .. m.ch
+    why = with(why, 'channel ' .. m.ch)
   end
   if r.re ~= nil then
     if r.re ~= m.re then return nil end
-    why[#why + 1] = m.re and 'automatically reassigned' or 'not reassigned'
+    why = with(why, m.re and 'automatically reassigned' or 'not reassigned')
   end
   if r.mt_any then
     local t = any_in(r.mt_any, m.mt)
     if not t then return nil end
-    why[#why + 1] = 'message tag ' .. t
+    why = with(why, 'message tag ' .. t)
   end
   if r.mt_all then
     for _, t in ipairs(r.mt_all) do if not m.mt[t] then return nil end end
-    why[#why + 1] = 'message tags ' .. table.concat(r.mt_all, ' + ')
+    why = with(why, 'message tags ' .. table.concat(r.mt_all, ' + '))
   end
   if r.lang then
     if not setof(r.lang)[m.lang] then return nil end
-    why[#why + 1] = 'language ' .. m.lang
+    why = with(why, 'language ' .. m.lang)
   end
   if r.attr_eq then
     for k, val in pairs(r.attr_eq) do
       if m.at[k] ~= val then return nil end
-      why[#why + 1] = k .. ' = ' .. tostring(val)
+      why = with(why, k .. ' = ' .. tostring(val))
     end
   end
   if r.attr_in then
     for k, vals in pairs(r.attr_in) do
       local x = m.at[k]
       if x == nil or not setof(vals)[x] then return nil end
-      why[#why + 1] = k .. ' = ' .. tostring(x)
+      why = with(why, k .. ' = ' .. tostring(x))
     end
   end
   if r.wt then  -- last: the other conditions decide whether the message ever matches
     local due = m.ord / 1000 + r.wt * 1000
     if now_ms() < due then return nil, due end
-    why[#why + 1] = 'waiting longer than ' .. duration(r.wt)
+    why = with(why, 'waiting longer than ' .. duration(r.wt))
   end
-  if #why == 0 then why[1] = 'matches every message' end
+  if not why then return 'matches every message' end
+  if #why == 1 then return why[1] end
   return table.concat(why, ' and ')
 end
 
