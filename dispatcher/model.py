@@ -242,26 +242,34 @@ class Message:
     }
 
     @classmethod
-    def from_script(cls, v: dict[str, Any]) -> Message:
+    def from_script(cls, view: list[Any]) -> Message:
+        """A message as the scripts answer it (scripts/lua/includes/views.lua, ``as_view``):
+        its id, its record's fields in VIEW_FIELDS' order (False where it has none) and
+        whether it is on hold. Named here rather than in Lua: a map of twenty names built
+        and packed per message cost a press ~3 us of Redis's time."""
+        mid, f, hold = view
+        (conv, cust, channel, ts, state, advisor, via, group, why, reassigned, requeues, body,
+         language, tags, attrs, done, order) = f
         return cls(
-            id=v["id"],
-            conversation=v.get("conversation") or "",
-            customer=v.get("customer") or "",
-            channel=v.get("channel") or "",
-            body=unpack_field(v.get("body")),
-            received_at=int(v.get("ts") or 0),
-            state=cls.STATES.get(v.get("state") or "", "unknown"),
-            advisor=v.get("advisor") or None,
-            via=v.get("via") or None,
-            group=v.get("group") or None,
-            why=v.get("why") or None,
-            reassigned=bool(v.get("reassigned")),
-            requeues=int(v.get("requeues") or 0),
-            on_hold=bool(v.get("hold")),
-            language=v.get("language") or "",
-            tags=unpack_field(v.get("tags")) or [],
-            attributes=unpack_field(v.get("attrs")) or {},
-            done=v.get("done") or None,
+            id=mid,
+            conversation=conv or "",
+            customer=cust or "",
+            channel=channel or "",
+            body=unpack_field(body or None),
+            # the arrival: `ts` when a burst borrowed a later millisecond, else its order's
+            received_at=int(ts) if ts else (int(order) // 1000 if order else 0),
+            state=cls.STATES.get(state or "", "unknown"),
+            advisor=advisor or None,
+            via=via or None,
+            group=group or None,
+            why=why or None,
+            reassigned=reassigned == "1",
+            requeues=int(requeues or 0),
+            on_hold=bool(hold),
+            language=language or "",
+            tags=unpack_field(tags or None) or [],
+            attributes=unpack_field(attrs or None) or {},
+            done=done or None,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -30,7 +30,7 @@ for _, slot in ipairs(slots) do
     local ids = shown > 0 and waiting_head(conv, shown, c[3]) or {}
     budget = budget - #ids
     local msgs = views(ids)
-    for _, m in ipairs(msgs) do m.group = c[1]; m.why = c[2] end
+    for _, m in ipairs(msgs) do view_in_group(m, c[1], c[2]) end
     out[#out + 1] = {conversation = conv, group = c[1], why = c[2], messages = msgs,
                      waiting = (#ids < shown) and #ids or waiting_count(conv, c[3])}
   end

@@ -2,15 +2,17 @@
 -- them (a conversation's messages together, in arrival order).
 --@include keys
 
--- A message as clients see it: `v` holds the VIEW_FIELDS of its hash, in that order.
+-- A message as clients see it, compact: {id, v, hold}, `v` its hash's VIEW_FIELDS in that
+-- order as HMGET gave them (false where the record has none; the driver names them:
+-- dispatcher/model.py, Message.from_script). A map of twenty names built and packed per
+-- message cost a press ~3 us of Redis's time (measured, docs/performance.md).
 local VIEW_FIELDS = {'conv', 'cust', 'ch', 'ts', 'st', 'adv', 'via', 'g', 'why', 're', 'rq', 'body',
   'lang', 'mt', 'at', 'dk', 'ord'}
-local function as_view(id, v, hold)
-  return { id = id, conversation = v[1], customer = v[2], channel = v[3],
-           ts = arrival_ms(v[4], v[17]),
-           state = v[5], advisor = v[6], via = v[7], group = v[8], why = v[9],
-           reassigned = v[10] == '1', requeues = tonumber(v[11] or '0'), body = v[12],
-           language = v[13], tags = v[14] or nil, attrs = v[15] or nil, done = v[16], hold = hold }
+local function as_view(id, v, hold) return {id, v, hold or false} end
+
+-- A view shown under a group (a preview): its group and why, where VIEW_FIELDS has them.
+local function view_in_group(view, group, why)
+  view[2][8], view[2][9] = group or false, why or false
 end
 
 local function msg_view(id)
