@@ -129,6 +129,36 @@ def test_a_days_report_matches_a_replay_of_every_message(redis_client: redis.Red
     assert sum(h["pushes"] for h in report["hours"]) == sum(len(w) for w in waits.values())
 
 
+def test_teams_calling_in_turn_each_find_their_own_stock_and_count_their_own_work(
+        redis_client: redis.Redis) -> None:
+    """The function library keeps some key names between calls (a group's queue, the hour's,
+    the minute's and the day's figures): two teams pressing and replying in turn within one
+    hour each get only their own messages and count only their own work."""
+    redis_client.flushall()
+    clock = FakeClock(1_773_133_200_000)  # 2026-03-10 09:00 UTC
+    d = Dispatcher(redis_client, clock=clock)
+    sizes = {"north": 3, "south": 5}
+    for team, n in sizes.items():
+        d.create_team(team)
+        d.set_role(team, "agent", push=True)
+        d.set_advisor(team, "ann", "agent")
+        d.login(team, "ann")
+        d.ingest_many(team, [message(i, customer=f"{team}-u") | {"id": f"{team}-{i}"}
+                             for i in range(n)])
+    for _ in range(max(sizes.values()) + 1):
+        for team in sizes:
+            clock.advance(7)
+            for m in d.next(team, "ann").messages:
+                assert m.id.startswith(team + "-")
+                d.reply(team, "ann", m.id)
+    for team, n in sizes.items():
+        report = d.run(ops.daily_report(team, DAY))
+        (ann,) = report["advisors"]
+        assert (ann["pushed"], ann["responses"]) == (n, n), team
+        assert sum(h["pushes"] for h in report["hours"]) == n, team
+        assert d.check(team).ok, d.check(team).problems  # today's figures = its done messages
+
+
 def test_break_time_counts_per_hour_and_a_running_break_counts_up_to_now(
         online: Dispatcher, clock: FakeClock) -> None:
     online.start_break(TEAM, "ann")  # 09:00
