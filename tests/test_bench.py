@@ -61,3 +61,19 @@ def test_the_core_cases_measure_against_references_of_the_same_run(server: Redis
     breakdown = core.memory_breakdown(client, 3000, sample=20)
     assert breakdown["message hash"] > 0 and breakdown["queue sorted-set entries"] > 0
     assert breakdown["channel stock counts per second"] > 0
+
+
+def test_the_http_bench_refuses_a_cycle_run_whose_stock_ran_out() -> None:
+    """A press on an empty stock is a fast answer: counted, it would inflate the requests
+    and cap the cycles/s at the stock (as a run of the tenth session did)."""
+    from bench import http
+
+    with pytest.raises(SystemExit, match="stock ran out"):
+        http.check_run("cycle+log", {"empty": 12})
+    with pytest.raises(SystemExit, match="stock ran out"):
+        http.check_run("reply-next", {"empty": 1})
+    http.check_run("cycle", {"empty": 0})
+    http.check_run("next", {"empty": 5})  # the retry path: nothing to run out of
+    # enough for twice what the service does on this machine (~10,000 requests a second)
+    assert http.stock("cycle", 10) >= 2 * 10 * 10_000
+    assert http.stock("reply-next", 10) >= 2 * 10 * 10_000
