@@ -33,13 +33,13 @@ class Knockout(NamedTuple):
 KNOCKOUTS = (
     Knockout("reports", "4 HINCRBY + ZADD GT a press, 2 HINCRBY a reply", (
         ("includes/handover.lua",
-         "  rep_pushed(cfg, now, adv, g, waits, group_target(cfg, c[7]))\n", ""),
+         "  rep_pushed(cfg, now, adv, g, waits, group_target(cfg, queue_group(c[1])))\n", ""),
         ("includes/actions.lua",
          "  rep_add(cfg, now, (field == 'r' and 'r|' or 'a|') .. a.id, 1)  -- responses, "
          "archives\n", ""),
         ("includes/actions.lua",
-         "  if pushed_at then rep_add(cfg, now, 'ht|' .. a.id .. '|' .. bucket(now - "
-         "pushed_at), 1) end\n", ""),
+         "  if pushed_at then rep_add(cfg, now, 'ht|' .. a.id .. '|' .. int(bucket(now - "
+         "pushed_at)), 1) end\n", ""),
     )),
     Knockout("events", "XADD a press, XADD a reply", (
         ("includes/events.lua",
@@ -47,21 +47,21 @@ KNOCKOUTS = (
          "ms(now),\n    unpack(fields))\n", ""),
     )),
     Knockout("capacity", "HLEN, ZADD push, HINCRBY pconv a press; ZREM push, HDEL a reply", (
-        ("next.lua", " or redis.call('HLEN', K.pconv(a.id)) >= role.cap then",
+        ("includes/press.lua", " or\n      redis.call('HLEN', K.pconv(a.id)) >= role.cap then",
          " then"),
         ("includes/handover.lua",
          "  if pushed then redis.call('ZADD', K.push(adv), t, id) end\n", ""),
         ("includes/handover.lua",
-         "  if pushed then redis.call('HINCRBY', K.pconv(adv), conv, #ids) end\n", ""),
+         "  if pushed then redis.call('HINCRBY', K.pconv(adv), conv, int(#ids)) end\n", ""),
         ("includes/handover.lua",
          "  if in_push and redis.call('ZREM', K.push(adv), id) == 1 then",
          "  if false then"),
     )),
-    Knockout("channel index", "ZREM ch, EXISTS ch a press", (
-        ("includes/handover.lua", "    redis.call('ZREM', K.ch(v[3]), id)\n", ""),
+    Knockout("channel stock", "HINCRBY the second's count, HINCRBY the channel's a press", (
         ("includes/handover.lua",
-         "    if redis.call('EXISTS', K.ch(ch)) == 0 then redis.call('SREM', K.channels, ch) "
-         "end\n", ""),
+         "    chans[v[3]] = (chans[v[3]] or 0) + chan_out(cfg, v[3], ts, id)\n", ""),
+        ("includes/handover.lua",
+         "  for ch, n in pairs(chans) do chan_left(cfg, ch, n) end\n", ""),
     )),
     Knockout("done index", "ZADD done a reply", (
         ("includes/actions.lua", "  redis.call('ZADD', K.done, ms(now), O.msg)\n", ""),

@@ -4,6 +4,8 @@ re-bucketing run), so every message is accounted for afterwards."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bench import core
@@ -77,3 +79,18 @@ def test_the_http_bench_refuses_a_cycle_run_whose_stock_ran_out() -> None:
     # enough for twice what the service does on this machine (~10,000 requests a second)
     assert http.stock("cycle", 10) >= 2 * 10 * 10_000
     assert http.stock("reply-next", 10) >= 2 * 10 * 10_000
+
+
+def test_every_knockout_and_profile_mark_still_finds_its_line_in_the_scripts(
+        tmp_path: Path) -> None:
+    """bench.knockout and bench.lua_profile edit a copy of the scripts by their text; a script
+    changed since leaves them stopping at their first run (as four of the knockouts did)."""
+    from bench import knockout, lua_profile
+
+    lua = Path(knockout.ROOT) / "scripts" / "lua"
+    stale = [(ko.name, file, find) for ko in knockout.KNOCKOUTS for file, find, _ in ko.edits
+             if (lua / file).read_text().count(find) != 1]
+    assert not stale
+    lua_profile.instrumented(tmp_path)  # stops naming the line it no longer finds
+    marked = (tmp_path / "scripts" / "lua" / "reply_next.lua").read_text()
+    assert marked.count("mark(") >= 5 and "prof_start()" in marked
