@@ -130,6 +130,8 @@ def _hostile(base: str, redis_url: str, admin: str, team: str, receiver_url: str
         for _ in range(3):
             ok(http.post(path + "/next"), 200, 204)
         held = ok(http.get(path + "/messages?limit=5"))
+        if len(held) > 1:  # the advisor's cycle in one call, on the short path
+            ok(http.post(f"{path}/messages/{seg(held[-1]['id'])}/reply-and-next"))
         if held:
             mid = seg(held[0]["id"])
             ok(http.post(f"{path}/messages/{mid}/hold"))
