@@ -92,7 +92,7 @@ def per_message_layout(r: redis.Redis, team: str = TEAM) -> int:
             n += 1
     for k in [*r.scan_iter(match=f"{p}cn:*"), *r.scan_iter(match=f"{p}cb:*")]:
         r.delete(k)
-    r.hdel(keys.cfg(team), "chb")
+    r.hdel(keys.cfg(team), "chb", "gen")  # (nor had it a settings generation: keys.lua)
     return n
 
 

@@ -13,7 +13,7 @@
 local cfg = load_cfg()
 local now = now_ms()
 local ver = cfg.ver + 1
-local old = cfg.old
+local old = {unpack(cfg.old)}  -- a copy: the settings kept between calls stay as read
 local waiting = 0
 for _, qk in ipairs(version_keys(cfg, cfg.ver, cfg.ng)) do
   waiting = waiting + redis.call('ZCARD', qk)
@@ -36,7 +36,7 @@ for i, g in ipairs(groups) do
   targets[i] = g.tw or 0
   if g.tw then any_target = true end
 end
-redis.call('HSET', K.cfg, 'ver', ver, 'groups', O.groups, 'ng', #groups,
+cfg_write('ver', ver, 'groups', O.groups, 'ng', #groups,
   'order', O.order, 'old', cmsgpack.pack(old), 'gsk', any and cmsgpack.pack(needs) or EMPTY_LIST,
   'tg', #timed > 0 and cmsgpack.pack(timed) or EMPTY_LIST,
   'gtw', any_target and cmsgpack.pack(targets) or EMPTY_LIST)

@@ -236,6 +236,6 @@ for group, n in pairs(arrivals) do
   rep_add(cfg, now, 'ga|' .. group, n)
   rep_recent(now, 'a|' .. group, n)
 end
-redis.call('HSET', K.cfg, 'lo', string.format('%d', last_ord))
+cfg_note('lo', string.format('%d', last_ord))
 chan_flush(cfg)
 return reply(status)

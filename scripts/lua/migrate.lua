@@ -14,7 +14,8 @@
 -- (`cuv:<cust>`) and this version's hashes (`cc:<cust>`, includes/customers.lua), up or down.
 -- O.what 'k' moves each channel's waiting messages from an earlier version's per-message
 -- index (`ch:<ch>`) into this version's counts per second (includes/channels.lua), about O.n
--- a call, and marks the team done (`chb` in its settings) once none is left; down, the 'm'
+-- a call, and marks the team done (`chb` in its settings, which gives a team an earlier
+-- version made a settings generation: keys.lua) once none is left; down, the 'm'
 -- pass indexes every waiting message one by one again and 'k' then drops the counts.
 -- Both layouts are valid meanwhile, so it runs
 -- on a live team; each call looks at one SCAN step (about O.n keys of the team), so Redis is
@@ -65,7 +66,7 @@ elseif O.what == 'k' then
   local chans = redis.call('SMEMBERS', K.channels)
   if O.down then  -- the 'm' pass indexed every waiting message one by one: drop the counts
     for _, ch in ipairs(chans) do redis.call('DEL', K.cn(ch), K.cb(ch)) end
-    redis.call('HDEL', K.cfg, 'chb')
+    cfg_delete('chb')
     res = {'0'}
   else
     local budget = tonumber(O.n)
@@ -79,7 +80,7 @@ elseif O.what == 'k' then
       end
       if budget <= 0 then break end
     end
-    if budget > 0 then redis.call('HSET', K.cfg, 'chb', 1); res = {'0'} else res = {'1'} end
+    if budget > 0 then cfg_write('chb', '1'); res = {'0'} else res = {'1'} end
   end
 elseif O.down and O.what == 'm' then
   res = redis.call('SCAN', O.cursor, 'MATCH', pglob() .. 'm:*', 'COUNT', O.n)

@@ -38,6 +38,6 @@ for i = 1, #rows, 2 do
 end
 if newest then
   local pw = tonumber(redis.call('HGET', K.cfg, 'pw') or '0') or 0
-  if tonumber(newest) > pw then redis.call('HSET', K.cfg, 'pw', newest) end
+  if tonumber(newest) > pw then cfg_note('pw', newest) end
 end
 return reply({purged = #rows / 2})

@@ -31,8 +31,8 @@ while moved < n and work < n and #cfg.old > 0 do
   if empty then
     for i = 0, g do redis.call('UNLINK', K.esc(v, i)) end  -- its escalation index too
     redis.call('UNLINK', K.rsk(v))
-    table.remove(cfg.old, 1)
-    redis.call('HSET', K.cfg, 'old', cmsgpack.pack(cfg.old))
+    table.remove(cfg.old, 1)  -- (cfg_write drops the settings kept between calls)
+    cfg_write('old', cmsgpack.pack(cfg.old))
   end
 end
 local left = 0

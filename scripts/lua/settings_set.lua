@@ -11,7 +11,7 @@
 local cfg = load_cfg()
 local now = now_ms()
 local allowed = {name = 1, pto = 1, uto = 1, lae = 1, mreq = 1, ret = 1, hours = 1, evmax = 1}
-local args = {'HSET', K.cfg}
+local args = {}
 local names = {}
 for k, v in pairs(O.fields) do
   if not allowed[k] then fail('invalid', k, 'unknown team setting ' .. k) end
@@ -20,7 +20,7 @@ for k, v in pairs(O.fields) do
   names[#names + 1] = k
 end
 if #names == 0 then return reply({status = 'noop'}) end
-redis.call(unpack(args))
+cfg_write(unpack(args))
 table.sort(names)
 event(cfg, 'settings_changed', now, {'fields', table.concat(names, ',')})
 return reply({status = 'ok'})

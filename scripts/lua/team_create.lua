@@ -13,7 +13,7 @@ if redis.call('EXISTS', P .. 'deleting') == 1 then
     '(pushinbox team delete ' .. TEAM .. ' --yes)')
 end
 local now = now_ms()
-redis.call('HSET', K.cfg, 'name', O.name, 'ver', 1, 'groups', cmsgpack.pack({}), 'ng', 0,
+cfg_write('name', O.name, 'ver', 1, 'groups', cmsgpack.pack({}), 'ng', 0,
   'order', O.order,
   'triage', cmsgpack.pack({}), 'old', cmsgpack.pack({}), 'mreq', O.mreq, 'ret', O.ret,
   'evmax', O.evmax, 'dttl', O.dttl, 'pto', O.pto, 'uto', 0, 'lae', 0,

@@ -15,6 +15,6 @@ for i, r in ipairs(cmsgpack.unpack(O.rules)) do
     fail('not_found', 'rules[' .. (i - 1) .. '].advisor', 'unknown advisor ' .. r.a)
   end
 end
-redis.call('HSET', K.cfg, 'triage', O.rules)
+cfg_write('triage', O.rules)
 event(cfg, 'triage_changed', now, {})
 return reply({status = 'ok'})

@@ -40,10 +40,20 @@ local function write_skills(adv, current, replace, add, rm, max)
   return list
 end
 
+-- A role, kept between calls under the settings' generation of the call (keys.lua: role_set
+-- makes a new one), where load_cfg read it first.
 local function load_role(name)
-  local v = redis.call('HMGET', K.role(name), 'push', 'cap')
+  local key = K.role(name)
+  local r = GEN and ROLES[key]
+  if r and r.gen == GEN then return r end
+  local v = redis.call('HMGET', key, 'push', 'cap')
   if not v[1] then fail('not_found', 'role', 'unknown role ' .. name) end
-  return { push = v[1] == '1', cap = tonumber(v[2]) }
+  r = { push = v[1] == '1', cap = tonumber(v[2]), gen = GEN }
+  if PERSISTENT and GEN then
+    if not ROLES[key] then cache_room() end
+    ROLES[key] = r
+  end
+  return r
 end
 
 local function require_logged_in(a)

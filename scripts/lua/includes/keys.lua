@@ -121,8 +121,10 @@ function K.custconvs(c) return P .. 'cc:' .. c end
 function K.custconvs_set(c) return P .. 'cuv:' .. c end  -- an earlier version's
 
 -- Start a call: KEYS[1] is the team's cfg hash, ARGV[1] the team prefix, ARGV[2] the options.
+local GEN = nil  -- the call's team generation, once load_cfg read it (below)
 local function begin(keys, args)
   CALL = CALL + 1
+  GEN = nil
   P = args[1]
   O = {}
   if args[2] and args[2] ~= '' then O = cmsgpack.unpack(args[2]) end
@@ -146,11 +148,40 @@ local DAY_MS = 86400000
 -- is the largest fixed cost of a call); `ng` and `old` are all that `next` needs.
 local EMPTY_LIST = '\144'  -- msgpack's empty array (no library call when a function library loads)
 local EMPTY_MAP = '\128'  -- and its empty map
+
+-- Settings kept between calls. A function library (FCALL, Redis >= 7) keeps its Lua state
+-- while it stays loaded, so load_cfg keeps each team's settings as it made them, under the
+-- team's generation: field `gen` of its cfg hash, a number made anew (and never made twice
+-- for one team id: the clock's microseconds, or one more than the last) by every write of
+-- a setting or a role (`cfg_write`, `cfg_delete`: the only writers of the hash but for
+-- `cfg_note`'s bookkeeping fields, which no call keeps; a test holds every script to it). A
+-- call then reads that one field instead of thirteen, and a press its role from the same
+-- generation. EVAL runs its chunk afresh each call (PERSISTENT false, Redis 6.2): it reads
+-- the fields every time, as a team without `gen` is read (one an earlier version made, until
+-- a change of its settings or `pushinbox migrate` gives it one). At most CACHE_MAX teams'
+-- settings and roles are kept; past that the cache starts afresh (a team deleted leaves an
+-- entry no generation matches again).
+local PERSISTENT = redis.register_function ~= nil
+local CFGS, ROLES, CACHED, CACHE_MAX = {}, {}, 0, 1000
+
+local function cache_room()
+  if CACHED >= CACHE_MAX then CFGS, ROLES, CACHED = {}, {}, 0 end
+  CACHED = CACHED + 1
+end
+
 local function load_cfg()
+  if PERSISTENT then
+    local g = redis.call('HGET', K.cfg, 'gen')
+    local c = g and CFGS[P]
+    if c and c.gen == g then
+      GEN = g
+      return c
+    end
+  end
   local v = redis.call('HMGET', K.cfg, 'ver', 'ng', 'order', 'old', 'mreq', 'ret', 'evmax',
-    'dttl', 'gsk', 'tg', 'rsq', 'gtw', 'chb')
+    'dttl', 'gsk', 'tg', 'rsq', 'gtw', 'chb', 'gen')
   if not v[1] then fail('not_found', 'team', 'unknown team ' .. TEAM) end
-  return {
+  local cfg = {
     ver = tonumber(v[1]),
     ng = tonumber(v[2] or '0'),
     order = v[3],
@@ -164,16 +195,53 @@ local function load_cfg()
     rsq = v[11],  -- set once a triage rule first restricted a conversation to a skill
     gtw = v[12],  -- each group's target_wait (msgpack, by index; 0 for none), or none
     chb = v[13],  -- set once no earlier version's per-message channel index is left (channels.lua)
+    gen = v[14],  -- the settings' generation (above), or nil
   }
+  GEN = cfg.gen
+  if PERSISTENT and cfg.gen then
+    if not CFGS[P] then cache_room() end
+    CFGS[P] = cfg
+  end
+  return cfg
 end
 
 -- The settings a call that only records what happened needs (a reply, an archive): how long
 -- figures are kept and how long the event stream is. Three fields instead of twelve (each
--- field of a reply costs a Lua string).
+-- field of a reply costs a Lua string); where settings are kept between calls, all of them
+-- (one field read).
 local function load_cfg_recording()
+  if PERSISTENT then return load_cfg() end
   local v = redis.call('HMGET', K.cfg, 'ver', 'evmax', 'dttl')
   if not v[1] then fail('not_found', 'team', 'unknown team ' .. TEAM) end
   return { ver = tonumber(v[1]), evmax = v[2], dttl = tonumber(v[3]) }
+end
+
+-- A new generation for the team's settings: none kept under an earlier one is used again.
+local function new_gen()
+  local t = redis.call('TIME')
+  local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local last = tonumber(redis.call('HGET', K.cfg, 'gen') or '0') or 0
+  if CFGS[P] then CFGS[P] = nil end
+  return string.format('%d', math.max(last + 1, us))
+end
+
+-- Write settings (field, value, ...; none: a role changed) with a new generation.
+local function cfg_write(...)
+  redis.call('HSET', K.cfg, 'gen', new_gen(), ...)
+end
+
+-- Remove settings, with a new generation.
+local function cfg_delete(...)
+  redis.call('HDEL', K.cfg, ...)
+  redis.call('HSET', K.cfg, 'gen', new_gen())
+end
+
+-- The cfg hash's bookkeeping fields, which no call keeps (load_cfg reads neither): the last
+-- arrival order given (`lo`, ingest) and the newest purged (`pw`, the purge). Written without
+-- a new generation: every batch of arrivals writes `lo` (tests/test_scripts.py holds every
+-- caller to these two).
+local function cfg_note(field, value)
+  redis.call('HSET', K.cfg, field, value)
 end
 
 local function cfg_groups(cfg)
@@ -197,7 +265,8 @@ end
 -- or nil when no group requires any (the common case: nothing decoded).
 local function group_skills(cfg)
   if not cfg.gsk or cfg.gsk == EMPTY_LIST or cfg.gsk == '' then return nil end
-  return cmsgpack.unpack(cfg.gsk)
+  if not cfg.gsk_list then cfg.gsk_list = cmsgpack.unpack(cfg.gsk) end  -- kept with cfg
+  return cfg.gsk_list
 end
 
 -- A group's target_wait in seconds (reports: the share pushed within it), or nil.

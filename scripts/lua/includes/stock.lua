@@ -37,7 +37,7 @@ local function group_queue(cfg, gi, skill)
     if redis.call('SCARD', rk) >= MAX_RESTRICTED then return K.q(cfg.ver, gi) end
     redis.call('SADD', rk, skill)
     if not cfg.rsq then
-      redis.call('HSET', K.cfg, 'rsq', '1')
+      cfg_write('rsq', '1')
       cfg.rsq = '1'
     end
   end
