@@ -12,8 +12,9 @@ HEAD and nothing changed to see the noise floor: on this machine one round reads
 apart for identical code, the median of six within about 3 %. Every script call's own
 duration comes from SLOWLOG (threshold 0, read as the run goes), per version and per script:
 the median per call, and per assign+reply cycle the sum of the medians of `next` and
-`reply`. Ingest is timed the same way while seeding (batches of 500). Results are printed
-and written to bench/results/ab-<time>.json.
+`reply`; then the same number of cycles in one call each (`reply_next`, the advisor's cycle
+as the service's reply-and-next runs it). Ingest is timed the same way while seeding
+(batches of 500). Results are printed and written to bench/results/ab-<time>.json.
 """
 
 from __future__ import annotations
@@ -48,13 +49,19 @@ for a in range(10):
     d.login(team, f"a{a}")
 print("seeded", flush=True)
 sys.stdin.readline()
-ingest(d, team, 0, n)
+ingest(d, team, 0, 2 * n)
 print("ingested", flush=True)
 sys.stdin.readline()
 for k in range(n):
     a = f"a{k % 10}"
     for m in d.next(team, a).messages:
         d.reply(team, a, m.id)
+# the cycle in one call (reply-and-next), where the version has it
+held = {a: [m.id for m in d.next(team, f"a{a}").messages] for a in range(10)}
+for k in range(n - 10 if hasattr(d, "reply_next") else 0):
+    a = k % 10
+    if held[a]:
+        held[a] = [m.id for m in d.reply_next(team, f"a{a}", held[a][0]).messages]
 print("done", flush=True)
 """
 
@@ -126,7 +133,7 @@ def one_round(versions: dict[str, Path], cycles: int, flip: bool) -> dict[str, d
         out: dict[str, dict[str, float]] = {}
         for name in versions:
             row = {s: float(statistics.median(log.calls[(name, s)]))
-                   for s in ("next", "reply", "ingest") if log.calls[(name, s)]}
+                   for s in ("next", "reply", "ingest", "reply_next") if log.calls[(name, s)]}
             row["cycle"] = row.get("next", 0.0) + row.get("reply", 0.0)
             row["calls"] = float(sum(len(log.calls[(name, s)]) for s in ("next", "reply")))
             out[name] = row
@@ -157,7 +164,7 @@ def main() -> None:
           f"checkout ({head} + uncommitted), {args.cycles} cycles x {args.rounds} rounds")
     print(f"{'script':10} {'base':>8} {'this':>8} {'ratio':>7}   rounds (base / this)")
     summary: dict[str, Any] = {}
-    for s in ("ingest", "next", "reply", "cycle"):
+    for s in ("ingest", "next", "reply", "cycle", "reply_next"):
         b = [r["base"].get(s, 0.0) for r in rounds]
         t = [r["this"].get(s, 0.0) for r in rounds]
         mb, mt = statistics.median(b), statistics.median(t)

@@ -285,6 +285,7 @@ def test_migrate_down_puts_every_waiting_id_back_in_a_list_for_a_downgrade(
         assert conv[b"fw"] == conv[b"lw"] == conv[b"so"], conv
         assert (conv[b"owner"], conv[b"held"], conv[b"rsk"]) == (b"", b"0", b""), conv
         assert conv[b"gi"] == b"0", conv  # the group its queue's key says
+        assert conv[b"q"].startswith(P.encode() + b"q:"), conv  # the whole key, as it wrote it
         msg = d.redis.hgetall(P + f"m:m{i}")
         assert all(msg[f] == b"" for f in (b"adv", b"via", b"pt", b"g", b"why", b"lang")), msg
         assert (msg[b"rq"], msg[b"re"], msg[b"mt"], msg[b"at"]) == (b"0", b"0", b"\x90", b"\x80")
@@ -494,4 +495,45 @@ def test_a_burst_keeps_each_messages_arrival_though_its_order_borrows_a_millisec
     assert kept == list(range(1001, 1201))
     assert {m.received_at for m in d.messages(T, ["m1", "m1000", "m1001", "m1200"])} == {at}
     assert d.stock(T).channels[0].oldest_age_s == 0.0
+    clean(d)
+
+
+def test_a_waiting_conversation_names_its_queue_without_repeating_the_teams_prefix(
+        d: Dispatcher) -> None:
+    """The queue's key less `pi:{team}:q:` (16 bytes of the record at the benchmark's team id,
+    more for a longer one); a conversation promoted to a better group, restricted to a skill
+    or re-placed by a settings change records the same way."""
+    d.set_groups(T, {"groups": [{"name": "VIP", "match": {"message_tags_any": ["VIP"]}}]})
+    d.ingest_many(T, [message(1, conv="c1"), message(2, conv="c2")])
+    assert d.redis.hget(P + "c:c1", "q") == b"2:1"
+    d.ingest(T, message(3, conv="c1", tags=["VIP"]))  # promoted
+    assert d.redis.hget(P + "c:c1", "q") == b"2:0"
+    d.set_groups(T, {"groups": []})
+    d.rebucket(T)
+    assert {d.redis.hget(P + f"c:{c}", "q") for c in ("c1", "c2")} == {b"3:0"}
+    assert d.redis.zrange(P + "q:3:0", 0, -1) == [b"c1", b"c2"]
+    clean(d)
+    assert pushed(d, "ann") == ["m1", "m3"]
+    assert d.redis.hget(P + "c:c1", "q") == b""
+    clean(d)
+
+
+def test_a_conversation_an_earlier_version_recorded_with_its_whole_queue_key_moves_as_before(
+        d: Dispatcher) -> None:
+    d.set_groups(T, {"groups": [{"name": "VIP", "match": {"message_tags_any": ["VIP"]}}]})
+    d.ingest_many(T, [message(i, conv=f"c{i}") for i in range(1, 5)])
+    for i in range(1, 5):  # as the version before this one wrote it
+        d.redis.hset(P + f"c:c{i}", "q", P + "q:2:1")
+    clean(d)
+    d.ingest(T, message(5, conv="c2", tags=["VIP"]))  # promoted out of the old form
+    assert d.redis.zrange(P + "q:2:1", 0, -1) == [b"c1", b"c3", b"c4"]
+    assert d.redis.hget(P + "c:c2", "q") == b"2:0"
+    d.assign(T, "bob", "m3")  # a supervisor's move takes c3 out of the queue it names
+    assert d.redis.zrange(P + "q:2:1", 0, -1) == [b"c1", b"c4"]
+    clean(d)
+    assert pushed(d, "ann") == ["m2", "m5"]
+    d.set_groups(T, {"groups": []})  # c1 and c4 re-placed from their old form
+    d.rebucket(T)
+    assert d.redis.zrange(P + "q:3:0", 0, -1) == [b"c1", b"c4"]
+    assert d.redis.hget(P + "c:c4", "q") == b"3:0"
     clean(d)

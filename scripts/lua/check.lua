@@ -49,7 +49,7 @@ for _, qk in ipairs(queue_keys(cfg)) do
     convs_in_queue[conv] = qk
     counts.conversations_waiting = counts.conversations_waiting + 1
     local c = redis.call('HMGET', K.conv(conv), 'q', 'w')
-    local q = c[1]
+    local q = q_key(c[1])
     if q ~= qk then bad('conversation ' .. conv .. ' is in ' .. qk .. ' but records ' .. tostring(q)) end
     if waiting_w(conv, c[2]) and redis.call('EXISTS', K.cw(conv)) == 1 then
       bad('conversation ' .. conv .. ' keeps waiting messages in its record and in a list')

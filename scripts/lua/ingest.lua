@@ -90,8 +90,9 @@ end
 local function enqueue(id, conv)
   local ck = K.conv(conv)
   local c = redis.call('HMGET', ck, 'q', 'so', 'fw', 'lw', 'rsk', 'g', 'w')
+  local qk = q_key(c[1])
   local cur_prefix = P .. 'q:' .. cfg.ver .. ':'
-  if not c[1] or c[1] == '' or string.sub(c[1], 1, #cur_prefix) ~= cur_prefix then
+  if not qk or qk == '' or string.sub(qk, 1, #cur_prefix) ~= cur_prefix then
     local set = waiting_push(conv, id, c[7])
     if #set > 0 then redis.call('HSET', ck, unpack(set)) end
     return place_conv(cfg, conv)
@@ -102,12 +103,11 @@ local function enqueue(id, conv)
   local gi, gn, why, pending = classify(cfg, m, conv_cust_tags(ck))
   -- a conversation opened into the stock keeps no fw / lw while they equal its start (so)
   local fw, lw = tonumber(c[3] or c[2]), math.max(tonumber(c[4] or c[2]), m.ord)
-  local qk = c[1]
   local cur = queue_group(qk)
   if gi < cur then
     redis.call('ZREM', qk, conv)
     qk = group_queue(cfg, gi, c[5])
-    redis.call('HSET', ck, 'q', qk, 'g', gn, 'why', why)
+    redis.call('HSET', ck, 'q', q_field(qk), 'g', gn, 'why', why)
     cur = gi
     group = gn
   end
@@ -155,7 +155,7 @@ local function place_new(m, ord, ord_s, skill)
   -- only when triage said so, and its queue's key names its group: those fields are left out
   -- (74 bytes per waiting conversation), read as such (fw and lw default to so; owner, held
   -- and rsk to empty; the group index from `q`)
-  redis.call('HSET', K.conv(m.conv), 'n', '1', 'cust', m.cust, 'so', ord_s, 'q', qk, 'g', gn,
+  redis.call('HSET', K.conv(m.conv), 'n', '1', 'cust', m.cust, 'so', ord_s, 'q', q_field(qk), 'g', gn,
     'why', why, 'w', m.id, unpack(skill and {'rsk', skill} or {}))
   return gn
 end

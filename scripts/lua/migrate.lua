@@ -4,10 +4,9 @@
 -- a deployment upgraded from the list-only layout; down puts every such id back in a list, the
 -- layout a version before it reads (a downgrade), and writes back the fields this version
 -- leaves out of new records while they are empty or repeat another (a conversation's `fw`,
--- `lw`, `owner`, `held`, `rsk`, a waiting one's `gi`: O.what 'c'; a message's `adv`, `via`,
--- `pt`, `g`, `why`, `lang`: O.what 'm'), as a version before it wrote them, and moves a
--- conversation's message
--- in hands from its record (`h`) back into its set `hd:<conv>` (includes/handover.lua); a
+-- `lw`, `owner`, `held`, `rsk`, a waiting one's `gi` and its queue's whole key `q` (keys.lua):
+-- O.what 'c'; a message's `adv`, `via`, `pt`, `g`, `why`, `lang`: O.what 'm'), as a version
+-- before it wrote them, and moves a conversation's message in hands from its record (`h`) back into its set `hd:<conv>` (includes/handover.lua); a
 -- message's zero `rq` and `re`, empty `mt` and `at`, its `ts` (the millisecond of its `ord`)
 -- and its checksum as hex digits, too.
 -- O.what 'u' moves the customers' conversations between an earlier version's sets
@@ -125,7 +124,10 @@ elseif O.down then
       redis.call('HSETNX', k, 'lw', c[2])
     end
     local q = redis.call('HGET', k, 'q')
-    if q and q ~= '' then redis.call('HSETNX', k, 'gi', queue_group(q)) end
+    if q and q ~= '' then  -- the group index, and the whole queue key an earlier version reads
+      redis.call('HSETNX', k, 'gi', queue_group(q))
+      if q_key(q) ~= q then redis.call('HSET', k, 'q', q_key(q)) end
+    end
     redis.call('HSETNX', k, 'owner', '')
     redis.call('HSETNX', k, 'held', 0)
     redis.call('HSETNX', k, 'rsk', '')

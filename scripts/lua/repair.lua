@@ -75,8 +75,8 @@ for _, qk in ipairs(queue_keys(cfg)) do
           waiting_remove(conv, id); fix()
         end
       end
-      if redis.call('HGET', K.conv(conv), 'q') ~= qk then  -- record where it really is
-        redis.call('HSET', K.conv(conv), 'q', qk); touched[conv] = true; fix()
+      if q_key(redis.call('HGET', K.conv(conv), 'q')) ~= qk then  -- record where it really is
+        redis.call('HSET', K.conv(conv), 'q', q_field(qk)); touched[conv] = true; fix()
       end
       if waiting_count(conv) == 0 then touched[conv] = true end
     end

@@ -147,7 +147,7 @@ end
 local function give_conv(cfg, adv, conv, via, now, pushed, popped, c)
   local ck = K.conv(conv)
   c = c or conv_row(conv)
-  if not popped and c[1] and c[1] ~= '' then redis.call('ZREM', c[1], conv) end
+  if not popped and c[1] and c[1] ~= '' then redis.call('ZREM', q_key(c[1]), conv) end
   local ot = (c[4] == adv and (tonumber(c[5]) or 0) > 0 and c[6]) or ms(now)
   local listed = not waiting_w(conv, c[7])
   local ids = waiting_ids(conv, c[7])

@@ -81,11 +81,25 @@ function K.q(ver, i)
   end
   return k
 end
--- The group index a queue key names (K.q's "<P>q:<ver>:<i>", or K.qs's "…~<skill>"): what a
--- conversation's record would otherwise repeat beside its queue's key.
-local function queue_group(qk)
-  if not qk or qk == '' then return nil end
-  return tonumber(string.match(string.sub(qk, #P + 3), '^%d+:(%d+)'))
+-- A conversation's queue as its record keeps it (field `q`): the queue's key without the
+-- team's prefix and "q:" ("<ver>:<i>", or "<ver>:<i>~<skill>" for K.qs), '' when it is not
+-- waiting. The prefix in every waiting conversation's record cost 16 bytes of it at the
+-- benchmark's team id, more for a longer one. A record an earlier version wrote keeps the
+-- whole key (it starts with the prefix, never a digit) and is read as it is.
+local function q_field(qk) return string.sub(qk, #P + 3) end
+local function q_key(v)
+  if not v or v == '' then return v end
+  local b = string.byte(v, 1)
+  if b < 48 or b > 57 then return v end
+  return P .. 'q:' .. v
+end
+-- The group index a conversation's `q` names (either form): what its record would otherwise
+-- repeat beside its queue.
+local function queue_group(q)
+  if not q or q == '' then return nil end
+  local b = string.byte(q, 1)
+  if b < 48 or b > 57 then q = q_field(q) end
+  return tonumber(string.match(q, '^%d+:(%d+)'))
 end
 function K.esc(ver, i) return P .. 'esc:' .. ver .. ':' .. i end
 function K.qs(ver, i, skill) return K.q(ver, i) .. '~' .. skill end

@@ -50,7 +50,7 @@ end
 local function place_conv(cfg, conv)
   local ck = K.conv(conv)
   local c = redis.call('HMGET', ck, 'q', 'rsk', 'w')
-  local old = c[1]
+  local old = q_key(c[1])
   local ids = waiting_ids(conv, c[3])
   if #ids == 0 then
     if old and old ~= '' then redis.call('ZREM', old, conv) end
@@ -80,7 +80,7 @@ local function place_conv(cfg, conv)
   if old and old ~= '' and old ~= qk then redis.call('ZREM', old, conv) end
   local so = tonumber(redis.call('HGET', ck, 'so'))
   redis.call('ZADD', qk, score(cfg.order, so, fw, lw), conv)
-  redis.call('HSET', ck, 'q', qk, 'g', bname, 'why', bwhy, 'fw', fw, 'lw', lw)
+  redis.call('HSET', ck, 'q', q_field(qk), 'g', bname, 'why', bwhy, 'fw', fw, 'lw', lw)
   return bname
 end
 
