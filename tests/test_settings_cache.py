@@ -143,3 +143,30 @@ def test_a_team_an_earlier_version_made_is_read_whole_until_migrate_gives_it_a_g
     assert _gen(redis_client) is not None
     d.set_role(TEAM, "agent", push=True, capacity=1)
     assert d.next(TEAM, "bob").status == "pending"
+
+
+def test_what_a_library_keeps_stays_small_however_large_each_teams_settings(
+        redis_client: redis.Redis) -> None:
+    """250 teams with groups near the size cap (MAX_SETTINGS_BYTES packed), each taking
+    a message in and pressing: the library keeps their scalar settings, not their decoded
+    groups (which the matching decodes per call, as it always did)."""
+    d = Dispatcher(redis_client, functions=True)
+    groups = {"groups": [{"name": f"g{g}", "match": {"message_tags_any": [
+        f"{g}-{v}-" + "x" * 100 for v in range(8)]}} for g in range(31)]}
+
+    def lua_memory() -> int:
+        return int(redis_client.info("memory")["used_memory_vm_functions"])
+
+    d.create_team("warm")  # the library loaded before the first reading
+    before = lua_memory()
+    for t in range(250):
+        team = f"big{t}"
+        d.create_team(team)
+        d.set_role(team, "agent", push=True)
+        d.set_advisor(team, "ann", "agent")
+        d.login(team, "ann")
+        assert d.set_groups(team, groups)["version"] == 2
+        d.ingest(team, message(1, tags=["0-0-" + "x" * 100]))
+        assert d.next(team, "ann").messages[0].group == "g0"
+    grown = lua_memory() - before
+    assert grown < 2_000_000, f"the library's Lua memory grew by {grown:,} bytes"

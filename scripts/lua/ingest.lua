@@ -155,7 +155,8 @@ local function place_new(m, ord, ord_s, skill)
   -- only when triage said so, and its queue's key names its group: those fields are left out
   -- (74 bytes per waiting conversation), read as such (fw and lw default to so; owner, held
   -- and rsk to empty; the group index from `q`)
-  redis.call('HSET', K.conv(m.conv), 'n', '1', 'cust', m.cust, 'so', ord_s, 'q', q_field(qk), 'g', gn,
+  redis.call('HSET', K.conv(m.conv), 'n', '1', 'cust', m.cust, 'so', ord_s, 'q', q_field(qk),
+    'g', gn,
     'why', why, 'w', m.id, unpack(skill and {'rsk', skill} or {}))
   return gn
 end

@@ -6,7 +6,8 @@
 -- leaves out of new records while they are empty or repeat another (a conversation's `fw`,
 -- `lw`, `owner`, `held`, `rsk`, a waiting one's `gi` and its queue's whole key `q` (keys.lua):
 -- O.what 'c'; a message's `adv`, `via`, `pt`, `g`, `why`, `lang`: O.what 'm'), as a version
--- before it wrote them, and moves a conversation's message in hands from its record (`h`) back into its set `hd:<conv>` (includes/handover.lua); a
+-- before it wrote them, and moves a conversation's message in hands from its record (`h`)
+-- back into its set `hd:<conv>` (includes/handover.lua); a
 -- message's zero `rq` and `re`, empty `mt` and `at`, its `ts` (the millisecond of its `ord`)
 -- and its checksum as hex digits, too.
 -- O.what 'u' moves the customers' conversations between an earlier version's sets

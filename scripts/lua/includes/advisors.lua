@@ -50,7 +50,10 @@ local function load_role(name)
   if not v[1] then fail('not_found', 'role', 'unknown role ' .. name) end
   r = { push = v[1] == '1', cap = tonumber(v[2]), gen = GEN }
   if PERSISTENT and GEN then
-    if not ROLES[key] then cache_room() end
+    if not ROLES[key] then
+      if ROLES_N >= MAX_KEPT_ROLES then ROLES, ROLES_N = {}, 0 end
+      ROLES_N = ROLES_N + 1
+    end
     ROLES[key] = r
   end
   return r

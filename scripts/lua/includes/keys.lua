@@ -172,15 +172,25 @@ local EMPTY_MAP = '\128'  -- and its empty map
 -- call then reads that one field instead of thirteen, and a press its role from the same
 -- generation. EVAL runs its chunk afresh each call (PERSISTENT false, Redis 6.2): it reads
 -- the fields every time, as a team without `gen` is read (one an earlier version made, until
--- a change of its settings or `pushinbox migrate` gives it one). At most CACHE_MAX teams'
--- settings and roles are kept; past that the cache starts afresh (a team deleted leaves an
--- entry no generation matches again).
+-- a change of its settings or `pushinbox migrate` gives it one). What is kept is bounded:
+-- the settings' scalar fields and small lists (a couple of kilobytes a team; the groups and
+-- triage rules, up to 32 KB packed each, are decoded per call as before: call_memo), for at
+-- most MAX_KEPT_TEAMS teams and MAX_KEPT_ROLES roles; past either the cache starts afresh (a
+-- team deleted leaves an entry no generation matches again).
 local PERSISTENT = redis.register_function ~= nil
-local CFGS, ROLES, CACHED, CACHE_MAX = {}, {}, 0, 1000
+local MAX_KEPT_TEAMS, MAX_KEPT_ROLES = 1000, 10000
+local CFGS, CFGS_N, ROLES, ROLES_N = {}, 0, {}, 0
 
-local function cache_room()
-  if CACHED >= CACHE_MAX then CFGS, ROLES, CACHED = {}, {}, 0 end
-  CACHED = CACHED + 1
+-- What one call decodes once and drops after it (the next call starts afresh).
+local MEMO, MEMO_CALL = {}, nil
+local function call_memo(name, make)
+  if MEMO_CALL ~= CALL then MEMO, MEMO_CALL = {}, CALL end
+  local v = MEMO[name]
+  if v == nil then
+    v = make()
+    MEMO[name] = v
+  end
+  return v
 end
 
 local function load_cfg()
@@ -213,7 +223,10 @@ local function load_cfg()
   }
   GEN = cfg.gen
   if PERSISTENT and cfg.gen then
-    if not CFGS[P] then cache_room() end
+    if not CFGS[P] then
+      if CFGS_N >= MAX_KEPT_TEAMS then CFGS, CFGS_N = {}, 0 end
+      CFGS_N = CFGS_N + 1
+    end
     CFGS[P] = cfg
   end
   return cfg
@@ -235,7 +248,7 @@ local function new_gen()
   local t = redis.call('TIME')
   local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
   local last = tonumber(redis.call('HGET', K.cfg, 'gen') or '0') or 0
-  if CFGS[P] then CFGS[P] = nil end
+  if CFGS[P] then CFGS[P], CFGS_N = nil, CFGS_N - 1 end
   return string.format('%d', math.max(last + 1, us))
 end
 
@@ -259,13 +272,15 @@ local function cfg_note(field, value)
 end
 
 local function cfg_groups(cfg)
-  if not cfg.groups then cfg.groups = cmsgpack.unpack(redis.call('HGET', K.cfg, 'groups')) end
-  return cfg.groups
+  return call_memo('groups', function()
+    return cmsgpack.unpack(redis.call('HGET', K.cfg, 'groups'))
+  end)
 end
 
 local function cfg_triage(cfg)
-  if not cfg.triage then cfg.triage = cmsgpack.unpack(redis.call('HGET', K.cfg, 'triage')) end
-  return cfg.triage
+  return call_memo('triage', function()
+    return cmsgpack.unpack(redis.call('HGET', K.cfg, 'triage'))
+  end)
 end
 
 -- The skills with restricted queues in a settings version (triage rules that target a
@@ -279,8 +294,7 @@ end
 -- or nil when no group requires any (the common case: nothing decoded).
 local function group_skills(cfg)
   if not cfg.gsk or cfg.gsk == EMPTY_LIST or cfg.gsk == '' then return nil end
-  if not cfg.gsk_list then cfg.gsk_list = cmsgpack.unpack(cfg.gsk) end  -- kept with cfg
-  return cfg.gsk_list
+  return call_memo('gsk', function() return cmsgpack.unpack(cfg.gsk) end)
 end
 
 -- A group's target_wait in seconds (reports: the share pushed within it), or nil.
