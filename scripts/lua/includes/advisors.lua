@@ -44,18 +44,12 @@ end
 -- makes a new one), where load_cfg read it first.
 local function load_role(name)
   local key = K.role(name)
-  local r = GEN and ROLES[key]
+  local r = GEN and ROLES.get(key)
   if r and r.gen == GEN then return r end
   local v = redis.call('HMGET', key, 'push', 'cap')
   if not v[1] then fail('not_found', 'role', 'unknown role ' .. name) end
   r = { push = v[1] == '1', cap = tonumber(v[2]), gen = GEN }
-  if PERSISTENT and GEN then
-    if not ROLES[key] then
-      if ROLES_N >= MAX_KEPT_ROLES then ROLES, ROLES_N = {}, 0 end
-      ROLES_N = ROLES_N + 1
-    end
-    ROLES[key] = r
-  end
+  if PERSISTENT and GEN then ROLES.put(key, r) end
   return r
 end
 

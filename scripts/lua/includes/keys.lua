@@ -175,20 +175,38 @@ local EMPTY_MAP = '\128'  -- and its empty map
 -- a change of its settings or `pushinbox migrate` gives it one). What is kept is bounded:
 -- the settings' scalar fields and small lists (a couple of kilobytes a team; the groups and
 -- triage rules, up to 32 KB packed each, are decoded per call as before: call_memo), for at
--- most MAX_KEPT_TEAMS teams and MAX_KEPT_ROLES roles; past either the cache starts afresh (a
--- team deleted leaves an entry no generation matches again).
+-- most 1,000 teams and 10,000 roles (`kept`); past either the cache starts afresh (a team
+-- deleted leaves an entry no generation matches again).
 local PERSISTENT = redis.register_function ~= nil
-local MAX_KEPT_TEAMS, MAX_KEPT_ROLES = 1000, 10000
-local CFGS, CFGS_N, ROLES, ROLES_N = {}, 0, {}, 0
 
--- What one call decodes once and drops after it (the next call starts afresh).
+-- A table kept between calls that starts afresh rather than hold more than `max` entries.
+local function kept(max)
+  local t, n = {}, 0
+  return {
+    get = function(k) return t[k] end,
+    put = function(k, v)
+      if t[k] == nil then
+        if n >= max then t, n = {}, 0 end
+        n = n + 1
+      end
+      t[k] = v
+    end,
+    drop = function(k)
+      if t[k] ~= nil then t[k], n = nil, n - 1 end
+    end,
+  }
+end
+local CFGS, ROLES = kept(1000), kept(10000)  -- teams' settings by prefix; roles by key
+
+-- What one call decodes once and drops after it (the next call starts afresh): a field of
+-- the settings unpacked from msgpack (matching asks for the groups once per message).
 local MEMO, MEMO_CALL = {}, nil
-local function call_memo(name, make)
+local function call_memo(field, packed)
   if MEMO_CALL ~= CALL then MEMO, MEMO_CALL = {}, CALL end
-  local v = MEMO[name]
+  local v = MEMO[field]
   if v == nil then
-    v = make()
-    MEMO[name] = v
+    v = cmsgpack.unpack(packed or redis.call('HGET', K.cfg, field))
+    MEMO[field] = v
   end
   return v
 end
@@ -196,7 +214,7 @@ end
 local function load_cfg()
   if PERSISTENT then
     local g = redis.call('HGET', K.cfg, 'gen')
-    local c = g and CFGS[P]
+    local c = g and CFGS.get(P)
     if c and c.gen == g then
       GEN = g
       return c
@@ -222,13 +240,7 @@ local function load_cfg()
     gen = v[14],  -- the settings' generation (above), or nil
   }
   GEN = cfg.gen
-  if PERSISTENT and cfg.gen then
-    if not CFGS[P] then
-      if CFGS_N >= MAX_KEPT_TEAMS then CFGS, CFGS_N = {}, 0 end
-      CFGS_N = CFGS_N + 1
-    end
-    CFGS[P] = cfg
-  end
+  if PERSISTENT and cfg.gen then CFGS.put(P, cfg) end
   return cfg
 end
 
@@ -248,7 +260,7 @@ local function new_gen()
   local t = redis.call('TIME')
   local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
   local last = tonumber(redis.call('HGET', K.cfg, 'gen') or '0') or 0
-  if CFGS[P] then CFGS[P], CFGS_N = nil, CFGS_N - 1 end
+  CFGS.drop(P)
   return string.format('%d', math.max(last + 1, us))
 end
 
@@ -272,15 +284,11 @@ local function cfg_note(field, value)
 end
 
 local function cfg_groups(cfg)
-  return call_memo('groups', function()
-    return cmsgpack.unpack(redis.call('HGET', K.cfg, 'groups'))
-  end)
+  return call_memo('groups')
 end
 
 local function cfg_triage(cfg)
-  return call_memo('triage', function()
-    return cmsgpack.unpack(redis.call('HGET', K.cfg, 'triage'))
-  end)
+  return call_memo('triage')
 end
 
 -- The skills with restricted queues in a settings version (triage rules that target a
@@ -294,7 +302,7 @@ end
 -- or nil when no group requires any (the common case: nothing decoded).
 local function group_skills(cfg)
   if not cfg.gsk or cfg.gsk == EMPTY_LIST or cfg.gsk == '' then return nil end
-  return call_memo('gsk', function() return cmsgpack.unpack(cfg.gsk) end)
+  return call_memo('gsk', cfg.gsk)
 end
 
 -- A group's target_wait in seconds (reports: the share pushed within it), or nil.
