@@ -170,3 +170,23 @@ def test_what_a_library_keeps_stays_small_however_large_each_teams_settings(
         assert d.next(team, "ann").messages[0].group == "g0"
     grown = lua_memory() - before
     assert grown < 2_000_000, f"the library's Lua memory grew by {grown:,} bytes"
+
+
+def test_a_teams_settings_change_leaves_the_settings_its_neighbour_kept_alone(
+        redis_client: redis.Redis, clock: FakeClock) -> None:
+    d = _warm(redis_client, clock)
+    d.create_team("nb")
+    d.set_role("nb", "agent", push=True)
+    d.set_advisor("nb", "ann", "agent")
+    d.login("nb", "ann")
+    d.set_groups("nb", {"groups": [{"name": "VIP", "match": {"customer_tags_any": ["VIP"]}}]})
+    d.ingest_many("nb", [message(1, customer_tags=["VIP"]), message(2)])
+    assert d.next("nb", "ann").messages[0].group == "VIP"
+    kept = _gen(redis_client, "nb")
+    d.set_groups(TEAM, {"groups": [{"name": "Gold", "match": {"customer_tags_any": ["VIP"]}}]})
+    d.set_role(TEAM, "agent", push=True, capacity=3)
+    assert _gen(redis_client, "nb") == kept
+    d.reply("nb", "ann", "m1")
+    second = d.next("nb", "ann").messages[0]
+    assert (second.id, second.group) == ("m2", "everything else")
+    assert d.next("nb", "ann").status == "pending"  # its role's capacity, 1, not acme's 3
