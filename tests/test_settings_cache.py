@@ -190,3 +190,27 @@ def test_a_teams_settings_change_leaves_the_settings_its_neighbour_kept_alone(
     second = d.next("nb", "ann").messages[0]
     assert (second.id, second.group) == ("m2", "everything else")
     assert d.next("nb", "ann").status == "pending"  # its role's capacity, 1, not acme's 3
+
+
+def test_a_team_without_a_generation_is_read_with_one_command_a_call_as_before(
+        redis_client: redis.Redis, clock: FakeClock) -> None:
+    d = _warm(redis_client, clock)
+    d.ingest_many(TEAM, [message(i) for i in range(60, 64)])
+    redis_client.hdel(keys.cfg(TEAM), "gen")  # as an earlier version made it
+    d.next(TEAM, "ann")  # (the library learns the team has none)
+
+    def reads() -> tuple[int, int]:
+        stats = redis_client.info("commandstats")
+        return (int(stats.get("cmdstat_hget", {}).get("calls", 0)),
+                int(stats.get("cmdstat_hmget", {}).get("calls", 0)))
+
+    before = reads()
+    d.reply(TEAM, "ann", "m1")
+    after = reads()
+    assert after[0] == before[0], "a read of a generation the team does not have"
+    assert after[1] > before[1]
+    d.migrate(TEAM)  # a generation again: kept and read by its one field
+    d.reply(TEAM, "bob", "m2")
+    before = reads()
+    d.reply(TEAM, "ann", d.next(TEAM, "ann").messages[0].id)
+    assert reads()[0] > before[0]

@@ -197,6 +197,9 @@ local function kept(max)
   }
 end
 local CFGS, ROLES = kept(1000), kept(10000)  -- teams' settings by prefix; roles by key
+-- Teams found without a generation (an earlier version's, until migrate): read whole at once,
+-- as before, not after a read of `gen` that cannot match (one command more a call).
+local NOGEN = kept(1000)
 
 -- What one call decodes once and drops after it (the next call starts afresh): a field of
 -- the settings unpacked from msgpack (matching asks for the groups once per message).
@@ -212,7 +215,7 @@ local function call_memo(field, packed)
 end
 
 local function load_cfg()
-  if PERSISTENT then
+  if PERSISTENT and not NOGEN.get(P) then
     local g = redis.call('HGET', K.cfg, 'gen')
     local c = g and CFGS.get(P)
     if c and c.gen == g then
@@ -240,7 +243,14 @@ local function load_cfg()
     gen = v[14],  -- the settings' generation (above), or nil
   }
   GEN = cfg.gen
-  if PERSISTENT and cfg.gen then CFGS.put(P, cfg) end
+  if PERSISTENT then
+    if cfg.gen then
+      CFGS.put(P, cfg)
+      NOGEN.drop(P)
+    elseif v[1] then
+      NOGEN.put(P, true)
+    end
+  end
   return cfg
 end
 
