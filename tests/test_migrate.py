@@ -426,7 +426,7 @@ def test_a_new_message_keeps_no_zero_counts_no_empty_tags_and_a_binary_checksum(
     d.ingest_many(T, [message(1, conv="c1"), message(2, conv="c2", tags=["vip"],
                                                       attributes={"plan": "gold"})])
     plain, tagged = (d.redis.hgetall(P + f"m:m{i}") for i in (1, 2))
-    assert set(plain) == {b"conv", b"cust", b"ch", b"body", b"sum", b"ord", b"st"}
+    assert set(plain) == {b"conv", b"ch", b"body", b"sum", b"ord", b"st"}  # its customer: c1's
     assert set(tagged) == set(plain) | {b"mt", b"at"}
     assert len(plain[b"sum"]) == 12
     seen = {m.id: m for m in d.messages(T, ["m1", "m2"])}

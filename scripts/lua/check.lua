@@ -11,6 +11,7 @@
 --@include scan
 --@include waiting
 --@include channels
+--@include groupnames
 local cfg = load_cfg()
 local now = now_ms()
 local max = tonumber(O.max or 100)
@@ -48,9 +49,12 @@ for _, qk in ipairs(queue_keys(cfg)) do
     if convs_in_queue[conv] then bad('conversation ' .. conv .. ' is in two queues') end
     convs_in_queue[conv] = qk
     counts.conversations_waiting = counts.conversations_waiting + 1
-    local c = redis.call('HMGET', K.conv(conv), 'q', 'w')
+    local c = redis.call('HMGET', K.conv(conv), 'q', 'w', 'g')
     local q = q_key(c[1])
     if q ~= qk then bad('conversation ' .. conv .. ' is in ' .. qk .. ' but records ' .. tostring(q)) end
+    if not c[3] and q == qk and conv_group(c[1], c[3], '') == '' then
+      bad('conversation ' .. conv .. ' waits in ' .. qk .. ', whose group the settings do not name')
+    end
     if waiting_w(conv, c[2]) and redis.call('EXISTS', K.cw(conv)) == 1 then
       bad('conversation ' .. conv .. ' keeps waiting messages in its record and in a list')
     end

@@ -10,6 +10,7 @@
 -- Events: groups_changed
 --@include keys
 --@include events
+--@include groupnames
 local cfg = load_cfg()
 local now = now_ms()
 local ver = cfg.ver + 1
@@ -20,10 +21,12 @@ for _, qk in ipairs(version_keys(cfg, cfg.ver, cfg.ng)) do
 end
 -- Older stock keeps the skills its groups required until it is re-bucketed.
 if waiting > 0 then old[#old + 1] = {cfg.ver, cfg.ng, group_skills(cfg)} end
--- An older version with nothing waiting has no use for its escalation index.
+-- An older version with nothing waiting has no use for its escalation index or its groups'
+-- names.
 if waiting == 0 then
   for i = 0, cfg.ng do redis.call('UNLINK', K.esc(cfg.ver, i)) end
   redis.call('UNLINK', K.rsk(cfg.ver))
+  cfg_delete(unpack(group_names_keys(cfg.ver, cfg.ng)))
 end
 local groups = cmsgpack.unpack(O.groups)
 local needs, any = {}, false
@@ -39,6 +42,7 @@ end
 cfg_write('ver', ver, 'groups', O.groups, 'ng', #groups,
   'order', O.order, 'old', cmsgpack.pack(old), 'gsk', any and cmsgpack.pack(needs) or EMPTY_LIST,
   'tg', #timed > 0 and cmsgpack.pack(timed) or EMPTY_LIST,
-  'gtw', any_target and cmsgpack.pack(targets) or EMPTY_LIST)
+  'gtw', any_target and cmsgpack.pack(targets) or EMPTY_LIST,
+  unpack(group_names_fields(ver, groups)))
 event(cfg, 'groups_changed', now, {'ver', ver})
 return reply({status = 'ok', version = ver, rebucket = #old > 0})

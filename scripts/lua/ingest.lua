@@ -89,7 +89,7 @@ end
 -- Returns the group the conversation now waits in (where the message arrived).
 local function enqueue(id, conv)
   local ck = K.conv(conv)
-  local c = redis.call('HMGET', ck, 'q', 'so', 'fw', 'lw', 'rsk', 'g', 'w')
+  local c = redis.call('HMGET', ck, 'q', 'so', 'fw', 'lw', 'rsk', 'g', 'w', 'why')
   local qk = q_key(c[1])
   local cur_prefix = P .. 'q:' .. cfg.ver .. ':'
   if not qk or qk == '' or string.sub(qk, 1, #cur_prefix) ~= cur_prefix then
@@ -97,7 +97,7 @@ local function enqueue(id, conv)
     if #set > 0 then redis.call('HSET', ck, unpack(set)) end
     return place_conv(cfg, conv)
   end
-  local group = c[6]
+  local group = conv_group(c[1], c[6], c[8])
   local set = waiting_push(conv, id, c[7])
   local m = match_view(id)
   local gi, gn, why, pending = classify(cfg, m, conv_cust_tags(ck))
@@ -107,7 +107,9 @@ local function enqueue(id, conv)
   if gi < cur then
     redis.call('ZREM', qk, conv)
     qk = group_queue(cfg, gi, c[5])
-    redis.call('HSET', ck, 'q', q_field(qk), 'g', gn, 'why', why)
+    local named, drop = group_fields(cfg, gi, gn, why, c[6], c[8])
+    redis.call('HSET', ck, 'q', q_field(qk), unpack(named))
+    if #drop > 0 then redis.call('HDEL', ck, unpack(drop)) end
     cur = gi
     group = gn
   end
@@ -123,11 +125,11 @@ end
 
 -- The first matching rule: its advisor (while logged in) and why, or the skill the message's
 -- conversation is restricted to while it waits (a rule that targets a skill).
-local function triage(id)
+local function triage(id, cust)
   local rules = cfg_triage(cfg)
   if #rules == 0 then return nil end
   local m = match_view(id)
-  local ct = cust_tags(m.cust)
+  local ct = cust_tags(cust)
   for _, r in ipairs(rules) do
     local why = match(r.m, m, ct)
     if why then
@@ -152,12 +154,16 @@ local function place_new(m, ord, ord_s, skill)
   local sc = score(cfg.order, ord, ord, ord)
   redis.call('ZADD', qk, sc == ord and ord_s or int(sc), m.conv)
   -- its first and last waiting arrival are its start, nobody holds it, a skill restricts it
-  -- only when triage said so, and its queue's key names its group: those fields are left out
-  -- (74 bytes per waiting conversation), read as such (fw and lw default to so; owner, held
-  -- and rsk to empty; the group index from `q`)
-  redis.call('HSET', K.conv(m.conv), 'n', '1', 'cust', m.cust, 'so', ord_s, 'q', q_field(qk),
-    'g', gn,
-    'why', why, 'w', m.id, unpack(skill and {'rsk', skill} or {}))
+  -- only when triage said so, and its queue's key names its group and usual why: those
+  -- fields are left out (114 bytes per waiting conversation), read as such (fw and lw
+  -- default to so; owner, held and rsk to empty; the group index from `q`, its name and why
+  -- from the settings: groupnames.lua)
+  local fields = group_fields(cfg, gi, gn, why, false, false)
+  for _, f in ipairs({'n', '1', 'cust', m.cust, 'so', ord_s, 'q', q_field(qk), 'w', m.id}) do
+    fields[#fields + 1] = f
+  end
+  if skill then fields[#fields + 1] = 'rsk'; fields[#fields + 1] = skill end
+  redis.call('HSET', K.conv(m.conv), unpack(fields))
   return gn
 end
 
@@ -185,9 +191,10 @@ for i, m in ipairs(O.msgs) do
     else redis.call('HINCRBY', ck, 'n', '1') end
     -- written whole, waiting (an assignment below rewrites what changes); the fields a waiting
     -- message has empty (advisor, via, group, why; a language, tags or attributes not given)
-    -- or zero (requeues, reassigned) or repeated (the arrival's millisecond, in `ord`) are
-    -- left out, 105 bytes per waiting message: readers take a missing field for empty or zero
-    local fields = {'conv', m.conv, 'cust', m.cust, 'ch', m.ch, 'body', m.body, 'sum', m.sum,
+    -- or zero (requeues, reassigned) or repeated (the arrival's millisecond, in `ord`; the
+    -- customer, its conversation's: views.lua) are left out, 121 bytes per waiting message:
+    -- readers take a missing field for empty or zero
+    local fields = {'conv', m.conv, 'ch', m.ch, 'body', m.body, 'sum', m.sum,
       'ord', ord_s, 'st', 'w'}
     -- the arrival is the millisecond of `ord` (keys.lua's arrival_ms), but in a burst that
     -- borrowed from the next millisecond
@@ -210,7 +217,7 @@ for i, m in ipairs(O.msgs) do
       local adv, why, skill = nil, nil, nil
       local q = fresh and '' or redis.call('HGET', ck, 'q')
       if q == '' then
-        adv, why, skill = triage(m.id)
+        adv, why, skill = triage(m.id, m.cust)
         -- the conversation waits restricted to the rule's skill, or no longer restricted
         if not fresh and not adv then redis.call('HSET', ck, 'rsk', skill or '') end
       end

@@ -4,8 +4,9 @@
 -- a deployment upgraded from the list-only layout; down puts every such id back in a list, the
 -- layout a version before it reads (a downgrade), and writes back the fields this version
 -- leaves out of new records while they are empty or repeat another (a conversation's `fw`,
--- `lw`, `owner`, `held`, `rsk`, a waiting one's `gi` and its queue's whole key `q` (keys.lua):
--- O.what 'c'; a message's `adv`, `via`, `pt`, `g`, `why`, `lang`: O.what 'm'), as a version
+-- `lw`, `owner`, `held`, `rsk`, a waiting one's `gi`, its queue's whole key `q` (keys.lua)
+-- and its group's name and why `g`, `why` (groupnames.lua): O.what 'c'; a message's `adv`,
+-- `via`, `pt`, `g`, `why`, `lang` and its conversation's `cust`: O.what 'm'), as a version
 -- before it wrote them, and moves a conversation's message in hands from its record (`h`)
 -- back into its set `hd:<conv>` (includes/handover.lua); a
 -- message's zero `rq` and `re`, empty `mt` and `at`, its `ts` (the millisecond of its `ord`)
@@ -32,8 +33,17 @@
 --@include keys
 --@include scan
 --@include channels
+--@include groupnames
 if redis.call('EXISTS', K.cfg) == 0 then fail('not_found', 'team', 'unknown team ' .. TEAM) end
 local moved = 0
+
+-- The names of the current settings' groups, for a team an earlier version made (its waiting
+-- conversations keep theirs in their records until then: groupnames.lua).
+local function names_missing()
+  local v = redis.call('HMGET', K.cfg, 'ver', 'ng')
+  if redis.call('HEXISTS', K.cfg, 'gn:' .. v[1] .. ':' .. v[2]) == 1 then return {} end
+  return group_names_fields(tonumber(v[1]), cmsgpack.unpack(redis.call('HGET', K.cfg, 'groups')))
+end
 local res
 if O.what == 'u' then
   -- a customer's conversations: sets into hashes (up) or back (down); a customer found in
@@ -80,7 +90,12 @@ elseif O.what == 'k' then
       end
       if budget <= 0 then break end
     end
-    if budget > 0 then cfg_write('chb', '1'); res = {'0'} else res = {'1'} end
+    if budget > 0 then
+      cfg_write('chb', '1', unpack(names_missing()))
+      res = {'0'}
+    else
+      res = {'1'}
+    end
   end
 elseif O.down and O.what == 'm' then
   res = redis.call('SCAN', O.cursor, 'MATCH', pglob() .. 'm:*', 'COUNT', O.n)
@@ -89,7 +104,11 @@ elseif O.down and O.what == 'm' then
     for f, empty in pairs({rq = '0', re = '0', mt = EMPTY_LIST, at = EMPTY_MAP}) do
       redis.call('HSETNX', k, f, empty)
     end
-    local v = redis.call('HMGET', k, 'st', 'ch', 'ts', 'sum', 'ord')
+    local v = redis.call('HMGET', k, 'st', 'ch', 'ts', 'sum', 'ord', 'cust', 'conv')
+    if not v[6] and v[7] then  -- its customer, its conversation's (views.lua)
+      local cust = redis.call('HGET', K.conv(v[7]), 'cust')
+      if cust then redis.call('HSET', k, 'cust', cust) end
+    end
     if not v[3] and v[5] then  -- the arrival as an earlier version wrote it
       v[3] = string.format('%d', arrival_ms(nil, v[5]))
       redis.call('HSET', k, 'ts', v[3])
@@ -128,6 +147,11 @@ elseif O.down then
     if q and q ~= '' then  -- the group index, and the whole queue key an earlier version reads
       redis.call('HSETNX', k, 'gi', queue_group(q))
       if q_key(q) ~= q then redis.call('HSET', k, 'q', q_key(q)) end
+      local gw = redis.call('HMGET', k, 'g', 'why')  -- its group's name and why (groupnames.lua)
+      if not gw[1] or not gw[2] then
+        local g, why = conv_group(q, gw[1], gw[2])
+        redis.call('HSET', k, 'g', g, 'why', why)
+      end
     end
     redis.call('HSETNX', k, 'owner', '')
     redis.call('HSETNX', k, 'held', 0)

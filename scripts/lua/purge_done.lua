@@ -24,7 +24,8 @@ for i = 1, #rows, 2 do
   local conv, cust = v[1], v[2]
   if conv then
     local ck = K.conv(conv)
-    local c = redis.call('HMGET', ck, 'n', 'held', 'q', 'w')
+    local c = redis.call('HMGET', ck, 'n', 'held', 'q', 'w', 'cust')
+    cust = cust or c[5]  -- a message's customer is its conversation's (views.lua)
     -- `n` counts the conversation's messages (conversations from before it was kept have
     -- none, and stay)
     if c[1] and redis.call('HINCRBY', ck, 'n', -1) <= 0 and (tonumber(c[2]) or 0) == 0

@@ -12,6 +12,7 @@
 --@include keys
 --@include stock
 --@include waiting
+--@include groupnames
 local cfg = load_cfg()
 local n = tonumber(O.n)
 local moved, work = 0, 0
@@ -32,6 +33,7 @@ while moved < n and work < n and #cfg.old > 0 do
     for i = 0, g do redis.call('UNLINK', K.esc(v, i)) end  -- its escalation index too
     redis.call('UNLINK', K.rsk(v))
     table.remove(cfg.old, 1)  -- (cfg_write drops the settings kept between calls)
+    cfg_delete(unpack(group_names_keys(v, g)))  -- and its groups' names
     cfg_write('old', cmsgpack.pack(cfg.old))
   end
 end

@@ -6,6 +6,7 @@
 --@include reports
 --@include waiting
 --@include channels
+--@include groupnames
 
 -- A conversation's messages in advisors' hands: most conversations have one, kept in the
 -- conversation's own record (field `h`), which spares a set created and deleted per press and
@@ -115,7 +116,7 @@ end
 
 -- The conversation fields moving it needs (give_conv), read once by a caller that also asks
 -- who holds it.
-local CONV_FIELDS = {'q', 'g', 'why', 'owner', 'held', 'ot', 'w', 'h'}
+local CONV_FIELDS = {'q', 'g', 'why', 'owner', 'held', 'ot', 'w', 'h', 'cust'}
 local function conv_row(conv) return redis.call('HMGET', K.conv(conv), unpack(CONV_FIELDS)) end
 
 -- The advisor other than `except` who holds messages of a conversation, if logged in. `c`:
@@ -151,13 +152,14 @@ local function give_conv(cfg, adv, conv, via, now, pushed, popped, c)
   local ot = (c[4] == adv and (tonumber(c[5]) or 0) > 0 and c[6]) or ms(now)
   local listed = not waiting_w(conv, c[7])
   local ids = waiting_ids(conv, c[7])
-  local g, cwhy = c[2] or '', c[3] or ''
+  local g, cwhy = conv_group(c[1], c[2], c[3])
   local free = not c[8] or c[8] == ''  -- the first goes in the record (`h`)
   local out = {}
   local chans = {}
   local waits = {}  -- arrival to push, for the reports (presses only)
   for i, id in ipairs(ids) do
     local v = redis.call('HMGET', K.msg(id), unpack(VIEW_FIELDS))
+    v[2] = v[2] or c[9]  -- its conversation's customer (views.lua)
     local ts = arrival_ms(v[4], v[17])
     chans[v[3]] = (chans[v[3]] or 0) + chan_out(cfg, v[3], ts, id)
     if via == 'push' then waits[#waits + 1] = math.max(0, now - (ts or now)) end

@@ -93,13 +93,18 @@ local function q_key(v)
   if b < 48 or b > 57 then return v end
   return P .. 'q:' .. v
 end
--- The group index a conversation's `q` names (either form): what its record would otherwise
--- repeat beside its queue.
-local function queue_group(q)
+-- The settings version and group index a conversation's `q` names (either form): what its
+-- record would otherwise repeat beside its queue.
+local function queue_place(q)
   if not q or q == '' then return nil end
   local b = string.byte(q, 1)
   if b < 48 or b > 57 then q = q_field(q) end
-  return tonumber(string.match(q, '^%d+:(%d+)'))
+  local v, i = string.match(q, '^(%d+):(%d+)')
+  return tonumber(v), tonumber(i)
+end
+local function queue_group(q)
+  local _, i = queue_place(q)
+  return i
 end
 function K.esc(ver, i) return P .. 'esc:' .. ver .. ':' .. i end
 function K.qs(ver, i, skill) return K.q(ver, i) .. '~' .. skill end

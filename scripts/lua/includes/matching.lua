@@ -43,12 +43,12 @@ end
 
 -- The fields a rule can look at, read from the message hash.
 local function match_view(id)
-  local v = redis.call('HMGET', K.msg(id), 'ch', 'lang', 're', 'mt', 'at', 'ord', 'cust')
+  local v = redis.call('HMGET', K.msg(id), 'ch', 'lang', 're', 'mt', 'at', 'ord')
   -- tags and attributes are left out of a message that has none (ingest.lua)
   return { id = id, ch = v[1], lang = v[2], re = v[3] == '1',
            mt = v[4] and toset(cmsgpack.unpack(v[4])) or {},
            at = v[5] and cmsgpack.unpack(v[5]) or {},
-           ord = tonumber(v[6]), cust = v[7] }
+           ord = tonumber(v[6]) }
 end
 
 local function any_in(list, set)

@@ -5,6 +5,7 @@
 -- enough is indexed by that moment (`esc:<ver>:<group>`); `escalate_due` re-places what is due.
 --@include keys
 --@include matching
+--@include groupnames
 --@include waiting
 --@include channels
 
@@ -49,7 +50,7 @@ end
 -- the group it now waits in (nil when it left the stock).
 local function place_conv(cfg, conv)
   local ck = K.conv(conv)
-  local c = redis.call('HMGET', ck, 'q', 'rsk', 'w')
+  local c = redis.call('HMGET', ck, 'q', 'rsk', 'w', 'g', 'why', 'so', 'fw', 'lw')
   local old = q_key(c[1])
   local ids = waiting_ids(conv, c[3])
   if #ids == 0 then
@@ -78,9 +79,19 @@ local function place_conv(cfg, conv)
   schedule(cfg, conv, pending)
   local qk = group_queue(cfg, best, c[2])
   if old and old ~= '' and old ~= qk then redis.call('ZREM', old, conv) end
-  local so = tonumber(redis.call('HGET', ck, 'so'))
+  local so = tonumber(c[6])
   redis.call('ZADD', qk, score(cfg.order, so, fw, lw), conv)
-  redis.call('HSET', ck, 'q', q_field(qk), 'g', bname, 'why', bwhy, 'fw', fw, 'lw', lw)
+  local named, drop = group_fields(cfg, best, bname, bwhy, c[4], c[5])
+  -- its first and last waiting arrival are left out while they are its start (ingest.lua)
+  if fw == so and lw == so then
+    if c[7] then drop[#drop + 1] = 'fw' end
+    if c[8] then drop[#drop + 1] = 'lw' end
+  else
+    named[#named + 1] = 'fw'; named[#named + 1] = fw
+    named[#named + 1] = 'lw'; named[#named + 1] = lw
+  end
+  redis.call('HSET', ck, 'q', q_field(qk), unpack(named))
+  if #drop > 0 then redis.call('HDEL', ck, unpack(drop)) end
   return bname
 end
 

@@ -15,8 +15,11 @@ local function view_in_group(view, group, why)
   view[2][8], view[2][9] = group or false, why or false
 end
 
+-- A message's customer is its conversation's: the record leaves it out (ingest.lua; one an
+-- earlier version wrote has it).
 local function msg_view(id)
   local v = redis.call('HMGET', K.msg(id), unpack(VIEW_FIELDS))
+  if not v[2] and v[1] then v[2] = redis.call('HGET', K.conv(v[1]), 'cust') end
   return as_view(id, v, v[6] and v[6] ~= '' and
                         redis.call('SISMEMBER', K.hold(v[6]), id) == 1)
 end

@@ -1,0 +1,93 @@
+-- groupnames.lua: the name and why of the group a waiting conversation waits in, read from its
+-- queue. The record keeps neither where the settings tell them: each settings version names
+-- its groups (`gn:<ver>:<i>` in the team's settings hash, the last index "everything else")
+-- and the why each group gives most messages (`gw:<ver>:<i>`: its criterion met through the
+-- first value of each of its lists); a conversation whose why is another keeps its own.
+-- 40 bytes a waiting conversation at the benchmark's groups (docs/performance.md). A
+-- version's names are written with it (groups_set, team_create; migrate for a team an
+-- earlier version made, whose records keep both until then) and dropped with its last
+-- waiting conversation (groups_set, rebucket_batch). A record an earlier version wrote keeps
+-- `g` and `why`, read as they are.
+--@include keys
+--@include matching
+
+local DEFAULT_GROUP, DEFAULT_WHY = 'everything else', 'matched no priority group'
+
+-- The why a group's criterion `r` gives a message meeting it through the first value of each
+-- of its lists ('' where none can: then every conversation of the group keeps its own).
+local function usual_why(r)
+  r = r or {}
+  local m = {ch = r.ch and r.ch[1], re = r.re, lang = r.lang and r.lang[1], mt = {}, at = {},
+             ord = 0}
+  local ct = {}
+  if r.ct_any then ct[r.ct_any[1] or ''] = true end
+  for _, t in ipairs(r.ct_all or {}) do ct[t] = true end
+  if r.mt_any then m.mt[r.mt_any[1] or ''] = true end
+  for _, t in ipairs(r.mt_all or {}) do m.mt[t] = true end
+  for k, vals in pairs(r.attr_in or {}) do m.at[k] = vals[1] end
+  for k, v in pairs(r.attr_eq or {}) do m.at[k] = v end
+  return match(r, m, ct) or ''
+end
+
+local function names_suffix(ver, i) return ':' .. int(ver) .. ':' .. int(i) end
+
+-- The settings fields naming the groups of version `ver` (its groups as decoded, in order),
+-- {field, value, ...} for cfg_write.
+local function group_names_fields(ver, groups)
+  local out = {}
+  local function add(i, name, why)
+    local s = names_suffix(ver, i)
+    out[#out + 1] = 'gn' .. s; out[#out + 1] = name
+    out[#out + 1] = 'gw' .. s; out[#out + 1] = why
+  end
+  for i, g in ipairs(groups) do add(i - 1, g.n, usual_why(g.m)) end
+  add(#groups, DEFAULT_GROUP, DEFAULT_WHY)
+  return out
+end
+
+-- The same fields' names for a version of `ng` groups (and everything else), for cfg_delete.
+local function group_names_keys(ver, ng)
+  local out = {}
+  for i = 0, ng do
+    local s = names_suffix(ver, i)
+    out[#out + 1] = 'gn' .. s; out[#out + 1] = 'gw' .. s
+  end
+  return out
+end
+
+-- The name and usual why of group `gi` of settings version `ver` (read once a call), or nil
+-- where the settings have none (a team an earlier version made, until migrate).
+local NAMES, NAMES_CALL = {}, nil
+local function group_name(ver, gi)
+  if NAMES_CALL ~= CALL then NAMES, NAMES_CALL = {}, CALL end
+  local s = names_suffix(ver, gi)
+  local v = NAMES[s]
+  if v == nil then
+    v = redis.call('HMGET', K.cfg, 'gn' .. s, 'gw' .. s)
+    NAMES[s] = v
+  end
+  return v[1] or nil, v[2] or ''
+end
+
+-- A waiting conversation's group and why as clients see them, from its record's `q`, `g` and
+-- `why` (false where it has none): what it keeps, else what its queue and the settings say.
+local function conv_group(q, g, why)
+  if g and g ~= '' then return g, why or '' end
+  local ver, gi = queue_place(q)
+  if not ver then return '', why or '' end
+  local name, usual = group_name(ver, gi)
+  return name or '', why or usual
+end
+
+-- The record's fields naming its group, for a conversation placed in group `gi` (`name`,
+-- `why`) of the current settings: what to set and what to drop ({field, value, ...},
+-- {field, ...}), `had_g` and `had_why` whether the record has them now.
+local function group_fields(cfg, gi, name, why, had_g, had_why)
+  local n, usual = group_name(cfg.ver, gi)
+  if not n then return {'g', name, 'why', why}, {} end
+  local drop = {}
+  if had_g then drop[1] = 'g' end
+  if why ~= usual then return {'why', why}, drop end
+  if had_why then drop[#drop + 1] = 'why' end
+  return {}, drop
+end
