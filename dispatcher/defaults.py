@@ -103,6 +103,9 @@ ESCALATE_INTERVAL_S = 1.0
 
 #: Most priority groups and triage rules a team may have (each is evaluated per ingest).
 MAX_GROUPS = 32
+#: Longest name of a priority group: shown on every message pushed from it, kept in the
+#: team's settings per version (groupnames.lua) and by the function library (short ones).
+MAX_GROUP_NAME = 64
 MAX_TRIAGE_RULES = 64
 
 #: Caps inside one match: values in a list condition (channel_in, tags, languages,

@@ -172,8 +172,9 @@ class PrioritySettings:
             if extra:
                 raise ValidationError(f"{where}.{extra[0]} is not a group field", where)
             name = g.get("name")
-            if not isinstance(name, str) or not name.strip() or len(name) > 64:
-                raise ValidationError(f"{where}.name must be a non-empty string", f"{where}.name")
+            if not isinstance(name, str) or not name.strip() or len(name) > defaults.MAX_GROUP_NAME:
+                raise ValidationError(f"{where}.name must be a non-empty string of at most "
+                                      f"{defaults.MAX_GROUP_NAME} characters", f"{where}.name")
             if name in seen:
                 raise ValidationError(f"{where}.name {name!r} is used twice", f"{where}.name")
             seen.add(name)

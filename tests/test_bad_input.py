@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import pytest
 from conftest import TEAM, Api, make_team, message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -142,3 +143,10 @@ def test_a_batch_with_one_conflicting_duplicate_stores_nothing(team: Dispatcher)
     except PushinboxError as exc:
         assert isinstance(exc, ConflictError)
     assert keyspace(team) == before
+
+
+def test_a_group_name_over_its_limit_is_refused_saying_the_limit(team: Dispatcher) -> None:
+    with pytest.raises(ValidationError) as err:
+        team.set_groups(TEAM, {"groups": [{"name": "n" * 65, "match": {"channel_in": ["sms"]}}]})
+    assert err.value.field == "groups[0].name"
+    assert "at most 64 characters" in str(err.value)

@@ -199,3 +199,23 @@ def test_a_message_keeps_no_customer_its_conversation_has(d: Dispatcher,
     assert not d.redis.exists(P + "cc:u1")
     assert not d.redis.exists(P + "c:c1")
     assert_clean(d)
+
+
+def test_long_group_names_and_many_queues_are_shown_right_whatever_the_library_keeps(
+        d: Dispatcher) -> None:
+    """The library keeps at most 16 queues' names a team, each short (groupnames.lua): past
+    either bound a name is read each call, and shown the same."""
+    tags = [f"t{g}-" + "x" * (120 if g % 2 else 1) for g in range(20)]
+    groups = [{"name": f"{g}-" + "n" * (60 if g % 2 else 5), "match": {
+        "message_tags_any": [tags[g]]}} for g in range(20)]
+    d.set_groups(TEAM, {"groups": groups})
+    d.ingest_many(TEAM, [message(g, tags=[tags[g]]) for g in range(20)])
+    for g in range(20):
+        adv = ("ann", "bob", "cid")[g % 3]
+        got = d.next(TEAM, adv).messages
+        assert [(m.id, m.group, m.why) for m in got] == [
+            (f"m{g}", groups[g]["name"], f"message tag {tags[g]}")]
+        d.reply(TEAM, adv, f"m{g}")
+    d.set_groups(TEAM, {"groups": [dict(g, name=g["name"].upper()) for g in groups]})
+    d.ingest(TEAM, message(99, tags=[tags[19]]))
+    assert shown(d, "ann") == [("m99", groups[19]["name"].upper(), f"message tag {tags[19]}")]

@@ -42,7 +42,9 @@ local function place(id, name, st)
   return m
 end
 
--- 2. The waiting stock: each queued conversation, its waiting messages.
+-- 2. The waiting stock: each queued conversation, its waiting messages (its group's name read
+-- from the settings as stored, not as a library keeps them: groupnames.lua).
+local names = {}
 local convs_in_queue = {}
 for _, qk in ipairs(queue_keys(cfg)) do
   for _, conv in ipairs(redis.call('ZRANGE', qk, 0, -1)) do
@@ -52,7 +54,7 @@ for _, qk in ipairs(queue_keys(cfg)) do
     local c = redis.call('HMGET', K.conv(conv), 'q', 'w', 'g')
     local q = q_key(c[1])
     if q ~= qk then bad('conversation ' .. conv .. ' is in ' .. qk .. ' but records ' .. tostring(q)) end
-    if not c[3] and q == qk and conv_group(c[1], c[3], '') == '' then
+    if not c[3] and q == qk and conv_group(names, c[1], false, '') == '' then
       bad('conversation ' .. conv .. ' waits in ' .. qk .. ', whose group the settings do not name')
     end
     if waiting_w(conv, c[2]) and redis.call('EXISTS', K.cw(conv)) == 1 then

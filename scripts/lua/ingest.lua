@@ -97,7 +97,7 @@ local function enqueue(id, conv)
     if #set > 0 then redis.call('HSET', ck, unpack(set)) end
     return place_conv(cfg, conv)
   end
-  local group = conv_group(c[1], c[6], c[8])
+  local group = conv_group(cfg, c[1], c[6], c[8])
   local set = waiting_push(conv, id, c[7])
   local m = match_view(id)
   local gi, gn, why, pending = classify(cfg, m, conv_cust_tags(ck))
@@ -107,8 +107,9 @@ local function enqueue(id, conv)
   if gi < cur then
     redis.call('ZREM', qk, conv)
     qk = group_queue(cfg, gi, c[5])
-    local named, drop = group_fields(cfg, gi, gn, why, c[6], c[8])
-    redis.call('HSET', ck, 'q', q_field(qk), unpack(named))
+    local q = q_field(qk)
+    local named, drop = group_fields(cfg, q, gn, why, c[6], c[8])
+    redis.call('HSET', ck, 'q', q, unpack(named))
     if #drop > 0 then redis.call('HDEL', ck, unpack(drop)) end
     cur = gi
     group = gn
@@ -158,12 +159,11 @@ local function place_new(m, ord, ord_s, skill)
   -- fields are left out (114 bytes per waiting conversation), read as such (fw and lw
   -- default to so; owner, held and rsk to empty; the group index from `q`, its name and why
   -- from the settings: groupnames.lua)
-  local fields = group_fields(cfg, gi, gn, why, false, false)
-  for _, f in ipairs({'n', '1', 'cust', m.cust, 'so', ord_s, 'q', q_field(qk), 'w', m.id}) do
-    fields[#fields + 1] = f
-  end
-  if skill then fields[#fields + 1] = 'rsk'; fields[#fields + 1] = skill end
-  redis.call('HSET', K.conv(m.conv), unpack(fields))
+  local q = q_field(qk)
+  local named = group_fields(cfg, q, gn, why, false, false)
+  if skill then named = {'rsk', skill, unpack(named)} end
+  redis.call('HSET', K.conv(m.conv), 'n', '1', 'cust', m.cust, 'so', ord_s, 'q', q, 'w', m.id,
+    unpack(named))
   return gn
 end
 

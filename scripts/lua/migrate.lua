@@ -123,6 +123,7 @@ elseif O.down and O.what == 'm' then
 elseif O.down then
   res = redis.call('SCAN', O.cursor, 'MATCH', pglob() .. 'c:*', 'COUNT', O.n)
   local plen = #(P .. 'c:')
+  local names = {}  -- the groups' names this call read (groupnames.lua)
   for _, k in ipairs(res[2]) do
     local c = redis.call('HMGET', k, 'w', 'so', 'h')
     local conv = string.sub(k, plen + 1)
@@ -149,7 +150,7 @@ elseif O.down then
       if q_key(q) ~= q then redis.call('HSET', k, 'q', q_key(q)) end
       local gw = redis.call('HMGET', k, 'g', 'why')  -- its group's name and why (groupnames.lua)
       if not gw[1] or not gw[2] then
-        local g, why = conv_group(q, gw[1], gw[2])
+        local g, why = conv_group(names, q, gw[1], gw[2])
         redis.call('HSET', k, 'g', g, 'why', why)
       end
     end

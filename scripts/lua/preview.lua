@@ -26,7 +26,7 @@ for _, slot in ipairs(slots) do
   if #out >= n then break end
   for _, conv in ipairs(slot_range(slot, n - #out)) do
     local c = redis.call('HMGET', K.conv(conv), 'g', 'why', 'w', 'q')
-    c[1], c[2] = conv_group(c[4], c[1], c[2])
+    c[1], c[2] = conv_group(cfg, c[4], c[1], c[2])
     local shown = math.min(per, budget)
     local ids = shown > 0 and waiting_head(conv, shown, c[3]) or {}
     budget = budget - #ids

@@ -55,39 +55,52 @@ local function group_names_keys(ver, ng)
   return out
 end
 
--- The name and usual why of group `gi` of settings version `ver` (read once a call), or nil
--- where the settings have none (a team an earlier version made, until migrate).
-local NAMES, NAMES_CALL = {}, nil
-local function group_name(ver, gi)
-  if NAMES_CALL ~= CALL then NAMES, NAMES_CALL = {}, CALL end
+-- What a queue's record text `q` ("<ver>:<i>[~skill]", or an earlier version's whole key)
+-- names: {name or false (none in the settings: a team an earlier version made), usual why,
+-- group index}. Read with one HMGET and kept with the settings (keys.lua's CFGS: dropped
+-- with their generation, which every write of the names changes), at most QN_MAX queues a
+-- team and only short texts (a press and an arrival then read nothing; a longer name or why
+-- is read once a call).
+local QN_MAX, QN_BYTES = 16, 160
+local function q_names(cfg, q)
+  local kept = cfg.qn
+  if not kept then kept = {n = 0}; cfg.qn = kept end
+  local e = kept[q]
+  if e then return e end
+  local ver, gi = queue_place(q)
   local s = names_suffix(ver, gi)
-  local v = NAMES[s]
-  if v == nil then
-    v = redis.call('HMGET', K.cfg, 'gn' .. s, 'gw' .. s)
-    NAMES[s] = v
+  local v = redis.call('HMGET', K.cfg, 'gn' .. s, 'gw' .. s)
+  e = {v[1], v[2] or '', gi}
+  if kept.n < QN_MAX and #(v[1] or '') + #(v[2] or '') <= QN_BYTES then
+    kept[q] = e
+    kept.n = kept.n + 1
   end
-  return v[1] or nil, v[2] or ''
+  return e
 end
 
 -- A waiting conversation's group and why as clients see them, from its record's `q`, `g` and
 -- `why` (false where it has none): what it keeps, else what its queue and the settings say.
-local function conv_group(q, g, why)
+local function conv_group(cfg, q, g, why)
   if g and g ~= '' then return g, why or '' end
-  local ver, gi = queue_place(q)
-  if not ver then return '', why or '' end
-  local name, usual = group_name(ver, gi)
-  return name or '', why or usual
+  if not q or q == '' then return '', why or '' end
+  local e = q_names(cfg, q)
+  return e[1] or '', why or e[2]
 end
 
--- The record's fields naming its group, for a conversation placed in group `gi` (`name`,
--- `why`) of the current settings: what to set and what to drop ({field, value, ...},
--- {field, ...}), `had_g` and `had_why` whether the record has them now.
-local function group_fields(cfg, gi, name, why, had_g, had_why)
-  local n, usual = group_name(cfg.ver, gi)
-  if not n then return {'g', name, 'why', why}, {} end
-  local drop = {}
-  if had_g then drop[1] = 'g' end
-  if why ~= usual then return {'why', why}, drop end
-  if had_why then drop[#drop + 1] = 'why' end
-  return {}, drop
+-- The record's fields naming its group, for a conversation placed in the queue its record
+-- calls `q` (`name`, `why` from the matching): what to set and what to drop ({field, value,
+-- ...}, {field, ...}; NONE, shared, when nothing), `had_g` and `had_why` whether the record
+-- has them now.
+local NONE = {}
+local function group_fields(cfg, q, name, why, had_g, had_why)
+  local e = q_names(cfg, q)
+  if not e[1] then return {'g', name, 'why', why}, NONE end
+  local drop = NONE
+  if had_g then drop = {'g'} end
+  if why ~= e[2] then return {'why', why}, drop end
+  if had_why then
+    if drop == NONE then drop = {} end
+    drop[#drop + 1] = 'why'
+  end
+  return NONE, drop
 end

@@ -152,7 +152,7 @@ local function give_conv(cfg, adv, conv, via, now, pushed, popped, c)
   local ot = (c[4] == adv and (tonumber(c[5]) or 0) > 0 and c[6]) or ms(now)
   local listed = not waiting_w(conv, c[7])
   local ids = waiting_ids(conv, c[7])
-  local g, cwhy = conv_group(c[1], c[2], c[3])
+  local g, cwhy = conv_group(cfg, c[1], c[2], c[3])
   local free = not c[8] or c[8] == ''  -- the first goes in the record (`h`)
   local out = {}
   local chans = {}

@@ -81,16 +81,15 @@ local function place_conv(cfg, conv)
   if old and old ~= '' and old ~= qk then redis.call('ZREM', old, conv) end
   local so = tonumber(c[6])
   redis.call('ZADD', qk, score(cfg.order, so, fw, lw), conv)
-  local named, drop = group_fields(cfg, best, bname, bwhy, c[4], c[5])
+  local q = q_field(qk)
+  local named, drop = group_fields(cfg, q, bname, bwhy, c[4], c[5])
   -- its first and last waiting arrival are left out while they are its start (ingest.lua)
   if fw == so and lw == so then
-    if c[7] then drop[#drop + 1] = 'fw' end
-    if c[8] then drop[#drop + 1] = 'lw' end
+    if c[7] or c[8] then drop = {'fw', 'lw', unpack(drop)} end
   else
-    named[#named + 1] = 'fw'; named[#named + 1] = fw
-    named[#named + 1] = 'lw'; named[#named + 1] = lw
+    named = {'fw', fw, 'lw', lw, unpack(named)}
   end
-  redis.call('HSET', ck, 'q', q_field(qk), unpack(named))
+  redis.call('HSET', ck, 'q', q, unpack(named))
   if #drop > 0 then redis.call('HDEL', ck, unpack(drop)) end
   return bname
 end
