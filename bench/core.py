@@ -359,7 +359,10 @@ def memory_breakdown(client: redis.Redis, waiting: int, sample: int = 200) -> di
     customers = {f"u{i % 50_000}" for i in range(waiting)}
     cc = [client.memory_usage(f"{p}cc:{c}", samples=0) or 0 for c in list(customers)[:sample]]
     per["customer's conversations (shared)"] = statistics.mean(cc) * len(customers) / waiting
-    zsets = [k for k in client.scan_iter(match=f"{p}q:*", count=1000)]
+    # a queue's buckets and their index (scripts/lua/includes/queue.lua), and an earlier
+    # version's whole sorted set
+    zsets = [k for pat in ("q:*", "qx:*", "qb:*")
+             for k in client.scan_iter(match=f"{p}{pat}", count=1000)]
     per["queue sorted-set entries"] = sum(
         client.memory_usage(k, samples=0) or 0 for k in zsets) / waiting
     counts = [k for pat in ("cn:*", "cb:*") for k in client.scan_iter(match=p + pat, count=1000)]

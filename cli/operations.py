@@ -220,7 +220,9 @@ def migrate(c: Ctx, teams: tuple[str, ...], down: bool) -> None:
     list of one (a key and about 200 bytes less per waiting conversation), a customer's
     conversations are a small hash instead of a set (about 100 bytes less per customer on
     Redis 6.2 and 7.0), and each channel's stock is counted per second of arrival instead
-    of indexed per message (about 105 bytes less per waiting message). This version reads
+    of indexed per message (about 105 bytes less per waiting message), and each group's queue
+    is kept in small buckets instead of one sorted set (about 80 bytes less per waiting
+    conversation). This version reads
     both layouts, so upgrading the processes first
     and migrating afterwards is safe, on a live deployment: each atomic call looks at about
     a thousand keys of one team. Running it again changes nothing. See docs/deploy.md,
@@ -235,9 +237,10 @@ def migrate(c: Ctx, teams: tuple[str, ...], down: bool) -> None:
     out = {}
     for t in names:
         moved = c.d.migrate(t, down)
-        n, k, w = moved["conversations"], moved["customers"], moved["stock"]
-        out[t] = ({"folded": 0, "unfolded": n, "customers": k, "stock": w} if down
-                  else {"folded": n, "unfolded": 0, "customers": k, "stock": w})
+        n, k, w, q = (moved["conversations"], moved["customers"], moved["stock"],
+                      moved["queued"])
+        out[t] = ({"folded": 0, "unfolded": n, "customers": k, "stock": w, "queued": q} if down
+                  else {"folded": n, "unfolded": 0, "customers": k, "stock": w, "queued": q})
     if c.json:
         emit(out, True)
         return
@@ -245,11 +248,13 @@ def migrate(c: Ctx, teams: tuple[str, ...], down: bool) -> None:
         if down:
             click.echo(f"{t}: {v['unfolded']} conversations unfolded into lists and sets, "
                        f"{v['customers']} customers' conversations into sets, "
-                       f"{v['stock']} waiting messages indexed one by one")
+                       f"{v['stock']} waiting messages indexed one by one, "
+                       f"{v['queued']} waiting conversations into one set per queue")
         else:
             click.echo(f"{t}: {v['folded']} conversations folded into their records, "
                        f"{v['customers']} customers' conversations into hashes, "
-                       f"{v['stock']} waiting messages counted per second")
+                       f"{v['stock']} waiting messages counted per second, "
+                       f"{v['queued']} waiting conversations into buckets")
 
 
 @cli.command()

@@ -109,8 +109,26 @@ def cfg(team: str) -> str:
 
 
 def queue(team: str, version: int, index: int) -> str:
-    """Waiting conversations of one priority group (sorted set, score = order in the group)."""
+    """Waiting conversations of one priority group, score = order in the group: the name the
+    scripts give the queue, and an earlier version's sorted set of it (scripts/lua/includes/
+    queue.lua keeps it in buckets under ``queue_index``)."""
     return f"{prefix(team)}q:{version}:{index}"
+
+
+def queue_index(queue_key: str) -> str:
+    """The index of a queue's buckets (sorted set: bucket -> its lower bound) from the queue's
+    key (``queue``, ``restricted_queue``)."""
+    team_prefix, _, rest = queue_key.partition("}:q:")
+    return f"{team_prefix}}}:qx:{rest}"
+
+
+def queue_bucket(queue_key: str, bucket: str) -> str:
+    """One bucket of a queue (sorted set); the bucket '' is the queue's key itself (an earlier
+    version's whole set, until migrate moves it)."""
+    if bucket == "":
+        return queue_key
+    team_prefix, _, rest = queue_key.partition("}:q:")
+    return f"{team_prefix}}}:qb:{rest}:{bucket}"
 
 
 def restricted_queue(team: str, version: int, index: int, skill: str) -> str:

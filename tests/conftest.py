@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 
-from dispatcher import Dispatcher
+from dispatcher import Dispatcher, keys
 from dispatcher.testing import FakeClock
 
 TEAM = "acme"
@@ -80,6 +80,17 @@ def online(team: Dispatcher) -> Dispatcher:
     for adv in ("ann", "bob", "cid"):
         team.login(TEAM, adv)
     return team
+
+
+def queued(r: redis.Redis, queue: str) -> list[bytes]:
+    """The conversations of a queue in order, from its buckets (scripts/lua/includes/queue.lua)
+    and an earlier version's whole set under its own key."""
+    rows: list[tuple[bytes, float]] = list(r.zrange(queue, 0, -1, withscores=True))
+    for b in r.zrange(keys.queue_index(queue), 0, -1):
+        name = b.decode() if isinstance(b, bytes) else b
+        if name:
+            rows += r.zrange(keys.queue_bucket(queue, name), 0, -1, withscores=True)
+    return [m for m, _ in sorted(rows, key=lambda x: (x[1], x[0]))]
 
 
 def assert_clean(d: Dispatcher, team: str = TEAM) -> None:

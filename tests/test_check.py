@@ -38,6 +38,20 @@ def _scene(d: Dispatcher) -> None:
 
 
 Q0, Q2 = keys.queue(TEAM, 2, 0), keys.queue(TEAM, 2, 2)  # VIP and everything else
+
+
+def into_queue(r: redis.Redis, queue: str, conv: str, score: float) -> None:
+    """A conversation put in a queue's first bucket by hand (its bound lowered to the score
+    where it is below, as the scripts would: scripts/lua/includes/queue.lua)."""
+    first = r.zrange(keys.queue_index(queue), 0, 0)
+    bucket = first[0].decode() if first else "hand"
+    r.zadd(keys.queue_index(queue), {bucket: score}, lt=bool(first))
+    r.zadd(keys.queue_bucket(queue, bucket), {conv: score})
+
+
+def out_of_queue(r: redis.Redis, queue: str, conv: str) -> None:
+    for bucket in r.zrange(keys.queue_index(queue), 0, -1):
+        r.zrem(keys.queue_bucket(queue, bucket.decode()), conv)
 EMAIL_N, EMAIL_S = keys.channel_counts(TEAM, "email"), keys.channel_seconds(TEAM, "email")
 S = "1773133200"  # the second the scene's messages arrived in (the test clock's start)
 
@@ -96,7 +110,7 @@ CORRUPTIONS: dict[str, tuple[Callable[[redis.Redis], object], list[str]]] = {
          f"the email stock count says 3 waiting of second {S}, 2 wait",
          "the email stock count says 3 waiting, 2 wait"]),
     "conversation in two queues": (
-        lambda r: r.zadd(Q0, {"c7": 1}),
+        lambda r: into_queue(r, Q0, "c7", 1),
         ["conversation c7 is in two queues",
          f"conversation c7 is in {Q0} but records {Q2}",
          "message m7 is in 2 places: waiting stock, waiting stock"]),
@@ -104,7 +118,7 @@ CORRUPTIONS: dict[str, tuple[Callable[[redis.Redis], object], list[str]]] = {
         lambda r: r.hset(keys.conversation(TEAM, "c7"), "q", Q0),
         [f"conversation c7 is in {Q2} but records {Q0}"]),
     "queued conversation with nothing waiting": (
-        lambda r: r.zadd(Q2, {"c1": 1}),
+        lambda r: into_queue(r, Q2, "c1", 1),
         [f"conversation c1 is in {Q2} but records ",
          "conversation c1 is queued with no waiting message"]),
     "message waiting under another conversation": (
@@ -115,11 +129,11 @@ CORRUPTIONS: dict[str, tuple[Callable[[redis.Redis], object], list[str]]] = {
               lambda p: p.rpush(keys.conversation_waiting(TEAM, "c5"), "m6", "m5")),
         ["conversation c5 waits out of arrival order (m5)"]),
     "waiting message in no queue": (
-        lambda r: r.zrem(Q2, "c7"),
+        lambda r: out_of_queue(r, Q2, "c7"),
         ["conversation c7 has a waiting message in its record but is in no queue",
          "message m7 (state w) is in no place"]),
     "waiting list in no queue": (
-        lambda r: r.zrem(Q2, "c5"),
+        lambda r: out_of_queue(r, Q2, "c5"),
         ["conversation c5 has waiting messages but is in no queue",
          "message m5 (state w) is in no place", "message m6 (state w) is in no place"]),
     "waiting message kept twice": (

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import PRODUCT_GROUPS, LaterJobs, message
+from conftest import PRODUCT_GROUPS, LaterJobs, message, queued
 
 from dispatcher import Dispatcher
 from dispatcher.errors import ConflictError
@@ -253,7 +253,7 @@ def test_an_upgraded_deployment_works_on_its_lists_and_migrate_folds_them(
             if not k.endswith(b":events")} == other_before
     again = pushinbox(redis_server.url, "--json", "migrate", T)
     assert json.loads(again.stdout) == {T: {"folded": 0, "unfolded": 0, "customers": 0,
-                                            "stock": 0}}
+                                            "stock": 0, "queued": 0}}
     assert pushed(d, "bob") == ["m2", "m102"]
     for m in ("m2", "m102"):
         d.reply(T, "bob", m)
@@ -511,7 +511,7 @@ def test_a_waiting_conversation_names_its_queue_without_repeating_the_teams_pref
     d.set_groups(T, {"groups": []})
     d.rebucket(T)
     assert {d.redis.hget(P + f"c:{c}", "q") for c in ("c1", "c2")} == {b"3:0"}
-    assert d.redis.zrange(P + "q:3:0", 0, -1) == [b"c1", b"c2"]
+    assert queued(d.redis, P + "q:3:0") == [b"c1", b"c2"]
     clean(d)
     assert pushed(d, "ann") == ["m1", "m3"]
     assert d.redis.hget(P + "c:c1", "q") == b""
@@ -526,14 +526,14 @@ def test_a_conversation_an_earlier_version_recorded_with_its_whole_queue_key_mov
         d.redis.hset(P + f"c:c{i}", "q", P + "q:2:1")
     clean(d)
     d.ingest(T, message(5, conv="c2", tags=["VIP"]))  # promoted out of the old form
-    assert d.redis.zrange(P + "q:2:1", 0, -1) == [b"c1", b"c3", b"c4"]
+    assert queued(d.redis, P + "q:2:1") == [b"c1", b"c3", b"c4"]
     assert d.redis.hget(P + "c:c2", "q") == b"2:0"
     d.assign(T, "bob", "m3")  # a supervisor's move takes c3 out of the queue it names
-    assert d.redis.zrange(P + "q:2:1", 0, -1) == [b"c1", b"c4"]
+    assert queued(d.redis, P + "q:2:1") == [b"c1", b"c4"]
     clean(d)
     assert pushed(d, "ann") == ["m2", "m5"]
     d.set_groups(T, {"groups": []})  # c1 and c4 re-placed from their old form
     d.rebucket(T)
-    assert d.redis.zrange(P + "q:3:0", 0, -1) == [b"c1", b"c4"]
+    assert queued(d.redis, P + "q:3:0") == [b"c1", b"c4"]
     assert d.redis.hget(P + "c:c4", "q") == b"3:0"
     clean(d)

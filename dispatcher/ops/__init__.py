@@ -199,23 +199,25 @@ def migrate(team: str, down: bool = False, batch: int = 1000) -> Op[dict[str, in
     index of waiting messages into counts per second, or with ``down`` put them back, with a
     conversation's message in hands back in its set and the empty or repeated fields this
     version leaves out of new records written back (for a version before this one). One
-    SCAN step of about ``batch`` keys per atomic call; safe on a live team. Returns how many
-    conversations, customers and waiting messages (``stock``) changed."""
+    SCAN step of about ``batch`` keys per atomic call; safe on a live team. Also moves each
+    queue kept whole as one sorted set into buckets (``queued``: waiting conversations moved),
+    or back. Returns how many conversations, customers, waiting messages (``stock``) and
+    queued conversations changed."""
     keys.check_team(team)
-    moved = {"c": 0, "m": 0, "u": 0, "k": 0}
+    moved = {"c": 0, "m": 0, "u": 0, "k": 0, "q": 0}
     # down: the conversations, then the messages' fields and channel index an earlier version
     # reads, then the customers, then the counts per second dropped
-    for what in ("c", "m", "u", "k") if down else ("c", "u", "k"):
+    for what in ("q", "c", "m", "u", "k") if down else ("c", "u", "k", "q"):
         cursor = "0"
         while True:
             res = yield Script("migrate", team, {"cursor": cursor, "n": batch, "down": down,
                                                  "what": what})
             moved[what] += int(res["moved"])
             cursor = _s(res["cursor"])
-            if cursor == "0":
+            if cursor == "0" and not res.get("again"):
                 break
     return {"conversations": moved["c"], "customers": moved["u"],
-            "stock": moved["m"] if down else moved["k"]}
+            "stock": moved["m"] if down else moved["k"], "queued": moved["q"]}
 
 
 def teams() -> Op[list[str]]:
@@ -671,11 +673,47 @@ def group_stock(team: str) -> Op[list[dict[str, Any]]]:
     return found[team]
 
 
+def queue_sizes(qks: list[str], also: list[Cmd] | None = None) -> Op[tuple[list[int], list[Any]]]:
+    """How many conversations wait in each queue (scripts/lua/includes/queue.lua: a ZCARD per
+    bucket its index lists, and one of the queue's own key, the bucket an earlier version kept
+    whole), with ``also`` in the first of the two round trips; returns the sizes and what
+    ``also`` answered."""
+    first = yield Commands([c for qk in qks for c in (
+        Cmd("zrange", (keys.queue_index(qk), 0, -1)), Cmd("zcard", (qk,)))] + (also or []))
+    listed = [[_s(b) for b in first[2 * i] if _s(b) != ""] for i in range(len(qks))]
+    cmds = [Cmd("zcard", (keys.queue_bucket(qk, b),))
+            for qk, bs in zip(qks, listed, strict=True) for b in bs]
+    counts = iter((yield Commands(cmds)) if cmds else [])
+    sizes = [int(first[2 * i + 1]) + sum(int(next(counts)) for _ in bs)
+             for i, bs in enumerate(listed)]
+    return sizes, first[2 * len(qks):]
+
+
+def queue_heads(qks: list[str], last: bool) -> Op[list[Any]]:
+    """The first conversation of each queue (``last``: its last), or None: the first buckets
+    its index lists (an emptied one stays listed until a press passes it), else the queue's
+    own key (an earlier version's whole set); two round trips."""
+    first = yield Commands([c for qk in qks for c in (
+        Cmd("zrange", (keys.queue_index(qk), -8 if last else 0, -1 if last else 7)),
+        Cmd("zrange", (qk, -1 if last else 0, -1 if last else 0)))])
+    listed = [[_s(b) for b in (reversed(first[2 * i]) if last else first[2 * i])]
+              for i in range(len(qks))]
+    cmds = [Cmd("zrange", (keys.queue_bucket(qk, b), -1 if last else 0, -1 if last else 0))
+            for qk, bs in zip(qks, listed, strict=True) for b in bs]
+    rows = iter((yield Commands(cmds)) if cmds else [])
+    heads = []
+    for i, bs in enumerate(listed):
+        found = [r[0] for r in (next(rows) for _ in bs) if r]
+        own = first[2 * i + 1]
+        heads.append(found[0] if found else (own[0] if own and not bs else None))
+    return heads
+
+
 def groups_stock_of(teams: list[str]) -> Op[dict[str, list[dict[str, Any]]]]:
-    """``group_stock`` of several teams in three round trips whatever their number (what
+    """``group_stock`` of several teams in four round trips whatever their number (what
     /metrics exports at scrape time; the second only for teams that ever restricted a
-    conversation to a skill); unknown teams are left out. Per team: a ZCARD per group (and
-    restricted queue) and an HMGET per logged-in advisor."""
+    conversation to a skill); unknown teams are left out. Per team: the buckets of each group
+    (and restricted queue), a ZCARD each, and an HMGET per logged-in advisor."""
     first = yield Commands([c for t in teams for c in (
         Cmd("hmget", (keys.cfg(t), "ver", "groups", "rsq")),
         Cmd("zrange", (keys.online(t), 0, -1)))])
@@ -686,6 +724,7 @@ def groups_stock_of(teams: list[str]) -> Op[dict[str, list[dict[str, Any]]]]:
     rskills: dict[str, list[str]] = {t: [] for t in vers}
     rskills.update({t: sorted(_s(x) for x in r) for t, r in zip(marked, restricted, strict=True)})
     plan = []
+    qks: list[str] = []
     cmds: list[Cmd] = []
     for i, t in enumerate(teams):
         cfg, online = first[2 * i], first[2 * i + 1]
@@ -694,18 +733,17 @@ def groups_stock_of(teams: list[str]) -> Op[dict[str, list[dict[str, Any]]]]:
         groups = [(_s(g["n"]), [_s(x) for x in g.get("rs") or []]) for g in unpack(cfg[1])]
         groups.append(("everything else", []))
         names = [_s(a) for a in online]
-        plan.append((t, groups, len(cmds), len(names)))
+        plan.append((t, groups, len(qks), len(cmds), len(names)))
         for g in range(len(groups)):
-            cmds.append(Cmd("zcard", (keys.queue(t, vers[t], g),)))
-            cmds += [Cmd("zcard", (keys.restricted_queue(t, vers[t], g, sk),))
-                     for sk in rskills[t]]
+            qks.append(keys.queue(t, vers[t], g))
+            qks += [keys.restricted_queue(t, vers[t], g, sk) for sk in rskills[t]]
         cmds += [Cmd("hmget", (keys.advisor(t, a), "st", "sk")) for a in names]
-    rows = yield Commands(cmds)
+    sizes, rows = yield from queue_sizes(qks, cmds)
     out: dict[str, list[dict[str, Any]]] = {}
-    for t, groups, at, n_adv in plan:
+    for t, groups, at, adv_at, n_adv in plan:
         width = 1 + len(rskills[t])
-        counts = rows[at:at + len(groups) * width]
-        advs = rows[at + len(groups) * width:at + len(groups) * width + n_adv]
+        counts = sizes[at:at + len(groups) * width]
+        advs = rows[adv_at:adv_at + n_adv]
         has = [set(_skills(v[1])) for v in advs if v[0] is not None and _s(v[0]) != "off"]
         out[t] = []
         for gi, (name, needs) in enumerate(groups):
@@ -823,16 +861,13 @@ def team_live(team: str) -> Op[dict[str, Any]]:
                  Cmd("zrange", (keys.current(team, a), 0, 0), {"withscores": True}),
                  Cmd("zcard", (keys.current(team, a),)),
                  Cmd("hmget", (dk, f"r:{a}", f"x:{a}"))]
-    cmds += [Cmd("zrange", (keys.queue(team, ver, g), -1 if newest else 0, -1 if newest else 0))
-             for g in range(ng + 1)]
     cmds += [Cmd("hgetall", (keys.recent_minute(team, m),))
              for m in range(minute - RECENT_MINUTES + 1, minute + 1)]
     rows = yield Commands(cmds)
-    per_adv, heads = rows[:4 * len(names)], rows[4 * len(names):4 * len(names) + ng + 1]
-    recent = rows[4 * len(names) + ng + 1:]
+    head_convs = yield from queue_heads([keys.queue(team, ver, g) for g in range(ng + 1)], newest)
+    per_adv, recent = rows[:4 * len(names)], rows[4 * len(names):]
     oldest_held = [per_adv[4 * i + 1][0][0] if per_adv[4 * i + 1] else None
                    for i in range(len(names))]
-    head_convs = [h[0] if h else None for h in heads]
     more = yield Commands(
         # a message's arrival is the millisecond of its `ord` unless it keeps a `ts`
         [Cmd("hmget", (keys.message(team, _s(m)), "ts", "ord")) for m in oldest_held if m] +

@@ -12,6 +12,7 @@
 --@include waiting
 --@include channels
 --@include groupnames
+--@include queue
 local cfg = load_cfg()
 local now = now_ms()
 local max = tonumber(O.max or 100)
@@ -46,14 +47,31 @@ end
 -- from the settings as stored, not as a library keeps them: groupnames.lua).
 local names = {}
 local convs_in_queue = {}
+local queued = {}  -- {conversation, queue, score, its bucket's bound, the next bucket's}
 for _, qk in ipairs(queue_keys(cfg)) do
-  for _, conv in ipairs(redis.call('ZRANGE', qk, 0, -1)) do
+  Q.buckets(cfg, qk, function(bk, from, to)
+    local r = redis.call('ZRANGE', bk, 0, -1, 'WITHSCORES')
+    for i = 1, #r, 2 do queued[#queued + 1] = {r[i], qk, tonumber(r[i + 1]), from, to} end
+  end)
+end
+for _, row in ipairs(queued) do
+  local conv, qk, sc = row[1], row[2], row[3]
+  do
     if convs_in_queue[conv] then bad('conversation ' .. conv .. ' is in two queues') end
     convs_in_queue[conv] = qk
     counts.conversations_waiting = counts.conversations_waiting + 1
-    local c = redis.call('HMGET', K.conv(conv), 'q', 'w', 'g')
+    local c = redis.call('HMGET', K.conv(conv), 'q', 'w', 'g', 'so', 'fw', 'lw')
     local q = q_key(c[1])
     if q ~= qk then bad('conversation ' .. conv .. ' is in ' .. qk .. ' but records ' .. tostring(q)) end
+    -- where a conversation is found from: its score and its bucket's range (queue.lua)
+    if (row[4] and sc < row[4]) or (row[5] and sc >= row[5]) then
+      bad('conversation ' .. conv .. ' is in a bucket of ' .. qk .. ' that does not hold its score')
+    end
+    local want = q == qk and Q.conv_score(cfg, c[1], c[4], c[5], c[6])
+    if want and want ~= sc then
+      bad('conversation ' .. conv .. ' is scored ' .. string.format('%d', sc) .. ' in ' .. qk ..
+        ' but its record says ' .. string.format('%d', want))
+    end
     if not c[3] and q == qk and conv_group(names, c[1], false, '') == '' then
       bad('conversation ' .. conv .. ' waits in ' .. qk .. ', whose group the settings do not name')
     end

@@ -11,20 +11,23 @@
 --@include keys
 --@include events
 --@include groupnames
+--@include queue
 local cfg = load_cfg()
 local now = now_ms()
 local ver = cfg.ver + 1
 local old = {unpack(cfg.old)}  -- a copy: the settings kept between calls stay as read
 local waiting = 0
 for _, qk in ipairs(version_keys(cfg, cfg.ver, cfg.ng)) do
-  waiting = waiting + redis.call('ZCARD', qk)
+  if Q.head(cfg, qk) then waiting = 1; break end
 end
--- Older stock keeps the skills its groups required until it is re-bucketed.
-if waiting > 0 then old[#old + 1] = {cfg.ver, cfg.ng, group_skills(cfg)} end
--- An older version with nothing waiting has no use for its escalation index or its groups'
--- names.
+-- Older stock keeps the skills its groups required and its order (what finds a conversation
+-- in its queue: queue.lua) until it is re-bucketed.
+if waiting > 0 then old[#old + 1] = {cfg.ver, cfg.ng, group_skills(cfg) or false, cfg.order} end
+-- An older version with nothing waiting has no use for its escalation index, its queues'
+-- indexes or its groups' names.
 if waiting == 0 then
   for i = 0, cfg.ng do redis.call('UNLINK', K.esc(cfg.ver, i)) end
+  for _, qk in ipairs(version_keys(cfg, cfg.ver, cfg.ng)) do redis.call('UNLINK', (Q.keys(qk))) end
   redis.call('UNLINK', K.rsk(cfg.ver))
   cfg_delete(unpack(group_names_keys(cfg.ver, cfg.ng)))
 end

@@ -104,8 +104,11 @@ local function enqueue(id, conv)
   -- a conversation opened into the stock keeps no fw / lw while they equal its start (so)
   local fw, lw = tonumber(c[3] or c[2]), math.max(tonumber(c[4] or c[2]), m.ord)
   local cur = queue_group(qk)
+  local was = Q.conv_score(cfg, c[1], c[2], c[3], c[4])
+  local sc = Q.score(cfg.order, tonumber(c[2]), fw, lw)
   if gi < cur then
-    redis.call('ZREM', qk, conv)
+    Q.rem(cfg, qk, was, conv)
+    was = nil
     qk = group_queue(cfg, gi, c[5])
     local q = q_field(qk)
     local named, drop = group_fields(cfg, q, gn, why, c[6], c[8])
@@ -120,7 +123,10 @@ local function enqueue(id, conv)
     schedule(cfg, conv, earlier)
   end
   redis.call('HSET', ck, 'lw', lw, unpack(set))
-  redis.call('ZADD', qk, score(cfg.order, tonumber(c[2]), fw, lw), conv)
+  if was ~= sc then  -- promoted, or its score follows its last arrival (newest_message)
+    if was then Q.rem(cfg, qk, was, conv) end
+    Q.add(cfg, qk, sc, conv)
+  end
   return group
 end
 
@@ -152,8 +158,8 @@ local function place_new(m, ord, ord_s, skill)
   local gi, gn, why, pending = classify(cfg, view, cust_tags(m.cust))
   schedule(cfg, m.conv, pending)
   local qk = group_queue(cfg, gi, skill)
-  local sc = score(cfg.order, ord, ord, ord)
-  redis.call('ZADD', qk, sc == ord and ord_s or int(sc), m.conv)
+  local sc = Q.score(cfg.order, ord, ord, ord)
+  Q.add(cfg, qk, sc == ord and ord_s or int(sc), m.conv)
   -- its first and last waiting arrival are its start, nobody holds it, a skill restricts it
   -- only when triage said so, and its queue's key names its group and usual why: those
   -- fields are left out (114 bytes per waiting conversation), read as such (fw and lw

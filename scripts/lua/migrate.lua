@@ -13,6 +13,10 @@
 -- and its checksum as hex digits, too.
 -- O.what 'u' moves the customers' conversations between an earlier version's sets
 -- (`cuv:<cust>`) and this version's hashes (`cc:<cust>`, includes/customers.lua), up or down.
+-- O.what 'q' moves each queue an earlier version kept whole (one sorted set `q:<ver>:<i>`) into
+-- buckets (includes/queue.lua), about O.n conversations a call from its end, and marks the
+-- team done (`bq` in its settings) once none is left; down, every bucket back into its
+-- queue's one set, and the indexes and the mark dropped.
 -- O.what 'k' moves each channel's waiting messages from an earlier version's per-message
 -- index (`ch:<ch>`) into this version's counts per second (includes/channels.lua), about O.n
 -- a call, and marks the team done (`chb` in its settings, which gives a team an earlier
@@ -25,17 +29,20 @@
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {cursor, n, down?, what? ('c' conversations, default; 'm' messages: down
---         only; 'u' customers; 'k' channels)}
--- Returns: msgpack {cursor (0: done), moved (conversations, customers or waiting messages
---          changed by this call)}
+--         only; 'u' customers; 'k' channels; 'q' queues)}
+-- Returns: msgpack {cursor (0: done unless again), moved (conversations, customers or waiting
+--          messages changed by this call), again (a queue only partly moved: call again with
+--          the same cursor)}
 -- Fails: not_found
 -- Events: none
 --@include keys
 --@include scan
 --@include channels
 --@include groupnames
+--@include queue
 if redis.call('EXISTS', K.cfg) == 0 then fail('not_found', 'team', 'unknown team ' .. TEAM) end
 local moved = 0
+local again = false  -- a queue half moved: the same SCAN step again ('q')
 
 -- The names of the current settings' groups, for a team an earlier version made (its waiting
 -- conversations keep theirs in their records until then: groupnames.lua).
@@ -71,6 +78,48 @@ if O.what == 'u' then
     end
     redis.call('DEL', k)
     moved = moved + 1
+  end
+elseif O.what == 'q' then
+  local cfg = load_cfg()
+  local budget = tonumber(O.n)
+  if O.down then  -- every bucket back into its queue's one set (the bucket '')
+    res = redis.call('SCAN', O.cursor, 'MATCH', pglob() .. 'qx:*', 'COUNT', O.n)
+    for _, qx in ipairs(res[2]) do
+      local qk = P .. 'q:' .. string.sub(qx, #(P .. 'qx:') + 1)
+      local _, qbp = Q.keys(qk)
+      for _, b in ipairs(redis.call('ZRANGE', qx, 0, -1)) do
+        if budget <= 0 then break end
+        if b ~= '' then
+          local r = redis.call('ZRANGE', qbp .. b, 0, -1, 'WITHSCORES')
+          for i = 1, #r, 2 do redis.call('ZADD', qk, r[i + 1], r[i]) end
+          moved = moved + #r / 2
+          budget = budget - #r / 2
+          redis.call('DEL', qbp .. b)
+        end
+        redis.call('ZREM', qx, b)
+      end
+      if redis.call('EXISTS', qx) == 1 then res[1] = O.cursor; again = true; break end  -- the rest next call
+    end
+    if res[1] == '0' and not again and cfg.bq then cfg_delete('bq') end
+  else  -- each whole set into buckets, from its end (the set is the bucket '' meanwhile)
+    res = redis.call('SCAN', O.cursor, 'MATCH', pglob() .. 'q:*', 'COUNT', O.n)
+    for _, qk in ipairs(res[2]) do
+      local qx, qbp = Q.keys(qk)
+      if redis.call('ZCARD', qx) == 0 then Q.legacy_indexed({}, qk, qx) end
+      while budget > 0 and redis.call('EXISTS', qk) == 1 do
+        local r = redis.call('ZRANGE', qk, -Q.MAX, -1, 'WITHSCORES')
+        local b = Q.new_bucket(qx, r[2])
+        local args = {}
+        for i = 1, #r, 2 do args[#args + 1] = r[i + 1]; args[#args + 1] = r[i] end
+        redis.call('ZADD', qbp .. b, unpack(args))
+        redis.call('ZREMRANGEBYRANK', qk, -Q.MAX, -1)
+        moved = moved + #r / 2
+        budget = budget - #r / 2
+      end
+      if redis.call('EXISTS', qk) == 1 then res[1] = O.cursor; again = true; break end  -- the rest next call
+      redis.call('ZREM', qx, '')
+    end
+    if res[1] == '0' and not again and not cfg.bq then cfg_write('bq', '1') end
   end
 elseif O.what == 'k' then
   local chans = redis.call('SMEMBERS', K.channels)
@@ -171,4 +220,4 @@ else
     end
   end
 end
-return reply({cursor = res[1], moved = moved})
+return reply({cursor = res[1], moved = moved, again = again})

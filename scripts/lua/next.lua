@@ -6,7 +6,8 @@
 -- conversations triage restricted to a skill, those of the advisor's skills. Conversations whose
 -- wait crossed a `waiting_longer_than` threshold are re-placed first (up to O.esc; the
 -- worker's escalator moves the rest), so the press sees the list as it stands now.
--- Cost: one ZPOPMIN per group at most, O(G + log N); never a scan of the stock.
+-- Cost: per group at most the index's head and its bucket's pop (queue.lua), O(G + log N);
+-- never a scan of the stock.
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {adv, now?, req? (client request id: a repeat returns the same answer),

@@ -24,7 +24,7 @@ local budget = tonumber(O.total or 200)
 local out = {}
 for _, slot in ipairs(slots) do
   if #out >= n then break end
-  for _, conv in ipairs(slot_range(slot, n - #out)) do
+  for _, conv in ipairs(Q.slot_range(cfg, slot, n - #out)) do
     local c = redis.call('HMGET', K.conv(conv), 'g', 'why', 'w', 'q')
     c[1], c[2] = conv_group(cfg, c[4], c[1], c[2])
     local shown = math.min(per, budget)

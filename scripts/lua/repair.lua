@@ -63,11 +63,27 @@ for conv in pairs(inline) do
     fix()
   end
 end
+-- Each queue's conversations, bucket by bucket (queue.lua): one out of its bucket's range or
+-- scored otherwise than its record says is placed again (below), as one in two queues is.
+local rows = {}
 for _, qk in ipairs(queue_keys(cfg)) do
-  for _, conv in ipairs(redis.call('ZRANGE', qk, 0, -1)) do
+  Q.buckets(cfg, qk, function(bk, from, to)
+    local r = redis.call('ZRANGE', bk, 0, -1, 'WITHSCORES')
+    for i = 1, #r, 2 do rows[#rows + 1] = {r[i], qk, bk, tonumber(r[i + 1]), from, to} end
+  end)
+end
+for _, row in ipairs(rows) do
+  local conv, qk, bk, sc = row[1], row[2], row[3], row[4]
+  do
+    local c = redis.call('HMGET', K.conv(conv), 'q', 'so', 'fw', 'lw')
+    local want = q_key(c[1]) == qk and Q.conv_score(cfg, c[1], c[2], c[3], c[4])
     if queued[conv] then
-      redis.call('ZREM', qk, conv); fix()
+      redis.call('ZREM', bk, conv); fix()
     else
+      if (row[5] and sc < row[5]) or (row[6] and sc >= row[6]) or (want and want ~= sc) then
+        redis.call('ZREM', bk, conv)
+        Q.add(cfg, qk, want or sc, conv); fix()
+      end
       queued[conv] = qk
       for _, id in ipairs(waiting_ids(conv)) do
         local m = msgs[id]
@@ -311,7 +327,7 @@ for conv, by in pairs(by_conv) do
   end
 end
 for _, qk in ipairs(queue_keys(cfg)) do
-  for _, conv in ipairs(redis.call('ZRANGE', qk, 0, -1)) do
+  for _, conv in ipairs(Q.slot_range(cfg, {qk}, 1000000000)) do
     local ids = waiting_ids(conv)
     local sorted = by_arrival(ids)
     for i, m in ipairs(sorted) do

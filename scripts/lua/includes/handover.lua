@@ -7,6 +7,7 @@
 --@include waiting
 --@include channels
 --@include groupnames
+--@include queue
 
 -- A conversation's messages in advisors' hands: most conversations have one, kept in the
 -- conversation's own record (field `h`), which spares a set created and deleted per press and
@@ -116,7 +117,7 @@ end
 
 -- The conversation fields moving it needs (give_conv), read once by a caller that also asks
 -- who holds it.
-local CONV_FIELDS = {'q', 'g', 'why', 'owner', 'held', 'ot', 'w', 'h', 'cust'}
+local CONV_FIELDS = {'q', 'g', 'why', 'owner', 'held', 'ot', 'w', 'h', 'cust', 'so', 'fw', 'lw'}
 local function conv_row(conv) return redis.call('HMGET', K.conv(conv), unpack(CONV_FIELDS)) end
 
 -- The advisor other than `except` who holds messages of a conversation, if logged in. `c`:
@@ -148,7 +149,9 @@ end
 local function give_conv(cfg, adv, conv, via, now, pushed, popped, c)
   local ck = K.conv(conv)
   c = c or conv_row(conv)
-  if not popped and c[1] and c[1] ~= '' then redis.call('ZREM', q_key(c[1]), conv) end
+  if not popped and c[1] and c[1] ~= '' then
+    Q.rem(cfg, q_key(c[1]), Q.conv_score(cfg, c[1], c[10], c[11], c[12]), conv)
+  end
   local ot = (c[4] == adv and (tonumber(c[5]) or 0) > 0 and c[6]) or ms(now)
   local listed = not waiting_w(conv, c[7])
   local ids = waiting_ids(conv, c[7])

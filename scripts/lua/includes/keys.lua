@@ -229,7 +229,7 @@ local function load_cfg()
     end
   end
   local v = redis.call('HMGET', K.cfg, 'ver', 'ng', 'order', 'old', 'mreq', 'ret', 'evmax',
-    'dttl', 'gsk', 'tg', 'rsq', 'gtw', 'chb', 'gen')
+    'dttl', 'gsk', 'tg', 'rsq', 'gtw', 'chb', 'gen', 'bq')
   if not v[1] then fail('not_found', 'team', 'unknown team ' .. TEAM) end
   local cfg = {
     ver = tonumber(v[1]),
@@ -246,6 +246,7 @@ local function load_cfg()
     gtw = v[12],  -- each group's target_wait (msgpack, by index; 0 for none), or none
     chb = v[13],  -- set once no earlier version's per-message channel index is left (channels.lua)
     gen = v[14],  -- the settings' generation (above), or nil
+    bq = v[15],  -- set once every queue is kept in buckets (queue.lua)
   }
   GEN = cfg.gen
   if PERSISTENT then
@@ -397,40 +398,6 @@ local function push_slots(cfg, sk, visit)
   local has = {}
   if sk and sk ~= '' then for _, s in ipairs(cmsgpack.unpack(sk)) do has[s] = true end end
   return queue_slots(cfg, has, visit)
-end
-
--- The first `n` conversations of a slot, its queues merged by score (ties by id, as a
--- sorted set orders them).
-local function slot_range(slot, n)
-  if #slot == 1 then return redis.call('ZRANGE', slot[1], 0, n - 1) end
-  local rows = {}
-  for _, k in ipairs(slot) do
-    local r = redis.call('ZRANGE', k, 0, n - 1, 'WITHSCORES')
-    for i = 1, #r, 2 do rows[#rows + 1] = {r[i], tonumber(r[i + 1])} end
-  end
-  table.sort(rows, function(x, y)
-    if x[2] ~= y[2] then return x[2] < y[2] end
-    return x[1] < y[1]
-  end)
-  local out = {}
-  for i = 1, math.min(n, #rows) do out[i] = rows[i][1] end
-  return out
-end
-
--- Take the first conversation of a slot out of its queue; nil when the slot is empty.
-local function slot_pop(slot)
-  if #slot == 1 then return redis.call('ZPOPMIN', slot[1])[1] end
-  local best, bs, bid = nil, nil, nil
-  for _, k in ipairs(slot) do
-    local h = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')
-    if h[1] then
-      local sc = tonumber(h[2])
-      if not best or sc < bs or (sc == bs and h[1] < bid) then best, bs, bid = k, sc, h[1] end
-    end
-  end
-  if not best then return nil end
-  redis.call('ZREM', best, bid)
-  return bid
 end
 
 local function reply(t) return cmsgpack.pack(t) end

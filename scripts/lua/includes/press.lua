@@ -4,7 +4,8 @@
 -- before its first write). Ends a running break. While the advisor holds as many
 -- unprocessed pushed conversations as their role allows, answers those again (so a retry is
 -- safe). Used by next.lua and reply_next.lua (a reply and the next press in one call).
--- Cost: one ZPOPMIN per group at most, O(G + log N); never a scan of the stock.
+-- Cost: per group at most the index's head and its bucket's pop (queue.lua), O(G + log N);
+-- never a scan of the stock.
 --@include keys
 --@include advisors
 --@include views
@@ -40,7 +41,7 @@ local function press(cfg, a, role, now)
   local handed, given = 0, nil
   push_slots(cfg, a.sk, function(slot)
     while true do
-      local conv = slot_pop(slot)
+      local conv = Q.slot_pop(cfg, slot)
       if not conv then return false end
       local row = conv_row(conv)
       local holder = handed < 20 and holder_of(conv, a.id, row)

@@ -5,16 +5,10 @@
 -- enough is indexed by that moment (`esc:<ver>:<group>`); `escalate_due` re-places what is due.
 --@include keys
 --@include matching
+--@include queue
 --@include groupnames
 --@include waiting
 --@include channels
-
-local function score(order, so, fw, lw)
-  if order == 'newest_conversation' then return -so end
-  if order == 'oldest_message' then return fw end
-  if order == 'newest_message' then return -lw end
-  return so
-end
 
 -- Index a waiting conversation under the groups it will match once it has waited long
 -- enough (`pending` from classify: {index, due}); the earliest due is kept (ZADD LT), and a
@@ -53,8 +47,9 @@ local function place_conv(cfg, conv)
   local c = redis.call('HMGET', ck, 'q', 'rsk', 'w', 'g', 'why', 'so', 'fw', 'lw')
   local old = q_key(c[1])
   local ids = waiting_ids(conv, c[3])
+  local was = old and old ~= '' and Q.conv_score(cfg, c[1], c[6], c[7], c[8])
   if #ids == 0 then
-    if old and old ~= '' then redis.call('ZREM', old, conv) end
+    if old and old ~= '' then Q.rem(cfg, old, was, conv) end
     redis.call('HSET', ck, 'q', '')
     return
   end
@@ -78,9 +73,10 @@ local function place_conv(cfg, conv)
   end
   schedule(cfg, conv, pending)
   local qk = group_queue(cfg, best, c[2])
-  if old and old ~= '' and old ~= qk then redis.call('ZREM', old, conv) end
   local so = tonumber(c[6])
-  redis.call('ZADD', qk, score(cfg.order, so, fw, lw), conv)
+  local sc = Q.score(cfg.order, so, fw, lw)
+  if old and old ~= '' and (old ~= qk or was ~= sc) then Q.rem(cfg, old, was, conv) end
+  Q.add(cfg, qk, sc, conv)  -- where it is already, nothing changes (what repair relies on)
   local q = q_field(qk)
   local named, drop = group_fields(cfg, q, bname, bwhy, c[4], c[5])
   -- its first and last waiting arrival are left out while they are its start (ingest.lua)
