@@ -8,8 +8,9 @@
 -- and what this one keeps as the bucket named '' while `migrate` moves it into buckets (the
 -- team's `bq` setting once none is left; a team this version made has it from the start).
 -- An emptied bucket stays in the index until a pop passes it: readers skip it.
--- Cost: a pop is 2 commands (the index's head, its bucket's), an insert 3 (the bucket by
--- score, its size, the add) plus a split once in ~Q.MAX/2 inserts, a removal 2.
+-- Cost: a pop is 2 commands (the index's head, its bucket's); an arrival 3 (the last bucket,
+-- its size, the add), 1 for the next ones of a batch in the same queue, 4 where it is not
+-- the newest (the bucket by its score), plus a split once in ~64 of those; a removal 2.
 --@include keys
 
 -- Redis keeps a sorted set of up to 128 entries (zset-max-listpack-entries) as one listpack.
@@ -110,9 +111,42 @@ function Q.make_room(qx, qbp, b, bk, s, below)
 end
 
 -- Add `member` with score s (a number, or its digits formatted once by the caller).
+-- An arrival is most often the newest of its queue (the oldest-first orders): it goes into
+-- the last bucket, found from the index's end, and a call remembers that bucket per queue
+-- ({key, bound, size}) so the rest of a batch's arrivals there are one ZADD each. Any other
+-- change of the queue in the call forgets it (a new bucket may follow it, or a pop drop it).
+Q.tail, Q.tail_call = {}, nil
+function Q.forget(qk)
+  if Q.tail_call ~= CALL then Q.tail, Q.tail_call = {}, CALL end
+  Q.tail[qk] = nil
+end
+
 function Q.add(cfg, qk, s, member)
+  if Q.tail_call ~= CALL then Q.tail, Q.tail_call = {}, CALL end
+  local sn = tonumber(s)
+  local t = Q.tail[qk]
+  if t and sn >= t[2] and t[3] < Q.MAX then
+    redis.call('ZADD', t[1], s, member)
+    t[3] = t[3] + 1
+    return
+  end
+  Q.tail[qk] = nil
   local qx, qbp = Q.keys(qk)
-  local b, below = Q.bucket_of(qx, s)
+  local b, below = nil, false
+  if string.sub(cfg.order, 1, 6) ~= 'newest' then
+    local last = redis.call('ZRANGE', qx, -1, -1, 'WITHSCORES')
+    if last[1] and sn >= tonumber(last[2]) then
+      local bk = Q.bucket_key(qk, qbp, last[1])
+      local n = redis.call('ZCARD', bk)
+      if n < Q.MAX then
+        redis.call('ZADD', bk, s, member)
+        Q.tail[qk] = {bk, tonumber(last[2]), n + 1}
+        return
+      end
+      b = last[1]
+    end
+  end
+  if not b then b, below = Q.bucket_of(qx, s) end
   if not b and Q.legacy_indexed(cfg, qk, qx) then b, below = Q.bucket_of(qx, s) end
   if not b then
     b = Q.new_bucket(qx, s)
@@ -129,21 +163,22 @@ end
 
 -- Take `member` out (its score s from conv_score, or nil). Returns whether it was there.
 function Q.rem(cfg, qk, s, member)
+  Q.forget(qk)
   local qx, qbp = Q.keys(qk)
   if s then
     local b = Q.bucket_of(qx, s)
     if b and redis.call('ZREM', Q.bucket_key(qk, qbp, b), member) == 1 then return true end
   end
   if not cfg.bq and redis.call('ZREM', qk, member) == 1 then return true end
-  -- not where its score says (a record out of step with its queue: check reports it)
-  for _, b in ipairs(redis.call('ZRANGE', qx, 0, -1)) do
-    if redis.call('ZREM', Q.bucket_key(qk, qbp, b), member) == 1 then return true end
-  end
-  return false
+  -- not where its score says: a queue of older settings an earlier version set (their order
+  -- was not kept), or a record out of step with its queue (check reports it); bucket by
+  -- bucket from the first (a re-bucketing takes the first)
+  return Q.buckets(cfg, qk, function(bk) return redis.call('ZREM', bk, member) == 1 end)
 end
 
 -- Take the first conversation out: it and its score, nil when the queue is empty.
 function Q.pop(cfg, qk)
+  Q.forget(qk)
   local qx, qbp = Q.keys(qk)
   while true do
     local b = redis.call('ZRANGE', qx, 0, 0)[1]
