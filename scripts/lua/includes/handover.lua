@@ -117,8 +117,14 @@ end
 
 -- The conversation fields moving it needs (give_conv), read once by a caller that also asks
 -- who holds it.
-local CONV_FIELDS = {'q', 'g', 'why', 'owner', 'held', 'ot', 'w', 'h', 'cust', 'so', 'fw', 'lw'}
-local function conv_row(conv) return redis.call('HMGET', K.conv(conv), unpack(CONV_FIELDS)) end
+-- `scored`: with what finds it in its queue (its start, first and last waiting arrival:
+-- queue.lua), for a move that takes it out of the queue itself (a press popped it).
+local CONV_FIELDS = {'q', 'g', 'why', 'owner', 'held', 'ot', 'w', 'h', 'cust'}
+local CONV_FIELDS_SCORED = {'q', 'g', 'why', 'owner', 'held', 'ot', 'w', 'h', 'cust', 'so', 'fw',
+  'lw'}
+local function conv_row(conv, scored)
+  return redis.call('HMGET', K.conv(conv), unpack(scored and CONV_FIELDS_SCORED or CONV_FIELDS))
+end
 
 -- The advisor other than `except` who holds messages of a conversation, if logged in. `c`:
 -- its conv_row when the caller has it.
@@ -148,7 +154,7 @@ end
 -- the messages as clients see them (read while moving them: no second read per message).
 local function give_conv(cfg, adv, conv, via, now, pushed, popped, c)
   local ck = K.conv(conv)
-  c = c or conv_row(conv)
+  c = c or conv_row(conv, not popped)
   if not popped and c[1] and c[1] ~= '' then
     Q.rem(cfg, q_key(c[1]), Q.conv_score(cfg, c[1], c[10], c[11], c[12]), conv)
   end
