@@ -117,8 +117,7 @@ end
 -- change of the queue in the call forgets it (a new bucket may follow it, or a pop drop it).
 Q.tail, Q.tail_call = {}, nil
 function Q.forget(qk)
-  if Q.tail_call ~= CALL then Q.tail, Q.tail_call = {}, CALL end
-  Q.tail[qk] = nil
+  if Q.tail_call == CALL then Q.tail[qk] = nil end  -- (another call's is never read)
 end
 
 function Q.add(cfg, qk, s, member)
