@@ -64,7 +64,7 @@ def test_a_queue_of_hundreds_waits_in_small_buckets_in_arrival_order(d: Dispatch
     assert_clean(d)
 
 
-def test_conversations_placed_back_among_older_ones_split_full_buckets_and_keep_the_order(
+def test_conversations_placed_back_before_the_stock_get_buckets_of_their_own_in_order(
         d: Dispatcher, clock: FakeClock) -> None:
     d.set_role(TEAM, "agent", push=True, capacity=100)
     d.ingest_many(TEAM, [message(i) for i in range(300)])
@@ -76,6 +76,21 @@ def test_conversations_placed_back_among_older_ones_split_full_buckets_and_keep_
     d.requeue_advisor(TEAM, "ann", int(d.redis.hget(P + "a:ann", "ep") or 0))
     assert listed(d) == [f"c{i}" for i in range(500)]
     assert_small_listpacks(d.redis)
+    assert_clean(d)
+
+
+def test_a_rebucketing_that_merges_two_groups_splits_full_buckets_and_keeps_the_order(
+        d: Dispatcher) -> None:
+    """Older settings' groups are re-bucketed one after the other: the second one's
+    conversations land among the first one's, in full buckets, which split."""
+    d.set_groups(TEAM, {"groups": [{"name": "A", "match": {"message_tags_any": ["a"]}}]})
+    d.ingest_many(TEAM, [message(i, tags=["a"] if i % 2 == 0 else []) for i in range(400)])
+    d.set_groups(TEAM, {"groups": []})
+    d.rebucket(TEAM)
+    queue = keys.queue(TEAM, 3, 0)
+    assert listed(d) == [f"c{i}" for i in range(400)]
+    assert sum(len(m) for _, _, m in buckets(d.redis, queue)) == 400
+    assert_small_listpacks(d.redis, queue)
     assert_clean(d)
 
 
