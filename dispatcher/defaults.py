@@ -103,6 +103,11 @@ ESCALATE_INTERVAL_S = 1.0
 
 #: Most priority groups and triage rules a team may have (each is evaluated per ingest).
 MAX_GROUPS = 32
+#: A queue's buckets counted one by one for the stock's figures (/metrics, the team view):
+#: past this many (about 16,000-32,000 waiting conversations in one group) the rest are taken
+#: as full as those, so one team's huge stock costs every scrape at most this many ZCARDs a
+#: queue (scripts/lua/includes/queue.lua).
+COUNTED_BUCKETS = 256
 #: Longest name of a priority group: shown on every message pushed from it, kept in the
 #: team's settings per version (groupnames.lua) and by the function library (short ones).
 MAX_GROUP_NAME = 64

@@ -228,3 +228,16 @@ def test_a_queue_an_earlier_version_kept_whole_works_and_migrate_moves_it_into_b
     assert_clean(d)
     assert other == {k: d.redis.dump(k) for k in d.redis.scan_iter(match="pi:{other}:*")
                      if not k.endswith(b":events")}
+
+
+def test_a_huge_queue_is_counted_from_its_first_buckets_so_a_scrape_stays_bounded(
+        d: Dispatcher, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past defaults.COUNTED_BUCKETS a queue's other buckets are taken as full as the first
+    ones (the stock's figures of one team's huge queue cost every /metrics scrape at most that
+    many ZCARDs); below it the count is exact."""
+    d.ingest_many(TEAM, [message(i) for i in range(600)])  # buckets of 128, 128, 128, 128, 88
+    assert {g["group"]: g["waiting"] for g in d.run(ops.group_stock(TEAM))} == {
+        "everything else": 600}
+    monkeypatch.setattr("dispatcher.defaults.COUNTED_BUCKETS", 2)
+    assert {g["group"]: g["waiting"] for g in d.run(ops.group_stock(TEAM))} == {
+        "everything else": 640}  # 256 counted in 2 of 5 buckets

@@ -679,16 +679,25 @@ def queue_sizes(qks: list[str], also: list[Cmd] | None = None) -> Op[tuple[list[
     """How many conversations wait in each queue (scripts/lua/includes/queue.lua: a ZCARD per
     bucket its index lists, and one of the queue's own key, the bucket an earlier version kept
     whole), with ``also`` in the first of the two round trips; returns the sizes and what
-    ``also`` answered."""
+    ``also`` answered. A queue of more than ``defaults.COUNTED_BUCKETS`` buckets is counted
+    from its first ones, times its buckets (what one team's huge stock costs every scrape of
+    /metrics stays bounded)."""
+    most = defaults.COUNTED_BUCKETS
     first = yield Commands([c for qk in qks for c in (
-        Cmd("zrange", (keys.queue_index(qk), 0, -1)), Cmd("zcard", (qk,)))] + (also or []))
-    listed = [[_s(b) for b in first[2 * i] if _s(b) != ""] for i in range(len(qks))]
+        Cmd("zrange", (keys.queue_index(qk), 0, most - 1)), Cmd("zcard", (qk,)),
+        Cmd("zcard", (keys.queue_index(qk),)))] + (also or []))
+    listed = [[_s(b) for b in first[3 * i] if _s(b) != ""] for i in range(len(qks))]
     cmds = [Cmd("zcard", (keys.queue_bucket(qk, b),))
             for qk, bs in zip(qks, listed, strict=True) for b in bs]
     counts = iter((yield Commands(cmds)) if cmds else [])
-    sizes = [int(first[2 * i + 1]) + sum(int(next(counts)) for _ in bs)
-             for i, bs in enumerate(listed)]
-    return sizes, first[2 * len(qks):]
+    sizes = []
+    for i, bs in enumerate(listed):
+        counted = sum(int(next(counts)) for _ in bs)
+        every = int(first[3 * i + 2]) - (len(first[3 * i]) - len(bs))  # its buckets but ''
+        if bs and every > len(bs):  # the rest, as full as those counted
+            counted = round(counted * every / len(bs))
+        sizes.append(int(first[3 * i + 1]) + counted)
+    return sizes, first[3 * len(qks):]
 
 
 def queue_heads(qks: list[str], last: bool) -> Op[list[Any]]:
