@@ -3,7 +3,7 @@
 -- its groups (`gn:<ver>:<i>` in the team's settings hash, the last index "everything else")
 -- and the why each group gives most messages (`gw:<ver>:<i>`: its criterion met through the
 -- first value of each of its lists); a conversation whose why is another keeps its own.
--- 40 bytes a waiting conversation at the benchmark's groups (docs/performance.md). A
+-- 32 bytes a waiting conversation at 1M, the benchmark's groups (docs/performance.md). A
 -- version's names are written with it (groups_set, team_create; migrate for a team an
 -- earlier version made, whose records keep both until then) and dropped with its last
 -- waiting conversation (groups_set, rebucket_batch). A record an earlier version wrote keeps
