@@ -198,3 +198,30 @@ def test_integers_beyond_64_bits_are_refused_naming_the_field(
     assert err.value.field == field
     assert online.stock(TEAM).total == 0
     online.ingest(TEAM, message(2, body={"n": 2**64 - 1}, attributes={"k": -(2**63)}))
+
+
+def test_a_long_batch_finds_what_is_stored_past_its_first_five_hundred_messages(
+        team: Dispatcher, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The script asks whether any of a batch's messages or conversations exists in one
+    EXISTS per 500 keys: a stored message or an open conversation at position 1,100 of a
+    library caller's batch of 1,200 is found as at position 1."""
+    from dispatcher import defaults
+
+    d = team
+    d.ingest(TEAM, message(1100))
+    d.ingest(TEAM, message("open", conv="c1150"))
+    batch = [message(i) for i in range(1200)]
+    before = _snapshot(d.redis)
+    with pytest.raises(ConflictError, match="m1100 was already ingested"):
+        d.ingest_many(TEAM, [*batch[:1100], {**batch[1100], "body": "other"}, *batch[1101:]])
+    assert not _changed(before, _snapshot(d.redis))
+    monkeypatch.setattr(defaults, "MAX_CONVERSATION", 2)
+    with pytest.raises(ValidationError, match="c1150 already holds 2"):
+        d.ingest_many(TEAM, [*batch, message(1150.5, conv="c1150")])
+    assert not _changed(before, _snapshot(d.redis))
+    status = d.ingest_many(TEAM, batch)
+    assert status[1100] == "duplicate"
+    assert status.count("queued") == 1199
+    assert d.redis.hget("pi:{acme}:c:c1150", "n") == b"2"  # one more, not a new record
+    assert d.stock(TEAM).total == 1201
+    assert_clean(d)

@@ -20,11 +20,24 @@
 local cfg = load_cfg()
 local now = now_ms()
 
--- Validate the whole batch before the first write.
+-- Whether any of `keys` exists: one EXISTS per 500 of them (unpack's bound), however long a
+-- batch a library caller sends.
+local function any_exists(keys)
+  for k = 1, #keys, 500 do
+    if redis.call('EXISTS', unpack(keys, k, math.min(k + 499, #keys))) > 0 then return true end
+  end
+  return false
+end
+
+-- Validate the whole batch before the first write. Most batches are new messages only: one
+-- EXISTS over all their keys says so, and then none is read.
 local seen = {}
 local status = {}
+local mkeys = {}
+for i, m in ipairs(O.msgs) do mkeys[i] = K.msg(m.id) end
+local stored = any_exists(mkeys)
 for i, m in ipairs(O.msgs) do
-  local prev = seen[m.id] or redis.call('HGET', K.msg(m.id), 'sum')
+  local prev = seen[m.id] or (stored and redis.call('HGET', mkeys[i], 'sum'))
   if prev then
     -- (an earlier version stored the checksum as 24 hex digits; 12 bytes now)
     if prev ~= m.sum and not (#prev == 24 and prev == hex(m.sum)) then
@@ -37,13 +50,23 @@ end
 -- A conversation holds at most O.maxconv messages not yet processed (waiting, or in an
 -- advisor's hands): a press, a requeue and a re-bucketing move a conversation whole, so this
 -- bounds the work of one call whatever an upstream sends.
--- (Read once per conversation: whether it exists, for the writes below.)
+-- (Read once per conversation: whether it exists, for the writes below. Most batches open
+-- new conversations only: one EXISTS over all their keys says so, and then none is read.)
 local exists = {}
+local ckeys = {}
+for i, m in ipairs(O.msgs) do
+  if not status[i] and exists[m.conv] == nil then
+    exists[m.conv] = false
+    ckeys[#ckeys + 1] = K.conv(m.conv)
+  end
+end
+if any_exists(ckeys) then exists = {} end
 if O.maxconv then
   local adding = {}
   for i, m in ipairs(O.msgs) do
     if not status[i] then
       local a = adding[m.conv]
+      if not a and exists[m.conv] == false then a = 0 end
       if not a then
         local c = redis.call('HMGET', K.conv(m.conv), 'held', 'w', 'q', 'n', 'cust')
         exists[m.conv] = (c[1] or c[4] or c[5]) and true or false
