@@ -174,9 +174,10 @@ end
 
 -- Place a conversation created by this message alone: its view comes from the message in
 -- hand, so nothing is read back (the common case: most messages open a conversation).
-local function place_new(m, ord, ord_s, skill)
+local function place_new(m, ck, ord, ord_s, skill)
   local view = { id = m.id, ch = m.ch, lang = m.lang, re = false,
-                 mt = toset(cmsgpack.unpack(m.mt)), at = cmsgpack.unpack(m.at), ord = ord,
+                 mt = m.mt == EMPTY_LIST and {} or toset(cmsgpack.unpack(m.mt)),
+                 at = m.at == EMPTY_MAP and {} or cmsgpack.unpack(m.at), ord = ord,
                  cust = m.cust }
   local gi, gn, why, pending = classify(cfg, view, cust_tags(m.cust))
   schedule(cfg, m.conv, pending)
@@ -191,7 +192,7 @@ local function place_new(m, ord, ord_s, skill)
   local q = q_field(qk)
   local named = group_fields(cfg, q, gn, why, false, false)
   if skill then named = {'rsk', skill, unpack(named)} end
-  redis.call('HSET', K.conv(m.conv), 'n', '1', 'cust', m.cust, 'so', ord_s, 'q', q, 'w', m.id,
+  redis.call('HSET', ck, 'n', '1', 'cust', m.cust, 'so', ord_s, 'q', q, 'w', m.id,
     unpack(named))
   return gn
 end
@@ -202,6 +203,7 @@ end
 local last_ord = tonumber(redis.call('HGET', K.cfg, 'lo') or '0') or 0
 local arrivals = {}
 chan_batch()  -- the channels' stock counts are written once per channel and second, below
+Q.batch()  -- the arrivals at each queue's last bucket are written together, below
 for i, m in ipairs(O.msgs) do
   if not status[i] then
     local ord = now * 1000
@@ -234,7 +236,7 @@ for i, m in ipairs(O.msgs) do
     if m.lang ~= '' then fields[#fields + 1] = 'lang'; fields[#fields + 1] = m.lang end
     if m.mt ~= EMPTY_LIST then fields[#fields + 1] = 'mt'; fields[#fields + 1] = m.mt end
     if m.at ~= EMPTY_MAP then fields[#fields + 1] = 'at'; fields[#fields + 1] = m.at end
-    redis.call('HSET', K.msg(m.id), unpack(fields))
+    redis.call('HSET', mkeys[i], unpack(fields))
     event(cfg, 'ingested', now, {'m', m.id, 'c', m.conv, 'ch', m.ch})
     local owner = not fresh and redis.call('HGET', ck, 'owner')
     local owner_st = owner and owner ~= '' and redis.call('HGET', K.adv(owner), 'st')
@@ -256,12 +258,12 @@ for i, m in ipairs(O.msgs) do
             'q', '')
         end
         give(cfg, adv, m.id, m.conv, 'triage', now, false, why)
-        redis.call('HSET', K.msg(m.id), 'why', why)
+        redis.call('HSET', mkeys[i], 'why', why)
         status[i] = 'assigned:' .. adv
       else
         to_waiting(m.id, m.conv, m.ch, now, true, true)  -- listed by place_new / enqueue
         local group
-        if fresh then group = place_new(m, ord, ord_s, skill) else group = enqueue(m.id, m.conv) end
+        if fresh then group = place_new(m, ck, ord, ord_s, skill) else group = enqueue(m.id, m.conv) end
         if group then arrivals[group] = (arrivals[group] or 0) + 1 end
         status[i] = 'queued'
       end
@@ -273,6 +275,7 @@ for group, n in pairs(arrivals) do
   rep_add(cfg, now, 'ga|' .. group, n)
   rep_recent(now, 'a|' .. group, n)
 end
+Q.flush()
 cfg_note('lo', string.format('%d', last_ord))
 chan_flush(cfg)
 return reply(status)

@@ -21,6 +21,7 @@ Q.MAX = 128
 -- the same (a press names each group's).
 Q.names, Q.names_p = {}, nil
 function Q.keys(qk)
+  if Q.pend_call == CALL then Q.flush() end  -- every other look at a queue comes here first
   if P ~= Q.names_p then Q.names, Q.names_p = {}, P end
   local k = Q.names[qk]
   if not k then
@@ -120,12 +121,32 @@ function Q.forget(qk)
   if Q.tail_call == CALL then Q.tail[qk] = nil end  -- (another call's is never read)
 end
 
+-- A batch (ingest: Q.batch() before its arrivals, Q.flush() after them) writes those that go
+-- into a last bucket remembered above with one ZADD per bucket at the flush, rather than one
+-- each; any other look at a queue in the call (Q.keys) flushes them first, so every reader,
+-- the batch's own included, sees them where they belong.
+Q.pend, Q.pend_call = {}, nil
+function Q.batch() Q.pend, Q.pend_call = {}, CALL end
+function Q.flush()
+  if Q.pend_call ~= CALL then return end
+  local pend = Q.pend
+  Q.pend = {}
+  for bk, args in pairs(pend) do redis.call('ZADD', bk, unpack(args)) end
+end
+
 function Q.add(cfg, qk, s, member)
   if Q.tail_call ~= CALL then Q.tail, Q.tail_call = {}, CALL end
   local sn = tonumber(s)
   local t = Q.tail[qk]
   if t and sn >= t[2] and t[3] < Q.MAX then
-    redis.call('ZADD', t[1], s, member)
+    if Q.pend_call == CALL then
+      local args = Q.pend[t[1]]
+      if not args then args = {}; Q.pend[t[1]] = args end
+      args[#args + 1] = s
+      args[#args + 1] = member
+    else
+      redis.call('ZADD', t[1], s, member)
+    end
     t[3] = t[3] + 1
     return
   end
