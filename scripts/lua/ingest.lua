@@ -175,11 +175,11 @@ end
 -- Place a conversation created by this message alone: its view comes from the message in
 -- hand, so nothing is read back (the common case: most messages open a conversation).
 local function place_new(m, ck, ord, ord_s, skill)
-  local view = { id = m.id, ch = m.ch, lang = m.lang, re = false,
-                 mt = m.mt == EMPTY_LIST and {} or toset(cmsgpack.unpack(m.mt)),
-                 at = m.at == EMPTY_MAP and {} or cmsgpack.unpack(m.at), ord = ord,
-                 cust = m.cust }
-  local gi, gn, why, pending = classify(cfg, view, cust_tags(m.cust))
+  local need = group_needs(cfg)  -- (tags, attributes, customer's tags: what a group reads)
+  local view = { id = m.id, ch = m.ch, lang = m.lang, re = false, ord = ord, cust = m.cust,
+                 mt = need.mt and m.mt ~= EMPTY_LIST and toset(cmsgpack.unpack(m.mt)) or {},
+                 at = need.at and m.at ~= EMPTY_MAP and cmsgpack.unpack(m.at) or {} }
+  local gi, gn, why, pending = classify(cfg, view, need.ct and cust_tags(m.cust) or {})
   schedule(cfg, m.conv, pending)
   local qk = group_queue(cfg, gi, skill)
   local sc = Q.score(cfg.order, ord, ord, ord)

@@ -126,6 +126,23 @@ local function match(r, m, ct)
   return table.concat(why, ' and ')
 end
 
+-- What the team's groups look at (per call): a message's tags (`mt`), its attributes (`at`),
+-- its customer's tags (`ct`). A view made for them alone (ingest's, one a message) leaves out
+-- what none reads: most teams' groups look at one or two things.
+local NEEDS, NEEDS_CALL = nil, nil
+local function group_needs(cfg)
+  if NEEDS_CALL ~= CALL then
+    NEEDS, NEEDS_CALL = {}, CALL
+    for _, g in ipairs(cfg_groups(cfg)) do
+      local r = g.m
+      if r.mt_any or r.mt_all then NEEDS.mt = true end
+      if r.attr_eq or r.attr_in then NEEDS.at = true end
+      if r.ct_any or r.ct_all then NEEDS.ct = true end
+    end
+  end
+  return NEEDS
+end
+
 -- Index of the first group matching (0-based), its name and the criterion; the last index
 -- (#groups) is "everything else". Fourth: the earlier groups the message will match once it
 -- has waited long enough, as {index, due ms} (nil when none).
