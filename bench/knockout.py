@@ -44,7 +44,7 @@ KNOCKOUTS = (
     Knockout("events", "XADD a press, XADD a reply", (
         ("includes/events.lua",
          "  redis.call('XADD', K.events, 'MAXLEN', '~', cfg.evmax, '*', 'e', kind, 't', "
-         "ms(now),\n    unpack(fields))\n", ""),
+         "ms(now), ...)\n", ""),
     )),
     Knockout("capacity", "HLEN, ZADD push, HINCRBY pconv a press; ZREM push, HDEL a reply", (
         ("includes/press.lua", " or\n      redis.call('HLEN', K.pconv(a.id)) >= role.cap then",

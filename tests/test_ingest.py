@@ -225,3 +225,28 @@ def test_a_long_batch_finds_what_is_stored_past_its_first_five_hundred_messages(
     assert d.redis.hget("pi:{acme}:c:c1150", "n") == b"2"  # one more, not a new record
     assert d.stock(TEAM).total == 1201
     assert_clean(d)
+
+
+def test_each_new_conversation_of_a_batch_waits_in_the_group_its_own_message_matches(
+        online: Dispatcher) -> None:
+    """A batch decodes each distinct tag list and attribute map once and shares it between
+    the messages that carry it: each message is still classified by its own."""
+    d = online
+    d.set_groups(TEAM, {"groups": [
+        {"name": "Refunds", "match": {"message_tags_any": ["refund"]}},
+        {"name": "Gold", "match": {"attribute_equals": {"tier": "gold"}}},
+    ]})
+    d.ingest_many(TEAM, [
+        message(1), message(2, tags=["refund"]), message(3, attributes={"tier": "gold"}),
+        message(4, tags=["other"]), message(5, tags=["refund"], attributes={"tier": "gold"}),
+        message(6, attributes={"tier": "silver"}), message(7, tags=["refund"]),
+    ])
+    pushed = []
+    for _ in range(7):
+        m = d.next(TEAM, "ann").messages[0]
+        pushed.append((m.id, m.group))
+        d.archive(TEAM, "ann", m.id)
+    assert pushed == [("m2", "Refunds"), ("m5", "Refunds"), ("m7", "Refunds"), ("m3", "Gold"),
+                      ("m1", "everything else"), ("m4", "everything else"),
+                      ("m6", "everything else")]
+    assert_clean(d)

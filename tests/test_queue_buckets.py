@@ -241,3 +241,18 @@ def test_a_huge_queue_is_counted_from_its_first_buckets_so_a_scrape_stays_bounde
     monkeypatch.setattr("dispatcher.defaults.COUNTED_BUCKETS", 2)
     assert {g["group"]: g["waiting"] for g in d.run(ops.group_stock(TEAM))} == {
         "everything else": 640}  # 256 counted in 2 of 5 buckets
+
+
+def test_a_conversation_promoted_within_its_own_batch_waits_in_one_queue(d: Dispatcher) -> None:
+    """A batch's arrivals at a last bucket are written together at its end: a conversation
+    opened early in a batch and moved to an earlier group by a later message of the same
+    batch is taken out of where it was placed first, not left there as well."""
+    d.set_groups(TEAM, {"groups": [{"name": "VIP", "match": {"message_tags_any": ["vip"]}}]})
+    d.ingest_many(TEAM, [message(i) for i in range(5)])  # a last bucket for the batch to find
+    # (the call's first arrival at a queue finds its last bucket; the next ones are kept aside)
+    d.ingest_many(TEAM, [message(9), message(10), message(11, conv="c10", tags=["vip"]),
+                         message(12)])
+    assert listed(d) == ["c10", "c0", "c1", "c2", "c3", "c4", "c9", "c12"]
+    assert d.next(TEAM, "ann").messages[0].id == "m10"
+    assert listed(d) == ["c0", "c1", "c2", "c3", "c4", "c9", "c12"]
+    assert_clean(d)

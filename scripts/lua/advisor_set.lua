@@ -21,5 +21,5 @@ end
 redis.call('HSET', ak, 'role', O.role, 'name', O.name)
 if O.skills then write_skills(O.adv, nil, O.skills) end
 redis.call('SADD', K.advisors, O.adv)
-event(cfg, 'advisor_set', now, {'a', O.adv, 'role', O.role})
+event(cfg, 'advisor_set', now, 'a', O.adv, 'role', O.role)
 return reply({status = 'ok'})

@@ -20,5 +20,5 @@ if a.st == 'brk' then
 end
 local bep = redis.call('HINCRBY', K.adv(a.id), 'bep', 1)
 redis.call('HSET', K.adv(a.id), 'st', 'brk', 'bs', now, 'bu', O['until'] or '')
-event(cfg, 'break_started', now, {'a', a.id})
+event(cfg, 'break_started', now, 'a', a.id)
 return reply({status = 'ok', epoch = bep, since = now, ['until'] = O['until']})

@@ -19,5 +19,5 @@ local moved = 0
 for _, conv in ipairs(customer_convs(O.cust)) do
   if replace_waiting(cfg, conv) then moved = moved + 1 end
 end
-event(cfg, 'customer_tags', now, {'cust', O.cust})
+event(cfg, 'customer_tags', now, 'cust', O.cust)
 return reply({status = 'ok', moved = moved})

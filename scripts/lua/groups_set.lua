@@ -47,5 +47,5 @@ cfg_write('ver', ver, 'groups', O.groups, 'ng', #groups,
   'tg', #timed > 0 and cmsgpack.pack(timed) or EMPTY_LIST,
   'gtw', any_target and cmsgpack.pack(targets) or EMPTY_LIST,
   unpack(group_names_fields(ver, groups)))
-event(cfg, 'groups_changed', now, {'ver', ver})
+event(cfg, 'groups_changed', now, 'ver', ver)
 return reply({status = 'ok', version = ver, rebucket = #old > 0})

@@ -18,7 +18,7 @@ touch(a, now)
 if O.off then
   if redis.call('SREM', K.hold(a.id), O.msg) == 0 then return reply({status = 'noop'}) end
   redis.call('HSET', K.msg(O.msg), 'ho', '2')  -- held, then taken off: in neither list
-  event(cfg, 'unheld', now, {'m', O.msg, 'a', a.id, 'c', conv})
+  event(cfg, 'unheld', now, 'm', O.msg, 'a', a.id, 'c', conv)
   return reply({status = 'ok'})
 end
 if redis.call('SADD', K.hold(a.id), O.msg) == 0 then return reply({status = 'noop'}) end
@@ -28,5 +28,5 @@ if redis.call('ZREM', K.push(a.id), O.msg) == 1 then
     redis.call('HDEL', K.pconv(a.id), conv)
   end
 end
-event(cfg, 'held', now, {'m', O.msg, 'a', a.id, 'c', conv})
+event(cfg, 'held', now, 'm', O.msg, 'a', a.id, 'c', conv)
 return reply({status = 'ok'})

@@ -15,5 +15,5 @@ if redis.call('HDEL', K.hooks, O.id) == 0 then
 end
 redis.pcall('XGROUP', 'DESTROY', K.events, 'h:' .. O.id)
 redis.call('HDEL', K.hookjobs, O.id)
-event(cfg, 'hook_deleted', now, {'hook', O.id})
+event(cfg, 'hook_deleted', now, 'hook', O.id)
 return reply({status = 'ok'})

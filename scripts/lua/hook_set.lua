@@ -17,5 +17,5 @@ if redis.call('HEXISTS', K.hooks, O.id) == 0 and O.max
 end
 redis.pcall('XGROUP', 'CREATE', K.events, 'h:' .. O.id, '$', 'MKSTREAM')
 redis.call('HSET', K.hooks, O.id, O.hook)
-event(cfg, 'hook_set', now, {'hook', O.id})
+event(cfg, 'hook_set', now, 'hook', O.id)
 return reply({status = 'ok'})

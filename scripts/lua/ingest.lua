@@ -53,11 +53,12 @@ end
 -- (Read once per conversation: whether it exists, for the writes below. Most batches open
 -- new conversations only: one EXISTS over all their keys says so, and then none is read.)
 local exists = {}
-local ckeys = {}
+local ckeys, ckey = {}, {}
 for i, m in ipairs(O.msgs) do
   if not status[i] and exists[m.conv] == nil then
     exists[m.conv] = false
-    ckeys[#ckeys + 1] = K.conv(m.conv)
+    ckey[m.conv] = K.conv(m.conv)
+    ckeys[#ckeys + 1] = ckey[m.conv]
   end
 end
 if any_exists(ckeys) then exists = {} end
@@ -172,13 +173,26 @@ local function triage(id, cust)
   return nil
 end
 
+-- A batch's tag lists and attribute maps, decoded once each (messages share them: a view
+-- only reads them).
+local tag_sets, attr_maps = {}, {}
+local function decoded(memo, packed, as_set)
+  local v = memo[packed]
+  if not v then
+    v = cmsgpack.unpack(packed)
+    if as_set then v = toset(v) end
+    memo[packed] = v
+  end
+  return v
+end
+
 -- Place a conversation created by this message alone: its view comes from the message in
 -- hand, so nothing is read back (the common case: most messages open a conversation).
 local function place_new(m, ck, ord, ord_s, skill)
   local need = group_needs(cfg)  -- (tags, attributes, customer's tags: what a group reads)
   local view = { id = m.id, ch = m.ch, lang = m.lang, re = false, ord = ord, cust = m.cust,
-                 mt = need.mt and m.mt ~= EMPTY_LIST and toset(cmsgpack.unpack(m.mt)) or {},
-                 at = need.at and m.at ~= EMPTY_MAP and cmsgpack.unpack(m.at) or {} }
+                 mt = need.mt and decoded(tag_sets, m.mt, true) or {},
+                 at = need.at and decoded(attr_maps, m.at, false) or {} }
   local gi, gn, why, pending = classify(cfg, view, need.ct and cust_tags(m.cust) or {})
   schedule(cfg, m.conv, pending)
   local qk = group_queue(cfg, gi, skill)
@@ -211,7 +225,7 @@ for i, m in ipairs(O.msgs) do
     last_ord = ord
     local ord_s = string.format('%d', ord)  -- written three times: formatted once (keys.lua's ms)
     if m.ctags then set_customer_tags(m.cust, m.ctags) end
-    local ck = K.conv(m.conv)
+    local ck = ckey[m.conv]
     local fresh
     if exists[m.conv] == nil then fresh = redis.call('EXISTS', ck) == 0
     else fresh = not exists[m.conv] end
@@ -237,7 +251,7 @@ for i, m in ipairs(O.msgs) do
     if m.mt ~= EMPTY_LIST then fields[#fields + 1] = 'mt'; fields[#fields + 1] = m.mt end
     if m.at ~= EMPTY_MAP then fields[#fields + 1] = 'at'; fields[#fields + 1] = m.at end
     redis.call('HSET', mkeys[i], unpack(fields))
-    event(cfg, 'ingested', now, {'m', m.id, 'c', m.conv, 'ch', m.ch})
+    event(cfg, 'ingested', now, 'm', m.id, 'c', m.conv, 'ch', m.ch)
     local owner = not fresh and redis.call('HGET', ck, 'owner')
     local owner_st = owner and owner ~= '' and redis.call('HGET', K.adv(owner), 'st')
     if owner_st and owner_st ~= 'off' then

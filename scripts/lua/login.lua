@@ -25,7 +25,7 @@ end
 local ep = redis.call('HINCRBY', K.adv(a.id), 'ep', 1)
 redis.call('HSET', K.adv(a.id), 'st', 'on', 'li', now, 'sn', ms(now))
 redis.call('ZADD', K.online, now, a.id)
-event(cfg, 'logged_in', now, {'a', a.id})
+event(cfg, 'logged_in', now, 'a', a.id)
 -- Back while the requeue of the last session was under way: for each conversation still in
 -- the advisor's hands, one holder. When another logged-in advisor took the conversation up
 -- meanwhile, what this advisor still holds of it goes to them; otherwise the advisor holds it

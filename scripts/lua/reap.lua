@@ -22,7 +22,7 @@ for _, adv in ipairs(redis.call('ZRANGEBYSCORE', K.online, '-inf', O.cutoff, 'LI
     end_break(cfg, a, math.min(now, bu or now), O.why or 'not seen')
     local ep = redis.call('HINCRBY', K.adv(adv), 'ep', 1)
     redis.call('HSET', K.adv(adv), 'st', 'off', 'req', '')
-    event(cfg, 'logged_out', now, {'a', adv, 'why', O.why or 'not seen'})
+    event(cfg, 'logged_out', now, 'a', adv, 'why', O.why or 'not seen')
     out[#out + 1] = {adv, ep}
     redis.call('ZREM', K.online, adv)
   else

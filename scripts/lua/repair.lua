@@ -195,7 +195,7 @@ for id, m in pairs(msgs) do
       to_waiting(id, m.conv, m.ch, m.ts)
       m.back = true
       touched[m.conv] = true
-      event(cfg, 'requeued', now, {'m', id, 'c', m.conv, 'why', 'repair'})
+      event(cfg, 'requeued', now, 'm', id, 'c', m.conv, 'why', 'repair')
       fix()
     end
   elseif (m.st == 'h' or m.st == 'q' or m.st == 'd') and not in_set[id] then

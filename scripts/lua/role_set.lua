@@ -13,5 +13,5 @@ local now = now_ms()
 redis.call('HSET', K.role(O.role), 'push', O.push and '1' or '0', 'cap', O.cap)
 cfg_write()  -- a new settings generation: no call keeps the role as it was
 redis.call('SADD', K.roles, O.role)
-event(cfg, 'role_set', now, {'role', O.role, 'push', O.push and '1' or '0', 'cap', O.cap})
+event(cfg, 'role_set', now, 'role', O.role, 'push', O.push and '1' or '0', 'cap', O.cap)
 return reply({status = 'ok'})

@@ -22,5 +22,5 @@ end
 if #names == 0 then return reply({status = 'noop'}) end
 cfg_write(unpack(args))
 table.sort(names)
-event(cfg, 'settings_changed', now, {'fields', table.concat(names, ',')})
+event(cfg, 'settings_changed', now, 'fields', table.concat(names, ','))
 return reply({status = 'ok'})

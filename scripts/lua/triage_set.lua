@@ -16,5 +16,5 @@ for i, r in ipairs(cmsgpack.unpack(O.rules)) do
   end
 end
 cfg_write('triage', O.rules)
-event(cfg, 'triage_changed', now, {})
+event(cfg, 'triage_changed', now)
 return reply({status = 'ok'})

@@ -31,7 +31,7 @@ local function done_writes(cfg, now, a, kind, field, conv, pushed_at, ho)
   redis.call('HSET', K.msg(O.msg), 'st', 'd', 'dk', kind, 'dt', ms(now), 'by', a.id)
   redis.call('ZADD', K.done, ms(now), O.msg)
   day_add(cfg, now, field .. ':' .. a.id, 1)  -- the team's total is their sum, when read
-  event(cfg, kind, now, {'m', O.msg, 'a', a.id, 'c', conv})
+  event(cfg, kind, now, 'm', O.msg, 'a', a.id, 'c', conv)
 end
 
 -- Reply or archive, the whole call.

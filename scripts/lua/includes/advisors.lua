@@ -91,7 +91,7 @@ local function end_break(cfg, a, at, why)
   if at > (tonumber(redis.call('ZSCORE', K.online, a.id)) or 0) then
     redis.call('ZADD', K.online, ms(at), a.id)
   end
-  event(cfg, 'break_ended', at, {'a', a.id, 'ms', at - s, 'why', why})
+  event(cfg, 'break_ended', at, 'a', a.id, 'ms', at - s, 'why', why)
   return at - s
 end
 

@@ -13,7 +13,17 @@
 -- readers add both. Every writer of the index is here (and check's and repair's reads).
 --@include keys
 
-local function chan_second(ts) return string.format('%d', math.floor(tonumber(ts) / 1000)) end
+-- (the last one kept: a batch's arrivals share their second)
+local chan_second
+do
+  local last_ts, last_s = nil, nil
+  chan_second = function(ts)
+    if ts ~= last_ts then
+      last_ts, last_s = ts, string.format('%d', math.floor(tonumber(ts) / 1000))
+    end
+    return last_s
+  end
+end
 
 -- A batch (ingest) keeps its changes to the counts in Lua and writes each channel's and
 -- second's once, at its end (`chan_flush`): a hundred arrivals on four channels in one second

@@ -3,10 +3,10 @@
 -- their sum, read when asked).
 --@include keys
 
-local function event(cfg, kind, now, fields)
-  -- fields expanded as the call's last arguments: no table copied per event (measured)
-  redis.call('XADD', K.events, 'MAXLEN', '~', cfg.evmax, '*', 'e', kind, 't', ms(now),
-    unpack(fields))
+-- `...`: the event's fields and values, passed on as the call's last arguments (no table
+-- made per event: an ingest writes one a message, a press one a message pushed)
+local function event(cfg, kind, now, ...)
+  redis.call('XADD', K.events, 'MAXLEN', '~', cfg.evmax, '*', 'e', kind, 't', ms(now), ...)
 end
 
 -- Figures (day hashes, report hours) expire after `dttl`; the expiry is set once, when the

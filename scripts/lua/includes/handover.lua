@@ -98,7 +98,7 @@ local function hand_over(cfg, adv, id, conv, via, now, pushed, why, extra, ot, i
   redis.call('ZADD', K.cur(adv), ot or t, id)
   if not in_record then redis.call('SADD', K.held(conv), id) end
   if pushed then redis.call('ZADD', K.push(adv), t, id) end
-  event(cfg, 'assigned', now, {'m', id, 'a', adv, 'c', conv, 'via', via, 'why', why or ''})
+  event(cfg, 'assigned', now, 'm', id, 'a', adv, 'c', conv, 'via', via, 'why', why or '')
 end
 
 -- Give one message to an advisor, and its conversation with it. In their hands it is

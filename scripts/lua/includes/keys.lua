@@ -86,7 +86,16 @@ end
 -- waiting. The prefix in every waiting conversation's record cost 16 bytes of it at the
 -- benchmark's team id, more for a longer one. A record an earlier version wrote keeps the
 -- whole key (it starts with the prefix, never a digit) and is read as it is.
-local function q_field(qk) return string.sub(qk, #P + 3) end
+local q_field  -- (kept per queue key while the team is the same: a batch names a few)
+do
+  local fields, fields_p = {}, nil
+  q_field = function(qk)
+    if P ~= fields_p then fields, fields_p = {}, P end
+    local f = fields[qk]
+    if not f then f = string.sub(qk, #P + 3); fields[qk] = f end
+    return f
+  end
+end
 local function q_key(v)
   if not v or v == '' then return v end
   local b = string.byte(v, 1)

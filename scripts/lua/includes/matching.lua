@@ -62,9 +62,11 @@ local function duration(s)
   return s .. ' s'
 end
 
--- `list` with `x` added (a new list for nil).
+-- `list` with `x` added: the first criterion met is kept as it is (no table: most groups
+-- a message meets name one), a second makes the list.
 local function with(list, x)
-  if not list then return {x} end
+  if not list then return x end
+  if type(list) == 'string' then return {list, x} end
   list[#list + 1] = x
   return list
 end
@@ -122,7 +124,7 @@ local function match(r, m, ct)
     why = with(why, 'waiting longer than ' .. duration(r.wt))
   end
   if not why then return 'matches every message' end
-  if #why == 1 then return why[1] end
+  if type(why) == 'string' then return why end
   return table.concat(why, ' and ')
 end
 

@@ -18,12 +18,12 @@ local function requeue_msg(cfg, id, conv, now, why, listed, uncounted)
   if n > cfg.mreq then
     redis.call('HSET', mk, 'st', 'q', 'adv', '', 'via', '', 'pt', '')
     redis.call('ZADD', K.quar, now, id)
-    event(cfg, 'quarantined', now, {'m', id, 'c', conv, 'why', why, 'n', n})
+    event(cfg, 'quarantined', now, 'm', id, 'c', conv, 'why', why, 'n', n)
     return 'q'
   end
   local v = redis.call('HMGET', mk, 'ch', 'ts', 'ord')
   to_waiting(id, conv, v[1], arrival_ms(v[2], v[3]), listed)
-  event(cfg, 'requeued', now, {'m', id, 'c', conv, 'why', why})
+  event(cfg, 'requeued', now, 'm', id, 'c', conv, 'why', why)
   return 'w'
 end
 
