@@ -15,8 +15,17 @@ from dispatcher import Dispatcher, PushinboxError
 from dispatcher.testing import RedisServer
 
 
+#: With `everysec`, Redis postpones writing its append-only file for up to two seconds while
+#: the last second's fsync is still running (a slow or busy disk), and answers clients
+#: meanwhile: a process killed then loses what it acknowledged in those seconds (seen in this
+#: suite under load). With `always` it writes before answering.
+EVERYSEC_WINDOW_S = 3.0
+
+
 @pytest.mark.parametrize("fsync", ["always", "everysec"])
 def test_acknowledged_ingests_survive_a_redis_crash_and_restart(fsync: str) -> None:
+    """Every acknowledged ingest and reply is there after a SIGKILL and a restart from the
+    append-only file; with `everysec`, all but those acknowledged in its last seconds."""
     server = RedisServer(appendonly=True, appendfsync=fsync).start()
     try:
         d = Dispatcher(redis.Redis(port=server.port, socket_timeout=2))
@@ -27,6 +36,7 @@ def test_acknowledged_ingests_survive_a_redis_crash_and_restart(fsync: str) -> N
             d.login(TEAM, adv)
         acked: list[str] = []
         done: set[str] = set()
+        when: dict[str, float] = {}  # each acknowledgement's time
         stop = threading.Event()
 
         def upstream(k: int) -> None:
@@ -37,6 +47,7 @@ def test_acknowledged_ingests_survive_a_redis_crash_and_restart(fsync: str) -> N
                 try:
                     client.ingest(TEAM, message(mid))
                     acked.append(f"m{mid}")
+                    when[f"m{mid}"] = time.monotonic()
                 except PushinboxError:
                     return  # Redis went away: this call was not acknowledged
                 i += 1
@@ -49,6 +60,7 @@ def test_acknowledged_ingests_survive_a_redis_crash_and_restart(fsync: str) -> N
                     for m in push.messages:
                         client.reply(TEAM, name, m.id)
                         done.add(m.id)
+                        when[f"reply {m.id}"] = time.monotonic()
                 except PushinboxError:
                     return
 
@@ -58,6 +70,7 @@ def test_acknowledged_ingests_survive_a_redis_crash_and_restart(fsync: str) -> N
             t.start()
         while len(acked) < 2000:
             time.sleep(0.01)
+        killed = time.monotonic()
         server.stop(kill=True)  # SIGKILL mid-stream
         stop.set()
         for t in threads:
@@ -65,10 +78,16 @@ def test_acknowledged_ingests_survive_a_redis_crash_and_restart(fsync: str) -> N
 
         server.start()  # same folder: replays the append-only file
         d = Dispatcher(redis.Redis(port=server.port))
-        found = d.messages(TEAM, acked)
-        assert {m.id for m in found} == set(acked), "an acknowledged ingest was lost"
-        replied = [m.id for m in d.messages(TEAM, sorted(done)) if m.done == "replied"]
-        assert sorted(replied) == sorted(done), "an acknowledged reply was lost"
+        window = 0.0 if fsync == "always" else EVERYSEC_WINDOW_S
+        found = {m.id for m in d.messages(TEAM, acked)}
+        lost = {m: killed - when[m] for m in set(acked) - found}
+        assert all(ago <= window for ago in lost.values()), (
+            f"acknowledged ingests lost (seconds before the kill): {lost}")
+        replied = {m.id for m in d.messages(TEAM, sorted(done)) if m.done == "replied"}
+        unreplied = {m: killed - when[f"reply {m}"] for m in done - replied
+                     if m in found}  # (a reply to a message lost with it is lost too)
+        assert all(ago <= window for ago in unreplied.values()), (
+            f"acknowledged replies lost (seconds before the kill): {unreplied}")
         assert_clean(d)
     finally:
         server.stop()
