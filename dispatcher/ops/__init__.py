@@ -427,7 +427,7 @@ def triage(team: str) -> Op[list[TriageRule]]:
 def ingest_one(team: str, message: object) -> Op[str]:
     """Store one message: 'queued', 'assigned:<advisor>' or 'duplicate'."""
     parsed = IncomingMessage.parse(message)
-    result: list[str] = yield Script("ingest", team, {"msgs": [parsed.to_script()],
+    result: list[str] = yield Script("ingest", team, {"msgs": parsed.to_script(),
                                                       "maxch": defaults.MAX_CHANNELS,
                                                       "maxconv": defaults.MAX_CONVERSATION})
     return result[0]
@@ -448,7 +448,8 @@ def ingest_many(team: str, messages: Iterable[object]) -> Op[list[str]]:
             ) from exc
     if not parsed:
         return []
-    result: list[str] = yield Script("ingest", team, {"msgs": [p.to_script() for p in parsed],
+    result: list[str] = yield Script("ingest", team, {"msgs": [v for p in parsed
+                                                               for v in p.to_script()],
                                                       "maxch": defaults.MAX_CHANNELS,
                                                       "maxconv": defaults.MAX_CONVERSATION})
     return result

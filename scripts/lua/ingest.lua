@@ -5,8 +5,10 @@
 -- a different content is refused, and then nothing of the batch is stored.
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix "pi:{team}:"
--- ARGV[2] msgpack {now?, maxch?, maxconv?, msgs = [{id, conv, cust, ch, lang, mt, at, body, sum, ctags?}]}
---         mt / at / body / ctags are msgpack-encoded by the caller (validated there).
+-- ARGV[2] msgpack {now?, maxch?, maxconv?, msgs = [id, conv, cust, ch, lang, mt, at, body, sum,
+--         ctags, id, conv, ...]}: ten values a message in a row (read in place, no table made
+--         a message); mt / at / body / ctags are msgpack-encoded by the caller (validated
+--         there), ctags '' when not given.
 -- Returns: msgpack a status per message: 'queued', 'duplicate' or 'assigned:<advisor>'
 -- Fails: conflict, invalid, not_found
 -- Events: assigned, ingested
@@ -29,23 +31,28 @@ local function any_exists(keys)
   return false
 end
 
+-- The batch: message i's values are F[b + 1] .. F[b + 10], b = (i - 1) * 10, in ARGV's order.
+local F = O.msgs
+local N = #F / 10
+
 -- Validate the whole batch before the first write. Most batches are new messages only: one
 -- EXISTS over all their keys says so, and then none is read.
 local seen = {}
 local status = {}
 local mkeys = {}
-for i, m in ipairs(O.msgs) do mkeys[i] = K.msg(m.id) end
+for i = 1, N do mkeys[i] = K.msg(F[i * 10 - 9]) end
 local stored = any_exists(mkeys)
-for i, m in ipairs(O.msgs) do
-  local prev = seen[m.id] or (stored and redis.call('HGET', mkeys[i], 'sum'))
+for i = 1, N do
+  local id, sum = F[i * 10 - 9], F[i * 10 - 1]
+  local prev = seen[id] or (stored and redis.call('HGET', mkeys[i], 'sum'))
   if prev then
     -- (an earlier version stored the checksum as 24 hex digits; 12 bytes now)
-    if prev ~= m.sum and not (#prev == 24 and prev == hex(m.sum)) then
-      fail('conflict', 'id', 'message ' .. m.id .. ' was already ingested with a different content')
+    if prev ~= sum and not (#prev == 24 and prev == hex(sum)) then
+      fail('conflict', 'id', 'message ' .. id .. ' was already ingested with a different content')
     end
     status[i] = 'duplicate'
   end
-  seen[m.id] = m.sum
+  seen[id] = sum
 end
 -- A conversation holds at most O.maxconv messages not yet processed (waiting, or in an
 -- advisor's hands): a press, a requeue and a re-bucketing move a conversation whole, so this
@@ -54,31 +61,33 @@ end
 -- new conversations only: one EXISTS over all their keys says so, and then none is read.)
 local exists = {}
 local ckeys, ckey = {}, {}
-for i, m in ipairs(O.msgs) do
-  if not status[i] and exists[m.conv] == nil then
-    exists[m.conv] = false
-    ckey[m.conv] = K.conv(m.conv)
-    ckeys[#ckeys + 1] = ckey[m.conv]
+for i = 1, N do
+  local conv = F[i * 10 - 8]
+  if not status[i] and exists[conv] == nil then
+    exists[conv] = false
+    ckey[conv] = K.conv(conv)
+    ckeys[#ckeys + 1] = ckey[conv]
   end
 end
 if any_exists(ckeys) then exists = {} end
 if O.maxconv then
   local adding = {}
-  for i, m in ipairs(O.msgs) do
+  for i = 1, N do
+    local conv = F[i * 10 - 8]
     if not status[i] then
-      local a = adding[m.conv]
-      if not a and exists[m.conv] == false then a = 0 end
+      local a = adding[conv]
+      if not a and exists[conv] == false then a = 0 end
       if not a then
-        local c = redis.call('HMGET', K.conv(m.conv), 'held', 'w', 'q', 'n', 'cust')
-        exists[m.conv] = (c[1] or c[4] or c[5]) and true or false
+        local c = redis.call('HMGET', ckey[conv], 'held', 'w', 'q', 'n', 'cust')
+        exists[conv] = (c[1] or c[4] or c[5]) and true or false
         -- nothing waits in a conversation that is in no queue
-        local waiting = (c[3] and c[3] ~= '') and waiting_count(m.conv, c[2]) or 0
+        local waiting = (c[3] and c[3] ~= '') and waiting_count(conv, c[2]) or 0
         a = (tonumber(c[1] or '0') or 0) + waiting
       end
       a = a + 1
-      adding[m.conv] = a
+      adding[conv] = a
       if a > tonumber(O.maxconv) then
-        fail('invalid', 'conversation', 'conversation ' .. m.conv .. ' already holds ' ..
+        fail('invalid', 'conversation', 'conversation ' .. conv .. ' already holds ' ..
           O.maxconv .. ' messages not yet processed')
       end
     end
@@ -88,10 +97,11 @@ end
 -- bounded); a channel leaves the index when its last waiting message does.
 if O.maxch then
   local known, new = {}, 0
-  for i, m in ipairs(O.msgs) do
-    if not status[i] and not known[m.ch] then
-      known[m.ch] = true
-      if redis.call('SISMEMBER', K.channels, m.ch) == 0 then new = new + 1 end
+  for i = 1, N do
+    local ch = F[i * 10 - 6]
+    if not status[i] and not known[ch] then
+      known[ch] = true
+      if redis.call('SISMEMBER', K.channels, ch) == 0 then new = new + 1 end
     end
   end
   if new > 0 and redis.call('SCARD', K.channels) + new > tonumber(O.maxch) then
@@ -188,16 +198,17 @@ end
 
 -- Place a conversation created by this message alone: its view comes from the message in
 -- hand, so nothing is read back (the common case: most messages open a conversation).
-local function place_new(m, ck, ord, ord_s, skill)
+local function place_new(b, ck, ord, ord_s, skill)
+  local id, conv, cust, ch, lang, mt, at = unpack(F, b + 1, b + 7)
   local need = group_needs(cfg)  -- (tags, attributes, customer's tags: what a group reads)
-  local view = { id = m.id, ch = m.ch, lang = m.lang, re = false, ord = ord, cust = m.cust,
-                 mt = need.mt and decoded(tag_sets, m.mt, true) or {},
-                 at = need.at and decoded(attr_maps, m.at, false) or {} }
-  local gi, gn, why, pending = classify(cfg, view, need.ct and cust_tags(m.cust) or {})
-  schedule(cfg, m.conv, pending)
+  local view = { id = id, ch = ch, lang = lang, re = false, ord = ord, cust = cust,
+                 mt = need.mt and decoded(tag_sets, mt, true) or {},
+                 at = need.at and decoded(attr_maps, at, false) or {} }
+  local gi, gn, why, pending = classify(cfg, view, need.ct and cust_tags(cust) or {})
+  schedule(cfg, conv, pending)
   local qk = group_queue(cfg, gi, skill)
   local sc = Q.score(cfg.order, ord, ord, ord)
-  Q.add(cfg, qk, sc == ord and ord_s or int(sc), m.conv)
+  Q.add(cfg, qk, sc == ord and ord_s or int(sc), conv)
   -- its first and last waiting arrival are its start, nobody holds it, a skill restricts it
   -- only when triage said so, and its queue's key names its group and usual why: those
   -- fields are left out (114 bytes per waiting conversation), read as such (fw and lw
@@ -206,7 +217,7 @@ local function place_new(m, ck, ord, ord_s, skill)
   local q = q_field(qk)
   local named = group_fields(cfg, q, gn, why, false, false)
   if skill then named = {'rsk', skill, unpack(named)} end
-  redis.call('HSET', ck, 'n', '1', 'cust', m.cust, 'so', ord_s, 'q', q, 'w', m.id,
+  redis.call('HSET', ck, 'n', '1', 'cust', cust, 'so', ord_s, 'q', q, 'w', id,
     unpack(named))
   return gn
 end
@@ -218,28 +229,30 @@ local last_ord = tonumber(redis.call('HGET', K.cfg, 'lo') or '0') or 0
 local arrivals = {}
 chan_batch()  -- the channels' stock counts are written once per channel and second, below
 Q.batch()  -- the arrivals at each queue's last bucket are written together, below
-for i, m in ipairs(O.msgs) do
+for i = 1, N do
   if not status[i] then
+    local b = i * 10 - 10
+    local id, conv, cust, ch, lang, mt, at, body, sum, ctags = unpack(F, b + 1, b + 10)
     local ord = now * 1000
     if ord <= last_ord then ord = last_ord + 1 end
     last_ord = ord
     local ord_s = string.format('%d', ord)  -- written three times: formatted once (keys.lua's ms)
-    if m.ctags then set_customer_tags(m.cust, m.ctags) end
-    local ck = ckey[m.conv]
+    if ctags ~= '' then set_customer_tags(cust, ctags) end
+    local ck = ckey[conv]
     local fresh
-    if exists[m.conv] == nil then fresh = redis.call('EXISTS', ck) == 0
-    else fresh = not exists[m.conv] end
-    exists[m.conv] = true
+    if exists[conv] == nil then fresh = redis.call('EXISTS', ck) == 0
+    else fresh = not exists[conv] end
+    exists[conv] = true
     -- `n` counts its messages (the purge forgets it with its last); a new one is written whole
     -- below, with n = 1
-    if fresh then customer_add_conv(m.cust, m.conv)
+    if fresh then customer_add_conv(cust, conv)
     else redis.call('HINCRBY', ck, 'n', '1') end
     -- written whole, waiting (an assignment below rewrites what changes); the fields a waiting
     -- message has empty (advisor, via, group, why; a language, tags or attributes not given)
     -- or zero (requeues, reassigned) or repeated (the arrival's millisecond, in `ord`; the
     -- customer, its conversation's: views.lua) are left out, 121 bytes per waiting message:
     -- readers take a missing field for empty or zero
-    local fields = {'conv', m.conv, 'ch', m.ch, 'body', m.body, 'sum', m.sum,
+    local fields = {'conv', conv, 'ch', ch, 'body', body, 'sum', sum,
       'ord', ord_s, 'st', 'w'}
     -- the arrival is the millisecond of `ord` (keys.lua's arrival_ms), but in a burst that
     -- borrowed from the next millisecond
@@ -247,37 +260,37 @@ for i, m in ipairs(O.msgs) do
       fields[#fields + 1] = 'ts'
       fields[#fields + 1] = ms(now)
     end
-    if m.lang ~= '' then fields[#fields + 1] = 'lang'; fields[#fields + 1] = m.lang end
-    if m.mt ~= EMPTY_LIST then fields[#fields + 1] = 'mt'; fields[#fields + 1] = m.mt end
-    if m.at ~= EMPTY_MAP then fields[#fields + 1] = 'at'; fields[#fields + 1] = m.at end
+    if lang ~= '' then fields[#fields + 1] = 'lang'; fields[#fields + 1] = lang end
+    if mt ~= EMPTY_LIST then fields[#fields + 1] = 'mt'; fields[#fields + 1] = mt end
+    if at ~= EMPTY_MAP then fields[#fields + 1] = 'at'; fields[#fields + 1] = at end
     redis.call('HSET', mkeys[i], unpack(fields))
-    event(cfg, 'ingested', now, 'm', m.id, 'c', m.conv, 'ch', m.ch)
+    event(cfg, 'ingested', now, 'm', id, 'c', conv, 'ch', ch)
     local owner = not fresh and redis.call('HGET', ck, 'owner')
     local owner_st = owner and owner ~= '' and redis.call('HGET', K.adv(owner), 'st')
     if owner_st and owner_st ~= 'off' then
-      local pushed = redis.call('HEXISTS', K.pconv(owner), m.conv) == 1
-      give(cfg, owner, m.id, m.conv, 'affinity', now, pushed, 'conversation held by ' .. owner)
+      local pushed = redis.call('HEXISTS', K.pconv(owner), conv) == 1
+      give(cfg, owner, id, conv, 'affinity', now, pushed, 'conversation held by ' .. owner)
       status[i] = 'assigned:' .. owner
     else
       local adv, why, skill = nil, nil, nil
       local q = fresh and '' or redis.call('HGET', ck, 'q')
       if q == '' then
-        adv, why, skill = triage(m.id, m.cust)
+        adv, why, skill = triage(id, cust)
         -- the conversation waits restricted to the rule's skill, or no longer restricted
         if not fresh and not adv then redis.call('HSET', ck, 'rsk', skill or '') end
       end
       if adv then
         if fresh then
-          redis.call('HSET', ck, 'n', '1', 'cust', m.cust, 'so', ord_s, 'owner', '', 'held', '0',
+          redis.call('HSET', ck, 'n', '1', 'cust', cust, 'so', ord_s, 'owner', '', 'held', '0',
             'q', '')
         end
-        give(cfg, adv, m.id, m.conv, 'triage', now, false, why)
+        give(cfg, adv, id, conv, 'triage', now, false, why)
         redis.call('HSET', mkeys[i], 'why', why)
         status[i] = 'assigned:' .. adv
       else
-        to_waiting(m.id, m.conv, m.ch, now, true, true)  -- listed by place_new / enqueue
+        to_waiting(id, conv, ch, now, true, true)  -- listed by place_new / enqueue
         local group
-        if fresh then group = place_new(m, ck, ord, ord_s, skill) else group = enqueue(m.id, m.conv) end
+        if fresh then group = place_new(b, ck, ord, ord_s, skill) else group = enqueue(id, conv) end
         if group then arrivals[group] = (arrivals[group] or 0) + 1 end
         status[i] = 'queued'
       end
