@@ -13,9 +13,11 @@ takes one built already. The instrumented copy is not a product (it writes its s
 key outside the team), it exists for the measurement.
 
     python -m bench.lua_profile [--cycles 20000] [--redis-server PATH]   (make bench-lua-profile)
+    python -m bench.lua_profile --ingest [--batches 400]    # an ingest's batches of 100 instead
 
 Results are printed and written to bench/results/lua-profile-<time>.json (docs/performance.md,
-"Where a cycle's Redis time goes, by section").
+"Where a cycle's Redis time goes, by section"; with --ingest, lua-profile-ingest-<time>.json
+and "Ingest: fewer commands and allocations a message").
 """
 
 from __future__ import annotations
@@ -71,7 +73,13 @@ local function mark(label)
   e[1] = e[1] + (t - PT); e[2] = e[2] + (RT - PRT); e[3] = e[3] + 1
   PT, PRT = redis.pclock(), RT
 end
-local function prof_start() PT, PRT = redis.pclock(), RT end
+local function prof_start()
+  if redis.call('EXISTS', 'lua-profile-reset') == 1 then  -- (after the set-up's calls)
+    PR, RT = {}, 0
+    redis.call('DEL', 'lua-profile-reset')
+  end
+  PT, PRT = redis.pclock(), RT
+end
 local function prof_flush()
   local out = {}
   for k, e in pairs(PR) do
@@ -121,6 +129,33 @@ LAST = ("return reply(out)", "local packed = reply(out)\n"
         "if CALL % 500 == 0 then prof_flush() end\nreturn packed")
 
 
+#: The same for an ingest call (ingest.lua; sections a message but the first two and last two).
+INGEST_MARKS: tuple[tuple[str, str, str | None, str | None], ...] = (
+    ("ingest.lua", "local now = now_ms()", None, "settings, clock"),
+    ("ingest.lua", "local function set_customer_tags(", "the batch checked (EXISTS, bounds)",
+     None),
+    ("ingest.lua", "    if ctags ~= '' then set_customer_tags(", None,
+     "arrival order, customer's tags"),
+    ("ingest.lua", "    else RC('HINCRBY', ck, 'n', '1') end", None,
+     "the customer's conversations (HSET)"),
+    ("ingest.lua", "    RC('HSET', mkeys[i], unpack(fields))", None,
+     "the message's record (HSET)"),
+    ("ingest.lua", "    event(cfg, 'ingested', now,", None, "the event (XADD)"),
+    ("ingest.lua", "      if adv then", "owner, triage", None),
+    ("ingest.lua", "        to_waiting(id, conv, ch, now, true, true)", None,
+     "into the stock (channel counts kept)"),
+    ("ingest.lua", "  local gi, gn, why, pending = classify(cfg, view,", "the view", "classified"),
+    ("ingest.lua", "  Q.add(cfg, qk, sc == ord and ord_s or int(sc), conv)", None,
+     "the queue (the last bucket's ZADD kept)"),
+    ("ingest.lua", "    unpack(named))", None, "the conversation's record (HSET)"),
+    ("ingest.lua", "        if group then arrivals[group]", None, "arrivals counted"),
+    ("ingest.lua", "cfg_note('lo',", "the batch's end (reports, counts, arrivals written)", None),
+)
+INGEST_LAST = ("return reply(status)", "local packed = reply(status)\n"
+               'mark("the batch\'s end (reports, counts, arrivals written)")\n'
+               "if CALL % 20 == 0 then prof_flush() end\nreturn packed")
+
+
 def _mark(indent: str, label: str) -> str:
     return f'{indent}mark("{label}")\n'
 
@@ -158,11 +193,13 @@ def redis_with_clock() -> Path:
     return binary
 
 
-def instrumented(into: Path) -> None:
-    """This checkout's scripts package, copied into ``into`` and marked."""
+def instrumented(into: Path, ingest: bool = False) -> None:
+    """This checkout's scripts package, copied into ``into`` and marked (reply-and-next's
+    steps, or with ``ingest`` an ingest's)."""
     shutil.copytree(ROOT / "scripts", into / "scripts")
     lua = into / "scripts" / "lua"
-    for f in [*lua.glob("includes/*.lua"), lua / "reply_next.lua"]:  # (what the cycle runs)
+    script = "ingest.lua" if ingest else "reply_next.lua"
+    for f in [*lua.glob("includes/*.lua"), lua / script]:  # (what the call runs)
         text = f.read_text().replace("redis.call(", "RC(")
         if f.name == "keys.lua":
             head, sep, rest = text.partition("\nlocal CALL = 0")
@@ -173,10 +210,11 @@ def instrumented(into: Path) -> None:
             text = text.replace("local r = RC(...)", "local r = redis.call(...)")
             text = text.replace("RC('HSET', 'lua-profile'", "redis.call('HSET', 'lua-profile'")
         f.write_text(text)
-    f = lua / "reply_next.lua"
+    f = lua / script
     f.write_text(f.read_text().replace("local cfg = load_cfg()", "prof_start()\nlocal cfg = "
-                                       "load_cfg()", 1).replace(*LAST))
-    for name, line, before, after in MARKS:
+                                       "load_cfg()", 1).replace(*(INGEST_LAST if ingest
+                                                                  else LAST)))
+    for name, line, before, after in (INGEST_MARKS if ingest else MARKS):
         f = lua / name
         lines = f.read_text().split("\n")
         at = [i for i, x in enumerate(lines) if x.startswith(line)]
@@ -219,14 +257,43 @@ finally:
     server.stop()
 """
 
+#: The ingest's: batches of 100 new one-message conversations (the core bench's ingest case)
+#: into the benchmark's stock, after the set-up's calls (their sums are reset).
+RUN_INGEST = """
+import json, sys
+from bench.core import TEAM, seed
+from cli.bench import ingest, messages
+from dispatcher import Dispatcher
+from dispatcher.servers import RedisServer
 
-def run(cycles: int, waiting: int, server: Path, scripts: Path | None) -> dict[str, Any]:
+batches, waiting = int(sys.argv[1]), int(sys.argv[2])
+server = RedisServer().start()
+try:
+    c = server.client()
+    d = Dispatcher(c)
+    seed(d, 0)
+    ingest(d, TEAM, 0, waiting)
+    c.set("lua-profile-reset", 1)
+    c.delete("lua-profile")
+    c.config_resetstat()
+    for k in range(batches):
+        d.ingest_many(TEAM, messages(10**9 + 100 * k, 100))
+    fcall = c.info("commandstats")["cmdstat_fcall"]
+    sums = {k.decode(): v.decode() for k, v in c.hgetall("lua-profile").items()}
+    print(json.dumps({"fcall_us": fcall["usec"] / fcall["calls"], "sums": sums}))
+finally:
+    server.stop()
+"""
+
+
+def run(cycles: int, waiting: int, server: Path, scripts: Path | None,
+        runner: str = RUN) -> dict[str, Any]:
     """One serial run in a process of its own (``scripts``: the instrumented copy first on
     its path, else this checkout's)."""
     env = {**os.environ, "PUSHINBOX_REDIS_SERVER": str(server),
            "PYTHONPATH": os.pathsep.join([*(str(p) for p in [scripts] if p), str(ROOT)])}
     # (from a folder of its own: `python -c` puts the working folder first on the path)
-    out = subprocess.run([sys.executable, "-c", RUN, str(cycles), str(waiting)], env=env,
+    out = subprocess.run([sys.executable, "-c", runner, str(cycles), str(waiting)], env=env,
                          capture_output=True, text=True, cwd=scripts or ROOT)
     if out.returncode != 0:
         raise SystemExit(f"the {'marked' if scripts else 'plain'} run failed:\n"
@@ -234,10 +301,12 @@ def run(cycles: int, waiting: int, server: Path, scripts: Path | None) -> dict[s
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def table(sums: dict[str, str]) -> list[tuple[str, float, float, int]]:
-    """(section, µs a cycle, of which in redis.call, times a cycle) from the flushed sums."""
+def table(sums: dict[str, str], per: str = "settings (load_cfg)"
+          ) -> list[tuple[str, float, float, int]]:
+    """(section, µs a cycle, of which in redis.call, times a cycle) from the flushed sums;
+    a cycle is a pass through section ``per`` (with --ingest: a message)."""
     rows = {k: [float(x) for x in v.split()] for k, v in sums.items()}
-    cycles = rows["settings (load_cfg)"][2]
+    cycles = rows[per][2]
     return [(k, v[0] / cycles, v[1] / cycles, round(v[2] / cycles, 2))
             for k, v in rows.items()]
 
@@ -245,27 +314,36 @@ def table(sums: dict[str, str]) -> list[tuple[str, float, float, int]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cycles", type=int, default=20_000)
+    ap.add_argument("--ingest", action="store_true",
+                    help="profile an ingest's batches of 100 instead of the advisor's cycle")
+    ap.add_argument("--batches", type=int, default=400, help="with --ingest")
     ap.add_argument("--waiting", type=int, default=100_000)
     ap.add_argument("--redis-server", type=Path, default=None,
                     help="a redis-server with redis.pclock() (default: build one, cached)")
     args = ap.parse_args()
     server = args.redis_server or redis_with_clock()
+    n, runner = (args.batches, RUN_INGEST) if args.ingest else (args.cycles, RUN)
     with tempfile.TemporaryDirectory() as tmp:
-        instrumented(Path(tmp))
-        plain = run(args.cycles, args.waiting, server, None)
-        marked = run(args.cycles, args.waiting, server, Path(tmp))
-    rows = table(marked["sums"])
-    print(f"{'section':46} {'us a cycle':>10} {'redis.call':>10} {'Lua':>6}")
+        instrumented(Path(tmp), ingest=args.ingest)
+        plain = run(n, args.waiting, server, None, runner)
+        marked = run(n, args.waiting, server, Path(tmp), runner)
+    rows = table(marked["sums"], "the message's record (HSET)" if args.ingest
+                 else "settings (load_cfg)")
+    unit = "a message" if args.ingest else "a cycle"
+    print(f"{'section':46} {'us ' + unit:>10} {'redis.call':>10} {'Lua':>6}")
     for name, total, calls, _n in sorted(rows, key=lambda r: -r[1]):
         print(f"{name:46} {total:10.2f} {calls:10.2f} {total - calls:6.2f}")
     total = sum(r[1] for r in rows)
     in_calls = sum(r[2] for r in rows)
     print(f"{'all sections':46} {total:10.2f} {in_calls:10.2f} {total - in_calls:6.2f}")
-    print(f"FCALL per cycle: {plain['fcall_us']:.1f} us as the scripts are, "
+    call = "FCALL per batch of 100" if args.ingest else "FCALL per cycle"
+    print(f"{call}: {plain['fcall_us']:.1f} us as the scripts are, "
           f"{marked['fcall_us']:.1f} us marked (the marks' own cost)")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"lua-profile-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps({"cycles": args.cycles, "waiting": args.waiting,
+    kind = "lua-profile-ingest" if args.ingest else "lua-profile"
+    path = RESULTS / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps({"cycles": args.cycles, "batches": args.batches if args.ingest
+                                else None, "waiting": args.waiting,
                                 "fcall_us": plain["fcall_us"],
                                 "fcall_us_marked": marked["fcall_us"],
                                 "sections": rows}, indent=1))

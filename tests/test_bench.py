@@ -91,6 +91,9 @@ def test_every_knockout_and_profile_mark_still_finds_its_line_in_the_scripts(
     stale = [(ko.name, file, find) for ko in knockout.KNOCKOUTS for file, find, _ in ko.edits
              if (lua / file).read_text().count(find) != 1]
     assert not stale
-    lua_profile.instrumented(tmp_path)  # stops naming the line it no longer finds
-    marked = (tmp_path / "scripts" / "lua" / "reply_next.lua").read_text()
+    lua_profile.instrumented(tmp_path / "cycle")  # stops naming the line it no longer finds
+    marked = (tmp_path / "cycle" / "scripts" / "lua" / "reply_next.lua").read_text()
     assert marked.count("mark(") >= 5 and "prof_start()" in marked
+    lua_profile.instrumented(tmp_path / "ingest", ingest=True)
+    marked = (tmp_path / "ingest" / "scripts" / "lua" / "ingest.lua").read_text()
+    assert marked.count("mark(") >= 12 and "prof_start()" in marked

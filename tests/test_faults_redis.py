@@ -1,5 +1,6 @@
 """Redis killed (SIGKILL) and restarted from its append-only file in the middle of a stream of
-ingests and assignments: every acknowledged ingest is there afterwards, `check` is clean."""
+ingests and assignments: every acknowledged ingest is there afterwards (with `everysec`, all
+but those of its last seconds), `check` is clean."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from conftest import TEAM, assert_clean, message
 
 from dispatcher import Dispatcher, PushinboxError
 from dispatcher.testing import RedisServer
-
 
 #: With `everysec`, Redis postpones writing its append-only file for up to two seconds while
 #: the last second's fsync is still running (a slow or busy disk), and answers clients
