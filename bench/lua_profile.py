@@ -228,62 +228,48 @@ def instrumented(into: Path, ingest: bool = False) -> None:
         f.write_text("\n".join(lines))
 
 
-RUN = """
-import json, sys
-from bench.core import TEAM, seed
-from cli.bench import ingest
-from dispatcher import Dispatcher
-from dispatcher.servers import RedisServer
-
-cycles, waiting = int(sys.argv[1]), int(sys.argv[2])
-server = RedisServer().start()
-try:
-    c = server.client()
-    d = Dispatcher(c)
-    seed(d, 0)
-    ingest(d, TEAM, 0, waiting)
-    for a in range(10):
-        d.set_advisor(TEAM, f"a{a}", "agent")
-        d.login(TEAM, f"a{a}")
-    held = {a: [m.id for m in d.next(TEAM, f"a{a}").messages] for a in range(10)}
-    c.config_resetstat()
-    for k in range(cycles):
-        a = k % 10
-        held[a] = [m.id for m in d.reply_next(TEAM, f"a{a}", held[a][-1]).messages]
-    fcall = c.info("commandstats")["cmdstat_fcall"]
-    sums = {k.decode(): v.decode() for k, v in c.hgetall("lua-profile").items()}
-    print(json.dumps({"fcall_us": fcall["usec"] / fcall["calls"], "sums": sums}))
-finally:
-    server.stop()
-"""
-
-#: The ingest's: batches of 100 new one-message conversations (the core bench's ingest case)
-#: into the benchmark's stock, after the set-up's calls (their sums are reset).
-RUN_INGEST = """
+#: A run: a server, the benchmark's stock, then `{body}` (what is measured), then the sums.
+_RUN = """
 import json, sys
 from bench.core import TEAM, seed
 from cli.bench import ingest, messages
 from dispatcher import Dispatcher
 from dispatcher.servers import RedisServer
 
-batches, waiting = int(sys.argv[1]), int(sys.argv[2])
+n, waiting = int(sys.argv[1]), int(sys.argv[2])
 server = RedisServer().start()
 try:
     c = server.client()
     d = Dispatcher(c)
     seed(d, 0)
     ingest(d, TEAM, 0, waiting)
-    c.set("lua-profile-reset", 1)
-    c.delete("lua-profile")
-    c.config_resetstat()
-    for k in range(batches):
-        d.ingest_many(TEAM, messages(10**9 + 100 * k, 100))
+{body}
     fcall = c.info("commandstats")["cmdstat_fcall"]
-    sums = {k.decode(): v.decode() for k, v in c.hgetall("lua-profile").items()}
-    print(json.dumps({"fcall_us": fcall["usec"] / fcall["calls"], "sums": sums}))
+    sums = {{k.decode(): v.decode() for k, v in c.hgetall("lua-profile").items()}}
+    print(json.dumps({{"fcall_us": fcall["usec"] / fcall["calls"], "sums": sums}}))
 finally:
     server.stop()
 """
+
+#: The cycle's: n reply-and-next calls by 10 advisors.
+RUN = _RUN.format(body="""\
+    for a in range(10):
+        d.set_advisor(TEAM, f"a{a}", "agent")
+        d.login(TEAM, f"a{a}")
+    held = {a: [m.id for m in d.next(TEAM, f"a{a}").messages] for a in range(10)}
+    c.config_resetstat()
+    for k in range(n):
+        a = k % 10
+        held[a] = [m.id for m in d.reply_next(TEAM, f"a{a}", held[a][-1]).messages]""")
+
+#: The ingest's: n batches of 100 new one-message conversations (the core bench's ingest
+#: case) into the benchmark's stock, after the set-up's calls (their sums are reset).
+RUN_INGEST = _RUN.format(body="""\
+    c.set("lua-profile-reset", 1)
+    c.delete("lua-profile")
+    c.config_resetstat()
+    for k in range(n):
+        d.ingest_many(TEAM, messages(10**9 + 100 * k, 100))""")
 
 
 def run(cycles: int, waiting: int, server: Path, scripts: Path | None,
