@@ -9,8 +9,9 @@
 -- team's `bq` setting once none is left; a team this version made has it from the start).
 -- An emptied bucket stays in the index until a pop passes it: readers skip it.
 -- Cost: a pop is 2 commands (the index's head, its bucket's); an arrival 3 (the last bucket,
--- its size, the add), 1 for the next ones of a batch in the same queue, 4 where it is not
--- the newest (the bucket by its score), plus a split once in ~64 of those; a removal 2.
+-- its size, the add), and the next ones of a batch in the same queue one ZADD a bucket
+-- together at the batch's end (Q.batch), 4 where it is not the newest (the bucket by its
+-- score), plus a split once in ~64 of those; a removal 2.
 --@include keys
 
 -- Redis keeps a sorted set of up to 128 entries (zset-max-listpack-entries) as one listpack.
