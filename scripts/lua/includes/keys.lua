@@ -86,13 +86,16 @@ end
 -- waiting. The prefix in every waiting conversation's record cost 16 bytes of it at the
 -- benchmark's team id, more for a longer one. A record an earlier version wrote keeps the
 -- whole key (it starts with the prefix, never a digit) and is read as it is.
-local q_field  -- (kept per queue key while the team is the same: a batch names a few)
-do
-  local fields, fields_p = {}, nil
+local q_field  -- (kept per queue key while the team is the same: a batch names a few; at
+do             -- most 256, so a long-lived library's memory does not grow with versions)
+  local fields, fields_p, fields_n = {}, nil, 0
   q_field = function(qk)
-    if P ~= fields_p then fields, fields_p = {}, P end
+    if P ~= fields_p or fields_n >= 256 then fields, fields_p, fields_n = {}, P, 0 end
     local f = fields[qk]
-    if not f then f = string.sub(qk, #P + 3); fields[qk] = f end
+    if not f then
+      f = string.sub(qk, #P + 3)
+      fields[qk], fields_n = f, fields_n + 1
+    end
     return f
   end
 end
