@@ -137,7 +137,7 @@ def test_teams_calling_in_turn_each_find_their_own_stock_and_count_their_own_wor
     redis_client.flushall()
     clock = FakeClock(1_773_133_200_000)  # 2026-03-10 09:00 UTC
     d = Dispatcher(redis_client, clock=clock)
-    sizes = {"north": 3, "south": 5}
+    sizes = {"north": 3, "southwest": 5}  # (ids of two lengths: a prefix kept shows)
     for team, n in sizes.items():
         d.create_team(team)
         d.set_role(team, "agent", push=True)
