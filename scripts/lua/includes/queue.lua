@@ -7,11 +7,13 @@
 -- `q:<ver>:<i>[~skill]` (K.q, K.qs): what an earlier version kept whole as one sorted set,
 -- and what this one keeps as the bucket named '' while `migrate` moves it into buckets (the
 -- team's `bq` setting once none is left; a team this version made has it from the start).
--- An emptied bucket stays in the index until a pop passes it: readers skip it.
+-- A bucket emptied leaves the index then (a pop's, or a conversation taken out: Q.rem); one
+-- an earlier version left there empty is skipped by readers and dropped by the next pop.
 -- Cost: a pop is 2 commands (the index's head, its bucket's); an arrival 3 (the last bucket,
 -- its size, the add), and the next ones of a batch in the same queue one ZADD a bucket
 -- together at the batch's end (Q.batch), 4 where it is not the newest (the bucket by its
--- score), plus a split once in ~64 of those; a removal 2.
+-- score), plus a split once in ~64 of those; a removal 3 (the bucket by its score, the
+-- ZREM, whether it emptied the bucket).
 --@include keys
 
 -- Redis keeps a sorted set of up to 128 entries (zset-max-listpack-entries) as one listpack.
@@ -182,19 +184,28 @@ function Q.add(cfg, qk, s, member)
   redis.call('ZADD', Q.bucket_key(qk, qbp, b), s, member)
 end
 
+-- Take `member` out of bucket b (key bk); a bucket it empties leaves the index (Redis drops
+-- the emptied set itself), as a pop's does: otherwise every reader of the queue's front (a
+-- re-bucketing's batches, a slot's head) would read past each bucket emptied before it.
+function Q.rem_from(qx, b, bk, member)
+  if redis.call('ZREM', bk, member) == 0 then return false end
+  if b and redis.call('EXISTS', bk) == 0 then redis.call('ZREM', qx, b) end
+  return true
+end
+
 -- Take `member` out (its score s from conv_score, or nil). Returns whether it was there.
 function Q.rem(cfg, qk, s, member)
   Q.forget(qk)
   local qx, qbp = Q.keys(qk)
   if s then
     local b = Q.bucket_of(qx, s)
-    if b and redis.call('ZREM', Q.bucket_key(qk, qbp, b), member) == 1 then return true end
+    if b and Q.rem_from(qx, b, Q.bucket_key(qk, qbp, b), member) then return true end
   end
   if not cfg.bq and redis.call('ZREM', qk, member) == 1 then return true end
   -- not where its score says: a queue of older settings an earlier version set (their order
   -- was not kept), or a record out of step with its queue (check reports it); bucket by
   -- bucket from the first (a re-bucketing takes the first)
-  return Q.buckets(cfg, qk, function(bk) return redis.call('ZREM', bk, member) == 1 end)
+  return Q.buckets(cfg, qk, function(bk, _, _, b) return Q.rem_from(qx, b, bk, member) end)
 end
 
 -- Take the first conversation out: it and its score, nil when the queue is empty.
@@ -213,8 +224,8 @@ function Q.pop(cfg, qk)
   end
 end
 
--- Each bucket in order, from its bound: visit(bucket key, bound, next bound or nil) until it
--- answers true. A queue not yet in an index is its one set.
+-- Each bucket in order, from its bound: visit(bucket key, bound, next bound or nil, name)
+-- until it answers true. A queue not yet in an index is its one set.
 function Q.buckets(cfg, qk, visit)
   local qx, qbp = Q.keys(qk)
   local from = 0
@@ -225,7 +236,8 @@ function Q.buckets(cfg, qk, visit)
     if #bs == 0 then break end
     seen = true
     for i = 1, math.min(#bs, 32), 2 do
-      if visit(Q.bucket_key(qk, qbp, bs[i]), tonumber(bs[i + 1]), tonumber(bs[i + 3])) then
+      if visit(Q.bucket_key(qk, qbp, bs[i]), tonumber(bs[i + 1]), tonumber(bs[i + 3]),
+               bs[i]) then
         return true
       end
     end
