@@ -18,8 +18,9 @@ local a = load_adv(O.adv)
 if a.st ~= 'off' or a.ep ~= tonumber(O.epoch) then
   return reply({moved = 0, left = 0, fenced = true})
 end
-local ids = whole_convs(a.id, redis.call('ZRANGE', K.cur(a.id), 0, tonumber(O.n) - 1))
+local ids, convs = whole_convs(a.id, redis.call('ZRANGE', K.cur(a.id), 0, tonumber(O.n) - 1))
 chan_batch()  -- the channels' stock counts are written once per channel and second, below
-local moved = requeue_from(cfg, a.id, ids, now, O.why or ('advisor ' .. a.id .. ' logged out'))
+local moved = requeue_from(cfg, a.id, ids, now, O.why or ('advisor ' .. a.id .. ' logged out'),
+  convs)
 chan_flush(cfg)
 return reply({moved = moved, left = redis.call('ZCARD', K.cur(a.id)), fenced = false})

@@ -15,7 +15,8 @@ local moved = 0
 for _, adv in ipairs(redis.call('SMEMBERS', K.advisors)) do
   if moved >= O.n then break end
   local ids = redis.call('ZRANGEBYSCORE', K.push(adv), '-inf', O.cutoff, 'LIMIT', 0, O.n - moved)
-  ids = whole_convs(adv, ids)
-  moved = moved + requeue_from(cfg, adv, ids, now, 'left untouched by ' .. adv)
+  local convs
+  ids, convs = whole_convs(adv, ids)
+  moved = moved + requeue_from(cfg, adv, ids, now, 'left untouched by ' .. adv, convs)
 end
 return reply({moved = moved})

@@ -45,7 +45,7 @@ end
 -- '' not held since it was handed over, '1' on hold, '2' held then taken off hold) and whether
 -- a press gave it (`pt`). Known, they spare the removals from the pushed and on-hold lists
 -- the message is not in; unknown (nil, or a record written before `ho` was), it is taken out
--- of both.
+-- of both. Returns the conversation's owner and held count as the release left them.
 local function release(adv, id, conv, ho, pushed)
   redis.call('ZREM', K.cur(adv), id)
   local ck = K.conv(conv)
@@ -53,6 +53,7 @@ local function release(adv, id, conv, ho, pushed)
   local n = (tonumber(c[1]) or 0) - 1
   local last = n <= 0
   local fields = last and {'owner', '', 'held', '0'} or {'held', int(n)}
+  local owner = last and '' or c[3]  -- (what it answers: the record as it is left)
   local h = c[2] or ''
   if h == id then
     fields[#fields + 1] = 'h'
@@ -69,6 +70,7 @@ local function release(adv, id, conv, ho, pushed)
     if holder ~= adv then
       fields[#fields + 1] = 'owner'
       fields[#fields + 1] = holder
+      owner = holder
     end
   end
   redis.call('HSET', ck, unpack(fields))
@@ -82,6 +84,7 @@ local function release(adv, id, conv, ho, pushed)
     end
   end
   if in_hold then redis.call('SREM', K.hold(adv), id) end
+  return owner, last and 0 or n
 end
 
 -- Give one message to an advisor: its hash, the advisor's indexes, the event. `pushed`: it
