@@ -1,14 +1,14 @@
 """What the hot path asks of Redis, counted rather than timed: commands per ingested message
-(batches of 500) and per assign+reply cycle, and Redis bytes per waiting message, in all and
-per structure (`MEMORY USAGE` over every key of a kind, the key's name and its keyspace entry
-included). Counts do not drift with the machine's load, so they tell a lever's effect where
-timings cannot. Then what the one-record layout would save (a one-message conversation's
-message folded into the conversation's record, a string key left to find it by its id):
-measured on a sample of the run's own records, written both ways. Last, the channels' stock
-counts per second of arrival (includes/channels.lua) at arrival rates from a burst down to
-one message a second per channel, against the per-message index they replaced: their cost
-per waiting message depends on how many arrive in a second, which the main run (arrivals as
-fast as the bench ingests) does not show.
+(batches of 500), per assign+reply cycle and per message a logout's requeue hands back (the
+logout's own call included), and Redis bytes per waiting message, in all and per structure
+(`MEMORY USAGE` over every key of a kind, the key's name and its keyspace entry included).
+Counts do not drift with the machine's load, so they tell a lever's effect where timings cannot.
+Then what the one-record layout would save (a one-message conversation's message folded into the
+conversation's record, a string key left to find it by its id): measured on a sample of the
+run's own records, written both ways. Last, the channels' stock counts per second of arrival
+(includes/channels.lua) at arrival rates from a burst down to one message a second per channel,
+against the per-message index they replaced: their cost per waiting message depends on how many
+arrive in a second, which the main run (arrivals as fast as the bench ingests) does not show.
 
     python -m bench.commands [--waiting 20000]
 
@@ -101,6 +101,25 @@ def channel_index(client: redis.Redis, per_second: float) -> dict[str, float]:
     return {"counts_per_second": now / n, "per_message_index": before / n}
 
 
+def requeued(client: redis.Redis, d: Dispatcher, held: int = 2000) -> float:
+    """Commands per message a logout's requeue hands back to the stock: an advisor holding
+    ``held`` one-message conversations (routed to them by a triage rule at ingest) logs out
+    and the requeue runs in batches of ``BATCH_SIZE`` (as the worker runs it)."""
+    d.set_advisor(TEAM, "leaver", "agent")
+    d.login(TEAM, "leaver")
+    d.set_triage(TEAM, [{"name": "to leaver", "match": {"message_tags_any": ["held"]},
+                         "advisor": "leaver"}])
+    for s in range(0, held, 500):
+        d.ingest_many(TEAM, [{**m, "tags": ["held"]} for m in messages(10**8 + s, 500)])
+    d.set_triage(TEAM, [])
+    client.config_resetstat()
+    d.logout(TEAM, "leaver")  # the bench's Dispatcher runs the requeue job in process
+    left = client.zcard(keys.current(TEAM, "leaver"))
+    if left:
+        raise RuntimeError(f"{left} messages still with the leaver after the requeue")
+    return commands(client) / held
+
+
 def run(waiting: int) -> dict[str, float]:
     server = RedisServer().start()
     try:
@@ -127,10 +146,12 @@ def run(waiting: int) -> dict[str, float]:
                 d.reply(TEAM, adv, m.id)
                 done += 1
         per_cycle = commands(client) / done
+        per_requeued = requeued(client, d)
         report = d.check(TEAM)
         if not report.ok:
             raise RuntimeError(f"check after the run: {report.problems}")
         return {"commands_per_ingested_message": per_msg, "commands_per_cycle": per_cycle,
+                "commands_per_requeued_message": per_requeued,
                 "bytes_per_waiting_message": per_waiting,
                 **{f"  {kind} (bytes per waiting message)": v for kind, v in structures.items()},
                 **{f"one-message conversation, {k}": v for k, v in layout.items()},
