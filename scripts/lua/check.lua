@@ -23,15 +23,18 @@ local function bad(s)
   if #problems < max then problems[#problems + 1] = s end
 end
 
--- 1. Every message hash, by SCAN (the team's keys all live on this node).
+-- 1. Every message hash, by SCAN (the team's keys all live on this node), in the one walk of
+-- the node's keyspace this call makes: the conversations' records and waiting lists, read
+-- below, are listed in the same walk.
 local msgs = {}
 local plen = #(P .. 'm:')
-scan('m:*', function(k)
+local team_keys = scan_kinds({m = function(k)
   local v = redis.call('HMGET', k, 'st', 'adv', 'conv', 'ch', 'dk', 'dt', 'by', 'ord', 'ts')
   msgs[string.sub(k, plen + 1)] = { st = v[1], adv = v[2], conv = v[3], ch = v[4], dk = v[5],
                                     dt = tonumber(v[6]), by = v[7], ord = tonumber(v[8]),
                                     ts = arrival_ms(v[9], v[8]), places = {} }
-end)
+end, c = true, cw = true})
+local function each_key(kind, f) for _, k in ipairs(team_keys[kind]) do f(k) end end
 
 local counts = { messages = 0, waiting = 0, assigned = 0, help = 0, quarantine = 0, done = 0,
                  conversations_waiting = 0 }
@@ -94,13 +97,13 @@ for _, row in ipairs(queued) do
   end
 end
 -- Waiting lists whose conversation is in no queue (stranded).
-scan('cw:*', function(k)
+each_key('cw', function(k)
   local conv = string.sub(k, #(P .. 'cw:') + 1)
   if not convs_in_queue[conv] then
     bad('conversation ' .. conv .. ' has waiting messages but is in no queue')
   end
 end)
-scan('c:*', function(k)
+each_key('c', function(k)
   local conv = string.sub(k, #(P .. 'c:') + 1)
   if not convs_in_queue[conv] and waiting_w(conv, redis.call('HGET', k, 'w') or false) then
     bad('conversation ' .. conv .. ' has a waiting message in its record but is in no queue')
@@ -281,7 +284,7 @@ end
 -- 7. Conversation ownership counts, and each conversation lists the messages advisors hold
 -- of it (its record's `h` and its set `hd:<conv>`, none twice: what a requeue or a move of
 -- the conversation finds).
-scan('c:*', function(k)
+each_key('c', function(k)
   local conv = string.sub(k, #(P .. 'c:') + 1)
   local c = redis.call('HMGET', k, 'held', 'h')
   local held = tonumber(c[1] or '0')
