@@ -129,16 +129,21 @@ local function conv_row(conv, scored)
   return redis.call('HMGET', K.conv(conv), unpack(scored and CONV_FIELDS_SCORED or CONV_FIELDS))
 end
 
--- The advisor other than `except` who holds messages of a conversation, if logged in. `c`:
--- its conv_row when the caller has it.
-local function holder_of(conv, except, c)
-  local o = c and {c[4], c[5]} or redis.call('HMGET', K.conv(conv), 'owner', 'held')
-  local owner = o[1]
-  if owner and owner ~= '' and owner ~= except and (tonumber(o[2]) or 0) > 0 then
+-- The conversation's owner, other than `except`, while they hold any of it (`held`) and are
+-- logged in; else nil.
+local function live_owner(owner, held, except)
+  if owner and owner ~= '' and owner ~= except and (tonumber(held) or 0) > 0 then
     local st = redis.call('HGET', K.adv(owner), 'st')
     if st and st ~= 'off' then return owner end
   end
   return nil
+end
+
+-- The advisor other than `except` who holds messages of a conversation, if logged in. `c`:
+-- its conv_row when the caller has it.
+local function holder_of(conv, except, c)
+  local o = c and {c[4], c[5]} or redis.call('HMGET', K.conv(conv), 'owner', 'held')
+  return live_owner(o[1], o[2], except)
 end
 
 -- The messages of a conversation in an advisor's hands: of those the conversation lists in

@@ -45,7 +45,8 @@ end
 -- released the messages: release's answer), else they are read.
 local function back_to_team(cfg, conv, msgs, now, why, from, uncounted, o)
   if from and from ~= '' and not uncounted then rep_add(cfg, now, 'ra|' .. from, #msgs) end
-  local holder = holder_of(conv, from, o and {nil, nil, nil, o[1], o[2]})
+  local holder
+  if o then holder = live_owner(o[1], o[2], from) else holder = holder_of(conv, from) end
   if holder then
     local pushed = redis.call('HEXISTS', K.pconv(holder), conv) == 1
     for _, m in ipairs(msgs) do
