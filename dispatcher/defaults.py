@@ -34,7 +34,10 @@ EVENT_STREAM_MAXLEN = 100_000
 #: Messages moved per atomic batch by requeue and re-bucketing: each batch blocks Redis while
 #: it runs, so presses wait behind it. Measured (bench/core.py churn case, 1M messages, 10
 #: advisors pressing): 200 per batch kept presses at p99 11-12 ms, 50 at 2-3 ms for 20-25% less
-#: throughput (26k messages/s requeued, 42k re-bucketed).
+#: throughput (26k messages/s requeued, 42k re-bucketed). Again on 2026-11-27 (a slower machine,
+#: `core-20261127-130722.json`): 50 kept them at 8.6 ms during the requeue of 1M (9.3k
+#: messages/s) and 7.8 ms during the re-bucketing of 1.2M (12k/s); 25 against 50 at 50k held
+#: moved the p99 less than the machine's noise.
 BATCH_SIZE = 50
 
 #: Keys examined (SCAN COUNT) and unlinked per call when a team is deleted: UNLINK frees
