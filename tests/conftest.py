@@ -93,6 +93,14 @@ def queued(r: redis.Redis, queue: str) -> list[bytes]:
     return [m for m, _ in sorted(rows, key=lambda x: (x[1], x[0]))]
 
 
+def script_commands(r: redis.Redis) -> int:
+    """The commands scripts ran since the last CONFIG RESETSTAT (not the FCALL / EVALSHA
+    around them, nor the test's own INFO and CONFIG): what a call costs Redis, counted."""
+    return sum(int(v["calls"]) for k, v in r.info("commandstats").items()
+               if k not in ("cmdstat_fcall", "cmdstat_evalsha", "cmdstat_info",
+                            "cmdstat_config", "cmdstat_config|resetstat"))
+
+
 def assert_clean(d: Dispatcher, team: str = TEAM) -> None:
     report = d.check(team)
     assert report.ok, report.problems

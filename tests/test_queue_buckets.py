@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from conftest import TEAM, LaterJobs, assert_clean, make_team, message
+from conftest import TEAM, LaterJobs, assert_clean, make_team, message, script_commands
 
 from dispatcher import Dispatcher, keys, ops
 from dispatcher.servers import RedisServer
@@ -260,12 +260,6 @@ def test_a_conversation_promoted_within_its_own_batch_waits_in_one_queue(d: Disp
     assert_clean(d)
 
 
-def commands(r: redis.Redis) -> int:
-    """Every command run since the last CONFIG RESETSTAT, the scripts' own included."""
-    return sum(int(v["calls"]) for k, v in r.info("commandstats").items()
-               if k not in ("cmdstat_info", "cmdstat_config"))
-
-
 def test_a_rebucketing_batch_costs_as_much_late_as_early_and_leaves_no_empty_bucket(
         d: Dispatcher) -> None:
     """A re-bucketing takes the older queue's first conversation again and again: a bucket it
@@ -279,7 +273,7 @@ def test_a_rebucketing_batch_costs_as_much_late_as_early_and_leaves_no_empty_buc
     costs: list[int] = []
 
     def batch_done(moved: int, left: int) -> None:
-        costs.append(commands(d.redis))
+        costs.append(script_commands(d.redis))
         if left:
             assert_small_listpacks(d.redis, old)  # every bucket listed holds a conversation
         d.redis.config_resetstat()

@@ -25,20 +25,15 @@ local function scan_kinds(kinds)
   local out = {}
   for kind, want in pairs(kinds) do if want == true then out[kind] = {} end end
   local from = #P + 1
-  local cursor = '0'
-  repeat
-    local r = redis.call('SCAN', cursor, 'MATCH', pglob() .. '*', 'COUNT', 1000)
-    cursor = r[1]
-    for _, k in ipairs(r[2]) do
-      local kind = string.match(k, '^([^:]*):', from)
-      local want = kind and kinds[kind]
-      if want == true then
-        local list = out[kind]
-        list[#list + 1] = k
-      elseif want then
-        want(k)
-      end
+  scan('*', function(k)
+    local kind = string.match(k, '^([^:]*):', from)
+    local want = kind and kinds[kind]
+    if want == true then
+      local list = out[kind]
+      list[#list + 1] = k
+    elseif want then
+      want(k)
     end
-  until cursor == '0'
+  end)
   return out
 end
