@@ -64,24 +64,35 @@ def check_url(url: str) -> str:
     return url
 
 
+#: What every client made here sets, whatever the installed redis-py's defaults: no limit on
+#: reading a reply. A script is atomic and bounded, but some run long on a large team
+#: (`check` walks the whole team: ~5 s at 200,000 messages on a 2-core machine); redis-py 8
+#: gives up reading after 5 s by default and sends the command again, which Redis refuses
+#: BUSY while the first copy runs, or runs twice. Connecting still times out (redis-py's 5 s),
+#: and a Redis that goes away mid-call closes the socket (keepalive detects a dead peer).
+#: Through Sentinel a read still times out after 5 s: a master cut off by a failover must
+#: be given up in time (`check` of a large team there: docs/deploy.md).
+_CLIENT_DEFAULTS: dict[str, Any] = {"socket_timeout": None}
+
+
 def connect(url: str, **kwargs: Any) -> Any:
     """A blocking client for ``url`` (``redis.Redis`` or ``redis.cluster.RedisCluster``)."""
     check_url(url)
     if is_cluster(url):
-        return RedisCluster.from_url(_plain(url), **kwargs)
+        return RedisCluster.from_url(_plain(url), **{**_CLIENT_DEFAULTS, **kwargs})
     if url.startswith(SENTINEL_SCHEME):
         nodes, service, db = _sentinel_parts(url)
         sentinel = Sentinel(nodes, socket_timeout=1.0)  # type: ignore[no-untyped-call]
         return sentinel.master_for(  # type: ignore[no-untyped-call]
             service, db=db, **{"socket_timeout": 5.0, **kwargs})
-    return redis.Redis.from_url(url, **kwargs)
+    return redis.Redis.from_url(url, **{**_CLIENT_DEFAULTS, **kwargs})
 
 
 def connect_async(url: str, **kwargs: Any) -> Any:
     """An asyncio client for ``url``."""
     check_url(url)
     if is_cluster(url):
-        return AsyncRedisCluster.from_url(_plain(url), **kwargs)
+        return AsyncRedisCluster.from_url(_plain(url), **{**_CLIENT_DEFAULTS, **kwargs})
     if url.startswith(SENTINEL_SCHEME):
         nodes, service, db = _sentinel_parts(url)
         sentinel = AsyncSentinel(nodes, socket_timeout=1.0)  # type: ignore[no-untyped-call]
@@ -90,7 +101,8 @@ def connect_async(url: str, **kwargs: Any) -> Any:
     # UnavailableError: 503), where redis-py's default pool would refuse them outright.
     size = kwargs.pop("max_connections", defaults.ASYNC_POOL_SIZE)
     pool = aredis.BlockingConnectionPool.from_url(url, max_connections=size,
-                                                  timeout=defaults.ASYNC_POOL_WAIT_S, **kwargs)
+                                                  timeout=defaults.ASYNC_POOL_WAIT_S,
+                                                  **{**_CLIENT_DEFAULTS, **kwargs})
     return aredis.Redis.from_pool(pool)  # closing the client closes its pool
 
 
@@ -202,7 +214,7 @@ class ScriptLane:
                         # The server hung up on it while it sat idle, and the loop had not
                         # seen it yet, or Redis is coming back (restarted): again, connected
                         # anew, after a short pause. redis-py's own path retries so too
-                        # (three times, with a back-off of about a second).
+                        # (redis-py 5-7 three times over about a second, 8 ten times).
                         await asyncio.sleep(pause)
                 return await self._exchange(conn, packed)
             finally:

@@ -123,7 +123,8 @@ class RedisServer:
         self.proc = None
 
     def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port)
+        """A client as pushinbox's own (`connection.connect`): it waits for a long script."""
+        return redis.Redis(port=self.port, socket_timeout=None)
 
 
 def _free_cluster_port() -> int:

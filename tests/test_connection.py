@@ -1,0 +1,52 @@
+"""How pushinbox connects to Redis, whatever the installed redis-py makes the default.
+
+redis-py 8 reads a reply for 5 s at most (before: no limit) and then sends the command again,
+up to ten times. A script is atomic and bounded, but some run long on a large team (`check`
+walks the whole team: seconds at a few hundred thousand messages); sent again, it is refused
+BUSY while the first copy runs, or it runs twice. pushinbox's clients wait for a script's
+answer: these tests run a script longer than that default through the clients the CLI, the
+workers and the service make from a Redis URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import redis
+
+from dispatcher.connection import connect, connect_async
+from dispatcher.testing import RedisServer
+
+#: Counts its runs, then keeps Redis busy for ARGV[1] seconds (longer than redis-py 8's
+#: default read timeout of 5 s).
+LONG_SCRIPT = """
+redis.call('INCR', KEYS[1])
+local function now() local t = redis.call('TIME'); return t[1] * 1000000 + t[2] end
+local start = now()
+while now() - start < tonumber(ARGV[1]) * 1000000 do end
+return 'done'
+"""
+LONG_S = 5.5
+
+
+def test_a_script_longer_than_redis_pys_default_timeout_is_answered_and_runs_once(
+        redis_server: RedisServer, redis_client: redis.Redis) -> None:
+    client = connect(redis_server.url)
+    started = time.monotonic()
+    assert client.eval(LONG_SCRIPT, 1, "runs", LONG_S) == b"done"
+    assert time.monotonic() - started >= LONG_S
+    assert redis_client.get("runs") == b"1"
+
+
+def test_the_services_client_waits_for_a_long_script_too(
+        redis_server: RedisServer, redis_client: redis.Redis) -> None:
+    async def run() -> bytes:
+        client = connect_async(redis_server.url)
+        try:
+            return await client.eval(LONG_SCRIPT, 1, "runs", LONG_S)
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(run()) == b"done"
+    assert redis_client.get("runs") == b"1"
