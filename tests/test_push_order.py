@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from conftest import PRODUCT_GROUPS, TEAM, assert_clean, message, pushed_ids
 
@@ -225,4 +227,72 @@ def test_a_new_message_in_a_better_group_promotes_its_waiting_conversation(
     d.ingest(TEAM, message("C2", conv="C", tags=["refund"]))  # C is a refund now
     assert [m.id for m in d.next(TEAM, "ann").messages] == ["mC1", "mC2"]
     assert d.next(TEAM, "bob").messages[0].id == "mX"
+    assert_clean(d)
+
+
+#: Groups of one condition on a list (indexed by value when a message is classified) among
+#: groups of several and overlapping values: the first group that matches takes the message.
+MIXED = {"groups": [
+    {"name": "Tags A or B", "match": {"message_tags_any": ["a", "b"]}},
+    {"name": "Email", "match": {"channel_in": ["email"]}},
+    {"name": "Tags B or C", "match": {"message_tags_any": ["b", "c"]}},
+    {"name": "Korean", "match": {"language_in": ["ko"]}},
+    {"name": "Tag E by sms", "match": {"message_tags_any": ["e"], "channel_in": ["sms"]}},
+    {"name": "Tag D", "match": {"message_tags_any": ["d"]}},
+    {"name": "French or Korean", "match": {"language_in": ["fr", "ko"]}},
+    {"name": "SMS", "match": {"channel_in": ["sms", "email"]}},
+]}
+#: message: (tags, channel, language) -> (group, why)
+MIXED_CASES = {
+    "cb": ((["c", "b"], "sms", None), ("Tags A or B", "message tag b")),
+    "c-email": ((["c"], "email", None), ("Email", "channel email")),
+    "c-ko": ((["c"], "sms", "ko"), ("Tags B or C", "message tag c")),
+    "d-ko": ((["d"], "webchat", "ko"), ("Korean", "language ko")),
+    "d": ((["d", "x"], "webchat", None), ("Tag D", "message tag d")),
+    "e-sms": ((["e"], "sms", None), ("Tag E by sms", "channel sms and message tag e")),
+    "e-fr": ((["e"], "webchat", "fr"), ("French or Korean", "language fr")),
+    "sms": (([], "sms", "de"), ("SMS", "channel sms")),
+    "none": ((["x"], "webchat", "de"), ("everything else", "matched no priority group")),
+}
+
+
+def _mixed_message(name: str, prefix: str = "") -> dict[str, Any]:
+    (tags, channel, language), _ = MIXED_CASES[name]
+    extra: dict[str, Any] = {"tags": tags}
+    if language:
+        extra["language"] = language
+    return message(prefix + name, channel=channel, **extra)
+
+
+def _groups_pushed(d: Dispatcher, prefix: str = "") -> dict[str, tuple[str, str]]:
+    """Each case's group and why, as the presses push them (the last message of each push)."""
+    got = {}
+    for _ in MIXED_CASES:
+        push = d.next(TEAM, "ann").messages
+        got[push[-1].id.removeprefix("m" + prefix)] = (push[-1].group, push[-1].why)
+        for each in push:
+            d.reply(TEAM, "ann", each.id)
+    assert d.next(TEAM, "ann").status == "empty"
+    return got
+
+
+def test_a_message_goes_to_the_first_group_it_meets_among_groups_of_one_condition(
+        online: Dispatcher, clock: FakeClock) -> None:
+    d = online
+    d.set_groups(TEAM, MIXED)
+    expected = {name: want for name, (_, want) in MIXED_CASES.items()}
+    # a batch of new conversations
+    d.ingest_many(TEAM, [_mixed_message(name) for name in MIXED_CASES])
+    assert _groups_pushed(d) == expected
+    # each the next message of a conversation waiting in everything else (re-classified)
+    for name in MIXED_CASES:
+        clock.advance(1)
+        d.ingest(TEAM, message(f"first-{name}", conv=f"cnext-{name}"))
+        d.ingest(TEAM, {**_mixed_message(name, "next-"), "conversation": f"cnext-{name}"})
+    assert _groups_pushed(d, "next-") == expected
+    # and placed again by a change of the settings (re-bucketing)
+    d.set_groups(TEAM, {"groups": []})
+    d.ingest_many(TEAM, [_mixed_message(name, "again-") for name in MIXED_CASES])
+    d.set_groups(TEAM, MIXED)
+    assert _groups_pushed(d, "again-") == expected
     assert_clean(d)
