@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.provenance import provenance
 from dispatcher.servers import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -175,7 +176,8 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"ab-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps({"base": args.base, "this": head, "cycles": args.cycles,
-                                "summary": summary, "rounds": rounds}, indent=2))
+                                "summary": summary, "rounds": rounds,
+                                "provenance": provenance()}, indent=2))
     print(f"raw results: {path.relative_to(ROOT)}")
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import redis
 
 from bench import postgres
+from bench.provenance import provenance
 from cli.bench import (
     CEILING,
     CEILING_INGEST,
@@ -409,7 +410,8 @@ def scale(n: int, reps: int) -> None:
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     path = out / f"scale-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps({"waiting": n, "raw": raw, "table": table}, indent=2))
+    path.write_text(json.dumps({"waiting": n, "raw": raw, "table": table,
+                                "provenance": provenance()}, indent=2))
     print("\n" + format_table(table))
     print(f"\nraw results: {path}")
 
@@ -581,6 +583,7 @@ def main() -> None:
             summarize("PostgreSQL cycle p99 ms", col("postgres", "p99_ms"), None),
         ]
     results["table"] = table
+    results["provenance"] = provenance()
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     path = out / f"core-{time.strftime('%Y%m%d-%H%M%S')}.json"

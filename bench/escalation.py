@@ -24,6 +24,7 @@ import threading
 import time
 from pathlib import Path
 
+from bench.provenance import provenance
 from cli.bench import GROUPS, format_table, ingest, p99, summarize
 from dispatcher import Dispatcher, defaults, ops
 from dispatcher.servers import RedisServer
@@ -127,7 +128,8 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"escalation-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps({"args": vars(args), "runs": runs, "table": table,
-                               "median_moved_per_s": statistics.median(col("moved_per_s"))},
+                               "median_moved_per_s": statistics.median(col("moved_per_s")),
+                               "provenance": provenance()},
                               indent=2))
     print(f"raw results: {out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out}")
 

@@ -19,6 +19,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from bench.provenance import provenance
 from dispatcher.servers import RedisServer, free_port
 
 HERE = Path(__file__).parent
@@ -76,7 +77,7 @@ def main() -> None:
         print(f"{app:14} {med:12.0f}  {med / base:.2f}x")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out_file = HERE / "results" / f"frameworks-{stamp}.json"
-    out_file.write_text(json.dumps(results, indent=1))
+    out_file.write_text(json.dumps({**results, "provenance": provenance()}, indent=1))
     print(f"raw results: {out_file}")
 
 

@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.provenance import provenance
 from dispatcher import Dispatcher, tokens
 from dispatcher.servers import RedisServer, ServiceProcess
 
@@ -207,7 +208,8 @@ def main() -> None:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = HERE / "results" / f"http-{stamp}.json"
     out.write_text(json.dumps({"connections": args.connections, "seconds": seconds,
-                               "runs": results, "medians": med}, indent=1))
+                               "runs": results, "medians": med,
+                               "provenance": provenance()}, indent=1))
     print(f"raw results: {out}")
 
 

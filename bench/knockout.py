@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from bench.ab import RESULTS, ROOT, one_round, worktree
+from bench.provenance import provenance
 
 
 class Knockout(NamedTuple):
@@ -135,7 +136,7 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"knockout-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps({"cycles": args.cycles, "rounds": args.rounds,
-                                "knockouts": out}, indent=2))
+                                "knockouts": out, "provenance": provenance()}, indent=2))
     print(f"raw results: {path.relative_to(ROOT)}")
 
 

@@ -24,6 +24,7 @@ import redis.asyncio as aredis
 
 import dispatcher.connection as connection
 from bench.core import TEAM, seed
+from bench.provenance import provenance
 from dispatcher import Dispatcher, ops
 from dispatcher.api import AsyncDispatcher
 from dispatcher.servers import RedisServer
@@ -161,7 +162,7 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"lane-{time.strftime('%Y%m%d-%H%M%S')}.json"
     result: dict[str, Any] = {"args": vars(args), "runs": runs, "median": med,
-                              "turn_us": turns}
+                              "turn_us": turns, "provenance": provenance()}
     out.write_text(json.dumps(result, indent=1))
     print(f"raw results: {out}")
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.ab import RESULTS, ROOT
+from bench.provenance import provenance
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pushinbox-bench"
 SOURCES = "deb-src http://deb.debian.org/debian bookworm main\n"
@@ -332,7 +333,7 @@ def main() -> None:
                                 else None, "waiting": args.waiting,
                                 "fcall_us": plain["fcall_us"],
                                 "fcall_us_marked": marked["fcall_us"],
-                                "sections": rows}, indent=1))
+                                "sections": rows, "provenance": provenance()}, indent=1))
     print(f"raw results: {path.relative_to(ROOT)}")
 
 

@@ -34,6 +34,7 @@ from typing import Any
 import redis
 
 from bench.core import TEAM, case_assign_async
+from bench.provenance import provenance
 from cli.bench import GROUPS, format_table, ingest
 from dispatcher import Dispatcher
 from dispatcher.servers import RedisServer
@@ -186,7 +187,7 @@ def main() -> None:
     out = results / f"reference-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps({"args": vars(args), "pushinbox": ours, "functions": lib,
                                "one_call": one, "bullmq": theirs,
-                               "skipped": skipped}, indent=1))
+                               "skipped": skipped, "provenance": provenance()}, indent=1))
     print(f"raw results: {out.relative_to(HERE.parent)}")
 
 

@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.provenance import provenance
+
 CASES = ("short", "short+log", "framework", "ingest", "ingest+framework")
 
 
@@ -148,7 +150,8 @@ def main() -> None:
               f"  {statistics.median(xs) / base:10.2f}x")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out_file = Path(__file__).parent / "results" / f"service-cpu-{stamp}.json"
-    out_file.write_text(json.dumps({"seconds": args.seconds, "runs": runs}, indent=1))
+    out_file.write_text(json.dumps({"seconds": args.seconds, "runs": runs,
+                                     "provenance": provenance()}, indent=1))
     print(f"raw results: {out_file}")
 
 

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.provenance import provenance
 from dispatcher import Dispatcher, tokens
 from dispatcher.servers import RedisServer, ServiceProcess
 
@@ -108,7 +109,8 @@ def main() -> None:
     p99s = [r["p99_ms"] for r in rows if r["p99_ms"] is not None]
     print(f"median p99 over changes: {statistics.median(p99s):.1f} ms (target <= 100 ms)")
     out = HERE / "results" / f"sse-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    result: dict[str, Any] = {"clients": args.clients, "changes": rows}
+    result: dict[str, Any] = {"clients": args.clients, "changes": rows,
+                              "provenance": provenance()}
     out.write_text(json.dumps(result, indent=1))
     print(f"raw results: {out}")
 

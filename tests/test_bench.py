@@ -117,3 +117,30 @@ def test_every_planted_bug_still_finds_its_line_and_names_a_guard_that_exists() 
                                   guard.read_text()):
             stale.append((m.name, f"no guard {m.guard}"))
     assert not stale
+
+
+def test_every_results_file_says_what_measured_it() -> None:
+    """Each results file names the commit, the redis-server, redis-py, hiredis and Python that
+    made it, the cores and the machine's load at the start (figures move with all of them)."""
+    import subprocess
+    from importlib import metadata
+
+    from bench import provenance as prov
+    from dispatcher.servers import redis_server_binary
+
+    p = prov.provenance()
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True, cwd=prov.ROOT, check=False).stdout.strip()
+    if head:  # a source tree outside git (an sdist) has no commit to name
+        assert p["commit"].removesuffix("+changes") == head
+    server = subprocess.run([redis_server_binary(), "--version"], capture_output=True,
+                            text=True, check=True).stdout
+    assert f"v={p['redis_server']} " in server
+    assert p["redis_py"] == metadata.version("redis")
+    assert p["hiredis"] == metadata.version("hiredis")
+    assert p["cpus"] >= 1 and p["loadavg_1m_at_start"] >= 0
+    # and every bench that writes a results file writes it
+    for path in sorted((prov.ROOT / "bench").glob("*.py")):
+        text = path.read_text()
+        if "write_text(json.dumps(" in text:
+            assert "provenance()" in text, f"{path.name} writes results without provenance"
