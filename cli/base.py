@@ -14,6 +14,7 @@ import yaml
 
 from dispatcher import defaults
 from dispatcher.api import Dispatcher
+from dispatcher.connection import connect
 from dispatcher.errors import PushinboxError, ValidationError
 from dispatcher.log import configure as configure_logging
 
@@ -29,13 +30,17 @@ class Ctx:
 
     @property
     def d(self) -> Dispatcher:
+        """The commands' Dispatcher. Its client waits for a script's answer however long it
+        runs, through Sentinel too (where a long-running process gives up reading after 5 s:
+        `dispatcher.connection`): a `check` after a failover, of a large team, runs for
+        seconds, and a client that gives up sends it again, refused BUSY."""
         if self._d is None:
             if self.inline:
-                self._d = Dispatcher.from_url(self.url)
+                self._d = Dispatcher(connect(self.url, socket_timeout=None))
             else:
                 from workers.scheduling import RQJobs, queue
 
-                d = Dispatcher.from_url(self.url)
+                d = Dispatcher(connect(self.url, socket_timeout=None))
                 # RQ's queues live with the data given here, unless RQ_REDIS_URL says otherwise
                 d.jobs = RQJobs(queue(data_url=self.url))
                 self._d = d

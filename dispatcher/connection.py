@@ -70,8 +70,8 @@ def check_url(url: str) -> str:
 #: gives up reading after 5 s by default and sends the command again, which Redis refuses
 #: BUSY while the first copy runs, or runs twice. Connecting still times out (redis-py's 5 s),
 #: and a Redis that goes away mid-call closes the socket (keepalive detects a dead peer).
-#: Through Sentinel a read still times out after 5 s: a master cut off by a failover must
-#: be given up in time (`check` of a large team there: docs/deploy.md).
+#: Through Sentinel a read still times out after 5 s: a long-running process must leave a
+#: master cut off by a failover in time (the CLI asks for no timeout there: cli/base.py).
 _CLIENT_DEFAULTS: dict[str, Any] = {"socket_timeout": None}
 
 

@@ -50,3 +50,16 @@ def test_the_services_client_waits_for_a_long_script_too(
 
     assert asyncio.run(run()) == b"done"
     assert redis_client.get("runs") == b"1"
+
+
+def test_the_cli_waits_for_a_long_check_through_sentinel_too() -> None:
+    """A check after a failover is what an operator runs through Sentinel; there a client
+    gives up reading after 5 s (a primary cut off must be left in time), which would refuse
+    a check of a large team (BUSY). The CLI's client waits for it."""
+    from cli.base import Ctx
+    from dispatcher.connection import connect as plain
+
+    url = "redis+sentinel://127.0.0.1:1/mymaster/0"  # not reached: the pool connects lazily
+    assert plain(url).connection_pool.connection_kwargs["socket_timeout"] == 5.0
+    ctx = Ctx(url, as_json=False, inline=True)
+    assert ctx.d.redis.connection_pool.connection_kwargs["socket_timeout"] is None
