@@ -78,31 +78,32 @@ _CLIENT_DEFAULTS: dict[str, Any] = {"socket_timeout": None}
 def connect(url: str, **kwargs: Any) -> Any:
     """A blocking client for ``url`` (``redis.Redis`` or ``redis.cluster.RedisCluster``)."""
     check_url(url)
-    if is_cluster(url):
-        return RedisCluster.from_url(_plain(url), **{**_CLIENT_DEFAULTS, **kwargs})
     if url.startswith(SENTINEL_SCHEME):
         nodes, service, db = _sentinel_parts(url)
         sentinel = Sentinel(nodes, socket_timeout=1.0)  # type: ignore[no-untyped-call]
         return sentinel.master_for(  # type: ignore[no-untyped-call]
             service, db=db, **{"socket_timeout": 5.0, **kwargs})
-    return redis.Redis.from_url(url, **{**_CLIENT_DEFAULTS, **kwargs})
+    kwargs = {**_CLIENT_DEFAULTS, **kwargs}
+    if is_cluster(url):
+        return RedisCluster.from_url(_plain(url), **kwargs)
+    return redis.Redis.from_url(url, **kwargs)
 
 
 def connect_async(url: str, **kwargs: Any) -> Any:
     """An asyncio client for ``url``."""
     check_url(url)
-    if is_cluster(url):
-        return AsyncRedisCluster.from_url(_plain(url), **{**_CLIENT_DEFAULTS, **kwargs})
     if url.startswith(SENTINEL_SCHEME):
         nodes, service, db = _sentinel_parts(url)
         sentinel = AsyncSentinel(nodes, socket_timeout=1.0)  # type: ignore[no-untyped-call]
         return sentinel.master_for(service, db=db, **{"socket_timeout": 5.0, **kwargs})
+    kwargs = {**_CLIENT_DEFAULTS, **kwargs}
+    if is_cluster(url):
+        return AsyncRedisCluster.from_url(_plain(url), **kwargs)
     # A bounded pool that makes a burst of callers wait for a connection (up to 10 s, then
     # UnavailableError: 503), where redis-py's default pool would refuse them outright.
     size = kwargs.pop("max_connections", defaults.ASYNC_POOL_SIZE)
     pool = aredis.BlockingConnectionPool.from_url(url, max_connections=size,
-                                                  timeout=defaults.ASYNC_POOL_WAIT_S,
-                                                  **{**_CLIENT_DEFAULTS, **kwargs})
+                                                  timeout=defaults.ASYNC_POOL_WAIT_S, **kwargs)
     return aredis.Redis.from_pool(pool)  # closing the client closes its pool
 
 
