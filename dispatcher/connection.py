@@ -86,7 +86,12 @@ def connect(url: str, **kwargs: Any) -> Any:
     kwargs = {**_CLIENT_DEFAULTS, **kwargs}
     if is_cluster(url):
         return RedisCluster.from_url(_plain(url), **kwargs)
-    return redis.Redis.from_url(url, **kwargs)
+    # A bounded pool that makes a burst of threads wait for a connection (as the asyncio
+    # client's below), where redis-py 8's default pool refuses the 101st at once.
+    size = kwargs.pop("max_connections", defaults.POOL_SIZE)
+    pool = redis.BlockingConnectionPool.from_url(url, max_connections=size,
+                                                 timeout=defaults.ASYNC_POOL_WAIT_S, **kwargs)
+    return redis.Redis.from_pool(pool)  # closing the client closes its pool
 
 
 def connect_async(url: str, **kwargs: Any) -> Any:

@@ -204,6 +204,12 @@ WAIT_TIMEOUT_MS = 200
 #: (a script call holds one for well under a millisecond); more callers wait their turn.
 ASYNC_POOL_SIZE = 64
 
+#: Redis connections a blocking client made from a URL keeps (`connection.connect`: a library
+#: user's threads share one Dispatcher); more callers wait their turn, up to ASYNC_POOL_WAIT_S,
+#: as on the asyncio side. redis-py 8's own pool refuses the 101st caller at once ("Too many
+#: connections"); redis-py 7's opened a connection for every caller.
+POOL_SIZE = 64
+
 #: How long an asyncio caller waits for a free connection (the pool's, or the script lane's:
 #: half of it) before it is told Redis is unavailable (503 with Retry-After): long enough
 #: for a burst to drain at well under a millisecond per call, short of a client's timeout.

@@ -63,3 +63,36 @@ def test_the_cli_waits_for_a_long_check_through_sentinel_too() -> None:
     assert plain(url).connection_pool.connection_kwargs["socket_timeout"] == 5.0
     ctx = Ctx(url, as_json=False, inline=True)
     assert ctx.d.redis.connection_pool.connection_kwargs["socket_timeout"] is None
+
+
+def test_a_dispatcher_shared_by_many_threads_serves_them_all(
+        redis_server: RedisServer, redis_client: redis.Redis) -> None:
+    """A library user's web app shares one Dispatcher between its threads. redis-py 8 caps a
+    plain pool at 100 connections and refuses the 101st caller at once ("Too many
+    connections"); pushinbox's pool makes a caller wait for a free connection instead (as the
+    service's does), so a burst larger than the pool is served, not refused."""
+    import threading
+
+    from dispatcher import Dispatcher
+    from dispatcher.errors import PushinboxError
+
+    d = Dispatcher.from_url(redis_server.url)
+    d.create_team("acme")
+    errors: list[Exception] = []
+    start = threading.Barrier(150)
+
+    def caller() -> None:
+        start.wait()
+        try:
+            d.stock("acme")
+        except PushinboxError as exc:
+            errors.append(exc)
+
+    redis_client.client_pause(500, all=True)  # every caller holds a connection at once
+    threads = [threading.Thread(target=caller) for _ in range(150)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(redis_client.client_list()) <= 70  # the pool's 64, this client, their margin
