@@ -74,6 +74,13 @@ def check_url(url: str) -> str:
 #: master cut off by a failover in time (the CLI asks for no timeout there: cli/base.py).
 _CLIENT_DEFAULTS: dict[str, Any] = {"socket_timeout": None}
 
+#: Through Sentinel and a Cluster the client's pools are redis-py's own (a pool per primary,
+#: per node), which redis-py 8 caps at 100 connections and which then refuse the next caller
+#: at once ("Too many connections", a 503 for the service's 101st concurrent request). They
+#: have no cap here, as before redis-py 8: a burst opens connections (Redis allows 10,000
+#: clients by default); on one server a bounded pool makes it wait instead (below).
+_UNCAPPED = 2**31
+
 
 def connect(url: str, **kwargs: Any) -> Any:
     """A blocking client for ``url`` (``redis.Redis`` or ``redis.cluster.RedisCluster``)."""
@@ -82,10 +89,10 @@ def connect(url: str, **kwargs: Any) -> Any:
         nodes, service, db = _sentinel_parts(url)
         sentinel = Sentinel(nodes, socket_timeout=1.0)  # type: ignore[no-untyped-call]
         return sentinel.master_for(  # type: ignore[no-untyped-call]
-            service, db=db, **{"socket_timeout": 5.0, **kwargs})
+            service, db=db, **{"socket_timeout": 5.0, "max_connections": _UNCAPPED, **kwargs})
     kwargs = {**_CLIENT_DEFAULTS, **kwargs}
     if is_cluster(url):
-        return RedisCluster.from_url(_plain(url), **kwargs)
+        return RedisCluster.from_url(_plain(url), **{"max_connections": _UNCAPPED, **kwargs})
     # A bounded pool that makes a burst of threads wait for a connection (as the asyncio
     # client's below), where redis-py 8's default pool refuses the 101st at once.
     size = kwargs.pop("max_connections", defaults.POOL_SIZE)
@@ -100,10 +107,12 @@ def connect_async(url: str, **kwargs: Any) -> Any:
     if url.startswith(SENTINEL_SCHEME):
         nodes, service, db = _sentinel_parts(url)
         sentinel = AsyncSentinel(nodes, socket_timeout=1.0)  # type: ignore[no-untyped-call]
-        return sentinel.master_for(service, db=db, **{"socket_timeout": 5.0, **kwargs})
+        return sentinel.master_for(service, db=db, **{"socket_timeout": 5.0,
+                                                      "max_connections": _UNCAPPED, **kwargs})
     kwargs = {**_CLIENT_DEFAULTS, **kwargs}
     if is_cluster(url):
-        return AsyncRedisCluster.from_url(_plain(url), **kwargs)
+        return AsyncRedisCluster.from_url(_plain(url),
+                                          **{"max_connections": _UNCAPPED, **kwargs})
     # A bounded pool that makes a burst of callers wait for a connection (up to 10 s, then
     # UnavailableError: 503), where redis-py's default pool would refuse them outright.
     size = kwargs.pop("max_connections", defaults.ASYNC_POOL_SIZE)
