@@ -104,6 +104,9 @@ bench-sse: install
 # The HTTP service under load (wrk: apt-get install wrk), 1 and 2 service processes.
 bench-http: install
 	$(BIN)/pip install --quiet -e ".[bench]"
+	@command -v wrk >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  (apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null) || echo "could not install wrk"; \
+	  else echo "wrk is not installed (Debian: apt-get install wrk)"; fi; }
 	$(BIN)/python -m bench.http
 	$(BIN)/python -m bench.plots
 

@@ -11,7 +11,7 @@ fast lane runs (stopping at the first failure) to tell "caught, but not by its g
 "survived". Before anything is planted, every guard must pass on the unchanged copy.
 
 A `find` text that is no longer in its file (or is there twice) stops the run: the list is
-kept in step with the code it mutates. On demand, never part of `make test` (~3 minutes on 2 cores).
+kept in step with the code it mutates. On demand, never part of `make test` (~8 minutes on 2 cores).
 """
 
 from __future__ import annotations
