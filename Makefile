@@ -136,7 +136,7 @@ test-model: install
 	PUSHINBOX_MODEL_EXAMPLES=2000 PUSHINBOX_MODEL_STEPS=60 $(BIN)/pytest -q --timeout 1800 tests/test_conversation_model.py
 
 # Plant each named bug of tests/mutations.toml in a scratch copy, one at a time, and report
-# which tests catch it (docs/mutations.md; about 3 minutes). On demand, not part of make test.
+# which tests catch it (docs/mutations.md; about 8 minutes). On demand, not part of make test.
 mutate: install
 	$(BIN)/python tests/mutate.py
 
