@@ -128,6 +128,23 @@ def test_a_message_back_from_help_goes_to_the_advisor_holding_its_conversation(
     clean(d)
 
 
+def test_a_press_at_capacity_answers_the_pushes_in_arrival_order_after_one_came_back_from_help(
+        d: Dispatcher, clock: FakeClock) -> None:
+    """Found by `make test-model`: m1 goes to help, m2 of the same conversation is pushed,
+    a second later m1 comes back to its holder; the press at capacity answered the pushes in
+    the order they reached the advisor (m2, m1), not as the conversation has them."""
+    d.ingest(T, message(1, conv="c1"))
+    assert pushed(d, "bob") == ["m1"]
+    d.request_help(T, "bob", "m1", "")
+    d.ingest(T, message(2, conv="c1"))
+    assert pushed(d, "bob") == ["m2"]
+    clock.advance(1)
+    assert d.send_to_stock(T, "m1") == "assigned"
+    assert held(d, "bob") == ["m1", "m2"]
+    assert pushed(d, "bob") == ["m1", "m2"]  # at capacity: the pushes again, in arrival order
+    clean(d)
+
+
 def test_an_untouched_push_goes_back_with_every_message_of_its_conversation(
         d: Dispatcher, clock: FakeClock) -> None:
     d.configure(T, untouched_after_s=3)

@@ -19,7 +19,7 @@ local function press(cfg, a, role, now)
 
   if (O.req and O.req ~= '' and O.req == a.req) or
       redis.call('HLEN', K.pconv(a.id)) >= role.cap then
-    local pushed = ordered(K.push(a.id), 0, -1)
+    local pushed = as_in_hands(a.id, redis.call('ZRANGE', K.push(a.id), 0, -1))
     if #pushed > 0 then
       return {status = 'pending', messages = views(pushed)}
     end

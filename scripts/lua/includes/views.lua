@@ -24,16 +24,11 @@ local function msg_view(id)
                         redis.call('SISMEMBER', K.hold(v[6]), id) == 1)
 end
 
--- Members of a sorted set from `start` to `stop`, by score then arrival: a conversation's
--- messages share a score in an advisor's hands, and ties would otherwise sort by id
--- ('msg-10' before 'msg-9').
-local function ordered(zkey, start, stop)
-  local raw = redis.call('ZRANGE', zkey, start, stop, 'WITHSCORES')
-  local rows = {}
-  for i = 1, #raw, 2 do
-    rows[#rows + 1] = {id = raw[i], s = tonumber(raw[i + 1]),
-                       ord = tonumber(redis.call('HGET', K.msg(raw[i]), 'ord')) or 0}
-  end
+-- The ids of `rows` ({id, s = score}) by score, then by arrival: a conversation's messages
+-- share a score in an advisor's hands, and ties would otherwise sort by id ('msg-10' before
+-- 'msg-9').
+local function by_score_then_arrival(rows)
+  for _, r in ipairs(rows) do r.ord = tonumber(redis.call('HGET', K.msg(r.id), 'ord')) or 0 end
   table.sort(rows, function(x, y)
     if x.s ~= y.s then return x.s < y.s end
     return x.ord < y.ord
@@ -41,6 +36,26 @@ local function ordered(zkey, start, stop)
   local ids = {}
   for i, r in ipairs(rows) do ids[i] = r.id end
   return ids
+end
+
+-- Members of a sorted set from `start` to `stop`, by score then arrival.
+local function ordered(zkey, start, stop)
+  local raw = redis.call('ZRANGE', zkey, start, stop, 'WITHSCORES')
+  local rows = {}
+  for i = 1, #raw, 2 do rows[#rows + 1] = {id = raw[i], s = tonumber(raw[i + 1])} end
+  return by_score_then_arrival(rows)
+end
+
+-- Messages in advisor `adv`'s hands, as their hands list them (`ordered` on `cur`): by the
+-- time their conversation reached the advisor, then by arrival. Not by the push list's own
+-- scores, the time of each push (what an untouched push is found by): a conversation's
+-- message given to its holder after the rest was pushed would list after them.
+local function as_in_hands(adv, ids)
+  local rows = {}
+  for i, id in ipairs(ids) do
+    rows[i] = {id = id, s = tonumber(redis.call('ZSCORE', K.cur(adv), id)) or 0}
+  end
+  return by_score_then_arrival(rows)
 end
 
 local function views(ids)
