@@ -68,8 +68,10 @@ def check_url(url: str) -> str:
 #: reading a reply. A script is atomic and bounded, but some run long on a large team
 #: (`check` walks the whole team: ~5 s at 200,000 messages on a 2-core machine); redis-py 8
 #: gives up reading after 5 s by default and sends the command again, which Redis refuses
-#: BUSY while the first copy runs, or runs twice. Connecting still times out (redis-py's 5 s),
-#: and a Redis that goes away mid-call closes the socket (keepalive detects a dead peer).
+#: BUSY while the first copy runs, or runs twice. Connecting still times out (redis-py's 5 s);
+#: a Redis that stalls mid-call (paused, not gone) holds its callers until it answers, as
+#: with every redis-py before 8 (the asyncio lane's callers waiting for a connection give up
+#: after ASYNC_POOL_WAIT_S: a 503).
 #: Through Sentinel a read still times out after 5 s: a long-running process must leave a
 #: master cut off by a failover in time (the CLI asks for no timeout there: cli/base.py).
 _CLIENT_DEFAULTS: dict[str, Any] = {"socket_timeout": None}
