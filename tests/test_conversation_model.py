@@ -1,13 +1,20 @@
 """A model-based test of the conversation rules: random sequences of every transition against
 the real scripts, compared after every step with a small model of what must hold.
 
+The transitions: messages in, log-ins and log-outs (their requeue a batch at a time),
+presses, the advisor's whole cycle in one call (reply-and-next), reply / archive / help /
+hold, breaks, heartbeats, a supervisor's assign and send-to-stock, a classic advisor's pick
+(push mode off) beside two push-mode advisors, capacity and triage rules changed mid-run,
+customer tags, groups changed (re-bucketed a batch at a time) and the reconciler.
+
 The model (below, a few dozen lines, not the production code) knows each message's
 conversation and arrival, whether it is done (and by whom, how), and each advisor's session.
 After every step the real state must agree: every message in exactly one place (`check`), the
 done ones done as the model says, today's figures equal the model's replies and archives,
 each conversation held by at most one advisor and never waiting while a logged-in advisor
-holds it, every waiting list and every push in arrival order, and a press pushes the
-waiting conversation that started first. Hypothesis shrinks a failure to a minimal sequence.
+holds it, every waiting list and every push in arrival order, a press pushes the waiting
+conversation that started first, never answers "empty" while something waits and never
+"assigned" with nothing waiting. Hypothesis shrinks a failure to a minimal sequence.
 
 `make test` runs a bounded number of sequences; `make test-model` runs many more
 (PUSHINBOX_MODEL_EXAMPLES, PUSHINBOX_MODEL_STEPS).
@@ -33,11 +40,13 @@ from hypothesis.stateful import (
 )
 
 from dispatcher import Dispatcher, keys
-from dispatcher.errors import ForbiddenError
+from dispatcher.errors import ConflictError, ForbiddenError
 from dispatcher.testing import FakeClock
 
 T = "model"
-ADVISORS = ("ann", "bob")
+ADVISORS = ("ann", "bob")  # push mode
+CLASSIC = "cid"  # push mode off: picks waiting messages (take)
+EVERYONE = (*ADVISORS, CLASSIC)
 CONVS = ("c1", "c2")
 EXAMPLES = int(os.environ.get("PUSHINBOX_MODEL_EXAMPLES", "40"))
 STEPS = int(os.environ.get("PUSHINBOX_MODEL_STEPS", "50"))
@@ -72,8 +81,10 @@ class Conversations(RuleBasedStateMachine):
         self.d.create_team(T)
         self.d.set_role(T, "agent", push=True, capacity=1)
         self.d.configure(T, untouched_after_s=30, max_requeues=3)
+        self.d.set_role(T, "classic", push=False, capacity=3)
         for a in ADVISORS:
             self.d.set_advisor(T, a, "agent")
+        self.d.set_advisor(T, CLASSIC, "classic")
         self.m = Model()
         self.n = 0
         self.regrouped = False  # FIFO across the stock holds until groups change
@@ -101,17 +112,17 @@ class Conversations(RuleBasedStateMachine):
                           "channel": "webchat", "body": {"text": mid}})
         self.d.ingest_many(T, batch)
 
-    @rule(adv=st.sampled_from(ADVISORS))
+    @rule(adv=st.sampled_from(EVERYONE))
     def login(self, adv: str) -> None:
         self.d.login(T, adv)
         self.m.online.add(adv)
 
-    @rule(adv=st.sampled_from(ADVISORS))
+    @rule(adv=st.sampled_from(EVERYONE))
     def logout(self, adv: str) -> None:
         self.d.logout(T, adv)  # the requeue job waits for a `requeue` or `tick` rule
         self.m.online.discard(adv)
 
-    @rule(adv=st.sampled_from(ADVISORS))
+    @rule(adv=st.sampled_from(EVERYONE))
     def requeue_one_batch(self, adv: str) -> None:
         epoch = int(self.d.redis.hget(keys.advisor(T, adv), "ep") or 0)
         self.d.call("requeue_batch", T, adv=adv, epoch=epoch, n=1)
@@ -123,18 +134,53 @@ class Conversations(RuleBasedStateMachine):
         waiting = {c for mid, c in self.m.conv_of.items() if self.place(mid)[0] == "waiting"}
         before = set(self.held(adv))
         push = self.d.next(T, adv)
-        ids = [m.id for m in push.messages]
+        self.pushed(push.status, [m.id for m in push.messages], before, waiting)
+
+    def pushed(self, status: str, ids: list[str], before: set[str], waiting: set[str]) -> None:
+        """What a press answered: in arrival order; a push is one conversation, new to the
+        advisor, the one that started first among those waiting (one group: FIFO)."""
         assert ids == sorted(ids, key=self.m.arrival.__getitem__), ids  # arrival order
-        if push.status == "assigned" and not self.regrouped:
+        # never "nothing to do" while something waits (no skills here), nor a push of nothing
+        # (at capacity, "pending" answers the pushes held, whatever waits)
+        assert status != ("empty" if waiting else "assigned"), (status, waiting)
+        if status == "assigned" and not self.regrouped:
             conv = self.m.conv_of[ids[0]]
             assert {self.m.conv_of[i] for i in ids} == {conv}
             new = set(ids) - before
-            assert new, push
-            # the conversation that started first among those waiting (one group: FIFO)
+            assert new, (status, ids)
             assert self.m.started[conv] == min(self.m.started[c] for c in waiting), (
                 conv, waiting)
 
-    @rule(adv=st.sampled_from(ADVISORS), pick=st.integers(0, 50),
+    @rule(adv=st.sampled_from(ADVISORS), pick=st.integers(0, 50))
+    def reply_and_press(self, adv: str, pick: int) -> None:
+        """The advisor's whole cycle in one call (the service's reply-and-next): the reply
+        counts as one, and the press after it follows the same rules as a press alone."""
+        held = self.held(adv)
+        if not held or adv not in self.m.online:
+            return
+        mid = held[pick % len(held)]
+        waiting = {c for i, c in self.m.conv_of.items() if self.place(i)[0] == "waiting"}
+        out = self.d.reply_next(T, adv, mid)
+        assert out.replied == "ok", out
+        self.m.done[mid] = (adv, "reply")
+        self.pushed(out.status, [m.id for m in out.messages], set(held) - {mid}, waiting)
+
+    @rule(adv=st.sampled_from(ADVISORS))
+    def take_a_break(self, adv: str) -> None:
+        """A break keeps the advisor's messages and conversations; a press ends it."""
+        if adv in self.m.online:
+            self.d.start_break(T, adv)
+
+    @rule(adv=st.sampled_from(ADVISORS))
+    def back_from_break(self, adv: str) -> None:
+        self.d.end_break(T, adv)
+
+    @rule(capacity=st.integers(1, 3))
+    def capacity_changes(self, capacity: int) -> None:
+        """Supervisors change how many messages the role holds at once, mid-run."""
+        self.d.set_role(T, "agent", push=True, capacity=capacity)
+
+    @rule(adv=st.sampled_from(EVERYONE), pick=st.integers(0, 50),
           kind=st.sampled_from(["reply", "archive", "help", "hold", "unhold"]))
     def act(self, adv: str, pick: int, kind: str) -> None:
         held = self.held(adv)
@@ -162,13 +208,42 @@ class Conversations(RuleBasedStateMachine):
         if open_:
             self.d.send_to_stock(T, open_[pick % len(open_)])
 
-    @rule(adv=st.sampled_from(ADVISORS), pick=st.integers(0, 200))
+    @rule(adv=st.sampled_from(EVERYONE), pick=st.integers(0, 200))
     def take(self, adv: str, pick: int) -> None:
-        """A classic (non-push) take is refused for push roles: nothing may change."""
+        """A classic advisor picks a waiting message (its conversation comes along); a pick
+        is refused for push roles, and of a message that is not waiting: nothing changes."""
         open_ = [i for i in self.m.conv_of if i not in self.m.done]
-        if open_ and adv in self.m.online:
+        if not open_ or adv not in self.m.online:
+            return
+        mid = open_[pick % len(open_)]
+        if adv != CLASSIC:
             with pytest.raises(ForbiddenError):
-                self.d.take(T, adv, open_[pick % len(open_)])
+                self.d.take(T, adv, mid)
+            return
+        state, holder = self.place(mid)
+        if state == "waiting":
+            taken = [m.id for m in self.d.take(T, adv, mid)]
+            assert mid in taken and {self.m.conv_of[i] for i in taken} == {self.m.conv_of[mid]}
+        elif not (state == "assigned" and holder == adv):
+            with pytest.raises(ConflictError):
+                self.d.take(T, adv, mid)
+
+    @rule(adv=st.sampled_from(EVERYONE))
+    def heartbeat(self, adv: str) -> None:
+        """Presence from the advisor's client; it never logs anyone in."""
+        if adv in self.m.online:
+            self.d.heartbeat(T, adv)
+        else:
+            with pytest.raises(ConflictError):
+                self.d.heartbeat(T, adv)
+
+    @rule(to=st.sampled_from([None, *EVERYONE]))
+    def triage_changes(self, to: str | None) -> None:
+        """A triage rule gives new conversations of the channel to one advisor (while they are
+        logged in), or there is none."""
+        rules = [] if to is None else [
+            {"name": "web", "match": {"channel_in": ["webchat"]}, "advisor": to}]
+        self.d.set_triage(T, rules)
 
     @rule(tags=st.lists(st.sampled_from(["VIP", "new"]), max_size=2),
           conv=st.sampled_from(CONVS))
@@ -186,7 +261,7 @@ class Conversations(RuleBasedStateMachine):
     def time_passes_and_the_reconciler_runs(self, seconds: int) -> None:
         self.clock.advance(seconds)
         self.d.tick(T)
-        self.m.online = {a for a in ADVISORS
+        self.m.online = {a for a in EVERYONE
                          if self.d.redis.hget(keys.advisor(T, a), "st") != b"off"}
 
     # --- what must hold after every step ----------------------------------------------------------
@@ -211,8 +286,8 @@ class Conversations(RuleBasedStateMachine):
             ids = [w.decode() for w in waiting]
             assert ids == sorted(ids, key=self.m.arrival.__getitem__), (conv, ids)
             assert not (ids and conv in holders), (conv, ids, holders[conv])
-        stats = {a: self.d.advisor_stats(T, a) for a in ADVISORS}
-        for a in ADVISORS:
+        stats = {a: self.d.advisor_stats(T, a) for a in EVERYONE}
+        for a in EVERYONE:
             mine = [k for (who, k) in self.m.done.values() if who == a]
             assert stats[a].responses == mine.count("reply")
             assert stats[a].archives == mine.count("archive")
