@@ -16,7 +16,7 @@ from dispatcher.api import AsyncDispatcher
 from dispatcher.errors import ForbiddenError, PushinboxError, UnauthorizedError
 
 __all__ = ["ADMIN", "ADVISOR_SELF", "ANY_TOKEN", "INGEST", "PUBLIC", "SUPERVISOR", "TEAM_READ",
-           "TokenCache", "auth_guard", "authenticate", "permitted"]
+           "TokenCache", "auth_guard", "authenticate", "permitted", "token_key"]
 
 #: Who may call a route: scopes, "advisor" meaning the advisor named in the path (or, on a
 #: team route without an advisor, any advisor of the team).
@@ -28,6 +28,11 @@ ADMIN = {"allow": ("admin",)}
 #: Any valid token, whatever its team (the web pages start with "who am I").
 ANY_TOKEN = {"allow": ("advisor", "supervisor", "ingest", "admin"), "no_team": True}
 PUBLIC: dict[str, Any] = {}
+
+
+def token_key(token: str) -> bytes:
+    """What a process keys a token by in its memory: a digest, never the token's text."""
+    return hashlib.blake2b(token.encode(), digest_size=16).digest()
 
 
 class TokenCache:
@@ -46,7 +51,7 @@ class TokenCache:
     async def lookup(self, d: AsyncDispatcher, token: str) -> tokens.Token | None:
         if not tokens.well_formed(token):
             return None
-        key = hashlib.blake2b(token.encode(), digest_size=16).digest()
+        key = token_key(token)
         now = time.monotonic()
         hit = self._seen.get(key)
         if hit is not None and now - hit[0] < self.ttl:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aredis
 import structlog
 
-from dispatcher import events, keys, ops
+from dispatcher import defaults, events, keys, ops
 from dispatcher.api import AsyncDispatcher
 from dispatcher.errors import MalformedError, PushinboxError
 
@@ -65,6 +66,9 @@ class Update:
     event: str
     id: str
     data: Any
+    #: the update as a Server-Sent Event, encoded once for all the clients it goes to
+    #: (streams.py): a stock change reaches 1,000 streams of a team as the same bytes
+    encoded: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(eq=False)
@@ -98,6 +102,24 @@ class Hub:
         self.view_last: dict[str, float] = {}
         self.view_id: dict[str, str] = {}
         self.view_tasks: set[asyncio.Task[None]] = set()
+        # why open streams must end (token revoked, team or advisor deleted): one check per
+        # (token, team, advisor) a period, shared by the streams that have them in common
+        self.checks: dict[Any, tuple[float, asyncio.Future[str | None]]] = {}
+
+    async def shared_check(self, key: Any, ttl: float,
+                           check: Callable[[], Awaitable[str | None]]) -> str | None:
+        """``check()``'s answer for ``key``, made at most once per ``ttl`` seconds in this
+        process: the streams of one token (a wall of supervisor screens, a console's tabs)
+        cost one token read and one existence read a period, not one each. A check under
+        way is awaited, not repeated; a stream that leaves does not cancel it."""
+        now = asyncio.get_running_loop().time()
+        hit = self.checks.get(key)
+        if hit is None or now - hit[0] >= ttl:
+            if len(self.checks) >= defaults.TOKEN_CACHE_MAX:  # bounded: drop the stale ones
+                self.checks = {k: v for k, v in self.checks.items() if now - v[0] < ttl}
+            hit = (now, asyncio.ensure_future(check()))
+            self.checks[key] = hit
+        return await asyncio.shield(hit[1])
 
     def subscribe(self, team: str, advisor: str | None, view: bool = False) -> Subscriber:
         sub = Subscriber(team, advisor, view)

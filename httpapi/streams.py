@@ -18,29 +18,38 @@ from dispatcher.api import AsyncDispatcher
 from dispatcher.errors import PushinboxError, UnavailableError
 from dispatcher.model import Stock
 from httpapi import live, metrics
+from httpapi.auth import token_key
 from httpapi.common import stock_out
 
 __all__ = ["stream"]
 
 
 async def _still_allowed(request: Request[Any, Any, Any], team: str,
-                         advisor: str | None) -> str | None:
+                         advisor: str | None, ttl: float) -> str | None:
     """Why an open stream must end now (token revoked, team or advisor deleted), or None;
-    None too while Redis cannot say (the stream waits for it like the feed does)."""
+    None too while Redis cannot say (the stream waits for it like the feed does). Checked
+    once per ``ttl`` for all the process's streams of the same token, team and advisor."""
     st = request.app.state
     _, _, raw = request.headers.get("authorization", "").partition(" ")
-    try:
-        found = await st.tokens.lookup(st.d, raw.strip())
-        exists, member = await st.d.run(ops.still_there(team, advisor))
-    except UnavailableError:
+    token = raw.strip()
+
+    async def check() -> str | None:
+        try:
+            found = await st.tokens.lookup(st.d, token)
+            exists, member = await st.d.run(ops.still_there(team, advisor))
+        except UnavailableError:
+            return None
+        if found is None:
+            return "the token was revoked"
+        if not exists:
+            return "the team was deleted"
+        if not member:
+            return "the advisor was removed"
         return None
-    if found is None:
-        return "the token was revoked"
-    if not exists:
-        return "the team was deleted"
-    if not member:
-        return "the advisor was removed"
-    return None
+
+    reason: str | None = await st.hub.shared_check((token_key(token), team, advisor), ttl,
+                                                   check)
+    return reason
 
 
 async def _keep_present(request: Request[Any, Any, Any], d: AsyncDispatcher, team: str,
@@ -57,10 +66,12 @@ async def _keep_present(request: Request[Any, Any, Any], d: AsyncDispatcher, tea
 
 async def stream(request: Request[Any, Any, Any], d: AsyncDispatcher, team: str,
                  advisor: str | None) -> AsyncIterator[ServerSentEventMessage]:
-    """The live feed; it re-checks its token, team and advisor every token-cache period, so
-    a revocation or deletion ends it within that delay, as it ends new requests."""
+    """The live feed; it re-checks its token, team and advisor every half token-cache
+    period (the check shared by the process's streams of the same three, as old as half a
+    period at most), so a revocation or deletion ends it within twice that delay at most, as
+    the token cache ends new requests within one."""
     hub = request.app.state.hub
-    recheck = max(0.1, request.app.state.config.token_cache_s)
+    recheck = max(0.05, request.app.state.config.token_cache_s / 2)
     tok = request.scope["state"].get("token")
     own = advisor is not None and tok is not None and tok.scope == "advisor"
     sub = hub.subscribe(team, advisor, view=advisor is None and tok is not None
@@ -79,7 +90,7 @@ async def stream(request: Request[Any, Any, Any], d: AsyncDispatcher, team: str,
                 next_check = now + recheck
                 if own:
                     await _keep_present(request, d, team, str(advisor), now)
-                reason = await _still_allowed(request, team, advisor)
+                reason = await _still_allowed(request, team, advisor, recheck)
                 if reason is not None:
                     yield ServerSentEventMessage(data=json.dumps({"reason": reason}),
                                                  event="closed")
@@ -87,9 +98,9 @@ async def stream(request: Request[Any, Any, Any], d: AsyncDispatcher, team: str,
             if now >= next_alive:
                 next_alive = now + defaults.SSE_KEEPALIVE_S
                 yield ServerSentEventMessage(data=None, comment="keep-alive")
-            try:
-                upd = await asyncio.wait_for(sub.queue.get(),
-                                             max(0.0, min(next_check, next_alive) - now))
+            try:  # (a deadline on this task, not wait_for's task a wait: 1,000 streams)
+                async with asyncio.timeout_at(min(next_check, next_alive)):
+                    upd = await sub.queue.get()
             except TimeoutError:
                 continue
             if upd is None:
@@ -101,7 +112,22 @@ async def stream(request: Request[Any, Any, Any], d: AsyncDispatcher, team: str,
         hub.unsubscribe(sub)
 
 
+class _Encoded(ServerSentEventMessage):
+    """An event encoded already (Litestar writes what ``encode`` returns)."""
+
+    def __init__(self, raw: bytes) -> None:
+        super().__init__()
+        self.raw = raw
+
+    def encode(self) -> bytes:
+        return self.raw
+
+
 def _sse(upd: live.Update) -> ServerSentEventMessage:
-    data = stock_out(upd.data) if isinstance(upd.data, Stock) else upd.data
-    body = msgspec.json.encode(data).decode()
-    return ServerSentEventMessage(data=body, event=upd.event, id=upd.id)
+    raw = upd.encoded.get("sse")
+    if raw is None:  # the first of the update's clients encodes it for all of them
+        data = stock_out(upd.data) if isinstance(upd.data, Stock) else upd.data
+        body = msgspec.json.encode(data).decode()
+        raw = ServerSentEventMessage(data=body, event=upd.event, id=upd.id).encode()
+        upd.encoded["sse"] = raw
+    return _Encoded(raw)

@@ -161,6 +161,33 @@ def test_one_reader_per_team_serves_every_connected_client(api: Api) -> None:
             s.close()
 
 
+def test_streams_sharing_a_token_check_it_once_per_period_not_once_each(api: Api) -> None:
+    """An open stream re-checks its token, team and advisor every token-cache period (the
+    service under test: 0.2 s), so that a revocation ends it. A wall of supervisor screens or
+    the tabs of one console share that check in a process: 40 streams must not cost 40 token
+    and existence reads a period (200 a second here; 8,000 a second for 1,000 streams at the
+    0.2 s period, what held the 1,000-client live bench's updates for 1.6 s)."""
+    streams = [Stream(api, f"/v1/teams/{TEAM}/live", api.supervisor) for _ in range(40)]
+    try:
+        for st in streams:
+            st.wait_for(lambda e: e[0] == "stock")
+        api.d.redis.config_resetstat()
+        time.sleep(2.0)
+        stats = api.d.redis.info("commandstats")
+        checks = stats.get("cmdstat_sismember", {}).get("calls", 0)
+        token_reads = stats.get("cmdstat_hget", {}).get("calls", 0)
+        # one check of the (token, team) a half period at most: ~20 in 2 s, whatever the
+        # number of streams (40 streams checking each their own: ~400)
+        assert 0 < checks <= 40, checks
+        assert token_reads <= 40, token_reads
+        api.push(message(1))
+        for st in streams:
+            st.wait_for(stock_total(1))
+    finally:
+        for st in streams:
+            st.close()
+
+
 def test_a_burst_of_clients_opening_streams_at_once_all_get_their_state(api: Api) -> None:
     """300 streams opened together: callers wait for a Redis connection, none is refused."""
     import asyncio
