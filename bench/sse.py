@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.provenance import provenance
-from dispatcher import Dispatcher, tokens
+from dispatcher import Dispatcher, defaults, tokens
 from dispatcher.servers import RedisServer, ServiceProcess
 
 TEAM = "bench"
@@ -89,7 +89,10 @@ def main() -> None:
     d = Dispatcher(server.client())
     d.create_team(TEAM)
     token = d.run(tokens.create_token("supervisor", team=TEAM)).token
-    svc = ServiceProcess(server.url, access_log=False).start()
+    # the service as deployed: the token cache's default period (ServiceProcess shortens it
+    # to 0.2 s for tests), which is how often each open stream's token and team are re-checked
+    svc = ServiceProcess(server.url, access_log=False,
+                         env={"PUSHINBOX_TOKEN_CACHE_S": str(defaults.TOKEN_CACHE_S)}).start()
     try:
         lat = asyncio.run(run(svc.port, token, args.clients, args.changes, d))
     finally:
