@@ -1,6 +1,8 @@
 """Live updates: one reader of each team's event stream per process, fanned out to every
 Server-Sent Events client of that team in this process. No client polls Redis: a burst of
-events costs one stock read per team and one figures read per watched advisor.
+events costs one stock read per team and one figures read per watched advisor the events
+name (the others get the figures last sent with the new stock); an open stream's token and
+team are re-checked once per period for all the streams that share them.
 
 Every update carries the id of the stream event it reflects; a client that reconnects with
 ``Last-Event-ID`` first gets what it missed (messages assigned to it meanwhile), then the
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,6 +25,7 @@ import structlog
 from dispatcher import defaults, events, keys, ops
 from dispatcher.api import AsyncDispatcher
 from dispatcher.errors import MalformedError, PushinboxError
+from dispatcher.model import AdvisorStats
 
 __all__ = [
     "BLOCK_MS",
@@ -102,6 +106,9 @@ class Hub:
         self.view_last: dict[str, float] = {}
         self.view_id: dict[str, str] = {}
         self.view_tasks: set[asyncio.Task[None]] = set()
+        # the figures last sent to each watched advisor: a change of the stock alone sends
+        # them again with the new stock, read from Redis only when an event names them
+        self.figures: dict[tuple[str, str], AdvisorStats] = {}
         # why open streams must end (token revoked, team or advisor deleted): one check per
         # (token, team, advisor) a period, shared by the streams that have them in common
         self.checks: dict[Any, tuple[float, asyncio.Future[str | None]]] = {}
@@ -132,6 +139,8 @@ class Hub:
         subs = self.subscribers.get(sub.team)
         if subs is not None:
             subs.discard(sub)
+            if sub.advisor and not any(s.advisor == sub.advisor for s in subs):
+                self.figures.pop((sub.team, sub.advisor), None)
             if not subs:  # the last client left: stop the team's blocking read now
                 del self.subscribers[sub.team]
                 task = self.tasks.pop(sub.team, None)
@@ -194,17 +203,27 @@ class Hub:
         if kinds & VIEW_EVENTS and any(s.view for s in subs):
             self._view_soon(team, last)
         watched = {s.advisor for s in subs if s.advisor}
-        touched = {f.get("a") for _, f in entries if f["e"] in FIGURE_EVENTS} | (
-            watched if kinds & STOCK_EVENTS else set())
+        named_all = {f.get("a") for _, f in entries if f["e"] in FIGURE_EVENTS}
+        # a figures event naming no advisor (requeued) may have moved anyone's
+        named = watched if None in named_all else {a for a in named_all if a}
+        touched = named | (watched if stock is not None else set())
+        day = ops.day_iso(int(last.split("-")[0]))  # the day of the newest event (UTC)
         for adv in watched & touched:
             for upd in await assigned_updates(self.d, team, adv, entries):
                 for sub in subs:
                     if sub.advisor == adv:
                         self._send(sub, upd)
-            try:
-                figures = await self.d.run(ops.advisor_stats(team, adv, stock=stock))
-            except PushinboxError:
-                continue
+            sent = self.figures.get((team, adv))
+            if (adv not in named and stock is not None and sent is not None
+                    and sent.day == day and sent.break_started_at is None):
+                # their own figures are as sent (no event named them): the new stock only
+                figures = dataclasses.replace(sent, stock=stock.total)
+            else:
+                try:
+                    figures = await self.d.run(ops.advisor_stats(team, adv, stock=stock))
+                except PushinboxError:
+                    continue
+            self.figures[(team, adv)] = figures
             for sub in subs:
                 if sub.advisor == adv:
                     self._send(sub, Update("figures", last, figures))
@@ -291,6 +310,7 @@ async def opening(d: AsyncDispatcher, hub: Hub, team: str, advisor: str | None,
     stock = await d.run(ops.team_stock(team))
     out.append(Update("stock", now_id, stock))
     if advisor:
-        out.append(Update("figures", now_id,
-                          await d.run(ops.advisor_stats(team, advisor, stock=stock))))
+        figures = await d.run(ops.advisor_stats(team, advisor, stock=stock))
+        hub.figures.setdefault((team, advisor), figures)  # (the feed's own read is newer)
+        out.append(Update("figures", now_id, figures))
     return out

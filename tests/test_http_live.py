@@ -188,6 +188,37 @@ def test_streams_sharing_a_token_check_it_once_per_period_not_once_each(api: Api
             st.close()
 
 
+def test_a_stock_change_reaches_every_console_without_a_figures_read_each(api: Api) -> None:
+    """Each advisor's stream gets the new stock in their figures at every stock change. Their
+    own figures (responses, archives, break, what they hold) change only with events that
+    name them: a message arriving must not cost a figures read per open console (1,000
+    consoles: 1,000 reads a change, one after the other, before the next events go out)."""
+    from dispatcher import tokens
+
+    names = [f"w{i}" for i in range(20)]
+    streams = []
+    try:
+        for name in names:
+            api.d.set_advisor(TEAM, name, "agent")
+            tok = api.d.run(tokens.create_token("advisor", team=TEAM, advisor=name)).token
+            streams.append(Stream(api, f"/v1/teams/{TEAM}/advisors/{name}/live", tok))
+        for st in streams:
+            st.wait_for(lambda e: e[0] == "figures")
+        api.d.redis.config_resetstat()
+        api.push(message(1))
+        for st in streams:
+            st.wait_for(lambda e: e[0] == "figures" and e[2]["stock"] == 1)
+        reads = api.d.redis.info("commandstats").get("cmdstat_zcard", {}).get("calls", 0)
+        assert reads <= 2, reads  # (one figures read is a ZCARD of what the advisor holds)
+        # a change that names one of them re-reads theirs: w0 is given the message
+        api.d.login(TEAM, "w0")
+        api.d.assign(TEAM, "w0", "m1")
+        streams[0].wait_for(lambda e: e[0] == "figures" and e[2]["assigned"] == 1)
+    finally:
+        for st in streams:
+            st.close()
+
+
 def test_a_burst_of_clients_opening_streams_at_once_all_get_their_state(api: Api) -> None:
     """300 streams opened together: callers wait for a Redis connection, none is refused."""
     import asyncio

@@ -61,6 +61,7 @@ __all__ = [
     "current",
     "current_page",
     "daily_report",
+    "day_iso",
     "day_number",
     "delete_team",
     "end_break",
@@ -137,6 +138,11 @@ def day_number(day: date) -> int:
 
 def _iso(day_num: int) -> str:
     return (date(1970, 1, 1) + timedelta(days=day_num)).isoformat()
+
+
+def day_iso(ms: int) -> str:
+    """The UTC day of a time in ms, as the figures name it (``AdvisorStats.day``)."""
+    return _iso(ms // DAY_MS)
 
 
 def _overlap(since: int, now: int, day_num: int) -> int:
