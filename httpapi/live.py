@@ -208,11 +208,14 @@ class Hub:
         named = watched if None in named_all else {a for a in named_all if a}
         touched = named | (watched if stock is not None else set())
         day = ops.day_iso(int(last.split("-")[0]))  # the day of the newest event (UTC)
+        mine: dict[str, list[Subscriber]] = {}  # each advisor's own streams (not N x N)
+        for sub in subs:
+            if sub.advisor:
+                mine.setdefault(sub.advisor, []).append(sub)
         for adv in watched & touched:
             for upd in await assigned_updates(self.d, team, adv, entries):
-                for sub in subs:
-                    if sub.advisor == adv:
-                        self._send(sub, upd)
+                for sub in mine[adv]:
+                    self._send(sub, upd)
             sent = self.figures.get((team, adv))
             if (adv not in named and stock is not None and sent is not None
                     and sent.day == day and sent.break_started_at is None):
@@ -224,9 +227,8 @@ class Hub:
                 except PushinboxError:
                     continue
             self.figures[(team, adv)] = figures
-            for sub in subs:
-                if sub.advisor == adv:
-                    self._send(sub, Update("figures", last, figures))
+            for sub in mine[adv]:
+                self._send(sub, Update("figures", last, figures))
 
     def _view_soon(self, team: str, last: str) -> None:
         """One team-view snapshot for what just happened: at once, or VIEW_INTERVAL_S after

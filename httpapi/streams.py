@@ -13,7 +13,7 @@ import msgspec
 from litestar import Request
 from litestar.response.sse import ServerSentEventMessage
 
-from dispatcher import defaults, ops
+from dispatcher import defaults, ops, tokens
 from dispatcher.api import AsyncDispatcher
 from dispatcher.errors import PushinboxError, UnavailableError
 from dispatcher.model import Stock
@@ -34,8 +34,8 @@ async def _still_allowed(request: Request[Any, Any, Any], team: str,
     token = raw.strip()
 
     async def check() -> str | None:
-        try:
-            found = await st.tokens.lookup(st.d, token)
+        try:  # the token read afresh: the cache's entry may be a period old
+            found = await st.d.run(tokens.authenticate(token))
             exists, member = await st.d.run(ops.still_there(team, advisor))
         except UnavailableError:
             return None
@@ -66,12 +66,12 @@ async def _keep_present(request: Request[Any, Any, Any], d: AsyncDispatcher, tea
 
 async def stream(request: Request[Any, Any, Any], d: AsyncDispatcher, team: str,
                  advisor: str | None) -> AsyncIterator[ServerSentEventMessage]:
-    """The live feed; it re-checks its token, team and advisor every half token-cache
-    period (the check shared by the process's streams of the same three, as old as half a
-    period at most), so a revocation or deletion ends it within twice that delay at most, as
-    the token cache ends new requests within one."""
+    """The live feed; it re-checks its token, team and advisor every token-cache period
+    (the check shared by the process's streams of the same three, as old as half a period at
+    most, the token read afresh), so a revocation or deletion ends it within one and a half
+    periods at most (new requests: within one, the token cache's)."""
     hub = request.app.state.hub
-    recheck = max(0.05, request.app.state.config.token_cache_s / 2)
+    recheck = max(0.1, request.app.state.config.token_cache_s)
     tok = request.scope["state"].get("token")
     own = advisor is not None and tok is not None and tok.scope == "advisor"
     sub = hub.subscribe(team, advisor, view=advisor is None and tok is not None
@@ -90,7 +90,7 @@ async def stream(request: Request[Any, Any, Any], d: AsyncDispatcher, team: str,
                 next_check = now + recheck
                 if own:
                     await _keep_present(request, d, team, str(advisor), now)
-                reason = await _still_allowed(request, team, advisor, recheck)
+                reason = await _still_allowed(request, team, advisor, recheck / 2)
                 if reason is not None:
                     yield ServerSentEventMessage(data=json.dumps({"reason": reason}),
                                                  event="closed")
