@@ -7,12 +7,15 @@ BUSY while the first copy runs, or it runs twice. pushinbox's clients wait for a
 answer: these tests run a script longer than that default through the clients the CLI, the
 workers and the service make from a Redis URL. redis-py 8 also caps its pools at 100
 connections and refuses the next caller at once: a burst of 150 threads sharing one
-Dispatcher is served on one server, through a Cluster and through Sentinel.
+Dispatcher is served on one server, through a Cluster and through Sentinel. And redis-py 8's
+default client sends a command again when the connection drops before its answer, so a
+script runs twice: pushinbox's clients report the lost connection instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -129,3 +132,85 @@ def test_through_sentinel_a_burst_of_threads_is_served_too() -> None:
         assert _burst(ha.url, lambda: primary.client_pause(500, all=True)) == []
     finally:
         ha.stop()
+
+
+class ReplyLost:
+    """A TCP relay to Redis that loses the reply of the first command containing ``marker``:
+    it passes the command on, then hangs up on the client (a connection cut after Redis ran
+    it, before the answer arrived: a failover, a network blip)."""
+
+    def __init__(self, port: int, marker: bytes) -> None:
+        import socket
+        import threading
+
+        self.port, self.marker, self.cut = port, marker, False
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"redis://127.0.0.1:{self.listener.getsockname()[1]}/0"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.port))
+            lost = threading.Event()
+
+            def up(c: socket.socket = client, u: socket.socket = upstream,
+                   lost: threading.Event = lost) -> None:
+                with contextlib.suppress(OSError):
+                    while data := c.recv(65536):
+                        u.sendall(data)
+                        if self.marker in data and not self.cut:
+                            self.cut = True
+                            lost.set()  # what Redis answers to this is dropped
+                            time.sleep(0.2)
+                            c.shutdown(socket.SHUT_RDWR)
+                            c.close()
+                            return
+
+            def down(c: socket.socket = client, u: socket.socket = upstream,
+                     lost: threading.Event = lost) -> None:
+                with contextlib.suppress(OSError):
+                    while data := u.recv(65536):
+                        if not lost.is_set():
+                            c.sendall(data)
+
+            threading.Thread(target=up, daemon=True).start()
+            threading.Thread(target=down, daemon=True).start()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+#: Counts its runs (what a press without a request id is: it would push again).
+COUNTING_SCRIPT = "return redis.call('INCR', KEYS[1])"
+
+
+def test_a_script_whose_answer_was_lost_is_not_sent_again(
+        redis_server: RedisServer, redis_client: redis.Redis) -> None:
+    """redis-py 8's default client sends a command again when the connection drops before
+    its answer (ten retries): a script that ran is run twice. The clients pushinbox makes
+    from a URL report the lost connection instead (the service: a 503; a press retried by
+    the caller with its request id answers the same push)."""
+    for make in (lambda url: connect(url), lambda url: connect_async(url)):
+        redis_client.delete("runs")
+        relay = ReplyLost(redis_server.port, b"INCR")
+        try:
+            client = make(relay.url)
+            try:
+                if isinstance(client, redis.Redis):
+                    client.eval(COUNTING_SCRIPT, 1, "runs")
+                else:
+                    asyncio.run(client.eval(COUNTING_SCRIPT, 1, "runs"))
+                raise AssertionError("the lost answer was not reported")
+            except redis.ConnectionError:
+                pass
+            time.sleep(0.3)
+            assert redis_client.get("runs") == b"1"  # run once, not sent again
+        finally:
+            relay.close()
