@@ -164,10 +164,12 @@ class ReplyLost:
                    lost: threading.Event = lost) -> None:
                 with contextlib.suppress(OSError):
                     while data := c.recv(65536):
-                        u.sendall(data)
-                        if self.marker in data and not self.cut:
+                        cut = self.marker in data and not self.cut
+                        if cut:  # what Redis answers to this is dropped (set before it runs)
                             self.cut = True
-                            lost.set()  # what Redis answers to this is dropped
+                            lost.set()
+                        u.sendall(data)
+                        if cut:
                             time.sleep(0.2)
                             c.shutdown(socket.SHUT_RDWR)
                             c.close()
@@ -193,8 +195,9 @@ COUNTING_SCRIPT = "return redis.call('INCR', KEYS[1])"
 
 def test_a_script_whose_answer_was_lost_is_not_sent_again(
         redis_server: RedisServer, redis_client: redis.Redis) -> None:
-    """redis-py 8's default client sends a command again when the connection drops before
-    its answer (ten retries): a script that ran is run twice. The clients pushinbox makes
+    """redis-py 8's default client (``redis.Redis(host=..., port=...)``, not ``from_url``)
+    sends a command again when the connection drops before its answer (ten retries): a
+    script that ran is run twice; this test fails with it. The clients pushinbox makes
     from a URL report the lost connection instead (the service: a 503; a press retried by
     the caller with its request id answers the same push)."""
     for make in (lambda url: connect(url), lambda url: connect_async(url)):
