@@ -131,7 +131,7 @@ test-fast: install
 	$(BIN)/pytest -q $(FAST:%=tests/%.py) \
 	  tests/test_concurrency.py::test_fifty_advisors_in_threads_pull_ten_thousand_messages_each_exactly_once
 
-# The conversation rules under many more random sequences than make test runs (~10 minutes).
+# The conversation rules under many more random sequences than make test runs (~15 minutes).
 test-model: install
 	PUSHINBOX_MODEL_EXAMPLES=2000 PUSHINBOX_MODEL_STEPS=60 $(BIN)/pytest -q --timeout 1800 tests/test_conversation_model.py
 
