@@ -119,6 +119,29 @@ def test_an_advisor_hears_of_a_supervisors_assignment_and_of_their_own_figures(
         s.close()
 
 
+def test_a_console_hears_that_a_message_went_back_to_the_stock_from_its_hands(
+        api: Api) -> None:
+    """A requeue's event names the message, not the advisor it left: the figures of the
+    consoles open are read again (what they hold went down), not sent as they were."""
+    api.push(message(1))
+    api.adv("POST", "ann", "/session")
+    s = Stream(api, f"/v1/teams/{TEAM}/advisors/ann/live", api.advisor["ann"])
+    try:
+        s.wait_for(lambda e: e[0] == "figures")
+        api.sup("POST", "/messages/m1/assign", json={"advisor": "ann"})
+        s.wait_for(lambda e: e[0] == "figures" and e[2]["assigned"] == 1)
+        seen = len(s.events)
+        api.d.send_to_stock(TEAM, "m1")  # (a supervisor, through the library or the CLI)
+        deadline = time.monotonic() + 10
+        while not [e for e in s.events[seen:] if e[0] == "figures"]:
+            assert time.monotonic() < deadline, s.events[seen:]
+            time.sleep(0.02)
+        back = next(e for e in s.events[seen:] if e[0] == "figures")
+        assert (back[2]["stock"], back[2]["assigned"]) == (1, 0), back
+    finally:
+        s.close()
+
+
 def test_a_client_reconnecting_with_last_event_id_misses_nothing(api: Api) -> None:
     api.d.login(TEAM, "ann")
     s = Stream(api, f"/v1/teams/{TEAM}/advisors/ann/live", api.advisor["ann"])
