@@ -19,7 +19,7 @@ const Pi = {
       throw Object.assign(new Error("network"), { status: 0 });
     }
     if (res.status === 503) {
-      Pi.banner("The dispatcher is unavailable (Redis unreachable). Retrying…");
+      Pi.banner(Pi.UNAVAILABLE);
     } else if (res.status !== 401) {
       Pi.banner(null);
     }
@@ -33,6 +33,8 @@ const Pi = {
     }
     return data;
   },
+
+  UNAVAILABLE: "The dispatcher is unavailable (Redis unreachable). Retrying…",
 
   banner(text) {
     const el = document.getElementById("banner");
@@ -64,6 +66,11 @@ const Pi = {
           if (lastId) headers["Last-Event-ID"] = lastId;
           const res = await fetch(path, { headers, signal: ctl.signal });
           if (res.status === 401) { Pi.expired(); return; }
+          if (res.status === 503) {  // the words a press would get, not a vaguer "interrupted"
+            Pi.banner(Pi.UNAVAILABLE);
+            await new Promise((r) => setTimeout(r, 1000));
+            continue;
+          }
           if (!res.ok) throw new Error("status " + res.status);
           Pi.banner(null);
           const reader = res.body.getReader();
