@@ -3,6 +3,7 @@ driven by Playwright against the running service and a real Redis."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -221,8 +222,10 @@ def test_a_supervisor_sets_working_hours_and_reads_the_break_chart(
     assert "week.tue" in page.text_content("#hours-status")
 
 
-def test_the_console_says_when_the_dispatcher_is_unreachable_and_recovers(
-        browser: Any, http_team: Dispatcher) -> None:
+@contextlib.contextmanager
+def own_redis_and_service() -> Iterator[tuple[Any, list[ServiceProcess], str, Dispatcher]]:
+    """A Redis of its own (a test that kills it) with TEAM and advisor ann, the service on
+    it, and ann's token; both stopped at the end (the test may swap the service)."""
     from dispatcher import tokens
     from dispatcher.testing import RedisServer
 
@@ -232,9 +235,19 @@ def test_the_console_says_when_the_dispatcher_is_unreachable_and_recovers(
     d.set_role(TEAM, "agent")
     d.set_advisor(TEAM, "ann", "agent")
     token = d.run(tokens.create_token("advisor", team=TEAM, advisor="ann")).token
-    svc = ServiceProcess(server.url).start()
+    held = [ServiceProcess(server.url).start()]
     try:
-        page = open_console(browser, svc, token)
+        yield server, held, token, d
+    finally:
+        for svc in held:
+            svc.stop()
+        server.stop()
+
+
+def test_the_console_says_when_the_dispatcher_is_unreachable_and_recovers(
+        browser: Any, http_team: Dispatcher) -> None:
+    with own_redis_and_service() as (server, services, token, d):
+        page = open_console(browser, services[0], token)
         d.redis.save()  # Redis comes back with its data, all at once (as from its disk)
         server.stop(kill=True)
         page.click("#next")
@@ -244,9 +257,6 @@ def test_the_console_says_when_the_dispatcher_is_unreachable_and_recovers(
         page.wait_for_selector("#empty-stock")
         # (a live reconnection's 503 sent while Redis was away may land after the press)
         page.wait_for_selector("#banner", state="hidden", timeout=5_000)
-    finally:
-        svc.stop()
-        server.stop()
 
 
 def test_the_console_says_the_dispatcher_is_unavailable_while_its_live_updates_cannot_reconnect(
@@ -254,30 +264,17 @@ def test_the_console_says_the_dispatcher_is_unavailable_while_its_live_updates_c
     # A deploy while Redis is away: the live stream breaks with the old process and its
     # reconnections meet the new one's 503. The banner says what a press would say, not a
     # vaguer "interrupted" (the two used to take turns, one each second).
-    from dispatcher import tokens
-    from dispatcher.testing import RedisServer
-
-    server = RedisServer().start()
-    d = Dispatcher(server.client())
-    d.create_team(TEAM)
-    d.set_role(TEAM, "agent")
-    d.set_advisor(TEAM, "ann", "agent")
-    token = d.run(tokens.create_token("advisor", team=TEAM, advisor="ann")).token
-    svc = ServiceProcess(server.url).start()
-    try:
-        page = open_console(browser, svc, token)
+    with own_redis_and_service() as (server, services, token, d):
+        page = open_console(browser, services[0], token)
         d.redis.save()
         server.stop(kill=True)
-        svc.stop()
-        svc = ServiceProcess(server.url, port=svc.port).start()
+        services[0].stop()
+        services.append(ServiceProcess(server.url, port=services[0].port).start())
         page.wait_for_function(UNAVAILABLE_SHOWN, timeout=10_000)
         time.sleep(2.5)  # two more reconnections: still the same words
         assert "unavailable" in page.text_content("#banner")
         server.start()
         page.wait_for_selector("#banner", state="hidden", timeout=10_000)
-    finally:
-        svc.stop()
-        server.stop()
 
 
 def test_logging_out_leaves_no_customer_text_on_the_page(
