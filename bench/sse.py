@@ -111,9 +111,12 @@ def main() -> None:
     else:
         who = [(d.run(tokens.create_token("supervisor", team=TEAM)).token, None)] * args.clients
     # the service as deployed: the token cache's default period (ServiceProcess shortens it
-    # to 0.2 s for tests), which is how often each open stream's token and team are re-checked
+    # to 0.2 s for tests), which is how often each open stream's token and team are re-checked;
+    # one supervisor token for the team's clients, as measured since the first session (a
+    # wall of 1,000 screens: beyond the 32 streams a token may hold by default)
     svc = ServiceProcess(server.url, access_log=False,
-                         env={"PUSHINBOX_TOKEN_CACHE_S": str(defaults.TOKEN_CACHE_S)}).start()
+                         env={"PUSHINBOX_TOKEN_CACHE_S": str(defaults.TOKEN_CACHE_S),
+                              "PUSHINBOX_MAX_STREAMS_PER_TOKEN": str(args.clients)}).start()
     try:
         lat = asyncio.run(run(svc.port, who, args.changes, d))
     finally:

@@ -15,7 +15,8 @@ from httpapi import ServiceConfig, create_app
 
 def config_from_env() -> ServiceConfig:
     """REDIS_URL, RQ_REDIS_URL, PUSHINBOX_JOBS (rq | inline), PUSHINBOX_MAX_BATCH,
-    PUSHINBOX_ACCESS_LOG (1 | 0), PUSHINBOX_TOKEN_CACHE_S, PUSHINBOX_HOT_ROUTES (1 | 0)."""
+    PUSHINBOX_ACCESS_LOG (1 | 0), PUSHINBOX_TOKEN_CACHE_S, PUSHINBOX_HOT_ROUTES (1 | 0),
+    PUSHINBOX_STREAM_PRESENCE_S, PUSHINBOX_MAX_STREAMS_PER_TOKEN, PUSHINBOX_MAX_STREAMS_PER_TEAM."""
     jobs = None
     if os.environ.get("PUSHINBOX_JOBS", "rq") == "rq":
         from workers.scheduling import RQJobs, queue
@@ -30,6 +31,10 @@ def config_from_env() -> ServiceConfig:
         token_cache_s=float(os.environ.get("PUSHINBOX_TOKEN_CACHE_S", defaults.TOKEN_CACHE_S)),
         stream_presence_s=float(os.environ.get("PUSHINBOX_STREAM_PRESENCE_S",
                                                defaults.STREAM_PRESENCE_S)),
+        max_streams_per_token=int(os.environ.get("PUSHINBOX_MAX_STREAMS_PER_TOKEN",
+                                                 defaults.MAX_STREAMS_PER_TOKEN)),
+        max_streams_per_team=int(os.environ.get("PUSHINBOX_MAX_STREAMS_PER_TEAM",
+                                                defaults.MAX_STREAMS_PER_TEAM)),
     )
 
 

@@ -171,6 +171,16 @@ TOKEN_CACHE_MAX = 10_000
 #: presence timeout): the console open counts as being there.
 STREAM_PRESENCE_S = 60.0
 
+#: Live streams one token may hold open in a service process (a console's tabs, a wall of
+#: a supervisor's screens), and one team (each of its advisors' consoles): beyond either,
+#: 429. A stream holds a connection, a task and a queue of up to 256 updates, and each of
+#: its team's updates is written to it on the process's one event loop: a leaked token in a
+#: loop, or one team's screens, must not take those from the other teams. 2,000 is twice
+#: the 1,000 clients `make bench-sse` measures; PUSHINBOX_MAX_STREAMS_PER_TOKEN and
+#: PUSHINBOX_MAX_STREAMS_PER_TEAM override them (per process: more processes, more).
+MAX_STREAMS_PER_TOKEN = 32
+MAX_STREAMS_PER_TEAM = 2_000
+
 #: A comment is sent on an idle live-update stream this often, so proxies keep it open.
 SSE_KEEPALIVE_S = 15.0
 

@@ -7,8 +7,8 @@ This module imports nothing of ours, so any layer (API, CLI, HTTP, workers) can 
 from __future__ import annotations
 
 __all__ = ["ConflictError", "ForbiddenError", "MalformedError", "NotFoundError", "NotYoursError",
-           "PushinboxError", "TooLargeError", "UnauthorizedError", "UnavailableError",
-           "ValidationError", "error_for_code"]
+           "PushinboxError", "TooLargeError", "TooManyError", "UnauthorizedError",
+           "UnavailableError", "ValidationError", "error_for_code"]
 
 
 class PushinboxError(Exception):
@@ -82,6 +82,14 @@ class ForbiddenError(PushinboxError):
     http_status = 403
 
 
+class TooManyError(PushinboxError):
+    """More of something at once than one caller may hold (e.g. a token's open live
+    streams in a service process); retry once one has ended."""
+
+    code = "too_many"
+    http_status = 429
+
+
 class UnavailableError(PushinboxError):
     """Redis is unreachable; the operation did not happen and may be retried."""
 
@@ -101,6 +109,7 @@ _BY_CODE: dict[str, type[PushinboxError]] = {
         ConflictError,
         NotYoursError,
         ForbiddenError,
+        TooManyError,
         UnavailableError,
     )
 }

@@ -28,6 +28,7 @@ from httpapi.routes.advisor import AdvisorController, LiveController
 from httpapi.routes.operations import DOCS_ASSETS, OperationsController, pages
 from httpapi.routes.supervisor import SupervisorController, WebhookController
 from httpapi.routes.upstream import UpstreamController
+from httpapi.streams import StreamSlots
 
 __all__ = ["Service", "create_app"]
 
@@ -53,7 +54,8 @@ class Service(Litestar):
 def create_app(config: ServiceConfig | None = None) -> Service:
     """The ASGI app (``pushinbox serve`` runs it under uvicorn)."""
     cfg = config or ServiceConfig()
-    state = State({"config": cfg, "tokens": TokenCache(cfg.token_cache_s)})
+    state = State({"config": cfg, "tokens": TokenCache(cfg.token_cache_s),
+                   "slots": StreamSlots(cfg.max_streams_per_token, cfg.max_streams_per_team)})
 
     async def start(app: Litestar) -> None:
         client = connect_async(cfg.redis_url)

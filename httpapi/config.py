@@ -25,3 +25,6 @@ class ServiceConfig:
     hot_routes: bool = True
     #: How often an advisor's open live stream counts as presence (routes/advisor.py).
     stream_presence_s: float = defaults.STREAM_PRESENCE_S
+    #: Open live streams a token, and a team, may hold in this process (429 beyond).
+    max_streams_per_token: int = defaults.MAX_STREAMS_PER_TOKEN
+    max_streams_per_team: int = defaults.MAX_STREAMS_PER_TEAM

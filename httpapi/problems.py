@@ -11,7 +11,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
 
-from dispatcher.errors import PushinboxError, UnauthorizedError, UnavailableError
+from dispatcher.errors import PushinboxError, TooManyError, UnauthorizedError, UnavailableError
 from httpapi.schemas import Problem
 
 __all__ = ["PROBLEM", "error_parts", "errors", "on_error", "problem", "problem_body"]
@@ -52,6 +52,8 @@ def error_parts(exc: Exception, path: str) -> tuple[int, bytes, dict[str, str] |
             log.error("operation_failed", error=str(exc), path=path)
         if isinstance(exc, UnauthorizedError):
             headers = {"WWW-Authenticate": "Bearer"}
+        elif isinstance(exc, TooManyError):
+            headers = {"Retry-After": "5"}
         return status, problem_body(status, exc.code.replace("_", " "), exc.message, exc.field,
                                     exc.code), headers
     log.exception("unexpected_error", path=path)
@@ -113,6 +115,8 @@ def errors(*extra: int) -> dict[int, ResponseSpec]:
         409: "The action does not fit the current state",
         413: "A message or a batch is too large",
         422: "Bad input; `field` names what is wrong",
+        429: "The token (`field` authorization) or the team (`field` team) holds its most "
+             "open live streams in this service process; retry after `Retry-After` seconds",
         503: "Redis is unreachable; retry after `Retry-After` seconds",
     }
     codes = (400, 401, 403, 404, 409, 422, 503, *extra)

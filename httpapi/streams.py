@@ -1,27 +1,83 @@
 """An open live stream (Server-Sent Events): the team's feed as it reaches one client, the
-checks that end it (token revoked, team or advisor deleted) and the presence it keeps."""
+checks that end it (token revoked, team or advisor deleted), the presence it keeps, and the
+bound on how many a token and a team may hold open."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+import weakref
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import msgspec
 from litestar import Request
+from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
 from dispatcher import defaults, ops, tokens
 from dispatcher.api import AsyncDispatcher
-from dispatcher.errors import PushinboxError, UnavailableError
+from dispatcher.errors import PushinboxError, TooManyError, UnavailableError
 from dispatcher.model import Stock
 from httpapi import live, metrics
 from httpapi.auth import token_key
 from httpapi.common import stock_out
 
-__all__ = ["stream"]
+__all__ = ["StreamSlots", "open_stream", "stream"]
+
+
+class StreamSlots:
+    """The live streams open in this process, counted per token and per team, each count
+    bounded (MAX_STREAMS_PER_TOKEN, MAX_STREAMS_PER_TEAM): a leaked token in a loop, or one
+    team's thousands of screens, cannot take the process's connections and its event loop's
+    fan-out from the other teams."""
+
+    def __init__(self, per_token: int, per_team: int) -> None:
+        self.per_token = per_token
+        self.per_team = per_team
+        self.tokens: Counter[str] = Counter()  # by token digest, never the token
+        self.teams: Counter[str] = Counter()
+
+    def take(self, token: str, team: str) -> Callable[[], None]:
+        """A place for one more stream of ``token`` (its digest) in ``team``, or
+        TooManyError; returns what gives it back (once, however often it is called)."""
+        if self.tokens[token] >= self.per_token:
+            raise TooManyError(f"this token already holds {self.per_token} live streams here; "
+                               "close one (another tab) or retry later", field="authorization")
+        if self.teams[team] >= self.per_team:
+            raise TooManyError(f"the team already holds {self.per_team} live streams here; "
+                               "retry later", field="team")
+        self.tokens[token] += 1
+        self.teams[team] += 1
+        given = False
+
+        def give_back() -> None:
+            nonlocal given
+            if not given:
+                given = True
+                for count, key in ((self.tokens, token), (self.teams, team)):
+                    count[key] -= 1
+                    if count[key] <= 0:
+                        del count[key]  # the counts stay as many as the open streams
+        return give_back
+
+
+def _bearer(request: Request[Any, Any, Any]) -> str:
+    _, _, raw = request.headers.get("authorization", "").partition(" ")
+    return raw.strip()
+
+
+def open_stream(request: Request[Any, Any, Any], d: AsyncDispatcher, team: str,
+                advisor: str | None) -> ServerSentEvent:
+    """The response of a live route: a place taken for it (429 before the stream when the
+    token or the team holds its most), given back when the stream ends, or when a response
+    never sent is collected (its stream never started, so its own ``finally`` cannot)."""
+    give_back = request.app.state.slots.take(token_key(_bearer(request)), team)
+    feed = stream(request, d, team, advisor, give_back)
+    weakref.finalize(feed, give_back)
+    return ServerSentEvent(feed)
 
 
 async def _still_allowed(request: Request[Any, Any, Any], team: str,
@@ -30,8 +86,7 @@ async def _still_allowed(request: Request[Any, Any, Any], team: str,
     None too while Redis cannot say (the stream waits for it like the feed does). Checked
     once per ``ttl`` for all the process's streams of the same token, team and advisor."""
     st = request.app.state
-    _, _, raw = request.headers.get("authorization", "").partition(" ")
-    token = raw.strip()
+    token = _bearer(request)
 
     async def check() -> str | None:
         try:  # the token read afresh: the cache's entry may be a period old
@@ -65,7 +120,8 @@ async def _keep_present(request: Request[Any, Any, Any], d: AsyncDispatcher, tea
 
 
 async def stream(request: Request[Any, Any, Any], d: AsyncDispatcher, team: str,
-                 advisor: str | None) -> AsyncIterator[ServerSentEventMessage]:
+                 advisor: str | None, give_back: Callable[[], None]
+                 ) -> AsyncIterator[ServerSentEventMessage]:
     """The live feed; it re-checks its token, team and advisor every token-cache period
     (the check shared by the process's streams of the same three, as old as half a period at
     most, the token read afresh), so a revocation or deletion ends it within one and a half
@@ -110,6 +166,7 @@ async def stream(request: Request[Any, Any, Any], d: AsyncDispatcher, team: str,
     finally:
         metrics.SSE_CLIENTS.dec()
         hub.unsubscribe(sub)
+        give_back()
 
 
 class _Encoded(ServerSentEventMessage):

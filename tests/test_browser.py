@@ -277,6 +277,25 @@ def test_the_console_says_the_dispatcher_is_unavailable_while_its_live_updates_c
         page.wait_for_selector("#banner", state="hidden", timeout=10_000)
 
 
+def test_a_console_opened_beyond_its_tokens_live_streams_says_so_and_joins_when_one_closes(
+        browser: Any, api: Api, service: ServiceProcess) -> None:
+    from test_http_live import Stream
+
+    tabs = [Stream(api, f"/v1/teams/{TEAM}/advisors/ann/live", api.advisor["ann"])
+            for _ in range(32)]  # the most one token may hold open in a process
+    try:
+        for tab in tabs:
+            tab.wait_for(lambda e: e[0] == "stock")
+        page = open_console(browser, service, api.advisor["ann"])
+        page.wait_for_function("() => document.getElementById('banner').textContent"
+                               ".includes('32 live streams')", timeout=10_000)
+        tabs.pop().close()
+        page.wait_for_selector("#banner", state="hidden", timeout=10_000)  # (retries: 5 s)
+    finally:
+        for tab in tabs:
+            tab.close()
+
+
 def test_logging_out_leaves_no_customer_text_on_the_page(
         browser: Any, api: Api, service: ServiceProcess) -> None:
     api.push(message(1, body={"text": "My secret address is 12 Elm Street"}))

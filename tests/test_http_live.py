@@ -76,6 +76,14 @@ class Stream:
         self._conn.close()
 
 
+def opened(api: Api, path: str, token: str) -> tuple[int, Any, Any]:
+    """How the service answers a stream's opening: its status, its problem (None for a
+    stream, which is left at once) and headers."""
+    with api.http.stream("GET", path, headers={"Authorization": f"Bearer {token}"}) as res:
+        problem = json.loads(res.read()) if res.status_code != 200 else None
+        return res.status_code, problem, res.headers
+
+
 def stock_total(n: int) -> Callable[[tuple[str, str, Any]], bool]:
     return lambda e: e[0] == "stock" and e[2]["total"] == n
 
@@ -187,10 +195,10 @@ def test_one_reader_per_team_serves_every_connected_client(api: Api) -> None:
 def test_streams_sharing_a_token_check_it_once_per_period_not_once_each(api: Api) -> None:
     """An open stream re-checks its token, team and advisor every token-cache period (the
     service under test: 0.2 s), so that a revocation ends it. A wall of supervisor screens or
-    the tabs of one console share that check in a process: 40 streams must not cost 40 token
-    and existence reads a period (200 a second here; 8,000 a second for 1,000 streams at the
+    the tabs of one console share that check in a process: 30 streams must not cost 30 token
+    and existence reads a period (150 a second here; 8,000 a second for 1,000 streams at the
     0.2 s period, what held the 1,000-client live bench's updates for 1.6 s)."""
-    streams = [Stream(api, f"/v1/teams/{TEAM}/live", api.supervisor) for _ in range(40)]
+    streams = [Stream(api, f"/v1/teams/{TEAM}/live", api.supervisor) for _ in range(30)]
     try:
         for st in streams:
             st.wait_for(lambda e: e[0] == "stock")
@@ -200,7 +208,7 @@ def test_streams_sharing_a_token_check_it_once_per_period_not_once_each(api: Api
         checks = stats.get("cmdstat_sismember", {}).get("calls", 0)
         token_reads = stats.get("cmdstat_hget", {}).get("calls", 0)
         # one check of the (token, team) a half period at most: ~20 in 2 s, whatever the
-        # number of streams (40 streams checking each their own: ~400)
+        # number of streams (30 streams checking each their own: ~300)
         assert 0 < checks <= 40, checks
         assert token_reads <= 40, token_reads
         api.push(message(1))
@@ -243,22 +251,26 @@ def test_a_stock_change_reaches_every_console_without_a_figures_read_each(api: A
 
 
 def test_a_burst_of_clients_opening_streams_at_once_all_get_their_state(api: Api) -> None:
-    """300 streams opened together: callers wait for a Redis connection, none is refused."""
+    """300 streams opened together (ten supervisors' walls of 30 screens): callers wait for a
+    Redis connection, none is refused."""
     import asyncio
+
+    from dispatcher import tokens
+
+    walls = [api.d.run(tokens.create_token("supervisor", team=TEAM)).token for _ in range(10)]
 
     async def burst() -> list[str]:
         limits = httpx.Limits(max_connections=400)
         async with httpx.AsyncClient(base_url=str(api.http.base_url), limits=limits,
                                      timeout=60) as http:
-            async def one() -> str:
+            async def one(token: str) -> str:
                 async with http.stream("GET", f"/v1/teams/{TEAM}/live",
-                                       headers={"Authorization": f"Bearer {api.supervisor}"}
-                                       ) as res:
+                                       headers={"Authorization": f"Bearer {token}"}) as res:
                     async for line in res.aiter_lines():
                         if line.startswith("event: "):
                             return line[7:]
                 return f"closed {res.status_code}"
-            return await asyncio.gather(*(one() for _ in range(300)))
+            return await asyncio.gather(*(one(walls[i % 10]) for i in range(300)))
 
     assert asyncio.run(burst()) == ["stock"] * 300
 
@@ -275,3 +287,83 @@ def test_a_client_that_leaves_ends_its_stream_and_stops_touching_the_team(api: A
     while open_streams(api) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert open_streams(api) == 0
+
+
+def test_one_token_cannot_open_more_than_its_share_of_live_streams(api: Api) -> None:
+    """A console's tabs, a wall of screens: a few streams a token. A leaked token in a loop
+    would take the process's connections and its team's fan-out from everyone: beyond
+    MAX_STREAMS_PER_TOKEN in a process its next stream is refused (429 naming the
+    authorization), its neighbours' streams open, and a closed tab frees its place."""
+    path = f"/v1/teams/{TEAM}/advisors/ann/live"
+    streams = [Stream(api, path, api.advisor["ann"]) for _ in range(32)]  # the default
+    try:
+        for st in streams:
+            st.wait_for(lambda e: e[0] == "stock")
+        status, problem, headers = opened(api, path, api.advisor["ann"])
+        assert status == 429, problem
+        assert problem["field"] == "authorization"
+        assert headers["retry-after"]
+        neighbour = Stream(api, f"/v1/teams/{TEAM}/advisors/bob/live", api.advisor["bob"])
+        streams.append(neighbour)
+        neighbour.wait_for(lambda e: e[0] == "stock")
+        streams.pop(0).close()
+        deadline = time.monotonic() + 5
+        while open_streams(api) > 32 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        again = Stream(api, path, api.advisor["ann"])
+        streams.append(again)
+        again.wait_for(lambda e: e[0] == "stock")
+    finally:
+        for st in streams:
+            st.close()
+
+
+def test_a_team_holding_its_most_live_streams_leaves_other_teams_theirs(
+        api: Api, redis_server: Any) -> None:
+    """A team's streams in a process are bounded (PUSHINBOX_MAX_STREAMS_PER_TEAM): one team's
+    thousands of screens cannot take the connections and the event loop's fan-out from the
+    other teams on the same process. Theirs still open; the team's next is refused (429
+    naming the team)."""
+    from dispatcher import tokens
+    from dispatcher.testing import ServiceProcess
+
+    d = api.d
+    d.create_team("other")
+    d.set_role("other", "agent")
+    d.set_advisor("other", "zoe", "agent")
+    zoe = d.run(tokens.create_token("advisor", team="other", advisor="zoe")).token
+    svc = ServiceProcess(redis_server.url, env={"PUSHINBOX_MAX_STREAMS_PER_TEAM": "3"}).start()
+    local = Api(svc.url, d)
+    streams: list[Stream] = []
+    try:
+        for who, tok in (("ann", local.advisor["ann"]), ("bob", local.advisor["bob"]),
+                         ("ann", local.advisor["ann"])):
+            streams.append(Stream(local, f"/v1/teams/{TEAM}/advisors/{who}/live", tok))
+            streams[-1].wait_for(lambda e: e[0] == "stock")
+        status, problem, _ = opened(local, f"/v1/teams/{TEAM}/live", local.supervisor)
+        assert status == 429, problem
+        assert problem["field"] == "team"
+        streams.append(Stream(local, "/v1/teams/other/advisors/zoe/live", zoe))
+        streams[-1].wait_for(lambda e: e[0] == "stock")
+    finally:
+        for st in streams:
+            st.close()
+        local.http.close()
+        svc.stop()
+
+
+def test_streams_abandoned_as_they_open_give_their_places_back(api: Api) -> None:
+    """A client that hangs up before its stream starts (a tab closed while loading, a
+    retrying loop) must not keep a place: after 40 such opens of one token (more than the 32
+    it may hold) its streams open again once the service has seen them gone."""
+    url = api.http.base_url
+    path = f"/v1/teams/{TEAM}/advisors/ann/live"
+    for _ in range(40):
+        with socket.create_connection((str(url.host), int(url.port or 80))) as sock:
+            sock.sendall((f"GET {path} HTTP/1.1\r\nHost: x\r\n"
+                          f"Authorization: Bearer {api.advisor['ann']}\r\n\r\n").encode())
+    deadline = time.monotonic() + 10
+    while (status := opened(api, path, api.advisor["ann"])[0]) == 429:
+        assert time.monotonic() < deadline, "the abandoned streams kept their places"
+        time.sleep(0.1)
+    assert status == 200

@@ -40,7 +40,7 @@ from httpapi.schemas import (
     ScreenOut,
     SessionOut,
 )
-from httpapi.streams import stream
+from httpapi.streams import open_stream
 
 __all__ = ["AdvisorController", "LiveController"]
 
@@ -176,7 +176,7 @@ class LiveController(Audience):
     tags = ["live"]
     opt = TEAM_READ
 
-    @get("/advisors/{advisor:str}/live", responses=errors(),
+    @get("/advisors/{advisor:str}/live", responses=errors(429),
          summary="Live updates for the advisor (Server-Sent Events)",
          description="Events: `stock` (team stock per channel), `figures` (the advisor's day), "
                      "`assigned` (a message given by a supervisor or a triage rule), `resync` "
@@ -188,9 +188,9 @@ class LiveController(Audience):
                            team: TeamPath, advisor: TeamId) -> ServerSentEvent:
         live.check_last_event_id(request.headers.get("last-event-id"))  # 400 before the stream
         await d.run(ops.advisor_stats(team, advisor))  # 404 before the stream starts
-        return ServerSentEvent(stream(request, d, team, advisor))
+        return open_stream(request, d, team, advisor)
 
-    @get("/live", responses=errors(),
+    @get("/live", responses=errors(429),
          summary="Live team stock per channel (Server-Sent Events)",
          description="Events: `stock` (per channel), `advisors` (someone logged in or out, or "
                      "started or ended a break: who can receive changed), `team` (for "
@@ -201,4 +201,4 @@ class LiveController(Audience):
                         team: TeamPath) -> ServerSentEvent:
         live.check_last_event_id(request.headers.get("last-event-id"))
         await d.run(ops.require_team(team))
-        return ServerSentEvent(stream(request, d, team, None))
+        return open_stream(request, d, team, None)

@@ -71,6 +71,12 @@ const Pi = {
             await new Promise((r) => setTimeout(r, 1000));
             continue;
           }
+          if (res.status === 429) {  // this token's (or team's) most open streams: other tabs
+            const p = await res.json().catch(() => null);
+            Pi.banner("Live updates paused: " + ((p && p.detail) || "too many open") + ".");
+            await new Promise((r) => setTimeout(r, 5000));
+            continue;
+          }
           if (!res.ok) throw new Error("status " + res.status);
           Pi.banner(null);
           const reader = res.body.getReader();
