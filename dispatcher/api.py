@@ -24,7 +24,13 @@ import redis.asyncio as aredis
 
 from dispatcher import defaults, keys, ops
 from dispatcher.connection import ScriptLane, lane_for
-from dispatcher.errors import PushinboxError, UnavailableError, ValidationError, error_for_code
+from dispatcher.errors import (
+    OutOfMemoryError,
+    PushinboxError,
+    UnavailableError,
+    ValidationError,
+    error_for_code,
+)
 from dispatcher.hours import WorkingHours
 from dispatcher.log import get_logger
 from dispatcher.model import (
@@ -50,6 +56,7 @@ T = TypeVar("T")
 
 _SCRIPT_ERROR = re.compile(r"PI (\w+) (\S+) (.*?)(?: script: \w+, on @user_\w+:\d+\.)?$")
 _DOWN = (redis.ConnectionError, redis.TimeoutError)
+_FULL = "used memory > 'maxmemory'"
 _SyncRedis = redis.Redis
 _AsyncRedis = aredis.Redis
 
@@ -100,7 +107,8 @@ class InlineJobs:
 
 class _Translate:
     """A context that turns Redis being away (connection refused, reset, timed out) into
-    UnavailableError (HTTP 503 with Retry-After), and with ``scripts`` a script's refusal
+    UnavailableError (HTTP 503 with Retry-After), Redis at its maxmemory refusing a write
+    into OutOfMemoryError (503 too), and with ``scripts`` a script's refusal
     (``PI <code> <field> <message>``) into its PushinboxError. Stateless and class-based:
     entered on every call of both drivers, it costs no generator per call."""
 
@@ -116,8 +124,12 @@ class _Translate:
                  tb: Any) -> None:
         if isinstance(exc, _DOWN):
             raise UnavailableError(f"Redis is unreachable: {exc}") from exc
-        if self.scripts and isinstance(exc, redis.ResponseError):
-            raise _translate(exc) from exc
+        if isinstance(exc, redis.ResponseError):
+            # refused at a script's start (-OOM), or at a write inside one (its error text)
+            if isinstance(exc, redis.exceptions.OutOfMemoryError) or _FULL in str(exc):
+                raise OutOfMemoryError(f"Redis is out of memory: {exc}") from exc
+            if self.scripts:
+                raise _translate(exc) from exc
 
 
 _REACHABLE = _Translate(scripts=False)

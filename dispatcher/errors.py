@@ -7,8 +7,8 @@ This module imports nothing of ours, so any layer (API, CLI, HTTP, workers) can 
 from __future__ import annotations
 
 __all__ = ["ConflictError", "ForbiddenError", "MalformedError", "NotFoundError", "NotYoursError",
-           "PushinboxError", "TooLargeError", "TooManyError", "UnauthorizedError",
-           "UnavailableError", "ValidationError", "error_for_code"]
+           "OutOfMemoryError", "PushinboxError", "TooLargeError", "TooManyError",
+           "UnauthorizedError", "UnavailableError", "ValidationError", "error_for_code"]
 
 
 class PushinboxError(Exception):
@@ -97,6 +97,13 @@ class UnavailableError(PushinboxError):
     http_status = 503
 
 
+class OutOfMemoryError(UnavailableError):
+    """Redis is at its ``maxmemory`` (deploy.md: ``noeviction``) and refuses writes; the
+    operation did not happen. Operators free memory or raise the limit; callers retry."""
+
+    code = "out_of_memory"
+
+
 _BY_CODE: dict[str, type[PushinboxError]] = {
     cls.code: cls
     for cls in (
@@ -111,6 +118,7 @@ _BY_CODE: dict[str, type[PushinboxError]] = {
         ForbiddenError,
         TooManyError,
         UnavailableError,
+        OutOfMemoryError,
     )
 }
 

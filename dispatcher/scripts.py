@@ -17,9 +17,18 @@ from typing import Any
 
 from dispatcher.errors import PushinboxError
 
-__all__ = ["ScriptSet", "ScriptSourceError", "includes_of", "names", "source", "with_begin"]
+__all__ = ["FLAGS", "ScriptSet", "ScriptSourceError", "flags_of", "includes_of", "names",
+           "source", "with_begin"]
 
 _INCLUDE_RE = re.compile(r"^--@include (\S+)[ \t]*$", re.MULTILINE)
+_FLAGS_RE = re.compile(r"^-- Flags: (.*)$", re.MULTILINE)
+
+#: The function flags a script's ``-- Flags:`` header line may give (Redis >= 7's library):
+#: ``no-writes`` for a script that only reads (it runs when Redis is at its maxmemory, and on
+#: a replica), ``allow-oom`` for one that frees memory (a team's deletion, the purge), which
+#: an operator needs most when Redis is full. Without a line: a script that writes, refused
+#: at its start while Redis is over its maxmemory (then nothing of it ran).
+FLAGS = ("no-writes", "allow-oom")
 
 
 class ScriptSourceError(PushinboxError, ValueError):
@@ -43,6 +52,12 @@ def names() -> list[str]:
 def includes_of(text: str) -> list[str]:
     """The includes a script or include declares itself (in order)."""
     return _INCLUDE_RE.findall(text)
+
+
+def flags_of(text: str) -> list[str]:
+    """The function flags a script's header declares (``-- Flags: no-writes``)."""
+    m = _FLAGS_RE.search(text.split("\n--@include")[0])
+    return [f.strip() for f in m.group(1).split(",")] if m else []
 
 
 def _splice(base: Any, text: str, where: str, chain: tuple[str, ...], seen: set[str]) -> str:
@@ -115,8 +130,10 @@ def library() -> tuple[str, str]:
     for name in names():
         text = base.joinpath(f"{name}.lua").read_text(encoding="utf-8")
         body = _INCLUDE_RE.sub("", text)
-        parts.append(f"redis.register_function('{{prefix}}{name}', function(KEYS, ARGV)\n"
-                     f"begin(KEYS, ARGV)\n{body}\nend)\n")
+        flags = ", ".join(f"'{f}'" for f in flags_of(text) if f in FLAGS)
+        parts.append(f"redis.register_function{{function_name = '{{prefix}}{name}', "
+                     f"callback = function(KEYS, ARGV)\nbegin(KEYS, ARGV)\n{body}\nend, "
+                     f"flags = {{{flags}}}}}\n")
     code = "\n".join(parts)
     digest = hashlib.sha1(code.encode()).hexdigest()[:12]
     prefix = f"pi{digest}_"

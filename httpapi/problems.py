@@ -11,7 +11,13 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
 
-from dispatcher.errors import PushinboxError, TooManyError, UnauthorizedError, UnavailableError
+from dispatcher.errors import (
+    OutOfMemoryError,
+    PushinboxError,
+    TooManyError,
+    UnauthorizedError,
+    UnavailableError,
+)
 from httpapi.schemas import Problem
 
 __all__ = ["PROBLEM", "error_parts", "errors", "on_error", "problem", "problem_body"]
@@ -37,6 +43,15 @@ def error_parts(exc: Exception, path: str) -> tuple[int, bytes, dict[str, str] |
     """What the service answers for an error an operation raised (status, problem+json body,
     headers), whichever path called it: our errors keep their status, code and field; anything
     else is a logged 500."""
+    if isinstance(exc, OutOfMemoryError):
+        # Every team's writes are refused until an operator acts: an error, saying what to do.
+        log.error("redis_out_of_memory", error=str(exc), path=path,
+                  advice="raise Redis's maxmemory, or free memory (pushinbox team delete, "
+                         "a shorter retention_s)")
+        return exc.http_status, problem_body(
+            exc.http_status, exc.code.replace("_", " "),
+            "Redis is out of memory and refuses writes; retry after the Retry-After seconds",
+            exc.field, exc.code), {"Retry-After": "5"}
     if isinstance(exc, UnavailableError):
         # The driver's message names Redis's address and the socket error: for the log, not
         # for callers (where Redis runs is the operators' business).

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -204,6 +207,13 @@ def open_streams(api: Api) -> float:
     text = api.http.get("/metrics").text
     return sum(float(line.split()[-1]) for line in text.splitlines()
                if line.startswith("pushinbox_sse_clients"))
+
+
+def pushinbox(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """The command as the README has users type it."""
+    exe = Path(sys.executable).parent / "pushinbox"
+    return subprocess.run([str(exe), "--redis-url", url, *args], capture_output=True,
+                          text=True, timeout=120, check=False)
 
 
 def stop_worker(worker: Any) -> None:

@@ -277,6 +277,21 @@ def test_the_console_says_the_dispatcher_is_unavailable_while_its_live_updates_c
         page.wait_for_selector("#banner", state="hidden", timeout=10_000)
 
 
+def test_the_console_says_when_the_dispatcher_is_full_and_carries_on_once_memory_is_freed(
+        browser: Any, http_team: Dispatcher) -> None:
+    with own_redis_and_service() as (server, services, token, _d):
+        page = open_console(browser, services[0], token)
+        r = server.client()
+        r.config_set("maxmemory", r.info("memory")["used_memory"] // 2)  # past it: full
+        page.click("#next")
+        page.wait_for_function("() => document.getElementById('banner').textContent"
+                               ".includes('out of memory')", timeout=10_000)
+        r.config_set("maxmemory", 0)  # the operator raises the limit
+        page.click("#next")
+        page.wait_for_selector("#empty-stock")
+        page.wait_for_selector("#banner", state="hidden", timeout=5_000)
+
+
 def test_a_console_opened_beyond_its_tokens_live_streams_says_so_and_joins_when_one_closes(
         browser: Any, api: Api, service: ServiceProcess) -> None:
     from test_http_live import Stream

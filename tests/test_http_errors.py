@@ -181,3 +181,53 @@ def test_redis_unreachable_is_a_503_with_retry_after_and_the_service_recovers() 
     finally:
         svc.stop()
         server.stop()
+
+
+def test_a_full_redis_is_a_503_saying_so_and_the_operator_frees_it_by_deleting_a_team() -> None:
+    """Redis at its maxmemory (noeviction, as deploy.md requires) refuses writes: every caller
+    is told so with a 503 and Retry-After (not a 500), the neighbours' screens still read, and
+    the operator frees memory with the CLI as the README has them type it (here by deleting
+    the team whose upstream flooded it), after which the other teams take messages again."""
+    from conftest import pushinbox
+
+    server = RedisServer().start()
+    d = Dispatcher(server.client())
+    for t in (TEAM, "flood"):
+        d.create_team(t)
+        d.set_role(t, "agent")
+        d.set_advisor(t, "ann", "agent")
+    ingest = d.run(tokens.create_token("ingest", teams=[TEAM, "flood"])).token
+    ann = d.run(tokens.create_token("advisor", team=TEAM, advisor="ann")).token
+    svc = ServiceProcess(server.url).start()
+    try:
+        with httpx.Client(base_url=svc.url, timeout=30) as http:
+            push = lambda team, msgs: http.post(  # noqa: E731
+                f"/v1/teams/{team}/messages/batch", json={"messages": msgs},
+                headers={"Authorization": f"Bearer {ingest}"})
+            assert push(TEAM, [message(1)]).status_code == 202
+            server.client().config_set("maxmemory", server.client().info("memory")
+                                       ["used_memory"] + 4_000_000)
+            batch = lambda tag: [message(f"{tag}-{i}", body={"text": "x" * 4000})  # noqa: E731
+                                 for i in range(100)]
+            for n in range(1, 1000):
+                res = push("flood", batch(f"f{n}"))
+                if res.status_code != 202:
+                    break
+            body = problem(res, 503)
+            assert res.headers["retry-after"]
+            assert "memory" in body["detail"]
+            # past the limit (as after a config change or a restart with the data): the
+            # neighbour's messages meet the same full Redis, the small ones too
+            r = server.client()
+            r.config_set("maxmemory", r.info("memory")["used_memory"] - 1_000_000)
+            assert "memory" in problem(push(TEAM, [message(2)]), 503)["detail"]
+            screen = http.get(f"/v1/teams/{TEAM}/advisors/ann/screen",
+                              headers={"Authorization": f"Bearer {ann}"})
+            assert screen.status_code == 200, screen.text
+            done = pushinbox(server.url, "team", "delete", "flood", "--yes")
+            assert done.returncode == 0, done.stderr
+            assert push(TEAM, batch("a")).status_code == 202
+        assert_clean(d)
+    finally:
+        svc.stop()
+        server.stop()

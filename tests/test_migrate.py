@@ -5,14 +5,11 @@ list; a deployment upgraded from the list-only layout works as it is, and
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-from conftest import PRODUCT_GROUPS, LaterJobs, message, queued
+from conftest import PRODUCT_GROUPS, LaterJobs, message, pushinbox, queued
 
 from dispatcher import Dispatcher
 from dispatcher.errors import ConflictError
@@ -61,13 +58,6 @@ def to_list_layout(r: redis.Redis, team: str = T) -> int:
             n += 1
         r.hdel(k, "w")
     return n
-
-
-def pushinbox(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """The command as the README has users type it."""
-    exe = Path(sys.executable).parent / "pushinbox"
-    return subprocess.run([str(exe), "--redis-url", url, *args], capture_output=True,
-                          text=True, timeout=120, check=False)
 
 
 def test_a_one_message_conversation_waits_in_its_own_record_with_no_list(d: Dispatcher) -> None:

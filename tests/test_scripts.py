@@ -32,6 +32,8 @@ def test_every_script_header_says_keys_argv_returns_failures_and_events(name: st
         f"{name}.lua may fail with {sorted(fails)}: its '-- Fails:' line says otherwise")
     assert listed(fields.get("Events", "?"), "none") == events, (
         f"{name}.lua may emit {sorted(events)}: its '-- Events:' line says otherwise")
+    assert set(scripts.flags_of(header)) <= set(scripts.FLAGS), (
+        f"{name}.lua: '-- Flags:' may only say {scripts.FLAGS}")
 
 
 @pytest.mark.parametrize("name", scripts.names())

@@ -18,14 +18,11 @@ const Pi = {
       Pi.banner("The service cannot be reached. Retrying…");
       throw Object.assign(new Error("network"), { status: 0 });
     }
-    if (res.status === 503) {
-      Pi.banner(Pi.UNAVAILABLE);
-    } else if (res.status !== 401) {
-      Pi.banner(null);
-    }
+    if (res.status !== 503 && res.status !== 401) Pi.banner(null);
     if (res.status === 401) { Pi.expired(); }
     if (res.status === 204) return null;
     const data = await res.json().catch(() => null);
+    if (res.status === 503) Pi.banner(Pi.unavailable(data));
     if (!res.ok) {
       const err = new Error((data && data.detail) || res.statusText);
       err.status = res.status; err.problem = data;
@@ -34,7 +31,12 @@ const Pi = {
     return data;
   },
 
-  UNAVAILABLE: "The dispatcher is unavailable (Redis unreachable). Retrying…",
+  // What a 503 means for the person at the screen: Redis away, or Redis full.
+  unavailable(problem) {
+    return problem && problem.code === "out_of_memory"
+      ? "The dispatcher is full (Redis out of memory): nothing can be saved until an operator frees memory. Retrying…"
+      : "The dispatcher is unavailable (Redis unreachable). Retrying…";
+  },
 
   banner(text) {
     const el = document.getElementById("banner");
@@ -67,7 +69,7 @@ const Pi = {
           const res = await fetch(path, { headers, signal: ctl.signal });
           if (res.status === 401) { Pi.expired(); return; }
           if (res.status === 503) {  // the words a press would get, not a vaguer "interrupted"
-            Pi.banner(Pi.UNAVAILABLE);
+            Pi.banner(Pi.unavailable(await res.json().catch(() => null)));
             await new Promise((r) => setTimeout(r, 1000));
             continue;
           }

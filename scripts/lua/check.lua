@@ -7,6 +7,7 @@
 -- Returns: msgpack {ok, problems (at most `max`), nproblems, counts (messages per state)}
 -- Fails: not_found
 -- Events: none
+-- Flags: no-writes
 --@include keys
 --@include scan
 --@include waiting

@@ -9,6 +9,7 @@
 -- Returns: msgpack {purged}
 -- Fails: not_found
 -- Events: none
+-- Flags: allow-oom
 --@include keys
 --@include waiting
 --@include customers

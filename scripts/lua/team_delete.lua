@@ -10,6 +10,7 @@
 -- Returns: msgpack {cursor (0: done), deleted (keys unlinked by this call)}
 -- Fails: not_found
 -- Events: none
+-- Flags: allow-oom
 --@include keys
 --@include scan
 -- Until the last call, the key `deleting` stays (skipped below): team_create refuses the id
@@ -19,8 +20,8 @@ if O.first then
   if redis.call('EXISTS', K.cfg) == 0 and redis.call('EXISTS', marker) == 0 then
     fail('not_found', 'team', 'unknown team ' .. TEAM)
   end
+  redis.call('SET', marker, '1')  -- first: a script refused here has changed nothing
   redis.call('UNLINK', K.cfg)
-  redis.call('SET', marker, '1')
 end
 local res = redis.call('SCAN', O.cursor, 'MATCH', pglob() .. '*', 'COUNT', O.n)
 local found = {}

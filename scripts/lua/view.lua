@@ -6,6 +6,7 @@
 -- Returns: msgpack the messages' views; for adv / place a page {items, more}
 -- Fails: not_found
 -- Events: none
+-- Flags: no-writes
 --@include keys
 --@include advisors
 --@include views
