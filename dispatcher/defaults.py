@@ -171,6 +171,13 @@ TOKEN_CACHE_MAX = 10_000
 #: presence timeout): the console open counts as being there.
 STREAM_PRESENCE_S = 60.0
 
+#: Messages one team may store (waiting, in an advisor's hands, done within retention): a batch
+#: that would pass it is refused whole (429 `messages`), so one team's upstream cannot fill
+#: the Redis every team shares (at its maxmemory every team's writes fail). Ten million is
+#: ~4 GB with bodies of a few hundred bytes (docs/performance.md: ~390 bytes a waiting message
+#: without its body); `pushinbox team set T --max-messages N` (0: none) changes one team's.
+MAX_MESSAGES = 10_000_000
+
 #: Live streams one token may hold open in a service process (a console's tabs, a wall of
 #: a supervisor's screens), and one team (each of its advisors' consoles): beyond either,
 #: 429. A stream holds a connection, a task and a queue of up to 256 updates, and each of

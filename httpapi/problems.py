@@ -130,8 +130,9 @@ def errors(*extra: int) -> dict[int, ResponseSpec]:
         409: "The action does not fit the current state",
         413: "A message or a batch is too large",
         422: "Bad input; `field` names what is wrong",
-        429: "The token (`field` authorization) or the team (`field` team) holds its most "
-             "open live streams in this service process; retry after `Retry-After` seconds",
+        429: "The team stores its most messages (`field` messages), or the token (`field` "
+             "authorization) or the team (`field` team) holds its most open live streams in "
+             "this service process; retry after `Retry-After` seconds",
         503: "Redis is unreachable; retry after `Retry-After` seconds",
     }
     codes = (400, 401, 403, 404, 409, 422, 503, *extra)

@@ -239,6 +239,8 @@ class TeamOut(msgspec.Struct):
     logout_at_end_of_hours: bool
     max_requeues: int
     retention_s: int
+    max_messages: int  # the messages it may store (0: no bound); the operators' setting
+    stored_messages: int | None  # None: not counted yet (a team an earlier version created)
     hours: HoursIn | None
 
 

@@ -231,3 +231,14 @@ def test_a_full_redis_is_a_503_saying_so_and_the_operator_frees_it_by_deleting_a
     finally:
         svc.stop()
         server.stop()
+
+
+def test_an_upstream_past_its_teams_message_bound_gets_a_429_naming_messages(api: Api) -> None:
+    api.d.configure(TEAM, max_messages=2)
+    api.push(message(1))
+    res = api.call("POST", f"/v1/teams/{TEAM}/messages/batch", api.ingest,
+                   json={"messages": [message(2), message(3)]})
+    body = problem(res, 429, "messages")
+    assert res.headers["retry-after"] and "2" in body["detail"]
+    assert api.sup("GET", "/").json()["stored_messages"] == 1
+    api.push(message(2))  # the second fits

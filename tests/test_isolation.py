@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 import redis
 from click.testing import CliRunner
@@ -277,3 +279,66 @@ def test_a_preview_shows_a_bounded_number_of_messages(dispatcher: Dispatcher) ->
     assert [r["waiting"] for r in rows[1:5]] == [100, 100, 100, 100]
     assert all(len(r["messages"]) <= 20 for r in rows)
     assert sum(len(r["messages"]) for r in rows) <= 200
+
+
+def test_a_team_at_its_message_bound_is_refused_whole_and_its_neighbour_is_untouched(
+        redis_client: redis.Redis) -> None:
+    """One team's upstream flooding the Redis every team shares is stopped at the team's
+    bound of stored messages (waiting, in hands, done within retention): the batch that would
+    pass it is refused whole with TooManyError (HTTP 429) naming `messages`; a retry of what
+    is stored already still answers `duplicate`; the neighbour's messages go in; processing
+    and the purge of done messages make room again. Set with the CLI as operators type it."""
+    from dispatcher import FakeClock
+    from dispatcher.errors import TooManyError
+
+    clock = FakeClock(datetime(2026, 3, 10, 9, 0, tzinfo=UTC))
+    d = Dispatcher(redis_client, clock=clock)
+    for team in ("acme", "beta"):
+        d.create_team(team)
+        d.set_role(team, "agent", push=True)
+        d.set_advisor(team, "ann", "agent")
+    url = redis_client.connection_pool.connection_kwargs
+    out = CliRunner().invoke(cli, ["--redis-url", f"redis://{url['host']}:{url['port']}/0",
+                                   "team", "set", "acme", "--max-messages", "5"])
+    assert out.exit_code == 0, out.output
+    d.ingest_many("acme", [message(i) for i in range(1, 5)])  # 4 stored
+    before = _content(redis_client, "acme")
+    with pytest.raises(TooManyError) as err:
+        d.ingest_many("acme", [message(5), message(6)])
+    assert err.value.field == "messages" and "5" in str(err.value)
+    assert _content(redis_client, "acme") == before  # nothing of the batch
+    assert d.ingest_many("acme", [message(1), message(2)]) == ["duplicate", "duplicate"]
+    d.ingest_many("beta", [message(i) for i in range(1, 50)])  # the neighbour: its own bound
+    d.ingest("acme", message(5))  # the fifth fits
+    with pytest.raises(TooManyError):
+        d.ingest("acme", message(6))
+    d.login("acme", "ann")
+    pushed = d.next("acme", "ann").messages[0].id
+    d.reply("acme", "ann", pushed)  # done: still stored, within retention
+    with pytest.raises(TooManyError):
+        d.ingest("acme", message(6))
+    clock.advance(d.team_settings("acme")["retention_s"] + 1)
+    assert d.tick("acme")["purged"] == 1
+    d.ingest("acme", message(6))  # the purge made room
+    assert d.team_settings("acme")["stored_messages"] == 5
+    assert d.check("acme").ok and d.check("beta").ok
+
+
+def test_repair_starts_the_count_of_a_team_an_earlier_version_created(
+        redis_client: redis.Redis) -> None:
+    """A team from before the bound has no count (`nm`): ingest leaves it uncounted and
+    unbounded, `check` does not call that drift; `repair` counts its records and from then
+    on the bound holds. A count that drifted is what `check` reports and `repair` mends."""
+    d = Dispatcher(redis_client)
+    _acme(d)
+    d.ingest_many("acme", [message(i) for i in range(2, 5)])
+    redis_client.hdel(keys.cfg("acme"), "nm")  # as an earlier version left it
+    d.ingest("acme", message(5))
+    assert d.team_settings("acme")["stored_messages"] is None and d.check("acme").ok
+    assert d.repair("acme") >= 1
+    assert d.team_settings("acme")["stored_messages"] == 5 and d.check("acme").ok
+    redis_client.hset(keys.cfg("acme"), "nm", 9)
+    report = d.check("acme")
+    assert not report.ok and any("stored messages" in p for p in report.problems)
+    d.repair("acme")
+    assert d.check("acme").ok

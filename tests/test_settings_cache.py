@@ -49,8 +49,9 @@ def test_only_the_settings_helpers_write_a_teams_settings_hash() -> None:
         text = path.read_text(encoding="utf-8")
         if path.name != "keys.lua":
             assert not writes.search(text), f"{path.name} writes K.cfg: use cfg_write / cfg_delete"
-        for field in re.findall(r"cfg_note\('(\w+)'", text):
-            assert field in ("lo", "pw"), f"{path.name}: cfg_note of {field}, a kept setting"
+        for call in re.findall(r"cfg_note\((.*)\)", text):
+            for field in re.findall(r"'(\w+)'", call):
+                assert field in ("lo", "pw", "nm"), f"{path.name}: cfg_note of {field}, a setting"
 
 
 def test_every_change_of_a_setting_or_a_role_makes_a_new_generation(

@@ -260,6 +260,9 @@ def team_settings(team: str) -> Op[dict[str, Any]]:
         "logout_at_end_of_hours": _s(cfg["lae"]) == "1",
         "max_requeues": int(cfg["mreq"]),
         "retention_s": int(cfg["ret"]) // 1000,
+        "max_messages": int(cfg.get("mmax", defaults.MAX_MESSAGES)),
+        # None: a team an earlier version created, until `repair` counts them
+        "stored_messages": int(cfg["nm"]) if "nm" in cfg else None,
         "hours": unpack(cfg["hours"]) or None,
     }
 
@@ -273,14 +276,18 @@ def configure(
     logout_at_end_of_hours: bool | None = None,
     max_requeues: int | None = None,
     retention_s: int | None = None,
+    max_messages: int | None = None,
 ) -> Op[None]:
-    """Change team options; each is validated before anything is stored."""
+    """Change team options; each is validated before anything is stored. ``max_messages``:
+    the messages the team may store (waiting, in hands, done within retention; 0: no bound),
+    an operator's setting (the CLI's), not a supervisor's: it protects the other teams."""
     fields: dict[str, Any] = {}
     for name_, value, lo, code, scale in (
         ("presence_timeout_s", presence_timeout_s, 10, "pto", 1000),
         ("untouched_after_s", untouched_after_s, 0, "uto", 1000),
         ("max_requeues", max_requeues, 1, "mreq", 1),
         ("retention_s", retention_s, 60, "ret", 1000),
+        ("max_messages", max_messages, 0, "mmax", 1),
     ):
         if value is None:
             continue
@@ -435,7 +442,8 @@ def ingest_one(team: str, message: object) -> Op[str]:
     parsed = IncomingMessage.parse(message)
     result: list[str] = yield Script("ingest", team, {"msgs": parsed.to_script(),
                                                       "maxch": defaults.MAX_CHANNELS,
-                                                      "maxconv": defaults.MAX_CONVERSATION})
+                                                      "maxconv": defaults.MAX_CONVERSATION,
+                                                      "maxmsg": defaults.MAX_MESSAGES})
     return result[0]
 
 
@@ -457,7 +465,8 @@ def ingest_many(team: str, messages: Iterable[object]) -> Op[list[str]]:
     result: list[str] = yield Script("ingest", team, {"msgs": [v for p in parsed
                                                                for v in p.to_script()],
                                                       "maxch": defaults.MAX_CHANNELS,
-                                                      "maxconv": defaults.MAX_CONVERSATION})
+                                                      "maxconv": defaults.MAX_CONVERSATION,
+                                                      "maxmsg": defaults.MAX_MESSAGES})
     return result
 
 

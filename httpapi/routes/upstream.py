@@ -38,7 +38,7 @@ class UpstreamController(Audience):
     tags = ["upstream"]
     opt = INGEST
 
-    @post("/messages", status_code=202, responses=errors(413),
+    @post("/messages", status_code=202, responses=errors(413, 429),
           summary="Ingest one message (idempotent by id)",
           request_max_body_size=defaults.MAX_BODY_BYTES + 16 * 1024)
     async def ingest_one(
@@ -48,7 +48,7 @@ class UpstreamController(Audience):
         result = await d.run(ops.ingest_one(team, msgspec.structs.asdict(data)))
         return ingest_result(data.id, result)
 
-    @post("/messages/batch", status_code=202, responses=errors(413),
+    @post("/messages/batch", status_code=202, responses=errors(413, 429),
           summary="Ingest a batch atomically (each message idempotent by id)",
           request_max_body_size=defaults.INGEST_BATCH_MAX_BYTES)
     async def ingest_batch(self, request: Request[Any, Any, Any], d: DispatcherDep,

@@ -36,6 +36,14 @@ local team_keys = scan_kinds({m = function(k)
                                     ts = arrival_ms(v[9], v[8]), places = {} }
 end, c = true, cw = true})
 local function each_key(kind, f) for _, k in ipairs(team_keys[kind]) do f(k) end end
+do  -- the messages the team counts as stored (`nm`, ingest's bound) are its records (a team
+  -- an earlier version created counts none until `repair` starts its count)
+  local n, nm = 0, redis.call('HGET', K.cfg, 'nm')
+  for _ in pairs(msgs) do n = n + 1 end
+  if nm and tonumber(nm) ~= n then
+    bad('the team counts ' .. nm .. ' stored messages, its message records are ' .. n)
+  end
+end
 
 local counts = { messages = 0, waiting = 0, assigned = 0, help = 0, quarantine = 0, done = 0,
                  conversations_waiting = 0 }

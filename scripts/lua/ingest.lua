@@ -5,12 +5,12 @@
 -- a different content is refused, and then nothing of the batch is stored.
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix "pi:{team}:"
--- ARGV[2] msgpack {now?, maxch?, maxconv?, msgs = [id, conv, cust, ch, lang, mt, at, body, sum,
+-- ARGV[2] msgpack {now?, maxch?, maxconv?, maxmsg?, msgs = [id, conv, cust, ch, lang, mt, at, body, sum,
 --         ctags, id, conv, ...]}: ten values a message in a row (read in place, no table made
 --         a message); mt / at / body / ctags are msgpack-encoded by the caller (validated
 --         there), ctags '' when not given.
 -- Returns: msgpack a status per message: 'queued', 'duplicate' or 'assigned:<advisor>'
--- Fails: conflict, invalid, not_found
+-- Fails: conflict, invalid, not_found, too_many
 -- Events: assigned, ingested
 --@include keys
 --@include events
@@ -224,8 +224,25 @@ end
 
 -- Arrival order: now in microseconds-like units, strictly after the last arrival of the team
 -- whatever the batch size or rate (a burst of over 1,000 in a millisecond borrows from the
--- next one); below 2^53, so exact in Lua's doubles.
-local last_ord = tonumber(redis.call('HGET', K.cfg, 'lo') or '0') or 0
+-- next one); below 2^53, so exact in Lua's doubles. Read with the messages the team stores
+-- (`nm`) and its bound (`mmax`, else O.maxmsg; 0: none): a batch that would pass it is
+-- refused whole, so one team's upstream cannot fill the Redis every team shares.
+-- (the main chunk is at Lua's 200 locals: one more here, the rest in a block)
+local last_ord, stored_after
+do
+  local book = redis.call('HMGET', K.cfg, 'lo', 'nm', 'mmax')
+  last_ord = tonumber(book[1] or '0') or 0
+  local stored = tonumber(book[2])  -- nil: a team an earlier version created, not counted yet
+  local adding = 0
+  for i = 1, N do if not status[i] then adding = adding + 1 end end
+  local bound = tonumber(book[3] or O.maxmsg or 0) or 0
+  if stored and bound > 0 and adding > 0 and stored + adding > bound then
+    fail('too_many', 'messages', 'team ' .. TEAM .. ' stores ' .. stored .. ' messages of the ' ..
+      bound .. ' it may (waiting, in hands, done within retention): ' .. adding ..
+      ' more would pass it')
+  end
+  stored_after = stored and string.format('%d', stored + adding)
+end
 local arrivals = {}
 chan_batch()  -- the channels' stock counts are written once per channel and second, below
 Q.batch()  -- the arrivals at each queue's last bucket are written together, below
@@ -303,6 +320,10 @@ for group, n in pairs(arrivals) do
   rep_recent(now, 'a|' .. group, n)
 end
 Q.flush()
-cfg_note('lo', string.format('%d', last_ord))
+if stored_after then
+  cfg_note('lo', string.format('%d', last_ord), 'nm', stored_after)
+else
+  cfg_note('lo', string.format('%d', last_ord))
+end
 chan_flush(cfg)
 return reply(status)

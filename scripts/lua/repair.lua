@@ -33,6 +33,14 @@ scan('m:*', function(k)
                                     ts = arrival_ms(v[5], v[7]) or now, dt = tonumber(v[6]) or now }
 end)
 
+-- 0. The messages the team stores (`nm`, the bound ingest keeps) are its records; a team an
+-- earlier version created starts counting here.
+do
+  local n = 0
+  for _ in pairs(msgs) do n = n + 1 end
+  if tonumber(redis.call('HGET', K.cfg, 'nm')) ~= n then cfg_note('nm', n); fix() end
+end
+
 -- 1. Presence agrees with each advisor's state.
 local advisors = redis.call('SMEMBERS', K.advisors)
 for _, adv in ipairs(advisors) do

@@ -1,5 +1,6 @@
 -- settings_set: change team options (validated by the caller): presence timeout, untouched
--- push timeout, logout at the end of working hours, requeue limit, retention, working hours.
+-- push timeout, logout at the end of working hours, requeue limit, retention, working hours,
+-- the messages the team may store.
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix
 -- ARGV[2] msgpack {fields = {name = value}, now?}
@@ -10,7 +11,8 @@
 --@include events
 local cfg = load_cfg()
 local now = now_ms()
-local allowed = {name = 1, pto = 1, uto = 1, lae = 1, mreq = 1, ret = 1, hours = 1, evmax = 1}
+local allowed = {name = 1, pto = 1, uto = 1, lae = 1, mreq = 1, ret = 1, hours = 1, evmax = 1,
+  mmax = 1}
 local args = {}
 local names = {}
 for k, v in pairs(O.fields) do

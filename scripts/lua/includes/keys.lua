@@ -303,12 +303,18 @@ local function cfg_delete(...)
   redis.call('HSET', K.cfg, 'gen', new_gen())
 end
 
--- The cfg hash's bookkeeping fields, which no call keeps (load_cfg reads neither): the last
--- arrival order given (`lo`, ingest) and the newest purged (`pw`, the purge). Written without
--- a new generation: every batch of arrivals writes `lo` (tests/test_scripts.py holds every
--- caller to these two).
-local function cfg_note(field, value)
-  redis.call('HSET', K.cfg, field, value)
+-- The cfg hash's bookkeeping fields, which no call keeps (load_cfg reads none): the last
+-- arrival order given (`lo`, ingest), the newest purged (`pw`, the purge) and the messages
+-- the team stores (`nm`: ingest adds, the purge takes away; absent for a team an earlier
+-- version created until `repair` counts them). Written without a new generation: every
+-- batch of arrivals writes `lo` and `nm` (tests/test_settings_cache.py holds every caller to
+-- these three).
+local function cfg_note(...)
+  redis.call('HSET', K.cfg, ...)
+end
+
+local function cfg_count(field, delta)
+  redis.call('HINCRBY', K.cfg, field, delta)
 end
 
 local function cfg_groups(cfg)
