@@ -389,3 +389,19 @@ def test_skills_are_given_taken_and_previewed_per_advisor_and_per_group(
     run("advisor", "set", "acme", "kim", "--skill", "refunds")
     assert [r["conversation"] for r in json.loads(
         run("--json", "preview", "acme", "--advisor", "kim").stdout)] == ["c1", "c3"]
+
+
+@pytest.mark.parametrize("option, field", [
+    ("--retention", "retention_s"), ("--presence-timeout", "presence_timeout_s"),
+    ("--untouched-after", "untouched_after_s"), ("--max-requeues", "max_requeues"),
+    ("--max-messages", "max_messages")])
+def test_a_team_setting_past_its_range_is_one_line_naming_it_and_changes_nothing(
+        run, option: str, field: str) -> None:
+    run("team", "create", "acme")
+    before = run("--json", "team", "show", "acme").output
+    for huge in ("99999999999999999999999", "9007199254740993"):  # past 64 bits; past 2^53
+        r = run("team", "set", "acme", option, huge, ok=False)
+        assert r.exit_code == 1, r.output
+        assert r.output.startswith("error: ") and f"({field})" in r.output, r.output
+        assert len(r.output.strip().splitlines()) == 1
+    assert run("--json", "team", "show", "acme").output == before

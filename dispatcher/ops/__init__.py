@@ -282,17 +282,19 @@ def configure(
     the messages the team may store (waiting, in hands, done within retention; 0: no bound),
     an operator's setting (the CLI's), not a supervisor's: it protects the other teams."""
     fields: dict[str, Any] = {}
-    for name_, value, lo, code, scale in (
-        ("presence_timeout_s", presence_timeout_s, 10, "pto", 1000),
-        ("untouched_after_s", untouched_after_s, 0, "uto", 1000),
-        ("max_requeues", max_requeues, 1, "mreq", 1),
-        ("retention_s", retention_s, 60, "ret", 1000),
-        ("max_messages", max_messages, 0, "mmax", 1),
+    week, ten_years = 7 * 86400, 3650 * 86400  # (the scripts' numbers are exact to 2^53 only)
+    for name_, value, lo, hi, code, scale in (
+        ("presence_timeout_s", presence_timeout_s, 10, week, "pto", 1000),
+        ("untouched_after_s", untouched_after_s, 0, week, "uto", 1000),
+        ("max_requeues", max_requeues, 1, 1000, "mreq", 1),
+        ("retention_s", retention_s, 60, ten_years, "ret", 1000),
+        ("max_messages", max_messages, 0, 10**9, "mmax", 1),
     ):
         if value is None:
             continue
-        if not isinstance(value, int) or isinstance(value, bool) or value < lo:
-            raise ValidationError(f"{name_} must be a whole number >= {lo}", field=name_)
+        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+            raise ValidationError(f"{name_} must be a whole number from {lo} to {hi:,}",
+                                  field=name_)
         fields[code] = value * scale
     if name is not None:
         if not isinstance(name, str) or not name.strip():
