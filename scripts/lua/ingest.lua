@@ -5,10 +5,11 @@
 -- a different content is refused, and then nothing of the batch is stored.
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix "pi:{team}:"
--- ARGV[2] msgpack {now?, maxch?, maxconv?, maxmsg?, msgs = [id, conv, cust, ch, lang, mt, at, body, sum,
---         ctags, id, conv, ...]}: ten values a message in a row (read in place, no table made
---         a message); mt / at / body / ctags are msgpack-encoded by the caller (validated
---         there), ctags '' when not given.
+-- ARGV[2] msgpack {now?, maxch?, maxconv?, maxmsg? (the team's bound of stored messages
+--         unless its settings say: `mmax`), msgs = [id, conv, cust, ch, lang, mt, at, body,
+--         sum, ctags, id, conv, ...]}: ten values a message in a row (read in place, no table
+--         made a message); mt / at / body / ctags are msgpack-encoded by the caller
+--         (validated there), ctags '' when not given.
 -- Returns: msgpack a status per message: 'queued', 'duplicate' or 'assigned:<advisor>'
 -- Fails: conflict, invalid, not_found, too_many
 -- Events: assigned, ingested
