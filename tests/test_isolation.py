@@ -342,3 +342,41 @@ def test_repair_starts_the_count_of_a_team_an_earlier_version_created(
     assert not report.ok and any("stored messages" in p for p in report.problems)
     d.repair("acme")
     assert d.check("acme").ok
+
+
+def _script_calls(r: redis.Redis) -> int:
+    stats = r.info("commandstats")
+    return sum(v["calls"] for k, v in stats.items() if k in ("cmdstat_fcall", "cmdstat_evalsha"))
+
+
+@pytest.mark.parametrize("how", ["tags endpoint", "a message carrying them"])
+def test_a_customer_with_hundreds_of_conversations_is_re_placed_in_bounded_calls(
+        redis_client: redis.Redis, how: str) -> None:
+    """A tag change re-places the customer's waiting conversations: one customer with 100,000
+    of them held Redis, every team's, for 4 s in one call. Now the calls take about
+    BATCH_SIZE conversations each (a customer whose conversations fit in one listpack,
+    `hash-max-listpack-entries`, stays one call), and all are re-placed."""
+    from dispatcher import defaults
+
+    n = int(redis_client.config_get("hash-max-listpack-entries")["hash-max-listpack-entries"])
+    n += 300  # past one listpack: a hash table, scanned a page at a time
+    d = Dispatcher(redis_client)
+    d.create_team("acme")
+    d.set_role("acme", "agent", push=True)
+    d.set_groups("acme", {"groups": [{"name": "VIP", "match": {"customer_tags_any": ["VIP"]}}]})
+    for s in range(0, n, 500):
+        d.ingest_many("acme", [message(i, customer="big") for i in range(s, min(n, s + 500))])
+    d.ingest("acme", message("other"))
+    redis_client.config_resetstat()
+    if how == "tags endpoint":
+        assert d.set_customer_tags("acme", "big", ["VIP"]) == n
+    else:
+        d.ingest("acme", message("last", customer="big", customer_tags=["VIP"]))
+    assert _script_calls(redis_client) >= n // (2 * defaults.BATCH_SIZE)
+    first = d.preview("acme", n=n + 2)
+    assert [c["group"] for c in first].count("VIP") == n + (how != "tags endpoint")
+    assert first[-1]["conversation"] == "cother"
+    assert d.check("acme").ok
+    redis_client.config_resetstat()
+    d.set_customer_tags("acme", "small", ["VIP"])  # (no conversation: one call)
+    assert _script_calls(redis_client) == 1

@@ -442,11 +442,13 @@ def triage(team: str) -> Op[list[TriageRule]]:
 def ingest_one(team: str, message: object) -> Op[str]:
     """Store one message: 'queued', 'assigned:<advisor>' or 'duplicate'."""
     parsed = IncomingMessage.parse(message)
-    result: list[str] = yield Script("ingest", team, {"msgs": parsed.to_script(),
+    result: list[Any] = yield Script("ingest", team, {"msgs": parsed.to_script(),
                                                       "maxch": defaults.MAX_CHANNELS,
                                                       "maxconv": defaults.MAX_CONVERSATION,
                                                       "maxmsg": defaults.MAX_MESSAGES})
-    return result[0]
+    if len(result) > 1:
+        yield from _retag_rest(team, result.pop())
+    return str(result[0])
 
 
 def ingest_many(team: str, messages: Iterable[object]) -> Op[list[str]]:
@@ -464,12 +466,36 @@ def ingest_many(team: str, messages: Iterable[object]) -> Op[list[str]]:
             ) from exc
     if not parsed:
         return []
-    result: list[str] = yield Script("ingest", team, {"msgs": [v for p in parsed
+    result: list[Any] = yield Script("ingest", team, {"msgs": [v for p in parsed
                                                                for v in p.to_script()],
                                                       "maxch": defaults.MAX_CHANNELS,
                                                       "maxconv": defaults.MAX_CONVERSATION,
                                                       "maxmsg": defaults.MAX_MESSAGES})
+    if len(result) > len(parsed):
+        yield from _retag_rest(team, result.pop())
     return result
+
+
+def _retag_rest(team: str, rest: list[Any]) -> Op[int]:
+    """Go on re-placing the waiting conversations of customers whose new tags came with a
+    message: ingest did a page each, these calls the rest, a page a call."""
+    moved = 0
+    for cust, cursor in rest:
+        moved += yield from _retag(team, _s(cust), {"cursor": _s(cursor)})
+    return moved
+
+
+def _retag(team: str, customer: str, first: dict[str, Any]) -> Op[int]:
+    """customer_tags from ``first`` (the tags, or a cursor to go on from) until the last page:
+    each call re-places about BATCH_SIZE conversations, however many the customer has."""
+    moved, args = 0, {"cust": customer, "n": defaults.BATCH_SIZE, **first}
+    while True:
+        res = yield Script("customer_tags", team, args)
+        moved += int(res["moved"])
+        cursor = _s(res.get("cursor", "0"))
+        if cursor == "0":
+            return moved
+        args = {"cust": customer, "n": defaults.BATCH_SIZE, "cursor": cursor}
 
 
 def set_customer_tags(team: str, customer: str, tags: list[str]) -> Op[int]:
@@ -479,8 +505,8 @@ def set_customer_tags(team: str, customer: str, tags: list[str]) -> Op[int]:
         {"id": "x", "conversation": "x", "customer": customer, "channel": "x", "body": "",
          "customer_tags": tags}
     ).customer_tags or []
-    res = yield Script("customer_tags", team, {"cust": customer, "tags": pack(sorted(clean))})
-    return int(res["moved"])
+    moved: int = yield from _retag(team, customer, {"tags": pack(sorted(clean))})
+    return moved
 
 
 # --- advisors ---------------------------------------------------------------------------------

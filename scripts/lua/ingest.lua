@@ -6,11 +6,14 @@
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix "pi:{team}:"
 -- ARGV[2] msgpack {now?, maxch?, maxconv?, maxmsg? (the team's bound of stored messages
---         unless its settings say: `mmax`), msgs = [id, conv, cust, ch, lang, mt, at, body,
+--         unless its settings say: `mmax`), retag_n? (a customer's conversations re-placed
+--         in this call when a message changes their tags), msgs = [id, conv, cust, ch, lang, mt, at, body,
 --         sum, ctags, id, conv, ...]}: ten values a message in a row (read in place, no table
 --         made a message); mt / at / body / ctags are msgpack-encoded by the caller
 --         (validated there), ctags '' when not given.
--- Returns: msgpack a status per message: 'queued', 'duplicate' or 'assigned:<advisor>'
+-- Returns: msgpack a status per message: 'queued', 'duplicate' or 'assigned:<advisor>'; then,
+--          when a customer's new tags left conversations to re-place, [[cust, cursor], ...]
+--          for customer_tags calls
 -- Fails: conflict, invalid, not_found, too_many
 -- Events: assigned, ingested
 --@include keys
@@ -110,14 +113,22 @@ if O.maxch then
   end
 end
 
+-- A message carrying its customer's new tags: stored, and the customer's waiting
+-- conversations re-placed, the first page here (all of a customer's few), the rest by the
+-- caller's customer_tags calls from the cursor this batch's answer gives (`retag`).
+-- What the batch's end writes or answers besides (one table: the main chunk is at Lua's 200
+-- locals): the messages the team then stores (`nm`), the customers to go on re-placing.
+local batch_end = {retag = {}}
 local function set_customer_tags(cust, packed)
   local ck = K.cust(cust)
   if redis.call('HGET', ck, 'tags') == packed then return end
   redis.call('HSET', ck, 'tags', packed)
-  for _, conv in ipairs(customer_convs(cust)) do
+  local convs, cursor = customer_convs_page(cust, '0', O.retag_n or 50)
+  for _, conv in ipairs(convs) do
     local q = redis.call('HGET', K.conv(conv), 'q')
     if q and q ~= '' then place_conv(cfg, conv) end
   end
+  if cursor ~= '0' then batch_end.retag[#batch_end.retag + 1] = {cust, cursor} end
 end
 
 -- Add one new waiting message to its conversation's place in the stock: O(G + log N).
@@ -228,8 +239,7 @@ end
 -- next one); below 2^53, so exact in Lua's doubles. Read with the messages the team stores
 -- (`nm`) and its bound (`mmax`, else O.maxmsg; 0: none): a batch that would pass it is
 -- refused whole, so one team's upstream cannot fill the Redis every team shares.
--- (the main chunk is at Lua's 200 locals: one more here, the rest in a block)
-local last_ord, stored_after
+local last_ord
 do
   local book = redis.call('HMGET', K.cfg, 'lo', 'nm', 'mmax')
   last_ord = tonumber(book[1] or '0') or 0
@@ -242,7 +252,7 @@ do
       bound .. ' it may (waiting, in hands, done within retention): ' .. adding ..
       ' more would pass it')
   end
-  stored_after = stored and string.format('%d', stored + adding)
+  batch_end.nm = stored and string.format('%d', stored + adding)
 end
 local arrivals = {}
 chan_batch()  -- the channels' stock counts are written once per channel and second, below
@@ -321,10 +331,11 @@ for group, n in pairs(arrivals) do
   rep_recent(now, 'a|' .. group, n)
 end
 Q.flush()
-if stored_after then
-  cfg_note('lo', string.format('%d', last_ord), 'nm', stored_after)
+if batch_end.nm then
+  cfg_note('lo', string.format('%d', last_ord), 'nm', batch_end.nm)
 else
   cfg_note('lo', string.format('%d', last_ord))
 end
 chan_flush(cfg)
+if #batch_end.retag > 0 then status[N + 1] = batch_end.retag end  -- (customers to go on with)
 return reply(status)

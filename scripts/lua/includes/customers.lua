@@ -10,11 +10,20 @@ local function customer_add_conv(cust, conv)
   redis.call('HSET', K.custconvs(cust), conv, '')
 end
 
--- Every conversation of the customer (either layout).
-local function customer_convs(cust)
-  local out = redis.call('HKEYS', K.custconvs(cust))
-  for _, conv in ipairs(redis.call('SMEMBERS', K.custconvs_set(cust))) do out[#out + 1] = conv end
-  return out
+-- A page of the customer's conversations from `cursor` ('0': the first), about `n` of them:
+-- HSCAN of the hash (a small one, a listpack, comes whole in one page), then the earlier
+-- layout's set, whole (cursor 's'). Returns the page and the next cursor, '0' when done. A
+-- conversation may come twice; one made meanwhile may not come (it was placed knowing the
+-- customer's tags). A customer's conversations are unbounded (one a message): whoever walks
+-- them does it a page a call, so no call holds Redis for all of them.
+local function customer_convs_page(cust, cursor, n)
+  if cursor == 's' then return redis.call('SMEMBERS', K.custconvs_set(cust)), '0' end
+  local r = redis.call('HSCAN', K.custconvs(cust), cursor, 'COUNT', n)
+  local out = {}
+  for i = 1, #r[2], 2 do out[#out + 1] = r[2][i] end
+  if r[1] ~= '0' then return out, r[1] end
+  if redis.call('EXISTS', K.custconvs_set(cust)) == 1 then return out, 's' end
+  return out, '0'
 end
 
 -- Forget one; returns whether the customer has none left.
