@@ -73,7 +73,7 @@ def messages(start: int, n: int, groups: int = GROUPS) -> list[dict[str, Any]]:
 def seed_team(d: Dispatcher, team: str, waiting: int, groups: int = GROUPS) -> None:
     """A team whose ``groups - 1`` priority groups (plus everything else) share the stock."""
     d.create_team(team)
-    d.configure(team, max_messages=0)  # 10M waiting and more: past the default bound
+    d.configure(team, max_messages=0, max_body_bytes=0)  # 10M waiting and more: past the bounds
     d.set_role(team, "agent", push=True)
     d.set_groups(team, {"groups": [{"name": f"g{g}", "match": {"message_tags_any": [f"g{g}"]}}
                                    for g in range(groups - 1)]})

@@ -178,6 +178,10 @@ STREAM_PRESENCE_S = 60.0
 #: without its body); `pushinbox team set T --max-messages N` (0: none) changes one team's.
 MAX_MESSAGES = 10_000_000
 
+#: Bytes of message bodies one team may store (the same messages): the count alone leaves ten
+#: million bodies of 64 KiB, 640 GB. 4 GiB; `pushinbox team set T --max-body-bytes N` (0: none).
+MAX_BODY_BYTES_STORED = 4 * 1024**3
+
 #: Live streams one token may hold open in a service process (a console's tabs, a wall of
 #: a supervisor's screens), and one team (each of its advisors' consoles): beyond either,
 #: 429. A stream holds a connection, a task and a queue of up to 256 updates, and each of

@@ -240,7 +240,9 @@ class TeamOut(msgspec.Struct):
     max_requeues: int
     retention_s: int
     max_messages: int  # the messages it may store (0: no bound); the operators' setting
+    max_body_bytes: int  # the bytes of their bodies it may store (0: no bound); theirs too
     stored_messages: int | None  # None: not counted yet (a team an earlier version created)
+    stored_body_bytes: int | None
     hours: HoursIn | None
 
 

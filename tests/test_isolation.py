@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from conftest import LaterJobs, message
 
 from cli.main import cli
-from dispatcher import Dispatcher, keys
+from dispatcher import Dispatcher, FakeClock, keys
 from dispatcher.errors import ValidationError
 from dispatcher.model import pack
 from dispatcher.testing import RedisServer
@@ -281,17 +281,10 @@ def test_a_preview_shows_a_bounded_number_of_messages(dispatcher: Dispatcher) ->
     assert sum(len(r["messages"]) for r in rows) <= 200
 
 
-def test_a_team_at_its_message_bound_is_refused_whole_and_its_neighbour_is_untouched(
-        redis_client: redis.Redis) -> None:
-    """One team's upstream flooding the Redis every team shares is stopped at the team's
-    bound of stored messages (waiting, in hands, done within retention): the batch that would
-    pass it is refused whole with TooManyError (HTTP 429) naming `messages`; a retry of what
-    is stored already still answers `duplicate`; the neighbour's messages go in; processing
-    and the purge of done messages make room again. Set with the CLI as operators type it."""
-    from dispatcher import FakeClock
-    from dispatcher.errors import TooManyError
-
-    clock = FakeClock(datetime(2026, 3, 10, 9, 0, tzinfo=UTC))
+def _acme_bounded_beside_beta(redis_client: redis.Redis, clock: FakeClock, *bound: str
+                              ) -> Dispatcher:
+    """Teams acme and beta (advisor ann each), acme's bound set with the CLI as operators
+    type it (`pushinbox --redis-url … team set acme <bound>`)."""
     d = Dispatcher(redis_client, clock=clock)
     for team in ("acme", "beta"):
         d.create_team(team)
@@ -299,8 +292,22 @@ def test_a_team_at_its_message_bound_is_refused_whole_and_its_neighbour_is_untou
         d.set_advisor(team, "ann", "agent")
     url = redis_client.connection_pool.connection_kwargs
     out = CliRunner().invoke(cli, ["--redis-url", f"redis://{url['host']}:{url['port']}/0",
-                                   "team", "set", "acme", "--max-messages", "5"])
+                                   "team", "set", "acme", *bound])
     assert out.exit_code == 0, out.output
+    return d
+
+
+def test_a_team_at_its_message_bound_is_refused_whole_and_its_neighbour_is_untouched(
+        redis_client: redis.Redis) -> None:
+    """One team's upstream flooding the Redis every team shares is stopped at the team's
+    bound of stored messages (waiting, in hands, done within retention): the batch that would
+    pass it is refused whole with TooManyError (HTTP 429) naming `messages`; a retry of what
+    is stored already still answers `duplicate`; the neighbour's messages go in; processing
+    and the purge of done messages make room again. Set with the CLI as operators type it."""
+    from dispatcher.errors import TooManyError
+
+    clock = FakeClock(datetime(2026, 3, 10, 9, 0, tzinfo=UTC))
+    d = _acme_bounded_beside_beta(redis_client, clock, "--max-messages", "5")
     d.ingest_many("acme", [message(i) for i in range(1, 5)])  # 4 stored
     before = _content(redis_client, "acme")
     with pytest.raises(TooManyError) as err:
@@ -415,3 +422,39 @@ def test_a_full_redis_refuses_writes_whole_and_still_reads_and_deletes_a_team(pa
         d.ingest("acme", message(2))
     finally:
         server.stop()
+
+
+def test_a_team_at_its_bound_of_body_bytes_is_refused_whole_and_the_purge_gives_them_back(
+        redis_client: redis.Redis) -> None:
+    """Ten million messages of 64 KiB would be 640 GB: the count alone does not bound the
+    memory a team takes. A team also counts the bytes of the bodies it stores; a batch that
+    would pass its bound is refused whole (TooManyError naming `messages`), its neighbour
+    untouched; the purge gives them back; check and repair hold the count to the records."""
+    from dispatcher.errors import TooManyError
+
+    clock = FakeClock(datetime(2026, 3, 10, 9, 0, tzinfo=UTC))
+    d = _acme_bounded_beside_beta(redis_client, clock, "--max-body-bytes", "200000")
+    big = lambda n: message(n, body={"text": "x" * 60_000})  # noqa: E731
+    d.ingest_many("acme", [big(1), big(2), big(3)])
+    stored = d.team_settings("acme")["stored_body_bytes"]
+    assert 180_000 < stored < 200_000
+    before = _content(redis_client, "acme")
+    with pytest.raises(TooManyError) as err:
+        d.ingest_many("acme", [message(4), big(5)])
+    assert err.value.field == "messages" and "bytes" in str(err.value)
+    assert _content(redis_client, "acme") == before
+    d.ingest("acme", message(4))  # a small one fits
+    d.ingest_many("beta", [big(i) for i in range(1, 10)])  # the neighbour: its own bound
+    d.login("acme", "ann")
+    pushed = d.next("acme", "ann").messages[0].id
+    d.reply("acme", "ann", pushed)
+    clock.advance(d.team_settings("acme")["retention_s"] + 1)
+    assert d.tick("acme")["purged"] == 1
+    d.ingest("acme", big(5))  # the purge gave its bytes back
+    assert d.check("acme").ok
+    redis_client.hset(keys.cfg("acme"), "nb", 7)
+    assert any("bytes" in p for p in d.check("acme").problems)
+    d.repair("acme")
+    assert d.team_settings("acme")["stored_body_bytes"] == stored - 60_000 + 60_000 + len(
+        redis_client.hget(keys.message("acme", "m4"), "body") or b"")
+    assert d.check("acme").ok

@@ -261,8 +261,10 @@ def team_settings(team: str) -> Op[dict[str, Any]]:
         "max_requeues": int(cfg["mreq"]),
         "retention_s": int(cfg["ret"]) // 1000,
         "max_messages": int(cfg.get("mmax", defaults.MAX_MESSAGES)),
+        "max_body_bytes": int(cfg.get("bmax", defaults.MAX_BODY_BYTES_STORED)),
         # None: a team an earlier version created, until `repair` counts them
         "stored_messages": int(cfg["nm"]) if "nm" in cfg else None,
+        "stored_body_bytes": int(cfg.get("nb", 0)) if "nm" in cfg else None,
         "hours": unpack(cfg["hours"]) or None,
     }
 
@@ -277,10 +279,12 @@ def configure(
     max_requeues: int | None = None,
     retention_s: int | None = None,
     max_messages: int | None = None,
+    max_body_bytes: int | None = None,
 ) -> Op[None]:
     """Change team options; each is validated before anything is stored. ``max_messages``:
     the messages the team may store (waiting, in hands, done within retention; 0: no bound),
-    an operator's setting (the CLI's), not a supervisor's: it protects the other teams."""
+    ``max_body_bytes`` the bytes of their bodies: operators' settings (the CLI's), not a
+    supervisor's: they protect the other teams."""
     fields: dict[str, Any] = {}
     week, ten_years = 7 * 86400, 3650 * 86400  # (the scripts' numbers are exact to 2^53 only)
     for name_, value, lo, hi, code, scale in (
@@ -289,6 +293,7 @@ def configure(
         ("max_requeues", max_requeues, 1, 1000, "mreq", 1),
         ("retention_s", retention_s, 60, ten_years, "ret", 1000),
         ("max_messages", max_messages, 0, 10**9, "mmax", 1),
+        ("max_body_bytes", max_body_bytes, 0, 2**50, "bmax", 1),
     ):
         if value is None:
             continue
@@ -445,7 +450,8 @@ def ingest_one(team: str, message: object) -> Op[str]:
     result: list[Any] = yield Script("ingest", team, {"msgs": parsed.to_script(),
                                                       "maxch": defaults.MAX_CHANNELS,
                                                       "maxconv": defaults.MAX_CONVERSATION,
-                                                      "maxmsg": defaults.MAX_MESSAGES})
+                                                      "maxmsg": defaults.MAX_MESSAGES,
+                                                      "maxbytes": defaults.MAX_BODY_BYTES_STORED})
     if len(result) > 1:
         yield from _retag_rest(team, result.pop())
     return str(result[0])
@@ -470,7 +476,8 @@ def ingest_many(team: str, messages: Iterable[object]) -> Op[list[str]]:
                                                                for v in p.to_script()],
                                                       "maxch": defaults.MAX_CHANNELS,
                                                       "maxconv": defaults.MAX_CONVERSATION,
-                                                      "maxmsg": defaults.MAX_MESSAGES})
+                                                      "maxmsg": defaults.MAX_MESSAGES,
+                                                      "maxbytes": defaults.MAX_BODY_BYTES_STORED})
     if len(result) > len(parsed):
         yield from _retag_rest(team, result.pop())
     return result

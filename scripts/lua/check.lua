@@ -36,12 +36,19 @@ local team_keys = scan_kinds({m = function(k)
                                     ts = arrival_ms(v[9], v[8]), places = {} }
 end, c = true, cw = true})
 local function each_key(kind, f) for _, k in ipairs(team_keys[kind]) do f(k) end end
-do  -- the messages the team counts as stored (`nm`, ingest's bound) are its records (a team
-  -- an earlier version created counts none until `repair` starts its count)
-  local n, nm = 0, redis.call('HGET', K.cfg, 'nm')
-  for _ in pairs(msgs) do n = n + 1 end
-  if nm and tonumber(nm) ~= n then
-    bad('the team counts ' .. nm .. ' stored messages, its message records are ' .. n)
+do  -- the messages and body bytes the team counts as stored (`nm`, `nb`: ingest's bounds) are
+  -- its records' (a team an earlier version created counts none until `repair` starts)
+  local book = redis.call('HMGET', K.cfg, 'nm', 'nb')
+  if book[1] then
+    local n, b = 0, 0
+    for id in pairs(msgs) do n = n + 1; b = b + redis.call('HSTRLEN', K.msg(id), 'body') end
+    if tonumber(book[1]) ~= n then
+      bad('the team counts ' .. book[1] .. ' stored messages, its message records are ' .. n)
+    end
+    if tonumber(book[2] or '0') ~= b then
+      bad('the team counts ' .. (book[2] or '0') .. ' bytes of stored bodies, its records hold ' ..
+        b)
+    end
   end
 end
 

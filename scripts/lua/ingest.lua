@@ -5,8 +5,8 @@
 -- a different content is refused, and then nothing of the batch is stored.
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix "pi:{team}:"
--- ARGV[2] msgpack {now?, maxch?, maxconv?, maxmsg? (the team's bound of stored messages
---         unless its settings say: `mmax`), retag_n? (a customer's conversations re-placed
+-- ARGV[2] msgpack {now?, maxch?, maxconv?, maxmsg?, maxbytes? (the team's bounds of stored
+--         messages and of their bodies' bytes unless its settings say: `mmax`, `bmax`), retag_n? (a customer's conversations re-placed
 --         in this call when a message changes their tags), msgs = [id, conv, cust, ch, lang, mt, at, body,
 --         sum, ctags, id, conv, ...]}: ten values a message in a row (read in place, no table
 --         made a message); mt / at / body / ctags are msgpack-encoded by the caller
@@ -117,7 +117,8 @@ end
 -- conversations re-placed, the first page here (all of a customer's few), the rest by the
 -- caller's customer_tags calls from the cursor this batch's answer gives (`retag`).
 -- What the batch's end writes or answers besides (one table: the main chunk is at Lua's 200
--- locals): the messages the team then stores (`nm`), the customers to go on re-placing.
+-- locals): the messages and body bytes the team then stores (`nm`, `nb`: field, value, ...),
+-- the customers to go on re-placing.
 local batch_end = {retag = {}}
 local function set_customer_tags(cust, packed)
   local ck = K.cust(cust)
@@ -237,22 +238,33 @@ end
 -- Arrival order: now in microseconds-like units, strictly after the last arrival of the team
 -- whatever the batch size or rate (a burst of over 1,000 in a millisecond borrows from the
 -- next one); below 2^53, so exact in Lua's doubles. Read with the messages the team stores
--- (`nm`) and its bound (`mmax`, else O.maxmsg; 0: none): a batch that would pass it is
--- refused whole, so one team's upstream cannot fill the Redis every team shares.
+-- and their bodies' bytes (`nm`, `nb`) and its bounds of both (`mmax`, `bmax`, else O.maxmsg,
+-- O.maxbytes; 0: none): a batch that would pass one is refused whole, so one team's upstream
+-- cannot fill the Redis every team shares.
 local last_ord
 do
-  local book = redis.call('HMGET', K.cfg, 'lo', 'nm', 'mmax')
+  local book = redis.call('HMGET', K.cfg, 'lo', 'nm', 'mmax', 'nb', 'bmax')
   last_ord = tonumber(book[1] or '0') or 0
   local stored = tonumber(book[2])  -- nil: a team an earlier version created, not counted yet
-  local adding = 0
-  for i = 1, N do if not status[i] then adding = adding + 1 end end
+  local adding, bytes = 0, 0
+  for i = 1, N do
+    if not status[i] then adding = adding + 1; bytes = bytes + #F[i * 10 - 2] end
+  end
   local bound = tonumber(book[3] or O.maxmsg or 0) or 0
   if stored and bound > 0 and adding > 0 and stored + adding > bound then
     fail('too_many', 'messages', 'team ' .. TEAM .. ' stores ' .. stored .. ' messages of the ' ..
       bound .. ' it may (waiting, in hands, done within retention): ' .. adding ..
       ' more would pass it')
   end
-  batch_end.nm = stored and string.format('%d', stored + adding)
+  local held, bbound = tonumber(book[4] or '0') or 0, tonumber(book[5] or O.maxbytes or 0) or 0
+  if stored and bbound > 0 and bytes > 0 and held + bytes > bbound then
+    fail('too_many', 'messages', 'team ' .. TEAM .. ' stores ' .. held .. ' bytes of message ' ..
+      'bodies of the ' .. bbound .. ' it may: ' .. bytes .. ' more would pass it')
+  end
+  if stored then
+    batch_end.nm = {'nm', string.format('%d', stored + adding),
+      'nb', string.format('%d', held + bytes)}
+  end
 end
 local arrivals = {}
 chan_batch()  -- the channels' stock counts are written once per channel and second, below
@@ -332,7 +344,7 @@ for group, n in pairs(arrivals) do
 end
 Q.flush()
 if batch_end.nm then
-  cfg_note('lo', string.format('%d', last_ord), 'nm', batch_end.nm)
+  cfg_note('lo', string.format('%d', last_ord), unpack(batch_end.nm))
 else
   cfg_note('lo', string.format('%d', last_ord))
 end

@@ -33,12 +33,13 @@ scan('m:*', function(k)
                                     ts = arrival_ms(v[5], v[7]) or now, dt = tonumber(v[6]) or now }
 end)
 
--- 0. The messages the team stores (`nm`, the bound ingest keeps) are its records; a team an
--- earlier version created starts counting here.
+-- 0. The messages the team stores and their bodies' bytes (`nm`, `nb`: the bounds ingest
+-- keeps) are its records'; a team an earlier version created starts counting here.
 do
-  local n = 0
-  for _ in pairs(msgs) do n = n + 1 end
-  if tonumber(redis.call('HGET', K.cfg, 'nm')) ~= n then cfg_note('nm', n); fix() end
+  local n, b = 0, 0
+  for id in pairs(msgs) do n = n + 1; b = b + redis.call('HSTRLEN', K.msg(id), 'body') end
+  local book = redis.call('HMGET', K.cfg, 'nm', 'nb')
+  if tonumber(book[1]) ~= n or tonumber(book[2]) ~= b then cfg_note('nm', n, 'nb', b); fix() end
 end
 
 -- 1. Presence agrees with each advisor's state.

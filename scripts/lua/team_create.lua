@@ -18,7 +18,7 @@ cfg_write('name', O.name, 'ver', 1, 'groups', cmsgpack.pack({}), 'ng', 0,
   'order', O.order,
   'triage', cmsgpack.pack({}), 'old', cmsgpack.pack({}), 'mreq', O.mreq, 'ret', O.ret,
   'evmax', O.evmax, 'dttl', O.dttl, 'pto', O.pto, 'uto', 0, 'lae', 0,
-  'hours', cmsgpack.pack({}), 'seq', 0, 'created', now, 'chb', 1, 'bq', 1, 'nm', 0,
+  'hours', cmsgpack.pack({}), 'seq', 0, 'created', now, 'chb', 1, 'bq', 1, 'nm', 0, 'nb', 0,
   unpack(group_names_fields(1, {})))
 event(load_cfg(), 'team_created', now, 'name', O.name)
 return reply({status = 'ok'})

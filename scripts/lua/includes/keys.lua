@@ -305,10 +305,10 @@ end
 
 -- The cfg hash's bookkeeping fields, which no call keeps (load_cfg reads none): the last
 -- arrival order given (`lo`, ingest), the newest purged (`pw`, the purge) and the messages
--- the team stores (`nm`: ingest adds, the purge takes away; absent for a team an earlier
--- version created until `repair` counts them). Written without a new generation: every
--- batch of arrivals writes `lo` and `nm` (tests/test_settings_cache.py holds every caller to
--- these three).
+-- the team stores and their bodies' bytes (`nm`, `nb`: ingest adds, the purge takes away;
+-- absent for a team an earlier version created until `repair` counts them). Written without
+-- a new generation: every batch of arrivals writes `lo`, `nm` and `nb`
+-- (tests/test_settings_cache.py holds every caller to these four).
 local function cfg_note(...)
   redis.call('HSET', K.cfg, ...)
 end
