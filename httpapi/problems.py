@@ -47,7 +47,8 @@ def error_parts(exc: Exception, path: str) -> tuple[int, bytes, dict[str, str] |
         # Every team's writes are refused until an operator acts: an error, saying what to do.
         log.error("redis_out_of_memory", error=str(exc), path=path,
                   advice="raise Redis's maxmemory, or free memory (pushinbox team delete, "
-                         "a shorter retention_s)")
+                         "a shorter --retention), and bound the team that filled it "
+                         "(pushinbox team set T --max-messages N --max-body-bytes B)")
         return exc.http_status, problem_body(
             exc.http_status, exc.code.replace("_", " "),
             "Redis is out of memory and refuses writes; retry after the Retry-After seconds",
@@ -133,7 +134,8 @@ def errors(*extra: int) -> dict[int, ResponseSpec]:
         429: "The team stores its most messages (`field` messages), or the token (`field` "
              "authorization) or the team (`field` team) holds its most open live streams in "
              "this service process; retry after `Retry-After` seconds",
-        503: "Redis is unreachable; retry after `Retry-After` seconds",
+        503: "Redis is unreachable, or out of memory (code `out_of_memory`); retry after "
+             "`Retry-After` seconds",
     }
     codes = (400, 401, 403, 404, 409, 422, 503, *extra)
     return {c: ResponseSpec(Problem, description=described[c], media_type=PROBLEM,
