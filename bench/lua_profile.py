@@ -150,7 +150,7 @@ INGEST_MARKS: tuple[tuple[str, str, str | None, str | None], ...] = (
      "the queue (the last bucket's ZADD kept)"),
     ("ingest.lua", "    unpack(named))", None, "the conversation's record (HSET)"),
     ("ingest.lua", "        if group then arrivals[group]", None, "arrivals counted"),
-    ("ingest.lua", "if batch_end.nm then", "the batch's end (reports, counts, arrivals written)",
+    ("ingest.lua", "cfg_note('lo',", "the batch's end (reports, counts, arrivals written)",
      None),
 )
 INGEST_LAST = ("return reply(status)", "local packed = reply(status)\n"

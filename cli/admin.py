@@ -129,17 +129,22 @@ def team_live(c: Ctx, team_id: str, interval: float, count: int | None) -> None:
 @click.option("--max-body-bytes", type=int,
               help="Bytes of message bodies the team may store, the same messages (0: no "
                    "bound; default 4 GiB).")
+@click.option("--max-ingest-rate", type=int,
+              help="New messages the team may take a second, all processes together (0: no "
+                   "cap, the default).")
 @pass_ctx
 def team_set(c: Ctx, team_id: str, name: str | None, presence_timeout: int | None,
              untouched_after: int | None, logout_at_end_of_hours: bool | None,
              max_requeues: int | None, retention: int | None,
-             max_messages: int | None, max_body_bytes: int | None) -> None:
+             max_messages: int | None, max_body_bytes: int | None,
+             max_ingest_rate: int | None) -> None:
     """Change team options.  Example: pushinbox team set acme --untouched-after 600"""
     c.d.run(ops.configure(team_id, name=name, presence_timeout_s=presence_timeout,
                           untouched_after_s=untouched_after,
                           logout_at_end_of_hours=logout_at_end_of_hours,
                           max_requeues=max_requeues, retention_s=retention,
-                          max_messages=max_messages, max_body_bytes=max_body_bytes))
+                          max_messages=max_messages, max_body_bytes=max_body_bytes,
+                          max_ingest_rate=max_ingest_rate))
     emit(c.d.run(ops.team_settings(team_id)), c.json)
 
 

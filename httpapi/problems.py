@@ -131,7 +131,8 @@ def errors(*extra: int) -> dict[int, ResponseSpec]:
         409: "The action does not fit the current state",
         413: "A message or a batch is too large",
         422: "Bad input; `field` names what is wrong",
-        429: "The team stores its most messages (`field` messages), or the token (`field` "
+        429: "The team stores its most messages or took its most this second (`field` "
+             "messages), or the token (`field` "
              "authorization) or the team (`field` team) holds its most open live streams in "
              "this service process; retry after `Retry-After` seconds",
         503: "Redis is unreachable, or out of memory (code `out_of_memory`); retry after "

@@ -241,6 +241,7 @@ class TeamOut(msgspec.Struct):
     retention_s: int
     max_messages: int  # the messages it may store (0: no bound); the operators' setting
     max_body_bytes: int  # the bytes of their bodies it may store (0: no bound); theirs too
+    max_ingest_rate: int  # new messages it may take a second (0: no cap); theirs too
     stored_messages: int | None  # None: not counted yet (a team an earlier version created)
     stored_body_bytes: int | None
     hours: HoursIn | None

@@ -394,7 +394,8 @@ def test_skills_are_given_taken_and_previewed_per_advisor_and_per_group(
 @pytest.mark.parametrize("option, field", [
     ("--retention", "retention_s"), ("--presence-timeout", "presence_timeout_s"),
     ("--untouched-after", "untouched_after_s"), ("--max-requeues", "max_requeues"),
-    ("--max-messages", "max_messages"), ("--max-body-bytes", "max_body_bytes")])
+    ("--max-messages", "max_messages"), ("--max-body-bytes", "max_body_bytes"),
+    ("--max-ingest-rate", "max_ingest_rate")])
 def test_a_team_setting_past_its_range_is_one_line_naming_it_and_changes_nothing(
         run, option: str, field: str) -> None:
     run("team", "create", "acme")

@@ -458,3 +458,27 @@ def test_a_team_at_its_bound_of_body_bytes_is_refused_whole_and_the_purge_gives_
     assert d.team_settings("acme")["stored_body_bytes"] == stored - 60_000 + 60_000 + len(
         redis_client.hget(keys.message("acme", "m4"), "body") or b"")
     assert d.check("acme").ok
+
+
+def test_a_team_past_its_ingest_rate_is_refused_for_the_rest_of_the_second(
+        redis_client: redis.Redis) -> None:
+    """An operator may cap how many messages a second a team's upstream brings in (all the
+    service's processes together: the count is the team's, in Redis), so a runaway upstream
+    cannot take Redis's time from the other teams: past it, a batch is refused whole
+    (TooManyError naming `messages`) until the next second; the neighbour is untouched."""
+    from dispatcher.errors import TooManyError
+
+    clock = FakeClock(datetime(2026, 3, 10, 9, 0, tzinfo=UTC))
+    d = _acme_bounded_beside_beta(redis_client, clock, "--max-ingest-rate", "5")
+    d.ingest_many("acme", [message(i) for i in range(1, 5)])
+    before = _content(redis_client, "acme")
+    with pytest.raises(TooManyError) as err:
+        d.ingest_many("acme", [message(5), message(6)])
+    assert err.value.field == "messages" and "a second" in str(err.value)
+    assert _content(redis_client, "acme") == before
+    d.ingest("acme", message(5))  # the fifth of this second fits
+    assert d.ingest_many("acme", [message(1)]) == ["duplicate"]  # a retry is no new message
+    d.ingest_many("beta", [message(i) for i in range(1, 20)])  # the neighbour: no such cap
+    clock.advance(1)
+    d.ingest_many("acme", [message(i) for i in range(6, 11)])  # a new second, five more
+    assert d.check("acme").ok

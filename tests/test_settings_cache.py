@@ -51,7 +51,7 @@ def test_only_the_settings_helpers_write_a_teams_settings_hash() -> None:
             assert not writes.search(text), f"{path.name} writes K.cfg: use cfg_write / cfg_delete"
         for call in re.findall(r"cfg_note\((.*)\)", text):
             for field in re.findall(r"'(\w+)'", call):
-                assert field in ("lo", "pw", "nm", "nb"), f"{path.name}: cfg_note of {field}"
+                assert field in ("lo", "pw", "nm", "nb", "rs", "rn"), f"{path.name}: {field}"
 
 
 def test_every_change_of_a_setting_or_a_role_makes_a_new_generation(

@@ -262,6 +262,7 @@ def team_settings(team: str) -> Op[dict[str, Any]]:
         "retention_s": int(cfg["ret"]) // 1000,
         "max_messages": int(cfg.get("mmax", defaults.MAX_MESSAGES)),
         "max_body_bytes": int(cfg.get("bmax", defaults.MAX_BODY_BYTES_STORED)),
+        "max_ingest_rate": int(cfg.get("rmax", 0)),
         # None: a team an earlier version created, until `repair` counts them
         "stored_messages": int(cfg["nm"]) if "nm" in cfg else None,
         "stored_body_bytes": int(cfg.get("nb", 0)) if "nm" in cfg else None,
@@ -280,10 +281,12 @@ def configure(
     retention_s: int | None = None,
     max_messages: int | None = None,
     max_body_bytes: int | None = None,
+    max_ingest_rate: int | None = None,
 ) -> Op[None]:
     """Change team options; each is validated before anything is stored. ``max_messages``:
     the messages the team may store (waiting, in hands, done within retention; 0: no bound),
-    ``max_body_bytes`` the bytes of their bodies: operators' settings (the CLI's), not a
+    ``max_body_bytes`` the bytes of their bodies, ``max_ingest_rate`` the new messages it may
+    take a second (0: no cap, the default): operators' settings (the CLI's), not a
     supervisor's: they protect the other teams."""
     fields: dict[str, Any] = {}
     week, ten_years = 7 * 86400, 3650 * 86400  # (the scripts' numbers are exact to 2^53 only)
@@ -294,6 +297,7 @@ def configure(
         ("retention_s", retention_s, 60, ten_years, "ret", 1000),
         ("max_messages", max_messages, 0, 10**9, "mmax", 1),
         ("max_body_bytes", max_body_bytes, 0, 2**50, "bmax", 1),
+        ("max_ingest_rate", max_ingest_rate, 0, 10**6, "rmax", 1),
     ):
         if value is None:
             continue

@@ -117,9 +117,9 @@ end
 -- conversations re-placed, the first page here (all of a customer's few), the rest by the
 -- caller's customer_tags calls from the cursor this batch's answer gives (`retag`).
 -- What the batch's end writes or answers besides (one table: the main chunk is at Lua's 200
--- locals): the messages and body bytes the team then stores (`nm`, `nb`: field, value, ...),
--- the customers to go on re-placing.
-local batch_end = {retag = {}}
+-- locals): the bookkeeping written with the arrival order (`nm`, `nb`, `rs`, `rn`: field,
+-- value, ...), the customers to go on re-placing.
+local batch_end = {retag = {}, notes = {}}
 local function set_customer_tags(cust, packed)
   local ck = K.cust(cust)
   if redis.call('HGET', ck, 'tags') == packed then return end
@@ -239,11 +239,13 @@ end
 -- whatever the batch size or rate (a burst of over 1,000 in a millisecond borrows from the
 -- next one); below 2^53, so exact in Lua's doubles. Read with the messages the team stores
 -- and their bodies' bytes (`nm`, `nb`) and its bounds of both (`mmax`, `bmax`, else O.maxmsg,
--- O.maxbytes; 0: none): a batch that would pass one is refused whole, so one team's upstream
--- cannot fill the Redis every team shares.
+-- O.maxbytes; 0: none), and the new messages of this second (`rs`, `rn`) and the most it may
+-- take a second (`rmax`, an operator's; none by default): a batch that would pass one is
+-- refused whole, so one team's upstream can neither fill the Redis every team shares nor, when
+-- capped, take its time.
 local last_ord
 do
-  local book = redis.call('HMGET', K.cfg, 'lo', 'nm', 'mmax', 'nb', 'bmax')
+  local book = redis.call('HMGET', K.cfg, 'lo', 'nm', 'mmax', 'nb', 'bmax', 'rmax', 'rs', 'rn')
   last_ord = tonumber(book[1] or '0') or 0
   local stored = tonumber(book[2])  -- nil: a team an earlier version created, not counted yet
   local adding, bytes = 0, 0
@@ -261,9 +263,22 @@ do
     fail('too_many', 'messages', 'team ' .. TEAM .. ' stores ' .. held .. ' bytes of message ' ..
       'bodies of the ' .. bbound .. ' it may: ' .. bytes .. ' more would pass it')
   end
+  local rmax = tonumber(book[6] or '0') or 0
+  if rmax > 0 and adding > 0 then
+    local sec = string.format('%d', math.floor(now / 1000))
+    local rn = (book[7] == sec) and (tonumber(book[8]) or 0) or 0
+    if rn + adding > rmax then
+      fail('too_many', 'messages', 'team ' .. TEAM .. ' takes at most ' .. rmax ..
+        ' new messages a second: ' .. rn .. ' this second, ' .. adding .. ' more would pass it')
+    end
+    local notes = batch_end.notes
+    notes[#notes + 1] = 'rs'; notes[#notes + 1] = sec
+    notes[#notes + 1] = 'rn'; notes[#notes + 1] = string.format('%d', rn + adding)
+  end
   if stored then
-    batch_end.nm = {'nm', string.format('%d', stored + adding),
-      'nb', string.format('%d', held + bytes)}
+    local notes = batch_end.notes
+    notes[#notes + 1] = 'nm'; notes[#notes + 1] = string.format('%d', stored + adding)
+    notes[#notes + 1] = 'nb'; notes[#notes + 1] = string.format('%d', held + bytes)
   end
 end
 local arrivals = {}
@@ -343,11 +358,7 @@ for group, n in pairs(arrivals) do
   rep_recent(now, 'a|' .. group, n)
 end
 Q.flush()
-if batch_end.nm then
-  cfg_note('lo', string.format('%d', last_ord), unpack(batch_end.nm))
-else
-  cfg_note('lo', string.format('%d', last_ord))
-end
+cfg_note('lo', string.format('%d', last_ord), unpack(batch_end.notes))
 chan_flush(cfg)
 if #batch_end.retag > 0 then status[N + 1] = batch_end.retag end  -- (customers to go on with)
 return reply(status)

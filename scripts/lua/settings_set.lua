@@ -12,7 +12,7 @@
 local cfg = load_cfg()
 local now = now_ms()
 local allowed = {name = 1, pto = 1, uto = 1, lae = 1, mreq = 1, ret = 1, hours = 1, evmax = 1,
-  mmax = 1, bmax = 1}
+  mmax = 1, bmax = 1, rmax = 1}
 local args = {}
 local names = {}
 for k, v in pairs(O.fields) do

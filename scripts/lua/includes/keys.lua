@@ -306,9 +306,10 @@ end
 -- The cfg hash's bookkeeping fields, which no call keeps (load_cfg reads none): the last
 -- arrival order given (`lo`, ingest), the newest purged (`pw`, the purge) and the messages
 -- the team stores and their bodies' bytes (`nm`, `nb`: ingest adds, the purge takes away;
--- absent for a team an earlier version created until `repair` counts them). Written without
--- a new generation: every batch of arrivals writes `lo`, `nm` and `nb`
--- (tests/test_settings_cache.py holds every caller to these four).
+-- absent for a team an earlier version created until `repair` counts them), and the new
+-- messages of the current second (`rs`, `rn`: ingest, where an operator capped the rate).
+-- Written without a new generation: every batch of arrivals writes `lo`, `nm` and `nb`
+-- (tests/test_settings_cache.py holds every caller to these six).
 local function cfg_note(...)
   redis.call('HSET', K.cfg, ...)
 end
