@@ -448,14 +448,18 @@ def triage(team: str) -> Op[list[TriageRule]]:
 
 
 # --- upstream ---------------------------------------------------------------------------------
+def _ingest_args(msgs: list[Any]) -> dict[str, Any]:
+    """An ingest call's arguments: the messages and the bounds it holds them to (read at each
+    call: a deployment's or a test's change of a default applies at once)."""
+    return {"msgs": msgs, "maxch": defaults.MAX_CHANNELS, "maxconv": defaults.MAX_CONVERSATION,
+            "maxmsg": defaults.MAX_MESSAGES, "maxbytes": defaults.MAX_BODY_BYTES_STORED,
+            "retag_n": defaults.BATCH_SIZE}
+
+
 def ingest_one(team: str, message: object) -> Op[str]:
     """Store one message: 'queued', 'assigned:<advisor>' or 'duplicate'."""
     parsed = IncomingMessage.parse(message)
-    result: list[Any] = yield Script("ingest", team, {"msgs": parsed.to_script(),
-                                                      "maxch": defaults.MAX_CHANNELS,
-                                                      "maxconv": defaults.MAX_CONVERSATION,
-                                                      "maxmsg": defaults.MAX_MESSAGES,
-                                                      "maxbytes": defaults.MAX_BODY_BYTES_STORED})
+    result: list[Any] = yield Script("ingest", team, _ingest_args(parsed.to_script()))
     if len(result) > 1:
         yield from _retag_rest(team, result.pop())
     return str(result[0])
@@ -476,12 +480,8 @@ def ingest_many(team: str, messages: Iterable[object]) -> Op[list[str]]:
             ) from exc
     if not parsed:
         return []
-    result: list[Any] = yield Script("ingest", team, {"msgs": [v for p in parsed
-                                                               for v in p.to_script()],
-                                                      "maxch": defaults.MAX_CHANNELS,
-                                                      "maxconv": defaults.MAX_CONVERSATION,
-                                                      "maxmsg": defaults.MAX_MESSAGES,
-                                                      "maxbytes": defaults.MAX_BODY_BYTES_STORED})
+    result: list[Any] = yield Script("ingest", team,
+                                     _ingest_args([v for p in parsed for v in p.to_script()]))
     if len(result) > len(parsed):
         yield from _retag_rest(team, result.pop())
     return result

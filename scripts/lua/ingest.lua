@@ -6,9 +6,10 @@
 -- KEYS[1] team cfg hash
 -- ARGV[1] team key prefix "pi:{team}:"
 -- ARGV[2] msgpack {now?, maxch?, maxconv?, maxmsg?, maxbytes? (the team's bounds of stored
---         messages and of their bodies' bytes unless its settings say: `mmax`, `bmax`), retag_n? (a customer's conversations re-placed
---         in this call when a message changes their tags), msgs = [id, conv, cust, ch, lang, mt, at, body,
---         sum, ctags, id, conv, ...]}: ten values a message in a row (read in place, no table
+--         messages and of their bodies' bytes unless its settings say: `mmax`, `bmax`),
+--         retag_n? (a customer's conversations re-placed in this call when a message changes
+--         their tags; 50), msgs = [id, conv, cust, ch, lang, mt, at, body, sum, ctags, id,
+--         conv, ...]}: ten values a message in a row (read in place, no table
 --         made a message); mt / at / body / ctags are msgpack-encoded by the caller
 --         (validated there), ctags '' when not given.
 -- Returns: msgpack a status per message: 'queued', 'duplicate' or 'assigned:<advisor>'; then,
